@@ -1,0 +1,127 @@
+"""``seqbench run``: train and evaluate model x dataset pairs under the protocol."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import click
+
+from seqbench.cli.common import registry_from
+
+
+class ConsoleObserver:
+    """Prints progress: a bar per epoch on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self._bar: Any = None
+
+    def run_start(self, out_dir: Path, total: int) -> None:
+        click.echo(f"seqbench: {total} pair(s); writing results to {out_dir}")
+
+    def pair_start(self, index: int, total: int, model: str, dataset: str, seed: int) -> None:
+        click.echo(f"[{index}/{total}] {model} x {dataset} (seed {seed})")
+
+    def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None:
+        if self.tty:
+            self._bar = click.progressbar(length=n_batches, label=f"  epoch {epoch}/{epochs}", file=sys.stdout)
+            self._bar.__enter__()
+
+    def batch_done(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def epoch_end(self, record: Any, best_epoch: int) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+        mark = " *" if best_epoch == record.epoch else ""
+        click.echo(
+            f"  epoch {record.epoch:>3}  loss {record.train_loss:.4f}  val {100 * record.val_accuracy:6.2f}%"
+            f"  {record.epoch_seconds:6.1f}s{mark}"
+        )
+
+    def pair_end(self, record: Mapping[str, Any]) -> None:
+        status = record["status"]
+        if status == "ok":
+            acc = record["metrics"]["accuracy"]["accuracy"] if "accuracy" in (record.get("metrics") or {}) else None
+            text = f"test accuracy {100 * acc:.2f}%" if acc is not None else "done"
+            click.echo(f"  -> {text}, best epoch {record['best_epoch']}/{record['epochs_run']}")
+        else:
+            click.echo(f"  -> {status}: {record.get('reason')}")
+
+    def warn(self, message: str) -> None:
+        click.echo(f"seqbench: warning: {message}", err=True)
+
+
+def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not seeds:
+        raise click.BadParameter("give at least one seed")
+    return list(dict.fromkeys(seeds))
+
+
+def _parse_sets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in value:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = val.strip()
+    return out
+
+
+@click.command()
+@click.option("--all", "all_pairs", is_flag=True, help="Every model x every dataset.")
+@click.option("-m", "--model", "models", multiple=True, help="Model to run (repeatable).")
+@click.option("-d", "--dataset", "datasets", multiple=True, help="Dataset to run on (repeatable).")
+@click.option("--seeds", default="0", callback=_parse_seeds, show_default=True, help="Comma-separated seeds; each pair runs once per seed.")
+@click.option("--set", "overrides", multiple=True, callback=_parse_sets, metavar="KEY=VALUE", help="Override a hyperparameter (repeatable), e.g. --set lr=0.01.")
+@click.option("--quick", is_flag=True, help="Smoke profile: 2 epochs on a 4,000-sample subset.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output directory [default: results/<timestamp>/].")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue a run in DIR, skipping its finished pairs.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Root data directory [default: $SEQBENCH_DATA_DIR or the user cache].")
+@click.option("--offline", is_flag=True, help="Never download missing data.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.pass_context
+def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
+        overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
+        data_dir: Path | None, offline: bool, no_plots: bool) -> None:
+    """Train and evaluate models on datasets under one protocol and write the results."""
+    from seqbench.datasets import resolve_data_dir
+    from seqbench.runner import RunError, RunRequest, run_benchmark
+    from seqbench.tables import summary_text
+
+    if not (all_pairs or models or datasets or resume_dir):
+        raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
+    if all_pairs and (models or datasets):
+        raise click.UsageError("--all runs every pair; leave out -m/-d, or drop --all")
+    if resume_dir and out_dir:
+        raise click.UsageError("--resume writes into its own directory; leave out --out")
+    registry = registry_from(ctx)
+    out = resume_dir or out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    request = RunRequest(
+        models=list(models), datasets=list(datasets), seeds=seeds, out_dir=out,
+        data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
+        download=not offline, resume=resume_dir is not None, plots=not no_plots,
+        command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]),
+    )
+    try:
+        results = run_benchmark(registry, request, ConsoleObserver(sys.stdout.isatty()))
+    except RunError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo(f"\nseqbench: interrupted; finished pairs are in {out}; continue with --resume {out}", err=True)
+        ctx.exit(130)
+    click.echo("")
+    click.echo(summary_text(results))
+    click.echo(f"\nresults: {out}")
+    if any(p["status"] == "failed" for p in results["pairs"]):
+        ctx.exit(1)

@@ -1,0 +1,204 @@
+"""Loading plugins and collecting what they register.
+
+Built-in plugins (``seqbench.default_plugins``) and installed distributions with an entry point in
+the group ``seqbench`` go through the same path. Loading is tolerant: a plugin that fails to
+import or to register is reported in one warning line naming it, and the rest keeps working,
+unless strict mode (``--strict-plugins`` or ``SEQBENCH_STRICT_PLUGINS=1``) makes it fatal.
+
+Environment:
+
+* ``SEQBENCH_LOAD_PLUGINS=a,b`` loads only those distributions (or entry-point names);
+  an empty value loads none. Built-ins are always loaded unless blocked.
+* ``SEQBENCH_BLOCK_PLUGINS=a,b`` blocks plugins by name, built-ins included
+  (``datasets``, ``models``, ``metrics``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from seqbench import hookspecs
+from seqbench.types import DatasetSpec, MetricSpec, ModelSpec
+
+ENTRY_POINT_GROUP = "seqbench"
+BUILTIN_PLUGINS = ("datasets", "models", "metrics")
+HOOKS = ("register_datasets", "register_models", "register_metrics")
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded or registered (fatal in strict mode)."""
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as ``seqbench plugins`` shows it."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    builtin: bool
+    hooks: list[str] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered, by name, with the plugin that registered it."""
+
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    metrics: dict[str, MetricSpec] = field(default_factory=dict)
+    owner: dict[tuple[str, str], str] = field(default_factory=dict)
+    plugins: list[PluginInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def plugin_of(self, kind: str, name: str) -> str:
+        """The name of the plugin that registered ``name`` of ``kind`` (``model``, ...)."""
+        return self.owner[(kind, name)]
+
+
+_KINDS = {
+    "register_datasets": ("dataset", "datasets", DatasetSpec),
+    "register_models": ("model", "models", ModelSpec),
+    "register_metrics": ("metric", "metrics", MetricSpec),
+}
+
+
+def strict_from_env() -> bool:
+    return os.environ.get("SEQBENCH_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _names_from_env(var: str) -> set[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return {v.strip() for v in value.split(",") if v.strip()}
+
+
+def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def _warn(registry: Registry, message: str, strict: bool) -> None:
+    if strict:
+        raise PluginError(message)
+    registry.warnings.append(message)
+    print(f"seqbench: warning: {message}", file=sys.stderr)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("seqbench")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def load_plugins(
+    strict: bool | None = None,
+    extra: Iterable[tuple[str, object]] = (),
+) -> Registry:
+    """Load built-in and installed plugins and collect their registrations.
+
+    ``extra`` is ``(name, plugin)`` pairs registered after the built-ins, as installed plugins
+    are: tests use it to register a plugin without installing it.
+    """
+    strict = strict_from_env() if strict is None else strict
+    registry = Registry()
+    pm = make_plugin_manager()
+    for name in _names_from_env("SEQBENCH_BLOCK_PLUGINS") or ():
+        pm.set_blocked(name)
+
+    for name in BUILTIN_PLUGINS:
+        if pm.is_blocked(name):
+            continue
+        module = importlib.import_module(f"seqbench.default_plugins.{name}")
+        pm.register(module, name=name)
+        registry.plugins.append(PluginInfo(name, "seqbench", _version("seqbench"), builtin=True))
+
+    allowed = _names_from_env("SEQBENCH_LOAD_PLUGINS")
+    for ep in _entry_points():
+        dist = ep.dist.name if ep.dist is not None else None
+        if allowed is not None and ep.name not in allowed and dist not in allowed:
+            continue
+        if pm.is_blocked(ep.name) or (dist and pm.is_blocked(dist)):
+            continue
+        info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else None, builtin=False)
+        registry.plugins.append(info)
+        label = dist or ep.name
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # a broken plugin must not take the others down
+            info.error = _error_text(exc)
+            _warn(registry, f"plugin {label!r} failed to load: {info.error}", strict)
+
+    for name, plugin in extra:
+        pm.register(plugin, name=name)
+        registry.plugins.append(PluginInfo(name, None, None, builtin=False))
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {exc.plugin_name!r} has an unknown hook: {exc}") from None
+
+    _collect(pm, registry, strict)
+    return registry
+
+
+def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None:
+    infos = {info.name: info for info in registry.plugins}
+    for hook in HOOKS:
+        kind, attr, spec_type = _KINDS[hook]
+        table: dict[str, Any] = getattr(registry, attr)
+        # pluggy calls the last-registered first; register in registration order instead.
+        for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+            info = infos[impl.plugin_name]
+            info.hooks.append(hook)
+            added: list[str] = []
+
+            def register(spec: Any, _plugin: str = impl.plugin_name, _added: list = added) -> None:
+                if not isinstance(spec, spec_type):
+                    raise TypeError(f"{hook} expects {spec_type.__name__}, got {type(spec).__name__}")
+                if spec.name in table:
+                    other = registry.owner[(kind, spec.name)]
+                    raise PluginError(
+                        f"{kind} name {spec.name!r} from plugin {_plugin!r} is already "
+                        f"registered by plugin {other!r}"
+                    )
+                table[spec.name] = spec
+                registry.owner[(kind, spec.name)] = _plugin
+                _added.append(spec.name)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                error = str(exc) if isinstance(exc, PluginError) else _error_text(exc)
+                info.error = error
+                label = info.distribution if info.distribution and not info.builtin else info.name
+                _warn(registry, f"plugin {label!r} failed in {hook}: {error}", strict)
+            info.registered.extend(f"{kind}:{n}" for n in added)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def plugin_versions(registry: Registry) -> dict[str, str | None]:
+    """Distribution versions of the loaded third-party plugins, for the results."""
+    return {p.distribution or p.name: p.version for p in registry.plugins if not p.builtin}
+

@@ -1,0 +1,266 @@
+"""The training protocol: one procedure, owned by the harness, identical for every model.
+
+1. A validation split is carved from train, deterministically from the seed (default 10 %).
+2. Each epoch visits the rest of train in shuffled minibatches from a seeded generator.
+3. After each epoch the model is scored on the validation split; the best parameters so far are
+   kept, and training stops after ``patience`` epochs without improvement.
+4. The best-validation parameters are restored and the test split is read and evaluated
+   exactly once, at the end. The test split never influences training or selection.
+
+A loss that becomes NaN or infinite stops the pair, which is recorded as diverged.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from seqbench.types import Dataset, MetricSpec, Model
+
+#: Protocol hyperparameters and their defaults; a model's defaults may change them.
+PROTOCOL_DEFAULTS: dict[str, Any] = {
+    "epochs": 20,
+    "batch_size": 128,
+    "patience": 5,
+    "val_fraction": 0.1,
+}
+
+#: The ``--quick`` smoke profile: a few epochs on a subset.
+QUICK_PROFILE: dict[str, Any] = {"epochs": 2, "patience": 2, "max_train": 4000, "max_test": 1000}
+
+EVAL_BATCH = 4096
+
+
+class PluginOutputError(Exception):
+    """A plugin returned something of the wrong shape, dtype or type."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_accuracy: float
+    epoch_seconds: float
+    val_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: a non-finite loss becomes ``None`` (JSON has no NaN or infinity)."""
+        d = dict(self.__dict__)
+        if not math.isfinite(d["train_loss"]):
+            d["train_loss"] = None
+        return d
+
+
+class Progress:
+    """Receives progress events; the CLI prints them. The default prints nothing."""
+
+    def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None: ...
+
+    def batch_done(self) -> None: ...
+
+    def epoch_end(self, record: EpochRecord, best_epoch: int) -> None: ...
+
+
+def validate_dataset(ds: Dataset, plugin: str) -> None:
+    """Check a dataset at the plugin boundary; raise :class:`PluginOutputError` naming the plugin."""
+    where = f"dataset {ds.name!r} from plugin {plugin!r}"
+    shapes = []
+    for split in ("train", "test"):
+        x, y = getattr(ds, f"{split}_x"), getattr(ds, f"{split}_y")
+        if not isinstance(x, np.ndarray) or x.ndim != 3:
+            raise PluginOutputError(f"{where}: {split}_x must be a (N, T, F) numpy array, got {_describe(x)}")
+        if x.dtype != np.float32:
+            raise PluginOutputError(f"{where}: {split}_x has dtype {x.dtype}, expected float32")
+        if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise PluginOutputError(f"{where}: {split}_y must be a (N,) integer numpy array, got {_describe(y)}")
+        if len(y) != len(x):
+            raise PluginOutputError(f"{where}: {split}_x has {len(x)} samples but {split}_y has {len(y)}")
+        if len(y) and (y.min() < 0 or y.max() >= len(ds.class_names)):
+            raise PluginOutputError(
+                f"{where}: {split}_y has labels outside [0, {len(ds.class_names)}) (the class names)"
+            )
+        shapes.append(x.shape[1:])
+    if shapes[0] != shapes[1]:
+        raise PluginOutputError(f"{where}: train steps x features {shapes[0]} differ from test {shapes[1]}")
+    if len(ds.train_y) < 2:
+        raise PluginOutputError(f"{where}: needs at least 2 training samples")
+
+
+def _describe(a: Any) -> str:
+    if isinstance(a, np.ndarray):
+        return f"array of shape {a.shape} and dtype {a.dtype}"
+    return type(a).__name__
+
+
+def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic (train, validation) index arrays of ``range(n)`` for a seed."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    perm = np.random.default_rng([seed, 0x5E9]).permutation(n)
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _subset(n: int, limit: int | None, seed: int) -> np.ndarray | None:
+    if limit is None or limit >= n:
+        return None
+    return np.sort(np.random.default_rng([seed, 0x5B5]).choice(n, size=limit, replace=False))
+
+
+def predict_labels(model: Model, x: Any, num_classes: int, plugin: str) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities and predicted labels of ``x`` (on the model's device), in batches."""
+    probs = []
+    for i in range(0, x.shape[0], EVAL_BATCH):
+        chunk = x[i : i + EVAL_BATCH]
+        p = model.predict_proba(chunk)
+        if not isinstance(p, np.ndarray) or p.shape != (chunk.shape[0], num_classes):
+            raise PluginOutputError(
+                f"model from plugin {plugin!r}: predict_proba must return a numpy array of shape "
+                f"({chunk.shape[0]}, {num_classes}), got {_describe(p)}"
+            )
+        probs.append(p)
+    proba = np.concatenate(probs) if probs else np.zeros((0, num_classes))
+    return proba, proba.argmax(axis=1)
+
+
+def _compute_metrics(
+    metrics: Mapping[str, MetricSpec], y: np.ndarray, pred: np.ndarray, proba: np.ndarray, ds: Dataset
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every metric's result; a metric that raises is reported in the errors, the rest go on."""
+    values, errors = {}, {}
+    for name, spec in metrics.items():
+        try:
+            values[name] = dict(spec.compute(y, pred, proba, tuple(ds.class_names)))
+        except Exception as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return values, errors
+
+
+def peak_host_rss_bytes() -> int:
+    """Peak resident memory of this process so far."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def train_and_evaluate(
+    model: Model,
+    dataset: Dataset,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, MetricSpec],
+    *,
+    seed: int,
+    model_plugin: str = "?",
+    max_train: int | None = None,
+    max_test: int | None = None,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
+    """Train ``model`` on ``dataset`` under the protocol and evaluate it once on the test split.
+
+    Returns the pair's record fields: ``status`` (``ok`` or ``diverged``), ``history``,
+    ``best_epoch``, ``epochs_run``, ``stopped_early``, ``diverged_epoch``, ``metrics``,
+    ``timing`` and ``split`` sizes.
+    """
+    progress = progress or Progress()
+    epochs, batch_size, patience = int(params["epochs"]), int(params["batch_size"]), int(params["patience"])
+
+    train_x, train_y = dataset.train_x, dataset.train_y
+    keep = _subset(len(train_y), max_train, seed)
+    if keep is not None:
+        train_x, train_y = train_x[keep], train_y[keep]
+    tr_idx, val_idx = split_train_val(len(train_y), float(params["val_fraction"]), seed)
+    num_classes = len(dataset.class_names)
+
+    x_tr, y_tr = model.to_device(train_x[tr_idx]), model.to_device(train_y[tr_idx].astype(np.int64))
+    x_val, y_val = model.to_device(train_x[val_idx]), train_y[val_idx]
+    rng = np.random.default_rng([seed, 0xBA7C])
+    n_batches = math.ceil(len(tr_idx) / batch_size)
+
+    history: list[EpochRecord] = []
+    best_acc, best_epoch, best_state, since_best = -1.0, 0, None, 0
+    diverged_epoch = None
+    train_seconds = 0.0
+    time_to_best = 0.0
+    for epoch in range(1, epochs + 1):
+        progress.epoch_start(epoch, epochs, n_batches)
+        order = model.to_device(rng.permutation(len(tr_idx)))
+        model.synchronize()
+        t0 = clock()
+        losses = []
+        for b in range(n_batches):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            losses.append(model.train_batch(x_tr[idx], y_tr[idx]))
+            progress.batch_done()
+        model.synchronize()
+        epoch_seconds = clock() - t0
+        train_seconds += epoch_seconds
+        model.epoch_end(epoch)
+        train_loss = float(sum(losses)) / n_batches
+
+        t1 = clock()
+        _, val_pred = predict_labels(model, x_val, num_classes, model_plugin)
+        val_acc = float(np.mean(val_pred == y_val))
+        val_seconds = clock() - t1
+        record = EpochRecord(epoch, train_loss, val_acc, epoch_seconds, val_seconds)
+        history.append(record)
+
+        if not math.isfinite(train_loss):
+            diverged_epoch = epoch
+            progress.epoch_end(record, best_epoch)
+            break
+        if val_acc > best_acc:
+            best_acc, best_epoch, since_best = val_acc, epoch, 0
+            best_state = model.state_dict()
+            time_to_best = train_seconds
+        else:
+            since_best += 1
+        progress.epoch_end(record, best_epoch)
+        if since_best >= patience:
+            break
+
+    result: dict[str, Any] = {
+        "status": "diverged" if diverged_epoch else "ok",
+        "reason": f"loss became {history[-1].train_loss} at epoch {diverged_epoch}" if diverged_epoch else None,
+        "history": [r.as_dict() for r in history],
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "stopped_early": diverged_epoch is None and len(history) < epochs,
+        "diverged_epoch": diverged_epoch,
+        "split": {"n_train": int(len(tr_idx)), "n_val": int(len(val_idx))},
+        "metrics": None,
+        "timing": {
+            "epoch_seconds_mean": train_seconds / len(history),
+            "train_seconds": train_seconds,
+            "time_to_best_seconds": time_to_best,
+        },
+    }
+    if diverged_epoch:
+        return result
+
+    model.load_state_dict(best_state)
+    # The test split is read here, once, after training and selection are over.
+    test_x, test_y = dataset.test_x, dataset.test_y
+    keep = _subset(len(test_y), max_test, seed)
+    if keep is not None:
+        test_x, test_y = test_x[keep], test_y[keep]
+    x_test = model.to_device(test_x)
+    model.synchronize()
+    t0 = clock()
+    proba, pred = predict_labels(model, x_test, num_classes, model_plugin)
+    model.synchronize()
+    infer_seconds = clock() - t0
+    result["split"]["n_test"] = int(len(test_y))
+    result["metrics"], result["metric_errors"] = _compute_metrics(metrics, test_y, pred, proba, dataset)
+    result["timing"].update(
+        inference_seconds=infer_seconds,
+        inference_samples_per_second=len(test_y) / infer_seconds if infer_seconds > 0 else None,
+        peak_host_rss_bytes=peak_host_rss_bytes(),
+        peak_device_bytes=model.peak_memory_bytes(),
+    )
+    return result

@@ -1,0 +1,201 @@
+"""The public types a plugin author codes against.
+
+Shapes are explicit everywhere:
+
+* a sequence batch ``x`` is ``(N, T, F)`` float32: N samples, T time steps, F features per step
+  (MNIST: T=28 rows of F=28 pixels; CIFAR-10: T=32 rows of F=96 = 32 pixels x 3 colours);
+* labels ``y`` are ``(N,)`` int64 class indices in ``[0, C)``;
+* class probabilities are ``(N, C)`` floats whose rows sum to 1.
+
+Heavy libraries are not imported here, so plugins can import this module cheaply.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+
+class DatasetUnavailable(Exception):
+    """Raised by a dataset loader when the data cannot be had here (files missing, offline).
+
+    The harness records the pair as skipped with this message as the reason.
+    """
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A loaded dataset: train and test arrays, class names and a content fingerprint.
+
+    ``train_x``/``test_x`` are ``(N, T, F)`` float32 arrays, ``train_y``/``test_y`` are ``(N,)``
+    int64 labels in ``[0, len(class_names))``. ``fingerprint`` identifies the data content
+    (e.g. ``"sha256:..."`` of the decompressed files) and goes into every result.
+    """
+
+    name: str
+    train_x: "np.ndarray"
+    train_y: "np.ndarray"
+    test_x: "np.ndarray"
+    test_y: "np.ndarray"
+    class_names: tuple[str, ...]
+    fingerprint: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def info(self) -> "DatasetInfo":
+        """The dataset's shape, without its arrays."""
+        return DatasetInfo(
+            name=self.name,
+            seq_len=int(self.train_x.shape[1]),
+            n_features=int(self.train_x.shape[2]),
+            class_names=tuple(self.class_names),
+        )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset to size itself."""
+
+    name: str
+    seq_len: int
+    n_features: int
+    class_names: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a dataset loader receives.
+
+    ``data_dir`` is the root data directory (the loader uses its own subdirectory of it);
+    ``download`` says whether missing files may be fetched from the network.
+    """
+
+    data_dir: Path
+    download: bool = True
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset registration.
+
+    ``load(ctx)`` returns a :class:`Dataset` or raises :class:`DatasetUnavailable`.
+    ``locate(ctx)``, when given, returns a mapping of facts about the files (paths, present or
+    missing) for ``seqbench data info`` without loading them.
+    """
+
+    name: str
+    load: Callable[[LoadContext], Dataset]
+    description: str = ""
+    locate: Callable[[LoadContext], Mapping[str, Any]] | None = None
+    fetch: Callable[[LoadContext], None] | None = None
+
+
+class Model(abc.ABC):
+    """A trainable classifier of ``(B, T, F)`` sequences.
+
+    The harness owns the training loop: it moves data to the model's device once with
+    :meth:`to_device`, calls :meth:`train_batch` for every shuffled minibatch, :meth:`epoch_end`
+    after every epoch, :meth:`predict_proba` to evaluate, and :meth:`state_dict` /
+    :meth:`load_state_dict` to keep and restore the best parameters.
+    """
+
+    #: Where the model computes, e.g. ``"cpu"`` or ``"cuda:0 (NVIDIA H100)"``.
+    device: str = "cpu"
+
+    def to_device(self, array: "np.ndarray") -> Any:
+        """Return ``array`` on the model's device (the harness does this once per split)."""
+        return array
+
+    @abc.abstractmethod
+    def train_batch(self, x: Any, y: Any) -> Any:
+        """Take one optimisation step on a minibatch and return its mean loss.
+
+        ``x`` is ``(B, T, F)`` float32 and ``y`` is ``(B,)`` int64, both as returned by
+        :meth:`to_device` and indexed by the harness. The loss may be a Python float or a 0-d
+        array on the device: the harness converts it once per epoch, so a GPU model need not
+        synchronize per step.
+        """
+
+    @abc.abstractmethod
+    def predict_proba(self, x: Any) -> "np.ndarray":
+        """Return class probabilities ``(B, C)`` as a host NumPy array for a batch ``(B, T, F)``."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, "np.ndarray"]:
+        """Return a copy of the parameters as host NumPy arrays."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: Mapping[str, "np.ndarray"]) -> None:
+        """Replace the parameters with those of ``state`` (as returned by :meth:`state_dict`)."""
+
+    def epoch_end(self, epoch: int) -> None:
+        """Called after each training epoch (1-based), e.g. for a learning-rate schedule."""
+
+    def synchronize(self) -> None:
+        """Block until queued device work is done; the harness calls it before reading a clock."""
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak device memory used so far, where the device can tell; ``None`` otherwise."""
+        return None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters the model was built with (stored beside saved parameters)."""
+        return {}
+
+    def save(self, path: str | Path) -> None:
+        """Save parameters and hyperparameters to an ``.npz`` file."""
+        import numpy as np
+
+        state = self.state_dict()
+        meta = json.dumps({"class": type(self).__name__, "hyperparameters": self.hyperparameters()})
+        np.savez(path, __meta__=np.frombuffer(meta.encode(), dtype=np.uint8), **state)
+
+    def load(self, path: str | Path) -> None:
+        """Load parameters saved by :meth:`save`; shapes must match this model's."""
+        import numpy as np
+
+        with np.load(path) as f:
+            state = {k: f[k] for k in f.files if k != "__meta__"}
+        self.load_state_dict(state)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model registration.
+
+    ``build(info, params)`` returns a fresh, randomly initialised :class:`Model` for a dataset
+    of shape ``info``; ``params`` holds every hyperparameter (``seed`` included).
+    ``defaults(info)`` returns the model's hyperparameters for that dataset; the protocol keys
+    ``epochs``, ``batch_size`` and ``patience`` may be among them. ``unavailable()`` returns
+    ``None`` when the model can run on this machine, else the reason it cannot.
+    """
+
+    name: str
+    build: Callable[[DatasetInfo, Mapping[str, Any]], Model]
+    defaults: Callable[[DatasetInfo], Mapping[str, Any]] = lambda info: {}
+    unavailable: Callable[[], str | None] = lambda: None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric registration.
+
+    ``compute(y_true, y_pred, proba, class_names)`` receives host NumPy arrays of the test split
+    (``(N,)`` labels, ``(N,)`` predicted labels, ``(N, C)`` probabilities) and returns a
+    JSON-serialisable mapping, stored under the metric's name in the results.
+    """
+
+    name: str
+    compute: Callable[["np.ndarray", "np.ndarray", "np.ndarray", tuple[str, ...]], Mapping[str, Any]]
+    description: str = ""

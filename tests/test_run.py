@@ -1,0 +1,167 @@
+"""``seqbench run`` end to end on toy plugins: results on disk, resume, skips, divergence, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from seqbench import DatasetUnavailable, DatasetSpec, hookimpl
+from seqbench.cli import main
+from seqbench.plugins import load_plugins
+
+from conftest import MeanLogReg, make_toy_dataset, toy_plugin
+
+
+def invoke(registry, *args):
+    return CliRunner().invoke(main, ["run", *args], obj={"registry": registry})
+
+
+def test_run_writes_complete_results(toy_registry, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(toy_registry, "-m", "logreg", "-m", "rnn-cpu", "-d", "toy", "--seeds", "0,1",
+                    "--set", "hidden=8", "--set", "epochs=3", "--out", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert "epoch   1" in result.output and "logreg" in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema_version"] == 1
+    assert results["config"]["seeds"] == [0, 1] and results["config"]["overrides"] == {"hidden": "8", "epochs": "3"}
+    env = results["environment"]
+    assert env["machine"]["cpu_count"] and env["packages"]["numpy"] and "git_commit" in env
+    assert len(results["pairs"]) == 4
+    for pair in results["pairs"]:
+        assert pair["status"] == "ok", pair
+        assert pair["dataset_info"]["fingerprint"] == "sha256:toy0"
+        assert pair["dataset_info"]["n_train"] + pair["dataset_info"]["n_val"] == 300
+        assert pair["params"]["epochs"] == 3 and pair["params"]["seed"] == pair["seed"]
+        assert {"train_loss", "val_accuracy", "epoch_seconds"} <= set(pair["history"][0])
+        assert 0 <= pair["metrics"]["accuracy"]["accuracy"] <= 1
+        assert len(pair["metrics"]["per_class"]["classes"]) == 3
+        assert np.array(pair["metrics"]["confusion"]["matrix"]).sum() == 90
+        t = pair["timing"]
+        assert t["epoch_seconds_mean"] > 0 and t["inference_samples_per_second"] > 0 and t["peak_host_rss_bytes"] > 0
+        assert t["time_to_best_seconds"] <= t["train_seconds"]
+    rnn = [p for p in results["pairs"] if p["model"] == "rnn-cpu"]
+    assert rnn[0]["params"]["hidden"] == 8 and "lr" in rnn[0]["params"]
+    assert {p.name for p in (out / "pairs").iterdir()} == {
+        f"{m}__toy__seed{s}.json" for m in ("logreg", "rnn-cpu") for s in (0, 1)
+    }
+    for name in ("summary", "per_class", "timing"):
+        assert (out / f"{name}.md").stat().st_size > 0 and (out / f"{name}.csv").stat().st_size > 0
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_resume_skips_finished_pairs(toy_registry, tmp_path):
+    out = tmp_path / "run"
+    assert invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0", "--out", str(out), "--no-plots").exit_code == 0
+    first = json.loads((out / "pairs" / "logreg__toy__seed0.json").read_text())
+    result = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--resume", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert "[1/2]" not in result.output and "[2/2] logreg x toy (seed 1)" in result.output
+    assert json.loads((out / "pairs" / "logreg__toy__seed0.json").read_text()) == first
+    assert len(json.loads((out / "results.json").read_text())["pairs"]) == 2
+
+
+class Exploding(MeanLogReg):
+    def train_batch(self, x, y):
+        return float("inf")
+
+
+def test_diverged_pair_is_recorded_and_the_next_pair_runs(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
+    reg = load_plugins(extra=[("toy", toy_plugin(models={
+        "a-explodes": lambda info, p: Exploding(4, 3),
+        "b-fine": lambda info, p: MeanLogReg(4, 3),
+    }))])
+    out = tmp_path / "run"
+    result = invoke(reg, "-m", "a-explodes", "-m", "b-fine", "-d", "toy", "--out", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    pairs = {p["model"]: p for p in json.loads((out / "results.json").read_text())["pairs"]}
+    assert pairs["a-explodes"]["status"] == "diverged" and pairs["a-explodes"]["diverged_epoch"] == 1
+    assert pairs["b-fine"]["status"] == "ok"
+
+
+def test_unavailable_model_and_dataset_are_skipped_with_reasons(monkeypatch, tmp_path):
+    class Missing:
+        @hookimpl
+        def register_datasets(self, register):
+            def load(ctx):
+                raise DatasetUnavailable("files missing: put them in /nowhere")
+
+            register(DatasetSpec("missing", load))
+
+    monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
+    reg = load_plugins(extra=[("toy", toy_plugin()), ("missing", Missing())])
+    reg.models["rnn-gpu"] = reg.models["rnn-gpu"].__class__(
+        **{**reg.models["rnn-gpu"].__dict__, "unavailable": lambda: "no CUDA device found"}
+    )
+    out = tmp_path / "run"
+    result = invoke(reg, "--all", "--set", "epochs=1", "--set", "hidden=4", "--out", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    pairs = {(p["model"], p["dataset"]): p for p in json.loads((out / "results.json").read_text())["pairs"]}
+    assert pairs[("rnn-gpu", "toy")]["status"] == "skipped"
+    assert pairs[("rnn-gpu", "toy")]["reason"] == "no CUDA device found"
+    assert pairs[("logreg", "missing")]["status"] == "skipped"
+    assert "files missing" in pairs[("logreg", "missing")]["reason"]
+    assert pairs[("logreg", "toy")]["status"] == "ok"
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    # click prints usage hints above a usage error; the error itself is one line
+    lines = [line for line in result.output.strip().splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    for f in fragments:
+        assert f in lines[0]
+
+
+def test_cli_errors_are_one_line(toy_registry, tmp_path):
+    out = str(tmp_path / "o")
+    _one_line_error(invoke(toy_registry, "-m", "nope", "-d", "toy", "--out", out), "unknown model 'nope'", "known: logreg, rnn-cpu")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "nope", "--out", out), "unknown dataset 'nope'", "known: toy")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "bogus=1", "--out", out), "unknown parameter 'bogus'")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "epochs=many", "--out", out), "epochs=many", "int")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "novalue", "--out", out), "KEY=VALUE")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "a,b", "--out", out), "comma-separated integers")
+    _one_line_error(invoke(toy_registry, "--out", out), "choose pairs")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "--resume", str(tmp_path / "none")), "no results.json")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_dir_non_root(toy_registry, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--out", str(ro / "x")), "cannot write")
+
+
+def test_unwritable_output_dir(toy_registry, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--out", str(blocker / "run")), "cannot write to output directory")
+
+
+def test_plugin_with_wrong_dtype_is_named_and_exits_non_zero(monkeypatch, tmp_path):
+    bad = make_toy_dataset("bad")
+    bad = bad.__class__(**{**bad.__dict__, "train_x": bad.train_x.astype(np.float64)})
+    monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
+    reg = load_plugins(extra=[("toy", toy_plugin({"bad": bad, "toy": make_toy_dataset()}))])
+    result = invoke(reg, "-m", "logreg", "--out", str(tmp_path / "o"), "--no-plots")
+    assert result.exit_code == 1
+    assert "failed: dataset 'bad' from plugin 'toy': train_x has dtype float64, expected float32" in result.output
+    pairs = json.loads((tmp_path / "o" / "results.json").read_text())["pairs"]
+    assert [p["status"] for p in pairs] == ["failed", "ok"]
+    assert "Traceback" not in result.output
+
+
+def test_quick_profile_limits_epochs_and_data(toy_registry, tmp_path):
+    big = make_toy_dataset(n_train=6000, n_test=2000)
+    reg = load_plugins(extra=[("toy", toy_plugin({"toy": big}))])
+    out = tmp_path / "q"
+    assert invoke(reg, "-m", "logreg", "-d", "toy", "--quick", "--out", str(out), "--no-plots").exit_code == 0
+    pair = json.loads((out / "results.json").read_text())["pairs"][0]
+    assert pair["params"]["epochs"] == 2 and pair["epochs_run"] <= 2
+    assert pair["dataset_info"]["n_train"] + pair["dataset_info"]["n_val"] == 4000 and pair["dataset_info"]["n_test"] == 1000
