@@ -1,0 +1,70 @@
+"""Built-in models: the from-scratch RNN, LSTM and GRU on NumPy (``-cpu``) and CuPy (``-gpu``)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from seqbench.hookspecs import hookimpl
+from seqbench.types import DatasetInfo, Model, ModelSpec
+
+#: Hyperparameters per cell and dataset, chosen on the validation split (see README.md).
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "rnn": {
+        "*": {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
+              "epochs": 40, "batch_size": 128, "patience": 6, "momentum": 0.9},
+        "cifar10": {"hidden": 256, "lr": 1e-3},
+    },
+}
+
+CELLS = {"rnn": ("seqbench.models.rnn", "RNN")}
+BACKENDS = {"cpu": "numpy", "gpu": "cupy"}
+
+
+def defaults_for(cell: str, dataset: str) -> dict[str, Any]:
+    table = DEFAULTS[cell]
+    return {**table["*"], **table.get(dataset, {})}
+
+
+def _build(cell: str, backend: str):
+    def build(info: DatasetInfo, params: Mapping[str, Any]) -> Model:
+        import importlib
+
+        from seqbench.models.recurrent import RecurrentClassifier
+
+        module, cls = CELLS[cell]
+        return RecurrentClassifier(
+            getattr(importlib.import_module(module), cls),
+            info.n_features,
+            info.num_classes,
+            hidden=int(params["hidden"]),
+            seed=int(params["seed"]),
+            optimizer=str(params["optimizer"]),
+            lr=float(params["lr"]),
+            momentum=float(params["momentum"]),
+            clip=float(params["clip"]),
+            lr_decay=float(params["lr_decay"]),
+            backend=backend,
+        )
+
+    return build
+
+
+def _cupy_unavailable() -> str | None:
+    from seqbench.models.backend import cupy_unavailable
+
+    return cupy_unavailable()
+
+
+@hookimpl
+def register_models(register):
+    for cell in CELLS:
+        for suffix, backend in BACKENDS.items():
+            register(
+                ModelSpec(
+                    name=f"{cell}-{suffix}",
+                    build=_build(cell, backend),
+                    defaults=lambda info, _cell=cell: defaults_for(_cell, info.name),
+                    unavailable=_cupy_unavailable if backend == "cupy" else (lambda: None),
+                    description=f"from-scratch {cell.upper()} with BPTT on {'CuPy (GPU)' if backend == 'cupy' else 'NumPy (CPU)'}",
+                )
+            )

@@ -1,0 +1,1 @@
+"""From-scratch recurrent models (no autograd): cells, the shared classifier, optimizers, backends."""

@@ -1,0 +1,164 @@
+"""A recurrent classifier: a cell unrolled over the rows, a softmax head on the last hidden state.
+
+Everything a cell (RNN, LSTM, GRU) shares lives here: the head, the cross-entropy loss, the
+optimizer, gradient clipping, the learning-rate schedule, state and the NumPy/CuPy plumbing.
+The cell supplies its parameters and its forward and backward passes through time.
+
+Shapes: ``x`` is ``(B, T, F)``; the cells work time-major, on ``x_t = x.transpose(1, 0, 2)``
+of shape ``(T, B, F)``; the hidden state is ``(B, H)``; logits are ``(B, C)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+
+from seqbench.models.backend import get_backend
+from seqbench.models.optim import clip_grad_norm, make_optimizer
+from seqbench.types import Model
+
+PREDICT_CHUNK = 2048
+
+
+class Cell(Protocol):
+    """The recurrent part of a model; arrays are of the backend's array module.
+
+    A cell is built as ``Cell(backend, dtype)`` and keeps its own :class:`Workspace`.
+    """
+
+    def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
+        """Fresh float64 host parameters."""
+
+    def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
+        """Run over ``x_t`` ``(T, B, F)``; return the last hidden state ``(B, H)`` and a cache."""
+
+    def backward(self, p: Mapping[str, Any], cache: Any, dh: Any) -> dict[str, Any]:
+        """Given dL/dh_T ``(B, H)``, return dL/dparam for every cell parameter."""
+
+
+class RecurrentClassifier(Model):
+    """A :class:`seqbench.Model` made of a :class:`Cell` and a linear softmax head."""
+
+    def __init__(
+        self,
+        cell_type: type,
+        n_features: int,
+        num_classes: int,
+        *,
+        hidden: int = 128,
+        seed: int = 0,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        clip: float = 0.0,
+        lr_decay: float = 1.0,
+        dtype: str = "float32",
+        backend: str = "numpy",
+    ) -> None:
+        self.backend = get_backend(backend)
+        self.xp = self.backend.xp
+        self.device = self.backend.device
+        self.dtype = np.dtype(dtype)
+        self.cell = cell = cell_type(self.backend, self.dtype)
+        self._hparams = {
+            "cell": cell_type.__name__, "n_features": n_features, "num_classes": num_classes,
+            "hidden": hidden, "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum,
+            "clip": clip, "lr_decay": lr_decay, "dtype": self.dtype.name, "backend": backend,
+        }
+        rng = np.random.default_rng(seed)
+        host = cell.init(rng, n_features, hidden)
+        host["W_ya"] = rng.standard_normal((hidden, num_classes)) * math.sqrt(1.0 / hidden)
+        host["b_y"] = np.zeros(num_classes)
+        self.params = {k: self.backend.asarray(v, dtype=self.dtype) for k, v in host.items()}
+        self.optimizer = make_optimizer(optimizer, self.params, lr, momentum)
+        self.clip = clip
+        self.lr_decay = lr_decay
+
+    # -- the math -------------------------------------------------------------------------------
+
+    def _time_major(self, x: Any) -> Any:
+        return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=self.dtype).transpose(1, 0, 2))
+
+    def _logits(self, h: Any) -> Any:
+        return h @ self.params["W_ya"] + self.params["b_y"]
+
+    def _softmax(self, logits: Any) -> Any:
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = self.xp.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def loss_and_grads(self, x: Any, y: Any) -> tuple[Any, dict[str, Any]]:
+        """Mean cross-entropy of a batch and its gradient for every parameter (BPTT)."""
+        xp, p = self.xp, self.params
+        h, cache = self.cell.forward(p, self._time_major(x))
+        logits = self._logits(h)
+        z = logits - logits.max(axis=1, keepdims=True)
+        log_p = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
+        batch = xp.arange(h.shape[0])
+        loss = -log_p[batch, y].mean()
+        dlogits = xp.exp(log_p)  # softmax
+        dlogits[batch, y] -= 1
+        dlogits /= h.shape[0]
+        grads = self.cell.backward(p, cache, dlogits @ p["W_ya"].T)
+        grads["W_ya"] = h.T @ dlogits
+        grads["b_y"] = dlogits.sum(axis=0)
+        return loss, grads
+
+    # -- the Model interface --------------------------------------------------------------------
+
+    def to_device(self, array: np.ndarray) -> Any:
+        return self.backend.asarray(array)
+
+    def train_batch(self, x: Any, y: Any) -> Any:
+        loss, grads = self.loss_and_grads(x, y)
+        if self.clip > 0:
+            clip_grad_norm(self.xp, grads, self.clip)
+        self.optimizer.step(self.params, grads)
+        return loss
+
+    def epoch_end(self, epoch: int) -> None:
+        self.optimizer.lr *= self.lr_decay
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        out = []
+        for i in range(0, x.shape[0], PREDICT_CHUNK):
+            h, _ = self.cell.forward(self.params, self._time_major(x[i : i + PREDICT_CHUNK]))
+            out.append(self.backend.to_host(self._softmax(self._logits(h))))
+        return np.concatenate(out) if out else np.zeros((0, self._hparams["num_classes"]), self.dtype)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: self.backend.to_host(v).copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        missing = set(self.params) ^ set(state)
+        if missing:
+            raise ValueError(f"parameter names differ: {sorted(missing)}")
+        for k, v in self.params.items():
+            if tuple(state[k].shape) != tuple(v.shape):
+                raise ValueError(f"parameter {k}: shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
+            v[...] = self.backend.asarray(state[k], dtype=self.dtype)
+
+    def synchronize(self) -> None:
+        self.backend.synchronize()
+
+    def peak_memory_bytes(self) -> int | None:
+        return self.backend.peak_memory_bytes()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return dict(self._hparams)
+
+
+class Workspace:
+    """Preallocated buffers keyed by shape, so the hot loops allocate nothing per step."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, Any] = {}
+
+    def get(self, xp: Any, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+        key = (name, shape, np.dtype(dtype).str, xp.__name__)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = xp.empty(shape, dtype=dtype)
+        return buf

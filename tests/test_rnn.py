@@ -1,0 +1,102 @@
+"""The from-scratch RNN: gradients, learning, save/load, determinism, GPU availability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqbench.models.backend import cupy_unavailable
+from seqbench.models.recurrent import RecurrentClassifier
+from seqbench.models.rnn import RNN
+from seqbench.plugins import load_plugins
+
+from gradcheck import max_relative_error
+
+
+def tiny_model(cell=RNN, **kw):
+    return RecurrentClassifier(cell, 5, 3, hidden=6, seed=0, dtype="float64", **kw)
+
+
+def test_bptt_gradients_match_finite_differences():
+    model = tiny_model()
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((4, 7, 5)), rng.integers(0, 3, 4)
+    errors = max_relative_error(model, x, y)
+    assert set(errors) == {"W_ax", "W_aa", "b_a", "W_ya", "b_y"}
+    assert max(errors.values()) < 1e-6, errors
+
+
+def sequence_task(n=256, seed=0):
+    """Class = which of 3 features carries a pulse at a random step; solvable only by remembering."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 0.1, (n, 8, 3)).astype(np.float32)
+    x[np.arange(n), rng.integers(0, 4, n), y] += 1.0  # the pulse comes in the first half
+    return x, y
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.5), ("momentum", 0.1), ("adam", 0.02)])
+def test_learns_a_tiny_separable_sequence_task(optimizer, lr):
+    x, y = sequence_task()
+    model = RecurrentClassifier(RNN, 3, 3, hidden=16, seed=0, optimizer=optimizer, lr=lr, clip=5.0)
+    for _ in range(300):
+        model.train_batch(x, y)
+    assert (model.predict_proba(x).argmax(1) == y).mean() == 1.0
+
+
+def test_save_and_load_give_identical_predictions(tmp_path):
+    x, y = sequence_task(64)
+    model = RecurrentClassifier(RNN, 3, 3, hidden=8, seed=0)
+    for _ in range(20):
+        model.train_batch(x, y)
+    path = tmp_path / "rnn.npz"
+    model.save(path)
+    fresh = RecurrentClassifier(RNN, 3, 3, hidden=8, seed=99)
+    assert not np.array_equal(fresh.predict_proba(x), model.predict_proba(x))
+    fresh.load(path)
+    assert np.array_equal(fresh.predict_proba(x), model.predict_proba(x))
+    with np.load(path) as f:
+        assert f["W_aa"].shape == (8, 8) and b'"hidden": 8' in f["__meta__"].tobytes()
+    with pytest.raises(ValueError, match="shape"):
+        RecurrentClassifier(RNN, 3, 3, hidden=4).load(path)
+
+
+def test_same_seed_is_bit_identical_on_the_cpu():
+    x, y = sequence_task(128)
+
+    def train():
+        model = RecurrentClassifier(RNN, 3, 3, hidden=16, seed=3, clip=1.0)
+        losses = [float(model.train_batch(x[i : i + 32], y[i : i + 32])) for i in range(0, 128, 32)]
+        return losses, model.state_dict()
+
+    (l1, s1), (l2, s2) = train(), train()
+    assert l1 == l2
+    assert all(np.array_equal(s1[k], s2[k]) for k in s1)
+
+
+def test_gradient_clipping_bounds_the_update():
+    x, y = sequence_task(32)
+    model = RecurrentClassifier(RNN, 3, 3, hidden=8, seed=0, optimizer="sgd", lr=1.0, clip=1e-3)
+    before = model.state_dict()
+    model.train_batch(x, y)
+    step = np.sqrt(sum(((model.state_dict()[k] - before[k]) ** 2).sum() for k in before))
+    assert step == pytest.approx(1e-3, rel=1e-2)
+
+
+@pytest.mark.skipif(cupy_unavailable() is None, reason="a GPU is present")
+def test_gpu_model_says_why_it_is_unavailable():
+    spec = load_plugins().models["rnn-gpu"]
+    reason = spec.unavailable()
+    assert reason and ("CuPy" in reason or "CUDA" in reason)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {cupy_unavailable()}")
+def test_gpu_matches_cpu():
+    x, y = sequence_task(64)
+    cpu = RecurrentClassifier(RNN, 3, 3, hidden=16, seed=0, dtype="float64")
+    gpu = RecurrentClassifier(RNN, 3, 3, hidden=16, seed=0, dtype="float64", backend="cupy")
+    for _ in range(5):
+        lc, lg = cpu.train_batch(x, y), gpu.train_batch(gpu.to_device(x), gpu.to_device(y))
+        assert float(lg) == pytest.approx(float(lc), rel=1e-9)
+    np.testing.assert_allclose(gpu.predict_proba(gpu.to_device(x)), cpu.predict_proba(x), rtol=1e-8)
