@@ -1,0 +1,94 @@
+"""``seqbench report`` and ``seqbench compare``: read results.json, print tables, write files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from seqbench.compare import compare_runs, comparison_json, comparison_table, parse_threshold, verdict
+from seqbench.plots import write_plots
+from seqbench.results import ResultsError, load_results
+from seqbench.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
+    help="Table format: github (Markdown), grid, csv or json.",
+)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return load_results(path)
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run_labels(paths: tuple[Path, ...]) -> list[str]:
+    """Directory names, or the paths as given where two names would be the same."""
+    names = [path.name or str(path) for path in paths]
+    return names if len(set(names)) == len(names) else [str(path) for path in paths]
+
+
+def _write_files(run_dir: Path, results: dict[str, Any], plots: bool) -> list[Path]:
+    try:
+        return write_tables(run_dir, results) + (write_plots(run_dir, results) if plots else [])
+    except ResultsError as exc:
+        raise click.ClickException(f"{run_dir}: {exc}") from None
+    except OSError as exc:
+        raise click.ClickException(f"{run_dir}: cannot write ({exc.strerror or exc})") from None
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, metavar="DIR...",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@format_option
+@click.option("--no-plots", is_flag=True, help="Write the tables only, no PNGs.")
+def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool) -> None:
+    """Regenerate the tables and plots of run directories from their results.json.
+
+    Nothing is trained. With several directories the printed summary merges them: one row
+    per model × dataset × run.
+    """
+    runs = [(label, _load(path)) for label, path in zip(_run_labels(run_dirs), run_dirs)]
+    for path, (_, results) in zip(run_dirs, runs):
+        written = _write_files(path, results, plots=not no_plots)
+        click.echo(f"{path}: wrote {len(written)} files", err=True)
+    table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
+    click.echo(render(table, fmt), nl=False)
+
+
+def _thresholds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Any]:
+    try:
+        return [parse_threshold(value) for value in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+@click.command()
+@click.argument("base", type=click.Path(exists=True, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, path_type=Path))
+@click.option("--fail-on", "thresholds", multiple=True, callback=_thresholds, metavar="METRIC:LIMIT",
+              help="Exit 1 past this limit: accuracy:-0.5 (percentage points) or time:+10% "
+                   "(seconds per epoch). Repeatable.")
+@format_option
+def compare(base: Path, new: Path, thresholds: list[Any], fmt: str) -> None:
+    """Compare run NEW with run BASE, pair by pair (model × dataset, over seeds).
+
+    Prints the accuracy difference and the time ratio, warns when the runs differ in data,
+    hardware or configuration, and exits 1 when a --fail-on limit is passed, else 0.
+    """
+    try:
+        comparison = compare_runs(_load(base), _load(new), thresholds)
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        click.echo(comparison_json(comparison), nl=False)
+    else:
+        click.echo(render(comparison_table(comparison), fmt), nl=False)
+        for warning in comparison.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(verdict(comparison), err=True)
+    if comparison.failed:
+        raise SystemExit(1)

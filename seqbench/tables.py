@@ -1,0 +1,409 @@
+"""Tables of a run: pairs aggregated over seeds, rendered as Markdown, grid, CSV or JSON.
+
+Statistics are taken over the seeds whose status is ``ok``; a model × dataset whose seeds
+were skipped, diverged or failed shows that status and the reason in its ``note``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from tabulate import tabulate
+
+from seqbench.results import ResultsError, atomic_write_text
+
+FORMATS = ("github", "grid", "csv", "json")
+MISSING = "—"
+STATS_NOTE = "Mean ± sample standard deviation over the seeds that finished (status ok)."
+
+Pairs = list[dict[str, Any]]
+Groups = dict[tuple[str, str], Pairs]
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation of a quantity over seeds (``std`` is None for one)."""
+
+    mean: float
+    std: float | None
+    n: int
+
+    def format(self, fmt: Callable[[float], str]) -> str:
+        if self.std is None:
+            return fmt(self.mean)
+        return f"{fmt(self.mean)} ± {fmt(self.std).lstrip('+')}"
+
+
+def stat(values: Iterable[float | None], scale: float = 1.0) -> Stat | None:
+    """The :class:`Stat` of the values that are not None (None when there are none)."""
+    xs = [float(v) * scale for v in values if v is not None]
+    if not xs:
+        return None
+    return Stat(statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None, len(xs))
+
+
+def dig(obj: Any, *keys: str) -> Any:
+    """``obj[k1][k2]...``, or None where a level is missing or not a dict."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def fixed(decimals: int) -> Callable[[float], str]:
+    return lambda x: f"{x:,.{decimals}f}"
+
+
+def general(x: float) -> str:
+    """Up to three significant digits: 6, 17.3, 0.577."""
+    return f"{x:.3g}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: ``key`` in the rows, ``header`` for people, ``fmt`` for numbers.
+
+    A ``stat`` column holds :class:`Stat` values: ``mean ± std`` for people, and two machine
+    columns ``<key>_mean`` and ``<key>_std`` in CSV and JSON. People see at most ``max_width``
+    characters of a cell; CSV and JSON hold it whole.
+    """
+
+    key: str
+    header: str
+    fmt: Callable[[float], str] | None = None
+    stat: bool = False
+    max_width: int | None = None
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- reading pairs ---------------------------------------------------------------------------
+
+
+def pairs_of(results: dict[str, Any]) -> Pairs:
+    """The pair records of a results dict, checked enough to be tabulated."""
+    pairs = results.get("pairs")
+    if not isinstance(pairs, list):
+        raise ResultsError("results file has no list of pairs")
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, dict) or not all(k in pair for k in ("model", "dataset", "seed")):
+            raise ResultsError(f"pair #{i} of the results file lacks model, dataset or seed")
+    return pairs
+
+
+def group_pairs(pairs: Pairs) -> Groups:
+    """Pairs grouped by (model, dataset), in order of first appearance, seeds sorted."""
+    groups: Groups = {}
+    for pair in pairs:
+        groups.setdefault((pair["model"], pair["dataset"]), []).append(pair)
+    return {key: sorted(group, key=lambda p: p["seed"]) for key, group in groups.items()}
+
+
+def ok_pairs(pairs: Pairs) -> Pairs:
+    return [p for p in pairs if p.get("status") == "ok"]
+
+
+def pair_accuracy(pair: dict[str, Any]) -> float | None:
+    return dig(pair, "metrics", "accuracy", "accuracy")
+
+
+def seconds_per_epoch(pair: dict[str, Any]) -> float | None:
+    return dig(pair, "timing", "epoch_seconds_mean")
+
+
+def accuracy_stat(pairs: Pairs) -> Stat | None:
+    """Test accuracy in percent over the ``ok`` pairs."""
+    return stat((pair_accuracy(p) for p in ok_pairs(pairs)), scale=100.0)
+
+
+def time_stat(pairs: Pairs) -> Stat | None:
+    """Seconds per training epoch over the ``ok`` pairs."""
+    return stat(seconds_per_epoch(p) for p in ok_pairs(pairs))
+
+
+def group_status(pairs: Pairs) -> str:
+    """``ok`` / ``skipped`` / ... when all seeds agree, else e.g. ``ok 2/3, diverged 1/3``."""
+    counts = Counter(p.get("status", "failed") for p in pairs)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{status} {n}/{len(pairs)}" for status, n in counts.items())
+
+
+def pair_reason(pair: dict[str, Any]) -> str:
+    """Why a pair is not ``ok``, in one line."""
+    reason = pair.get("reason")
+    if pair.get("status") == "diverged" and pair.get("diverged_epoch") is not None:
+        where = f"diverged at epoch {pair['diverged_epoch']}"
+        return f"{where}: {reason}" if reason else where
+    return reason or str(pair.get("status", "unknown status"))
+
+
+def group_note(pairs: Pairs) -> str | None:
+    """Why seeds are not ``ok``: ``reason``, or ``seeds 0,2: reason; seed 1: other reason``."""
+    seeds_by_reason: dict[str, list[str]] = {}
+    for pair in pairs:
+        if pair.get("status") != "ok":
+            seeds_by_reason.setdefault(pair_reason(pair), []).append(str(pair["seed"]))
+    if len(seeds_by_reason) == 1 and sum(map(len, seeds_by_reason.values())) == len(pairs):
+        return next(iter(seeds_by_reason))
+    return "; ".join(
+        f"seed{'s' if len(seeds) > 1 else ''} {','.join(seeds)}: {reason}"
+        for reason, seeds in seeds_by_reason.items()
+    ) or None
+
+
+def _stat_of(pairs: Pairs, *keys: str, scale: float = 1.0) -> Stat | None:
+    return stat((dig(p, *keys) for p in ok_pairs(pairs)), scale=scale)
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+_PCT = fixed(2)
+_F3 = fixed(3)
+_MIB = 1.0 / 2**20
+
+
+def _lead_columns(run: str | None) -> list[Column]:
+    columns = [Column("model", "model"), Column("dataset", "dataset"), Column("seeds", "seeds")]
+    return ([Column("run", "run")] if run is not None else []) + columns
+
+
+def _lead_cells(run: str | None, key: tuple[str, str], pairs: Pairs) -> dict[str, Any]:
+    cells = {"model": key[0], "dataset": key[1], "seeds": ",".join(str(p["seed"]) for p in pairs)}
+    return ({"run": run} if run is not None else {}) | cells
+
+
+SUMMARY_COLUMNS = [
+    Column("status", "status"),
+    Column("accuracy_pct", "test accuracy (%)", _PCT, stat=True),
+    Column("macro_f1", "macro F1", _F3, stat=True),
+    Column("epochs", "epochs", general, stat=True),
+    Column("best_epoch", "best epoch", general, stat=True),
+    Column("seconds_per_epoch", "s/epoch", fixed(2), stat=True),
+    Column("train_seconds", "train (s)", fixed(1), stat=True),
+    Column("note", "note", max_width=100),
+]
+
+
+def _summary_row(pairs: Pairs) -> dict[str, Any]:
+    return {
+        "status": group_status(pairs),
+        "accuracy_pct": accuracy_stat(pairs),
+        "macro_f1": _stat_of(pairs, "metrics", "per_class", "macro", "f1"),
+        "epochs": _stat_of(pairs, "epochs_run"),
+        "best_epoch": _stat_of(pairs, "best_epoch"),
+        "seconds_per_epoch": time_stat(pairs),
+        "train_seconds": _stat_of(pairs, "timing", "train_seconds"),
+        "note": group_note(pairs),
+    }
+
+
+def summary_table(results: dict[str, Any], run: str | None = None) -> Table:
+    """One row per model × dataset: status, test accuracy, epochs and time, over seeds.
+
+    With ``run``, a leading ``run`` column holds that label (see :func:`merged_summary_table`).
+    """
+    rows = [
+        _lead_cells(run, key, pairs) | _summary_row(pairs)
+        for key, pairs in group_pairs(pairs_of(results)).items()
+    ]
+    return Table("Summary", _lead_columns(run) + SUMMARY_COLUMNS, rows)
+
+
+def merged_summary_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Table:
+    """One summary of several runs: one row per model × dataset × run, labelled by run."""
+    tables = [summary_table(results, run=label) for label, results in runs]
+    return Table("Summary", tables[0].columns, [row for t in tables for row in t.rows])
+
+
+PER_CLASS_COLUMNS = [
+    Column("class", "class"),
+    Column("precision", "precision", _F3, stat=True),
+    Column("recall", "recall", _F3, stat=True),
+    Column("f1", "F1", _F3, stat=True),
+    Column("support", "support", fixed(0)),
+]
+
+
+def _class_rows(pairs: Pairs) -> list[dict[str, Any]]:
+    reports = [r for r in (dig(p, "metrics", "per_class") for p in ok_pairs(pairs)) if r]
+    if not reports:
+        return []
+    rows = []
+    for i, entry in enumerate(reports[0].get("classes", [])):
+        per_seed = [r["classes"][i] for r in reports if i < len(r.get("classes", []))]
+        row = {k: stat(c.get(k) for c in per_seed) for k in ("precision", "recall", "f1")}
+        rows.append({"class": entry.get("class", str(i)), "support": entry.get("support")} | row)
+    macro = {k: stat(dig(r, "macro", k) for r in reports) for k in ("precision", "recall", "f1")}
+    support = sum(r["support"] or 0 for r in rows)
+    return rows + [{"class": "macro avg", "support": support} | macro]
+
+
+def per_class_table(results: dict[str, Any]) -> Table:
+    """Precision, recall, F1 and support per class and model × dataset, with macro averages."""
+    rows = [
+        _lead_cells(None, key, pairs) | row
+        for key, pairs in group_pairs(pairs_of(results)).items()
+        for row in _class_rows(pairs)
+    ]
+    return Table("Per-class metrics", _lead_columns(None) + PER_CLASS_COLUMNS, rows)
+
+
+TIMING_COLUMNS = [
+    Column("device", "device"),
+    Column("seconds_per_epoch", "s/epoch", fixed(2), stat=True),
+    Column("train_seconds", "train (s)", fixed(1), stat=True),
+    Column("time_to_best_seconds", "to best (s)", fixed(1), stat=True),
+    Column("inference_seconds", "inference (s)", fixed(3), stat=True),
+    Column("samples_per_second", "inference (samples/s)", fixed(0), stat=True),
+    Column("peak_host_rss_mib", "peak host RSS (MiB)", fixed(0), stat=True),
+    Column("peak_device_mib", "peak device (MiB)", fixed(0), stat=True),
+]
+
+
+def _timing_row(pairs: Pairs) -> dict[str, Any]:
+    devices = sorted({p["device"] for p in ok_pairs(pairs) if p.get("device")})
+    return {
+        "device": " / ".join(devices) or None,
+        "seconds_per_epoch": time_stat(pairs),
+        "train_seconds": _stat_of(pairs, "timing", "train_seconds"),
+        "time_to_best_seconds": _stat_of(pairs, "timing", "time_to_best_seconds"),
+        "inference_seconds": _stat_of(pairs, "timing", "inference_seconds"),
+        "samples_per_second": _stat_of(pairs, "timing", "inference_samples_per_second"),
+        "peak_host_rss_mib": _stat_of(pairs, "timing", "peak_host_rss_bytes", scale=_MIB),
+        "peak_device_mib": _stat_of(pairs, "timing", "peak_device_bytes", scale=_MIB),
+    }
+
+
+def timing_table(results: dict[str, Any]) -> Table:
+    """Training and inference time and peak memory per model × dataset."""
+    rows = [
+        _lead_cells(None, key, pairs) | _timing_row(pairs)
+        for key, pairs in group_pairs(pairs_of(results)).items()
+        if ok_pairs(pairs)
+    ]
+    return Table("Timing", _lead_columns(None) + TIMING_COLUMNS, rows)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _human_cell(value: Any, column: Column) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, Stat):
+        return value.format(column.fmt or str)
+    if column.fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return column.fmt(value)
+    text = str(value)
+    if column.max_width and len(text) > column.max_width:
+        return text[: column.max_width - 1] + "…"
+    return text
+
+
+def _rounded(x: float | None) -> float | None:
+    """Six decimals: enough for any timing or accuracy, without float noise in CSV."""
+    return None if x is None else round(x, 6)
+
+
+def machine_rows(table: Table) -> list[dict[str, Any]]:
+    """Rows as flat dicts of plain values; a stat column ``k`` becomes ``k_mean`` and ``k_std``."""
+    flat_rows = []
+    for row in table.rows:
+        flat: dict[str, Any] = {}
+        for column in table.columns:
+            value = row.get(column.key)
+            if column.stat:
+                flat[f"{column.key}_mean"] = _rounded(value.mean if value else None)
+                flat[f"{column.key}_std"] = _rounded(value.std if value else None)
+            else:
+                flat[column.key] = value
+        flat_rows.append(flat)
+    return flat_rows
+
+
+def _machine_headers(table: Table) -> list[str]:
+    return [
+        name
+        for c in table.columns
+        for name in ([f"{c.key}_mean", f"{c.key}_std"] if c.stat else [c.key])
+    ]
+
+
+def _csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=_machine_headers(table), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(machine_rows(table))
+    return out.getvalue()
+
+
+def render(table: Table, fmt: str = "github") -> str:
+    """The table as text: ``github`` (Markdown) or ``grid`` for people, ``csv`` or ``json``."""
+    if fmt == "csv":
+        return _csv(table)
+    if fmt == "json":
+        return json.dumps(machine_rows(table), indent=2) + "\n"
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown table format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    cells = [[_human_cell(row.get(c.key), c) for c in table.columns] for row in table.rows]
+    align = ["right" if c.fmt else "left" for c in table.columns]
+    headers = [c.header for c in table.columns]
+    return tabulate(cells, headers, tablefmt=fmt, colalign=align, disable_numparse=True) + "\n"
+
+
+def summary_text(results: dict[str, Any], fmt: str = "github") -> str:
+    """The summary table of a run as text, for printing at the end of ``seqbench run``."""
+    return render(summary_table(results), fmt)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
+    "summary": summary_table,
+    "per_class": per_class_table,
+    "timing": timing_table,
+}
+
+
+def _run_line(results: dict[str, Any]) -> str:
+    """Where the numbers come from: command, time, machine and commit, in one line."""
+    machine = dig(results, "environment", "machine") or {}
+    commit = dig(results, "environment", "git_commit")
+    parts = [
+        f"`{results['command']}`" if results.get("command") else None,
+        results.get("updated") or results.get("created"),
+        f"{machine['cpu']} ({machine.get('cpu_count', '?')} CPUs)" if machine.get("cpu") else None,
+        f"commit {commit[:12]}" if commit else None,
+    ]
+    return " · ".join(str(p) for p in parts if p)
+
+
+def markdown(table: Table, results: dict[str, Any]) -> str:
+    """A Markdown document: title, where the run comes from, the table and how to read it."""
+    return f"# {table.title}\n\n{_run_line(results)}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
+
+
+def write_tables(run_dir: Path, results: dict[str, Any]) -> list[Path]:
+    """Write ``summary``, ``per_class`` and ``timing`` as ``.md`` and ``.csv`` into ``run_dir``."""
+    paths = []
+    for name, build in TABLES.items():
+        table = build(results)
+        for path, text in ((run_dir / f"{name}.md", markdown(table, results)),
+                           (run_dir / f"{name}.csv", render(table, "csv"))):
+            atomic_write_text(path, text)
+            paths.append(path)
+    return paths
