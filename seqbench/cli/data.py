@@ -1,0 +1,122 @@
+"""``seqbench data``: fetch and inspect datasets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from seqbench.datasets.errors import DataError
+from seqbench.datasets.paths import resolve_data_dir
+from seqbench.types import DatasetSpec, DatasetUnavailable, LoadContext
+
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Data directory [default: $SEQBENCH_DATA_DIR, else $XDG_CACHE_HOME/seqbench or ~/.cache/seqbench].",
+)
+
+
+def _registry(ctx: click.Context):
+    from seqbench.plugins import PluginError, load_plugins
+
+    try:
+        return load_plugins(strict=ctx.obj.get("strict_plugins") if ctx.obj else None)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def data() -> None:
+    """Fetch and inspect datasets."""
+
+
+@data.command()
+@click.argument("names", nargs=-1, required=True, metavar="DATASET...|all")
+@_data_dir_option
+@click.pass_context
+def fetch(ctx: click.Context, names: tuple[str, ...], data_dir: str | None) -> None:
+    """Download missing dataset files, checksum-verified.
+
+    DATASET is mnist, fashion-mnist, cifar10 (or any plugin dataset that can be fetched), or all.
+    Files already present are left alone.
+    """
+    registry = _registry(ctx)
+    fetchable = [name for name, spec in registry.datasets.items() if spec.fetch is not None]
+    chosen = fetchable if "all" in names else list(dict.fromkeys(names))
+    for name in chosen:
+        if name not in fetchable:
+            raise click.ClickException(f"unknown dataset {name!r}; choose from {', '.join(fetchable)} or all")
+    load_ctx = LoadContext(resolve_data_dir(data_dir), download=True)
+    failed = []
+    for name in chosen:
+        try:
+            click.echo(_fetch_one(name, registry.datasets[name], load_ctx))
+        except click.ClickException as exc:
+            if len(chosen) == 1:
+                raise
+            click.echo(f"Error: {name}: {exc.message}", err=True)
+            failed.append(name)
+    if failed:
+        raise click.ClickException(f"could not fetch {', '.join(failed)}")
+
+
+def _fetch_one(name: str, spec: DatasetSpec, load_ctx: LoadContext) -> str:
+    """Fetch one dataset and return its status line; raise ClickException with the reason."""
+    try:
+        spec.fetch(load_ctx)
+        where = dict(spec.locate(load_ctx)) if spec.locate is not None else {}
+    except (DatasetUnavailable, DataError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if where.get("status", "ok") != "ok":
+        raise click.ClickException(where.get("error") or f"{name}: {where['status']}")
+    fingerprint = f" ({where['fingerprint']})" if where.get("fingerprint") else ""
+    return f"{name}: ok in {where.get('directory', load_ctx.data_dir)}{fingerprint}"
+
+
+@data.command()
+@_data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def info(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
+    """Show each dataset's files, status, fingerprint and shapes."""
+    registry = _registry(ctx)
+    load_ctx = LoadContext(resolve_data_dir(data_dir), download=False)
+    entries = []
+    for name, spec in registry.datasets.items():
+        entry: dict[str, Any] = {"name": name, "status": "unknown"}
+        if spec.locate is not None:
+            try:
+                entry.update(spec.locate(load_ctx))
+            except (DatasetUnavailable, DataError, OSError) as exc:
+                entry.update(status="error", error=str(exc))
+        entry.update(plugin=registry.plugin_of("dataset", name), description=spec.description)
+        entries.append(entry)
+    if as_json:
+        click.echo(json.dumps({"data_dir": str(load_ctx.data_dir), "datasets": entries}, indent=2, default=str))
+        return
+    from tabulate import tabulate
+
+    click.echo(f"data dir: {load_ctx.data_dir}")
+    headers = ["dataset", "status", "location", "train", "test", "fingerprint"]
+    rows = [
+        [e["name"], e["status"], e.get("directory", ""), _shape(e.get("train_shape")),
+         _shape(e.get("test_shape")), _short(e.get("fingerprint"))]
+        for e in entries
+    ]  # fmt: skip
+    click.echo(tabulate(rows, headers=headers))
+    for e in entries:
+        if e.get("missing"):
+            click.echo(f"{e['name']}: missing {', '.join(e['missing'])}; run `seqbench data fetch {e['name']}`")
+        if e.get("error"):
+            click.echo(f"{e['name']}: {e['error']}")
+
+
+def _shape(shape: Any) -> str:
+    return "x".join(str(d) for d in shape) if shape else ""
+
+
+def _short(fingerprint: str | None) -> str:
+    return f"{fingerprint[:19]}…" if fingerprint else ""

@@ -1,0 +1,47 @@
+"""Built-in datasets: MNIST, Fashion-MNIST and CIFAR-10 as row sequences.
+
+Registered like any plugin's. Nothing heavy is imported until a dataset is used; the work is
+done by :mod:`seqbench.datasets`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Mapping
+
+from seqbench.hookspecs import hookimpl
+from seqbench.types import Dataset, DatasetSpec, LoadContext
+
+
+def _load(name: str, ctx: LoadContext) -> Dataset:
+    from seqbench.datasets import loader
+
+    return loader.load(name, ctx)
+
+
+def _locate(name: str, ctx: LoadContext) -> Mapping[str, Any]:
+    from seqbench.datasets import loader
+
+    return loader.locate(name, ctx)
+
+
+def _fetch(name: str, ctx: LoadContext) -> None:
+    from seqbench.datasets import loader
+
+    loader.fetch(name, ctx)
+
+
+@hookimpl
+def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    from seqbench.datasets.catalog import DATASETS
+
+    for name, defn in DATASETS.items():
+        register(
+            DatasetSpec(
+                name,
+                load=partial(_load, name),
+                description=defn.description,
+                locate=partial(_locate, name),
+                fetch=partial(_fetch, name),
+            )
+        )
