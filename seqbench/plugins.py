@@ -148,13 +148,25 @@ def load_plugins(
         pm.register(plugin, name=name)
         registry.plugins.append(PluginInfo(name, None, None, builtin=False))
 
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r} has an unknown hook: {exc}") from None
+    _check_pending(pm, registry, strict)
 
     _collect(pm, registry, strict)
     return registry
+
+
+def _check_pending(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None:
+    """A hook implementation that matches no hook spec (a typo) is that plugin's error."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin)
+            info = next(p for p in registry.plugins if p.name == name)
+            info.error = str(exc)
+            pm.unregister(exc.plugin)
+            label = info.distribution if info.distribution and not info.builtin else name
+            _warn(registry, f"plugin {label!r} has a hook that seqbench does not define: {exc}", strict)
 
 
 def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None:
@@ -162,8 +174,7 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None
     for hook in HOOKS:
         kind, attr, spec_type = _KINDS[hook]
         table: dict[str, Any] = getattr(registry, attr)
-        # pluggy calls the last-registered first; register in registration order instead.
-        for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+        for impl in getattr(pm.hook, hook).get_hookimpls():  # in registration order
             info = infos[impl.plugin_name]
             info.hooks.append(hook)
             added: list[str] = []

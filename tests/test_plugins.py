@@ -112,12 +112,17 @@ def test_plugin_raising_in_register_is_reported_by_name(monkeypatch, capsys):
     assert "plugin 'seqbench-bad' failed in register_models: ValueError: cannot register" in capsys.readouterr().err
 
 
-def test_misspelled_hook_is_an_error(monkeypatch):
+def test_misspelled_hook_is_an_error(capsys):
     def register_modles(register):  # misspelled on purpose
         pass
 
+    typo = ("typo", _module("typo", register_modles=register_modles))
     with pytest.raises(PluginError, match="register_modles"):
-        load_plugins(extra=[("typo", _module("typo", register_modles=register_modles))])
+        load_plugins(strict=True, extra=[typo])
+    reg = load_plugins(extra=[typo])
+    assert "rnn-cpu" in reg.models
+    assert "plugin 'typo' has a hook that seqbench does not define" in capsys.readouterr().err
+    assert "register_modles" in next(p for p in reg.plugins if p.name == "typo").error
 
 
 def test_load_plugins_env_selects_distributions(monkeypatch):
