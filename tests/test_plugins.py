@@ -12,7 +12,7 @@ from seqbench import DatasetSpec, ModelSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import PluginError, load_plugins
 
-from conftest import fake_entry_point, make_toy_dataset, toy_plugin
+from helpers import fake_entry_point, make_toy_dataset, toy_plugin
 
 
 def _module(name: str, **hooks) -> types.ModuleType:

@@ -10,7 +10,7 @@ import pytest
 from seqbench import Dataset
 from seqbench.protocol import PluginOutputError, split_train_val, train_and_evaluate, validate_dataset
 
-from conftest import MeanLogReg, make_toy_dataset
+from helpers import MeanLogReg, make_toy_dataset
 
 PARAMS = {"epochs": 8, "batch_size": 32, "patience": 3, "val_fraction": 0.1}
 

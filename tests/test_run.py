@@ -13,7 +13,7 @@ from seqbench import DatasetUnavailable, DatasetSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 
-from conftest import MeanLogReg, make_toy_dataset, toy_plugin
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):
@@ -121,7 +121,7 @@ def _one_line_error(result, *fragments):
 
 def test_cli_errors_are_one_line(toy_registry, tmp_path):
     out = str(tmp_path / "o")
-    _one_line_error(invoke(toy_registry, "-m", "nope", "-d", "toy", "--out", out), "unknown model 'nope'", "known: logreg, rnn-cpu")
+    _one_line_error(invoke(toy_registry, "-m", "nope", "-d", "toy", "--out", out), "unknown model 'nope'", "known: gru-cpu, gru-gpu, logreg, lstm-cpu, lstm-gpu, rnn-cpu")
     _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "nope", "--out", out), "unknown dataset 'nope'", "known: toy")
     _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "bogus=1", "--out", out), "unknown parameter 'bogus'")
     _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "epochs=many", "--out", out), "epochs=many", "int")
