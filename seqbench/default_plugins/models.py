@@ -14,9 +14,23 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
               "epochs": 40, "batch_size": 128, "patience": 6, "momentum": 0.9},
         "cifar10": {"hidden": 256, "lr": 1e-3},
     },
+    "lstm": {
+        "*": {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
+              "epochs": 25, "batch_size": 128, "patience": 5, "momentum": 0.9},
+        "cifar10": {"hidden": 256, "lr": 1e-3, "epochs": 30},
+    },
+    "gru": {
+        "*": {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
+              "epochs": 25, "batch_size": 128, "patience": 5, "momentum": 0.9},
+        "cifar10": {"hidden": 256, "lr": 1e-3, "epochs": 30},
+    },
 }
 
-CELLS = {"rnn": ("seqbench.models.rnn", "RNN")}
+CELLS = {
+    "rnn": ("seqbench.models.rnn", "RNN"),
+    "lstm": ("seqbench.models.lstm", "LSTM"),
+    "gru": ("seqbench.models.gru", "GRU"),
+}
 BACKENDS = {"cpu": "numpy", "gpu": "cupy"}
 
 

@@ -65,6 +65,115 @@ class NumpyBackend:
         np.multiply(out, 0.5, out=out)
         np.add(out, 0.5, out=out)
 
+    def lstm_forward(
+        self, g: np.ndarray, rec: np.ndarray, c_prev: np.ndarray, c: np.ndarray, tc: np.ndarray, h: np.ndarray
+    ) -> None:
+        """One LSTM step; ``g``, ``rec`` ``(B, 4H)``, blocks [i, f, g, o]; the rest ``(B, H)``.
+
+        In: ``g`` = x_t W_x + b, ``rec`` = h_{t-1} W_h. Out: ``g`` = the gate activations
+        [sigma, sigma, tanh, sigma](g + rec); c = f c_prev + i g; tc = tanh(c); h = o tc.
+        """
+        H = c.shape[1]
+        gi, gf, gg, go = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+        np.add(g, rec, out=g)
+        self.sigmoid(g[:, : 2 * H], out=g[:, : 2 * H])
+        np.tanh(gg, out=gg)
+        self.sigmoid(go, out=go)
+        np.multiply(gf, c_prev, out=c)
+        np.multiply(gi, gg, out=tc)
+        np.add(c, tc, out=c)
+        np.tanh(c, out=tc)
+        np.multiply(go, tc, out=h)
+
+    def lstm_backward(
+        self, g: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.ndarray, dc: np.ndarray, dg: np.ndarray
+    ) -> None:
+        """Backward of :meth:`lstm_forward`, given its activations ``g`` = [i, f, g, o] and dL/dh_t.
+
+        In/out ``dc``: dL/dc_t through c_{t+1}, becomes dL/dc_{t-1}. Out ``dg`` ``(B, 4H)``, the
+        pre-activation gradients: with d = dc + dh o (1 - tc^2),
+        [d g i(1-i), d c_prev f(1-f), d i (1-g^2), dh tc o(1-o)]; then dc = d f.
+        """
+        H = dc.shape[1]
+        gi, gf, gg, go = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+        di, df, dgg, do = dg[:, :H], dg[:, H : 2 * H], dg[:, 2 * H : 3 * H], dg[:, 3 * H :]
+        np.subtract(1, go, out=do)
+        np.multiply(do, go, out=do)
+        np.multiply(do, tc, out=do)
+        np.multiply(do, dh, out=do)
+        np.multiply(tc, tc, out=dgg)  # dgg is scratch until its own turn
+        np.subtract(1, dgg, out=dgg)
+        np.multiply(dgg, go, out=dgg)
+        np.multiply(dgg, dh, out=dgg)
+        np.add(dc, dgg, out=dc)
+        np.subtract(1, gi, out=di)
+        np.multiply(di, gi, out=di)
+        np.multiply(di, gg, out=di)
+        np.multiply(di, dc, out=di)
+        np.subtract(1, gf, out=df)
+        np.multiply(df, gf, out=df)
+        np.multiply(df, c_prev, out=df)
+        np.multiply(df, dc, out=df)
+        np.multiply(gg, gg, out=dgg)
+        np.subtract(1, dgg, out=dgg)
+        np.multiply(dgg, gi, out=dgg)
+        np.multiply(dgg, dc, out=dgg)
+        np.multiply(dc, gf, out=dc)
+
+    def gru_forward(
+        self, gx: np.ndarray, gh: np.ndarray, b_h: np.ndarray, h_prev: np.ndarray, h: np.ndarray
+    ) -> None:
+        """One GRU step; ``gx``, ``gh`` ``(B, 3H)``, blocks [r, z, n]; ``h_prev``, ``h`` ``(B, H)``.
+
+        In: ``gx`` = x_t W_x + b_x, ``gh`` = h_{t-1} W_h. Out: ``gh`` += b_h; ``gx`` = [r, z, n]
+        with r, z = sigma(gx + gh), n = tanh(gx_n + r gh_n); h = n + z (h_prev - n).
+        """
+        H = h.shape[1]
+        rz, n, r, z = gx[:, : 2 * H], gx[:, 2 * H :], gx[:, :H], gx[:, H : 2 * H]
+        np.add(gh, b_h, out=gh)
+        np.add(rz, gh[:, : 2 * H], out=rz)
+        self.sigmoid(rz, out=rz)
+        np.multiply(r, gh[:, 2 * H :], out=h)  # h is scratch until the last two lines
+        np.add(n, h, out=n)
+        np.tanh(n, out=n)
+        np.subtract(h_prev, n, out=h)
+        np.multiply(h, z, out=h)
+        np.add(h, n, out=h)
+
+    def gru_backward(
+        self, gx: np.ndarray, gh: np.ndarray, h_prev: np.ndarray, rec: np.ndarray, dh: np.ndarray,
+        dgx: np.ndarray, dgh: np.ndarray,
+    ) -> None:
+        """Backward of :meth:`gru_forward` given its outputs ``gx`` = [r, z, n] and ``gh``.
+
+        dL/dh_t is d = ``dh + rec`` (the direct part plus the part through the gates of step
+        t+1). In/out ``dh`` becomes the direct part of dL/dh_{t-1}, d z. Out, the pre-activation
+        gradients ``dgx`` = [da_r, da_z, da_n] (for W_x, b_x) and ``dgh`` = [da_r, da_z, r da_n]
+        (for W_h, b_h): da_n = d (1-z)(1-n^2), da_r = da_n gh_n r(1-r), da_z = d (h_prev - n) z(1-z).
+        """
+        H = dh.shape[1]
+        r, z, n, hn = gx[:, :H], gx[:, H : 2 * H], gx[:, 2 * H :], gh[:, 2 * H :]
+        dar, daz, dan = dgx[:, :H], dgx[:, H : 2 * H], dgx[:, 2 * H :]
+        sz, dhn = dgh[:, H : 2 * H], dgh[:, 2 * H :]  # scratch until their own turn
+        np.add(dh, rec, out=dh)
+        np.subtract(1, z, out=dan)
+        np.multiply(dan, dh, out=dan)
+        np.multiply(n, n, out=dhn)
+        np.subtract(1, dhn, out=dhn)
+        np.multiply(dan, dhn, out=dan)
+        np.multiply(dan, r, out=dhn)
+        np.subtract(1, r, out=dar)
+        np.multiply(dar, r, out=dar)
+        np.multiply(dar, hn, out=dar)
+        np.multiply(dar, dan, out=dar)
+        np.subtract(h_prev, n, out=daz)
+        np.multiply(daz, dh, out=daz)
+        np.subtract(1, z, out=sz)
+        np.multiply(sz, z, out=sz)
+        np.multiply(daz, sz, out=daz)
+        np.copyto(dgh[:, : 2 * H], dgx[:, : 2 * H])
+        np.multiply(dh, z, out=dh)
+
 
 class CupyBackend(NumpyBackend):
     """CuPy on a CUDA device; the element-wise helpers are fused CUDA kernels."""
@@ -81,7 +190,8 @@ class CupyBackend(NumpyBackend):
         gpu_name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         self.device = f"cuda:{dev.id} ({gpu_name})"
         k = _cupy_kernels()
-        self._tanh_add, self._tanh_backward, self._sigmoid = k
+        self._tanh_add, self._tanh_backward, self._sigmoid = k[:3]
+        self._lstm_forward, self._lstm_backward, self._gru_forward, self._gru_backward = k[3:]
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         return self._cupy.asarray(a, dtype=dtype)
@@ -104,19 +214,93 @@ class CupyBackend(NumpyBackend):
     def sigmoid(self, a: Any, out: Any) -> None:
         self._sigmoid(a, out)
 
+    def lstm_forward(self, g: Any, rec: Any, c_prev: Any, c: Any, tc: Any, h: Any) -> None:
+        self._lstm_forward(rec, c_prev, c.shape[1], g, c, tc, h)
+
+    def lstm_backward(self, g: Any, c_prev: Any, tc: Any, dh: Any, dc: Any, dg: Any) -> None:
+        self._lstm_backward(g, c_prev, tc, dh, dc.shape[1], dc, dg)
+
+    def gru_forward(self, gx: Any, gh: Any, b_h: Any, h_prev: Any, h: Any) -> None:
+        self._gru_forward(b_h, h_prev, h.shape[1], gx, gh, h)
+
+    def gru_backward(self, gx: Any, gh: Any, h_prev: Any, rec: Any, dh: Any, dgx: Any, dgh: Any) -> None:
+        self._gru_backward(gx, gh, h_prev, rec, dh.shape[1], dh, dgx, dgh)
+
+
+# The gated kernels run one thread per (batch row, hidden unit) of the (B, H) arrays and reach
+# the gate blocks of their (B, kH) arrays through ``raw`` flat C-order indices.
+_SIGMOID = "__device__ inline T sigm(T a) { return T(0.5) * tanh(T(0.5) * a) + T(0.5); }\n"
+_BLOCK_INDEX = "const ptrdiff_t j = i % H, k = (i / H) * {blocks} * H + j;\n"
+
+_LSTM_FORWARD = _BLOCK_INDEX.format(blocks=4) + """
+const T gi = sigm(g[k] + rec[k]);
+const T gf = sigm(g[k + H] + rec[k + H]);
+const T gg = tanh(g[k + 2 * H] + rec[k + 2 * H]);
+const T go = sigm(g[k + 3 * H] + rec[k + 3 * H]);
+g[k] = gi; g[k + H] = gf; g[k + 2 * H] = gg; g[k + 3 * H] = go;
+c = gf * c_prev + gi * gg;
+tc = tanh(c);
+h = go * tc;
+"""
+
+_LSTM_BACKWARD = _BLOCK_INDEX.format(blocks=4) + """
+const T gi = g[k], gf = g[k + H], gg = g[k + 2 * H], go = g[k + 3 * H];
+dg[k + 3 * H] = (T(1) - go) * go * tc * dh;
+const T d = dc + (T(1) - tc * tc) * go * dh;
+dg[k] = (T(1) - gi) * gi * gg * d;
+dg[k + H] = (T(1) - gf) * gf * c_prev * d;
+dg[k + 2 * H] = (T(1) - gg * gg) * gi * d;
+dc = d * gf;
+"""
+
+_GRU_FORWARD = _BLOCK_INDEX.format(blocks=3) + """
+const T hr = gh[k] + b_h[j], hz = gh[k + H] + b_h[j + H], hn = gh[k + 2 * H] + b_h[j + 2 * H];
+gh[k] = hr; gh[k + H] = hz; gh[k + 2 * H] = hn;
+const T r = sigm(gx[k] + hr);
+const T z = sigm(gx[k + H] + hz);
+const T n = tanh(gx[k + 2 * H] + r * hn);
+gx[k] = r; gx[k + H] = z; gx[k + 2 * H] = n;
+h = (h_prev - n) * z + n;
+"""
+
+_GRU_BACKWARD = _BLOCK_INDEX.format(blocks=3) + """
+const T r = gx[k], z = gx[k + H], n = gx[k + 2 * H], hn = gh[k + 2 * H];
+const T d = dh + rec;
+const T dan = (T(1) - z) * d * (T(1) - n * n);
+const T dar = (T(1) - r) * r * hn * dan;
+const T daz = (h_prev - n) * d * ((T(1) - z) * z);
+dgx[k] = dar; dgx[k + H] = daz; dgx[k + 2 * H] = dan;
+dgh[k] = dar; dgh[k + H] = daz; dgh[k + 2 * H] = dan * r;
+dh = d * z;
+"""
+
 
 @functools.lru_cache(maxsize=1)
-def _cupy_kernels() -> tuple[Any, Any, Any]:
+def _cupy_kernels() -> tuple[Any, ...]:
     import cupy
 
     tanh_add = cupy.ElementwiseKernel("T a, T b", "T y", "y = tanh(a + b)", "seqbench_tanh_add")
     tanh_backward = cupy.ElementwiseKernel(
         "T dh, T h", "T dz", "dz = dh * (T(1) - h * h)", "seqbench_tanh_backward"
     )
-    sigmoid = cupy.ElementwiseKernel(
-        "T a", "T y", "y = T(0.5) * tanh(T(0.5) * a) + T(0.5)", "seqbench_sigmoid"
+    sigmoid = cupy.ElementwiseKernel("T a", "T y", "y = sigm(a)", "seqbench_sigmoid", preamble=_SIGMOID)
+    lstm_forward = cupy.ElementwiseKernel(
+        "raw T rec, T c_prev, int32 H", "raw T g, T c, T tc, T h", _LSTM_FORWARD,
+        "seqbench_lstm_forward", preamble=_SIGMOID,
     )
-    return tanh_add, tanh_backward, sigmoid
+    lstm_backward = cupy.ElementwiseKernel(
+        "raw T g, T c_prev, T tc, T dh, int32 H", "T dc, raw T dg", _LSTM_BACKWARD,
+        "seqbench_lstm_backward",
+    )
+    gru_forward = cupy.ElementwiseKernel(
+        "raw T b_h, T h_prev, int32 H", "raw T gx, raw T gh, T h", _GRU_FORWARD,
+        "seqbench_gru_forward", preamble=_SIGMOID,
+    )
+    gru_backward = cupy.ElementwiseKernel(
+        "raw T gx, raw T gh, T h_prev, T rec, int32 H", "T dh, raw T dgx, raw T dgh", _GRU_BACKWARD,
+        "seqbench_gru_backward",
+    )
+    return tanh_add, tanh_backward, sigmoid, lstm_forward, lstm_backward, gru_forward, gru_backward
 
 
 def get_backend(name: str) -> NumpyBackend:

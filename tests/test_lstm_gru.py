@@ -1,0 +1,121 @@
+"""The from-scratch LSTM and GRU: gradients, learning, save/load, registration, GPU twin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqbench.models.backend import cupy_unavailable
+from seqbench.models.gru import GRU
+from seqbench.models.lstm import LSTM
+from seqbench.models.recurrent import RecurrentClassifier
+from seqbench.plugins import load_plugins
+from seqbench.types import DatasetInfo
+
+from gradcheck import max_relative_error
+from test_rnn import sequence_task
+
+PARAMS = {LSTM: {"W_x", "W_h", "b"}, GRU: {"W_x", "W_h", "b_x", "b_h"}}
+CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
+
+
+@CELLS
+def test_bptt_gradients_match_finite_differences(cell):
+    model = RecurrentClassifier(cell, 5, 3, hidden=6, seed=0, dtype="float64")
+    rng = np.random.default_rng(1)
+    for p in model.params.values():  # a generic point: every bias and gate path matters
+        p += 0.3 * rng.standard_normal(p.shape)
+    x, y = rng.standard_normal((4, 7, 5)), rng.integers(0, 3, 4)
+    errors = max_relative_error(model, x, y)
+    assert set(errors) == PARAMS[cell] | {"W_ya", "b_y"}
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_initial_parameters():
+    lstm = RecurrentClassifier(LSTM, 5, 3, hidden=4).state_dict()
+    assert lstm["W_x"].shape == (5, 16) and lstm["W_h"].shape == (4, 16)
+    np.testing.assert_array_equal(lstm["b"], np.repeat([0.0, 1.0, 0.0, 0.0], 4))  # forget bias 1
+    gru = RecurrentClassifier(GRU, 5, 3, hidden=4).state_dict()
+    assert gru["W_x"].shape == (5, 12) and gru["W_h"].shape == (4, 12)
+    assert not gru["b_x"].any() and not gru["b_h"].any()
+
+
+@CELLS
+def test_learns_a_tiny_separable_sequence_task(cell):
+    x, y = sequence_task()
+    model = RecurrentClassifier(cell, 3, 3, hidden=16, seed=0, optimizer="adam", lr=0.02, clip=5.0)
+    for _ in range(60):  # 100 % from step 30 on (seeds 0-3)
+        model.train_batch(x, y)
+    assert (model.predict_proba(x).argmax(1) == y).mean() == 1.0
+
+
+@CELLS
+def test_save_and_load_give_identical_predictions(cell, tmp_path):
+    x, y = sequence_task(64)
+    model = RecurrentClassifier(cell, 3, 3, hidden=8, seed=0)
+    for _ in range(10):
+        model.train_batch(x, y)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    fresh = RecurrentClassifier(cell, 3, 3, hidden=8, seed=99)
+    assert not np.array_equal(fresh.predict_proba(x), model.predict_proba(x))
+    fresh.load(path)
+    assert np.array_equal(fresh.predict_proba(x), model.predict_proba(x))
+    with np.load(path) as f:
+        assert set(PARAMS[cell]) <= set(f.files)
+        assert f["W_h"].shape == (8, 8 * (4 if cell is LSTM else 3))
+        assert f'"cell": "{cell.__name__}"'.encode() in f["__meta__"].tobytes()
+    with pytest.raises(ValueError, match="shape"):
+        RecurrentClassifier(cell, 3, 3, hidden=4).load(path)
+
+
+@CELLS
+def test_same_seed_is_bit_identical_on_the_cpu(cell):
+    x, y = sequence_task(64)
+
+    def train():
+        model = RecurrentClassifier(cell, 3, 3, hidden=8, seed=3, clip=1.0)
+        losses = [float(model.train_batch(x[i : i + 16], y[i : i + 16])) for i in range(0, 64, 16)]
+        return losses, model.state_dict()
+
+    (l1, s1), (l2, s2) = train(), train()
+    assert l1 == l2
+    assert all(np.array_equal(s1[k], s2[k]) for k in s1)
+
+
+@pytest.mark.parametrize("name, cell", [("lstm-cpu", LSTM), ("gru-cpu", GRU)])
+def test_registered_with_per_dataset_defaults(name, cell):
+    models = load_plugins().models
+    assert {"lstm-cpu", "lstm-gpu", "gru-cpu", "gru-gpu"} <= set(models)
+    mnist = DatasetInfo(name="mnist", seq_len=28, n_features=28, class_names=tuple("0123456789"))
+    model = models[name].build(mnist, {**models[name].defaults(mnist), "seed": 0})
+    assert type(model.cell) is cell and model.device == "cpu"
+    assert model.hyperparameters()["hidden"] == 128 and model.hyperparameters()["n_features"] == 28
+
+
+@pytest.mark.skipif(cupy_unavailable() is None, reason="a GPU is present")
+@pytest.mark.parametrize("name", ["lstm-gpu", "gru-gpu"])
+def test_gpu_models_say_why_they_are_unavailable(name):
+    reason = load_plugins().models[name].unavailable()
+    assert reason and ("CuPy" in reason or "CUDA" in reason)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {cupy_unavailable()}")
+@CELLS
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 1e-4)])
+def test_gpu_kernels_match_the_cpu(cell, dtype, rtol):
+    """The fused CuPy kernels are twins of the NumPy helpers: same loss, gradients and training."""
+    x, y = sequence_task(64)
+    kw = dict(hidden=16, seed=0, dtype=dtype, optimizer="sgd", lr=0.5)  # Adam would amplify ~0 gradients
+    cpu = RecurrentClassifier(cell, 3, 3, **kw)
+    gpu = RecurrentClassifier(cell, 3, 3, backend="cupy", **kw)
+    xg, yg = gpu.to_device(x), gpu.to_device(y)
+    (lc, gc), (lg, gg) = cpu.loss_and_grads(x, y), gpu.loss_and_grads(xg, yg)
+    assert float(lg) == pytest.approx(float(lc), rel=rtol)
+    for k in gc:
+        np.testing.assert_allclose(gpu.backend.to_host(gg[k]), gc[k], rtol=rtol, atol=rtol * 1e-2, err_msg=k)
+    for _ in range(5):
+        lc, lg = cpu.train_batch(x, y), gpu.train_batch(xg, yg)
+    assert float(lg) == pytest.approx(float(lc), rel=10 * rtol)
+    np.testing.assert_allclose(gpu.predict_proba(xg), cpu.predict_proba(x), rtol=10 * rtol, atol=1e-6)
