@@ -1,0 +1,71 @@
+"""seqbench-torch: PyTorch reference models ``torch-rnn``, ``torch-lstm`` and ``torch-gru``.
+
+They run under the harness's protocol beside the from-scratch models, with the same
+hyperparameters, so a results table compares the two in accuracy and in time. torch is
+imported only when a model is built or asked whether it can run: without torch the models are
+listed as unavailable (and skipped by a run) instead of breaking the plugin.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from seqbench import DatasetInfo, Model, ModelSpec, hookimpl
+
+#: seqbench cell name -> torch.nn class name.
+CELLS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+#: The options this plugin implements, besides the harness's protocol keys.
+OPTIONS = ("hidden", "optimizer", "lr", "momentum", "clip", "lr_decay")
+PROTOCOL_KEYS = ("epochs", "batch_size", "patience", "val_fraction")
+
+
+def defaults(cell: str, info: DatasetInfo) -> dict[str, Any]:
+    """The from-scratch model's defaults for this cell and dataset, restricted to the options
+    implemented here: both sides of a comparison train with the same hyperparameters."""
+    from seqbench.default_plugins.models import defaults_for
+
+    return {k: v for k, v in defaults_for(cell, info.name).items() if k in OPTIONS or k in PROTOCOL_KEYS}
+
+
+def unavailable() -> str | None:
+    """Why torch cannot run here, or ``None``."""
+    try:
+        import torch  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken install raising at import
+        return f"PyTorch is not importable ({type(exc).__name__}: {exc}); install torch, then seqbench-torch"
+    return None
+
+
+def _builder(cell: str) -> Callable[[DatasetInfo, Mapping[str, Any]], Model]:
+    def build(info: DatasetInfo, params: Mapping[str, Any]) -> Model:
+        from seqbench_torch.model import TorchRecurrentClassifier
+
+        return TorchRecurrentClassifier(
+            cell,
+            info.n_features,
+            info.num_classes,
+            hidden=int(params["hidden"]),
+            seed=int(params["seed"]),
+            optimizer=str(params["optimizer"]),
+            lr=float(params["lr"]),
+            momentum=float(params["momentum"]),
+            clip=float(params["clip"]),
+            lr_decay=float(params["lr_decay"]),
+        )
+
+    return build
+
+
+@hookimpl
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    for cell, torch_name in CELLS.items():
+        register(
+            ModelSpec(
+                name=f"torch-{cell}",
+                build=_builder(cell),
+                defaults=lambda info, _cell=cell: defaults(_cell, info),
+                unavailable=unavailable,
+                description=f"PyTorch nn.{torch_name} + linear head on the last step (cuDNN on CUDA, else CPU)",
+            )
+        )
