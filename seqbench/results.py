@@ -163,7 +163,9 @@ def environment(plugins: dict[str, str | None]) -> dict[str, Any]:
     """Everything about where a run ran that a reader of its numbers needs."""
     return {
         "python": sys.version.split()[0],
-        "packages": package_versions(["seqbench", "numpy", "pluggy", "click", "cupy-cuda12x", "cupy-cuda13x"]),
+        "packages": package_versions(
+            ["seqbench", "numpy", "pluggy", "click", "matplotlib", "cupy-cuda12x", "cupy-cuda13x", "torch"]
+        ),
         "plugins": plugins,
         "git_commit": git_commit(),
         "machine": machine_info(),

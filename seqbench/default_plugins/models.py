@@ -7,23 +7,15 @@ from typing import Any, Mapping
 from seqbench.hookspecs import hookimpl
 from seqbench.types import DatasetInfo, Model, ModelSpec
 
-#: Hyperparameters per cell and dataset, chosen on the validation split (see README.md).
+_COMMON = {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
+           "batch_size": 128, "momentum": 0.9}
+_GATED = {"*": {**_COMMON, "epochs": 25, "patience": 5}, "cifar10": {"hidden": 256, "lr": 1e-3, "epochs": 30}}
+
+#: Hyperparameters per cell and dataset (``"*"``: any dataset), chosen on the validation split.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "rnn": {
-        "*": {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
-              "epochs": 40, "batch_size": 128, "patience": 6, "momentum": 0.9},
-        "cifar10": {"hidden": 256, "lr": 1e-3},
-    },
-    "lstm": {
-        "*": {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
-              "epochs": 25, "batch_size": 128, "patience": 5, "momentum": 0.9},
-        "cifar10": {"hidden": 256, "lr": 1e-3, "epochs": 30},
-    },
-    "gru": {
-        "*": {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
-              "epochs": 25, "batch_size": 128, "patience": 5, "momentum": 0.9},
-        "cifar10": {"hidden": 256, "lr": 1e-3, "epochs": 30},
-    },
+    "rnn": {"*": {**_COMMON, "epochs": 40, "patience": 6}, "cifar10": {"hidden": 256, "lr": 1e-3}},
+    "lstm": _GATED,
+    "gru": _GATED,
 }
 
 CELLS = {
