@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -29,6 +30,7 @@ from seqbench.types import DatasetSpec, MetricSpec, ModelSpec
 
 ENTRY_POINT_GROUP = "seqbench"
 BUILTIN_PLUGINS = ("datasets", "models", "metrics")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 HOOKS = ("register_datasets", "register_models", "register_metrics")
 
 
@@ -94,7 +96,8 @@ def _warn(registry: Registry, message: str, strict: bool) -> None:
     print(f"seqbench: warning: {message}", file=sys.stderr)
 
 
-def _error_text(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -141,7 +144,7 @@ def load_plugins(
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
         except Exception as exc:  # a broken plugin must not take the others down
-            info.error = _error_text(exc)
+            info.error = one_line(exc)
             _warn(registry, f"plugin {label!r} failed to load: {info.error}", strict)
 
     for name, plugin in extra:
@@ -179,15 +182,20 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None
             info.hooks.append(hook)
             added: list[str] = []
 
-            def register(spec: Any, _plugin: str = impl.plugin_name, _added: list = added) -> None:
+            label = info.distribution if info.distribution and not info.builtin else info.name
+
+            def register(spec: Any, _plugin: str = impl.plugin_name, _added: list = added, _label: str = label) -> None:
                 if not isinstance(spec, spec_type):
                     raise TypeError(f"{hook} expects {spec_type.__name__}, got {type(spec).__name__}")
+                if not isinstance(spec.name, str) or not NAME_PATTERN.fullmatch(spec.name):
+                    raise PluginError(f"{kind} name {spec.name!r} from plugin {_label!r} is not a valid name "
+                                      "(letters, digits, '.', '_' and '-', starting with a letter or digit)")
                 if spec.name in table:
                     other = registry.owner[(kind, spec.name)]
-                    raise PluginError(
-                        f"{kind} name {spec.name!r} from plugin {_plugin!r} is already "
-                        f"registered by plugin {other!r}"
-                    )
+                    # Refuse this name only; the plugin's other registrations go on.
+                    _warn(registry, f"{kind} name {spec.name!r} from plugin {_plugin!r} is already "
+                          f"registered by plugin {other!r}; ignored", strict)
+                    return
                 table[spec.name] = spec
                 registry.owner[(kind, spec.name)] = _plugin
                 _added.append(spec.name)
@@ -195,9 +203,8 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None
             try:
                 impl.function(register=register)
             except Exception as exc:
-                error = str(exc) if isinstance(exc, PluginError) else _error_text(exc)
+                error = str(exc) if isinstance(exc, PluginError) else one_line(exc)
                 info.error = error
-                label = info.distribution if info.distribution and not info.builtin else info.name
                 _warn(registry, f"plugin {label!r} failed in {hook}: {error}", strict)
             info.registered.extend(f"{kind}:{n}" for n in added)
 

@@ -12,6 +12,7 @@ A loss that becomes NaN or infinite stops the pair, which is recorded as diverge
 
 from __future__ import annotations
 
+import json
 import math
 import resource
 import sys
@@ -21,6 +22,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from seqbench.progress import Progress
 from seqbench.types import Dataset, MetricSpec, Model
 
 #: Protocol hyperparameters and their defaults; a model's defaults may change them.
@@ -55,16 +57,6 @@ class EpochRecord:
         if not math.isfinite(d["train_loss"]):
             d["train_loss"] = None
         return d
-
-
-class Progress:
-    """Receives progress events; the CLI prints them. The default prints nothing."""
-
-    def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None: ...
-
-    def batch_done(self) -> None: ...
-
-    def epoch_end(self, record: EpochRecord, best_epoch: int) -> None: ...
 
 
 def validate_dataset(ds: Dataset, plugin: str) -> None:
@@ -136,7 +128,9 @@ def _compute_metrics(
     values, errors = {}, {}
     for name, spec in metrics.items():
         try:
-            values[name] = dict(spec.compute(y, pred, proba, tuple(ds.class_names)))
+            value = dict(spec.compute(y, pred, proba, tuple(ds.class_names)))
+            json.dumps(value, allow_nan=False)  # it goes into results.json: refuse what JSON can't hold
+            values[name] = value
         except Exception as exc:
             errors[name] = f"{type(exc).__name__}: {exc}"
     return values, errors

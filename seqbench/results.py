@@ -113,9 +113,12 @@ def git_commit(cwd: Path | None = None) -> str | None:
     if out.returncode != 0:
         return None
     commit = out.stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
-    )
+    try:
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return commit
     return commit + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
@@ -136,13 +139,26 @@ def _memory_bytes() -> int | None:
         return None
 
 
+def _gpus() -> list[str]:
+    """NVIDIA GPUs as ``nvidia-smi`` names them; empty where there is none (or no nvidia-smi)."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
 def machine_info() -> dict[str, Any]:
-    """The host: OS, CPU, core count and memory (GPUs are added from the models' devices)."""
+    """The host: OS, CPU, core count, memory and GPUs (each pair also records its model's device)."""
     return {
         "platform": platform.platform(),
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
+        "gpus": _gpus(),
         "hostname": platform.node(),
     }
 

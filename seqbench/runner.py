@@ -7,18 +7,19 @@ skipped with its reason, a pair that breaks as failed, and the run goes on.
 from __future__ import annotations
 
 import json
+import math
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from seqbench import results as res
-from seqbench.plugins import Registry, plugin_versions
+from seqbench.plugins import Registry, one_line, plugin_versions
+from seqbench.progress import RunObserver
 from seqbench.protocol import (
     PROTOCOL_DEFAULTS,
     QUICK_PROFILE,
     PluginOutputError,
-    Progress,
     train_and_evaluate,
     validate_dataset,
 )
@@ -44,18 +45,6 @@ class RunRequest:
     command: str = "seqbench run"
 
 
-class RunObserver(Progress):
-    """Progress of a whole run: pair events plus the per-epoch events of :class:`Progress`."""
-
-    def run_start(self, out_dir: Path, total: int) -> None: ...
-
-    def pair_start(self, index: int, total: int, model: str, dataset: str, seed: int) -> None: ...
-
-    def pair_end(self, record: Mapping[str, Any]) -> None: ...
-
-    def warn(self, message: str) -> None: ...
-
-
 def check_names(kind: str, asked: list[str], known: Mapping[str, Any]) -> list[str]:
     """``asked`` (all known names when empty), refusing unknown names with the known ones listed."""
     if not asked:
@@ -79,11 +68,14 @@ def parse_value(key: str, text: str, default: Any) -> Any:
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
         if default is None:
             return json.loads(text)
     except ValueError:
-        raise RunError(f"--set {key}={text}: expected a value of type {type(default).__name__}") from None
+        raise RunError(f"--set {key}={text}: expected a finite value of type {type(default).__name__}") from None
     return text
 
 
@@ -98,22 +90,48 @@ def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, str], qu
     return params
 
 
+#: Allowed ranges of the protocol's hyperparameters.
+_PROTOCOL_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "patience": (lambda v: v >= 1, "at least 1"),
+    "val_fraction": (lambda v: 0 < v < 1, "between 0 and 1"),
+}
+
+
 def check_overrides(registry: Registry, models: list[str], datasets: list[str], overrides: Mapping[str, str]) -> None:
-    """Refuse a ``--set`` key that no selected model knows, or a value of the wrong type."""
+    """Refuse a ``--set`` key that no selected model knows, or a value of the wrong type or range.
+
+    A model's defaults are asked for with a placeholder dataset shape; a plugin whose defaults
+    raise is left to fail in its own pair.
+    """
     if "seed" in overrides:
         raise RunError("--set seed=...: use --seeds instead")
     known: set[str] = set(PROTOCOL_DEFAULTS)
     for m in models:
         for d in datasets:
-            defaults = registry.models[m].defaults(DatasetInfo(d, 1, 1, ("0", "1")))
+            try:
+                defaults = registry.models[m].defaults(DatasetInfo(d, 1, 1, ("0", "1")))
+            except Exception:
+                continue
             known.update(defaults)
             resolve_params(defaults, overrides, quick=False)
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise RunError(f"--set: unknown parameter {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+    params = resolve_params({}, {k: v for k, v in overrides.items() if k in PROTOCOL_DEFAULTS}, quick=False)
+    for key, (ok, expected) in _PROTOCOL_CHECKS.items():
+        if key in overrides and not ok(params[key]):
+            raise RunError(f"--set {key}={overrides[key]}: must be {expected}")
 
 
-def prepare_out_dir(out_dir: Path) -> None:
+def prepare_out_dir(out_dir: Path, resume: bool) -> None:
+    """Check that ``out_dir`` can be written, and holds a run exactly when resuming."""
+    has_run = (out_dir / res.RESULTS_FILE).exists()
+    if resume and not has_run:
+        raise RunError(f"--resume {out_dir}: no {res.RESULTS_FILE} there")
+    if not resume and (has_run or (out_dir / res.PAIRS_DIR).exists()):
+        raise RunError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, or choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".seqbench-write-test"
@@ -121,6 +139,22 @@ def prepare_out_dir(out_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None
+
+
+def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) -> RunRequest:
+    """The request of the run stored in ``out_dir``, to continue it (``data_dir`` may move)."""
+    config = res.load_results(out_dir)["config"]
+    return RunRequest(
+        models=list(config["models"]),
+        datasets=list(config["datasets"]),
+        seeds=[int(s) for s in config["seeds"]],
+        out_dir=out_dir,
+        data_dir=data_dir or Path(config["data_dir"]),
+        overrides=dict(config.get("overrides") or {}),
+        quick=bool(config.get("quick")),
+        resume=True,
+        **options,
+    )
 
 
 def _record(model: str, dataset: str, seed: int, registry: Registry, status: str, reason: str | None) -> dict[str, Any]:
@@ -137,11 +171,6 @@ def _record(model: str, dataset: str, seed: int, registry: Registry, status: str
     }
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def run_benchmark(
     registry: Registry, request: RunRequest, observer: RunObserver | None = None
 ) -> dict[str, Any]:
@@ -150,10 +179,10 @@ def run_benchmark(
     models = check_names("model", request.models, registry.models)
     datasets = check_names("dataset", request.datasets, registry.datasets)
     check_overrides(registry, models, datasets, request.overrides)
-    if request.resume and not (request.out_dir / res.RESULTS_FILE).exists():
-        raise RunError(f"--resume {request.out_dir}: no {res.RESULTS_FILE} there")
-    prepare_out_dir(request.out_dir)
-    done = {k: r for k, r in res.read_pairs(request.out_dir).items() if r["status"] in res.DONE_STATUSES} if request.resume else {}
+    prepare_out_dir(request.out_dir, request.resume)
+    done = {}
+    if request.resume:
+        done = {k: r for k, r in res.read_pairs(request.out_dir).items() if r["status"] in res.DONE_STATUSES}
 
     config = {
         "models": models,
@@ -167,16 +196,19 @@ def run_benchmark(
     results = res.new_results(config, res.environment(plugin_versions(registry)), request.command)
     if request.resume:
         results["created"] = res.load_results(request.out_dir).get("created", results["created"])
+    res.write_results(request.out_dir, results)  # resumable from the first moment
     ctx = LoadContext(data_dir=request.data_dir, download=request.download)
     total = len(models) * len(datasets) * len(request.seeds)
     observer.run_start(request.out_dir, total)
     index = 0
     for ds_name in datasets:
-        dataset, ds_status, ds_reason = _load_dataset(registry, ds_name, ctx)
+        keys = {(m, s): res.pair_key(m, ds_name, s) for m in models for s in request.seeds}
+        todo = any(k not in done for k in keys.values())
+        dataset, ds_status, ds_reason = _load_dataset(registry, ds_name, ctx) if todo else (None, "ok", None)
         for model_name in models:
             for seed in request.seeds:
                 index += 1
-                key = res.pair_key(model_name, ds_name, seed)
+                key = keys[(model_name, seed)]
                 if key in done:
                     record = done[key]
                 else:
@@ -184,7 +216,7 @@ def run_benchmark(
                     if dataset is None:
                         record = _record(model_name, ds_name, seed, registry, ds_status, ds_reason)
                     else:
-                        record = _run_pair(registry, model_name, dataset, seed, request, observer)
+                        record = _run_pair(registry, model_name, ds_name, dataset, seed, request, observer)
                     record["finished"] = res.now_iso()
                     res.write_pair(request.out_dir, record)
                     observer.pair_end(record)
@@ -209,25 +241,31 @@ def _load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Data
     except PluginOutputError as exc:
         return None, "failed", str(exc)
     except Exception as exc:
-        return None, "failed", f"dataset plugin {plugin!r}: {_one_line(exc)}"
+        return None, "failed", f"dataset plugin {plugin!r}: {one_line(exc)}"
     return dataset, "ok", None
 
 
 def _run_pair(
-    registry: Registry, model_name: str, dataset: Dataset, seed: int, request: RunRequest, observer: RunObserver
+    registry: Registry,
+    model_name: str,
+    ds_name: str,
+    dataset: Dataset,
+    seed: int,
+    request: RunRequest,
+    observer: RunObserver,
 ) -> dict[str, Any]:
     spec = registry.models[model_name]
     plugin = registry.plugin_of("model", model_name)
-    record = _record(model_name, dataset.name, seed, registry, "ok", None)
+    record = _record(model_name, ds_name, seed, registry, "ok", None)
     info = dataset.info
     record["dataset_info"] = {
-        "name": dataset.name,
+        "name": ds_name,
         "seq_len": info.seq_len,
         "n_features": info.n_features,
         "class_names": list(dataset.class_names),
         "fingerprint": dataset.fingerprint,
-        "n_train": int(len(dataset.train_y)),
-        "n_test": int(len(dataset.test_y)),
+        "n_train_full": int(len(dataset.train_y)),
+        "n_test_full": int(len(dataset.test_y)),
     }
     try:
         reason = spec.unavailable()
@@ -238,7 +276,7 @@ def _run_pair(
         params["seed"] = seed
         record["params"] = params
         model = spec.build(info, params)
-        record["device"] = model.device
+        record["device"] = str(model.device)
         limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
         out = train_and_evaluate(
             model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=observer, **limits
@@ -247,7 +285,7 @@ def _run_pair(
         record.update(status="failed", reason=str(exc))
         return record
     except Exception as exc:
-        record.update(status="failed", reason=f"model plugin {plugin!r}: {_one_line(exc)}", traceback=traceback.format_exc())
+        record.update(status="failed", reason=f"model plugin {plugin!r}: {one_line(exc)}", traceback=traceback.format_exc())
         return record
     split = out.pop("split")
     record["dataset_info"].update(split)
@@ -268,7 +306,7 @@ def _guard(observer: RunObserver, what: str, fn: Callable[[], Any]) -> None:
     try:
         fn()
     except Exception as exc:
-        observer.warn(f"could not write {what}: {_one_line(exc)}")
+        observer.warn(f"could not write {what}: {one_line(exc)}")
 
 
 def _write_reports(out_dir: Path, results: dict[str, Any], record: dict[str, Any], plots: bool, observer: RunObserver) -> None:

@@ -89,8 +89,11 @@ class DatasetSpec:
     """A dataset registration.
 
     ``load(ctx)`` returns a :class:`Dataset` or raises :class:`DatasetUnavailable`.
-    ``locate(ctx)``, when given, returns a mapping of facts about the files (paths, present or
-    missing) for ``seqbench data info`` without loading them.
+    ``locate(ctx)``, when given, describes the files for ``seqbench data info`` without loading
+    them, as a mapping with any of: ``status`` (``"ok"``, ``"missing"`` or ``"error"``),
+    ``directory``, ``missing`` (file names), ``fingerprint``, ``train_shape``, ``test_shape``,
+    ``error``. ``fetch(ctx)``, when given, downloads what is missing for ``seqbench data fetch``
+    (raising :class:`DatasetUnavailable` when it cannot).
     """
 
     name: str

@@ -56,8 +56,9 @@ def test_duplicate_name_is_refused_naming_both_plugins(monkeypatch, capsys):
     )
     reg = load_plugins()
     assert reg.plugin_of("model", "dup") == "first"
+    assert reg.plugin_of("model", "other") == "second"  # the rest of the plugin still registers
     err = capsys.readouterr().err
-    assert "'dup'" in err and "'second'" in err and "'first'" in err
+    assert err.strip() == "seqbench: warning: model name 'dup' from plugin 'second' is already registered by plugin 'first'; ignored"
     with pytest.raises(PluginError, match=r"'dup' from plugin 'second' is already registered by plugin 'first'"):
         load_plugins(strict=True)
 
@@ -100,6 +101,11 @@ def test_strict_mode_makes_a_broken_plugin_fatal(monkeypatch):
     assert result.output.strip().splitlines() == [
         "Error: plugin 'seqbench-broken' failed to load: RuntimeError: bad plugin"
     ]
+
+
+def test_a_name_that_cannot_be_a_file_name_is_refused(capsys):
+    load_plugins(extra=[("slash", _model_plugin("a/b"))])
+    assert "model name 'a/b' from plugin 'slash' is not a valid name" in capsys.readouterr().err
 
 
 def test_plugin_raising_in_register_is_reported_by_name(monkeypatch, capsys):

@@ -54,15 +54,46 @@ def test_run_writes_complete_results(toy_registry, tmp_path):
     assert not [p for p in out.rglob("*.tmp")]
 
 
-def test_resume_skips_finished_pairs(toy_registry, tmp_path):
+def test_resume_skips_finished_pairs_with_the_stored_selection(toy_registry, tmp_path):
     out = tmp_path / "run"
-    assert invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0", "--out", str(out), "--no-plots").exit_code == 0
-    first = json.loads((out / "pairs" / "logreg__toy__seed0.json").read_text())
-    result = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--resume", str(out), "--no-plots")
+    first = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--set", "epochs=3", "--out", str(out), "--no-plots")
+    assert first.exit_code == 0, first.output
+    kept = json.loads((out / "pairs" / "logreg__toy__seed0.json").read_text())
+    (out / "pairs" / "logreg__toy__seed1.json").unlink()  # as if interrupted during seed 1
+    result = invoke(toy_registry, "--resume", str(out), "--no-plots")
     assert result.exit_code == 0, result.output
     assert "[1/2]" not in result.output and "[2/2] logreg x toy (seed 1)" in result.output
-    assert json.loads((out / "pairs" / "logreg__toy__seed0.json").read_text()) == first
-    assert len(json.loads((out / "results.json").read_text())["pairs"]) == 2
+    assert json.loads((out / "pairs" / "logreg__toy__seed0.json").read_text()) == kept
+    results = json.loads((out / "results.json").read_text())
+    assert [p["seed"] for p in results["pairs"]] == [0, 1]
+    assert results["config"]["overrides"] == {"epochs": "3"}
+    assert all(p["params"]["epochs"] == 3 for p in results["pairs"])
+
+
+class Interrupting(MeanLogReg):
+    def train_batch(self, x, y):
+        raise KeyboardInterrupt
+
+
+def test_interrupted_first_pair_can_be_resumed(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
+    models = {"logreg": lambda info, p: Interrupting(4, 3)}
+    reg = load_plugins(extra=[("toy", toy_plugin(models=models))])
+    out = tmp_path / "run"
+    result = invoke(reg, "-m", "logreg", "-d", "toy", "--out", str(out), "--no-plots")
+    assert result.exit_code == 130 and "--resume" in result.output
+    assert json.loads((out / "results.json").read_text())["pairs"] == []
+    models["logreg"] = lambda info, p: MeanLogReg(4, 3)
+    result = invoke(load_plugins(extra=[("toy", toy_plugin(models=models))]), "--resume", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert [p["status"] for p in json.loads((out / "results.json").read_text())["pairs"]] == ["ok"]
+
+
+def test_an_existing_run_is_not_overwritten(toy_registry, tmp_path):
+    out = str(tmp_path / "run")
+    assert invoke(toy_registry, "-m", "logreg", "-d", "toy", "--out", out, "--no-plots").exit_code == 0
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--out", out), "already holds a run", "--resume")
+    _one_line_error(invoke(toy_registry, "--resume", out, "-m", "logreg"), "own selection")
 
 
 class Exploding(MeanLogReg):
@@ -114,7 +145,8 @@ def _one_line_error(result, *fragments):
     # click prints usage hints above a usage error; the error itself is one line
     lines = [line for line in result.output.strip().splitlines() if line.startswith("Error:")]
     assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     for f in fragments:
         assert f in lines[0]
 
@@ -128,7 +160,11 @@ def test_cli_errors_are_one_line(toy_registry, tmp_path):
     _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "novalue", "--out", out), "KEY=VALUE")
     _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "a,b", "--out", out), "comma-separated integers")
     _one_line_error(invoke(toy_registry, "--out", out), "choose pairs")
-    _one_line_error(invoke(toy_registry, "-m", "logreg", "--resume", str(tmp_path / "none")), "no results.json")
+    _one_line_error(invoke(toy_registry, "--resume", str(tmp_path / "none")), "no such results file")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "lr=nan", "--out", out), "lr=nan", "finite")
+    for bad in ("epochs=0", "batch_size=0", "patience=0", "val_fraction=1.5"):
+        _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", bad, "--out", out), bad, "must be")
+    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "-1", "--out", out), "each 0 or more")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")

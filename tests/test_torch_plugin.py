@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 
@@ -126,17 +127,19 @@ def test_cuda_device_is_named_and_synchronized():
 
 
 def test_without_torch_the_models_are_listed_unavailable_and_skipped(monkeypatch, tmp_path):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     for mod in [m for m in sys.modules if m.startswith("seqbench_torch")]:
         monkeypatch.delitem(sys.modules, mod)
     plugin = importlib.import_module("seqbench_torch")  # the plugin itself imports without torch
     reason = plugin.unavailable()
-    assert reason.startswith("PyTorch is not importable (ModuleNotFoundError")
+    assert reason.startswith("PyTorch is not installed")
 
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
     registry = load_plugins(extra=[("torch", plugin), ("toy", toy_plugin(models={}))])
     listing = CliRunner().invoke(main, ["list", "models"], obj={"registry": registry})
-    assert listing.exit_code == 0 and listing.output.count("PyTorch is not importable") == 3
+    assert listing.exit_code == 0 and listing.output.count("PyTorch is not installed") == 3
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["run", "-m", "torch-rnn", "-m", "rnn-cpu", "-d", "toy", "--set", "epochs=1",
                                        "--set", "hidden=4", "--out", str(out), "--no-plots"], obj={"registry": registry})

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from seqbench.cli.common import registry_from
+from seqbench.plugins import one_line
 from seqbench.datasets.errors import DataError
 from seqbench.datasets.paths import resolve_data_dir
 from seqbench.types import DatasetSpec, DatasetUnavailable, LoadContext
@@ -17,15 +19,6 @@ _data_dir_option = click.option(
     default=None,
     help="Data directory [default: $SEQBENCH_DATA_DIR, else $XDG_CACHE_HOME/seqbench or ~/.cache/seqbench].",
 )
-
-
-def _registry(ctx: click.Context):
-    from seqbench.plugins import PluginError, load_plugins
-
-    try:
-        return load_plugins(strict=ctx.obj.get("strict_plugins") if ctx.obj else None)
-    except PluginError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -43,7 +36,7 @@ def fetch(ctx: click.Context, names: tuple[str, ...], data_dir: str | None) -> N
     DATASET is mnist, fashion-mnist, cifar10 (or any plugin dataset that can be fetched), or all.
     Files already present are left alone.
     """
-    registry = _registry(ctx)
+    registry = registry_from(ctx)
     fetchable = [name for name, spec in registry.datasets.items() if spec.fetch is not None]
     chosen = fetchable if "all" in names else list(dict.fromkeys(names))
     for name in chosen:
@@ -70,6 +63,8 @@ def _fetch_one(name: str, spec: DatasetSpec, load_ctx: LoadContext) -> str:
         where = dict(spec.locate(load_ctx)) if spec.locate is not None else {}
     except (DatasetUnavailable, DataError) as exc:
         raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # a plugin's own failure: name it, no traceback
+        raise click.ClickException(f"{name}: {one_line(exc)}") from None
     if where.get("status", "ok") != "ok":
         raise click.ClickException(where.get("error") or f"{name}: {where['status']}")
     fingerprint = f" ({where['fingerprint']})" if where.get("fingerprint") else ""
@@ -82,7 +77,7 @@ def _fetch_one(name: str, spec: DatasetSpec, load_ctx: LoadContext) -> str:
 @click.pass_context
 def info(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     """Show each dataset's files, status, fingerprint and shapes."""
-    registry = _registry(ctx)
+    registry = registry_from(ctx)
     load_ctx = LoadContext(resolve_data_dir(data_dir), download=False)
     entries = []
     for name, spec in registry.datasets.items():
@@ -92,6 +87,8 @@ def info(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
                 entry.update(spec.locate(load_ctx))
             except (DatasetUnavailable, DataError, OSError) as exc:
                 entry.update(status="error", error=str(exc))
+            except Exception as exc:  # a plugin's own failure: report it and go on
+                entry.update(status="error", error=one_line(exc))
         entry.update(plugin=registry.plugin_of("dataset", name), description=spec.description)
         entries.append(entry)
     if as_json:

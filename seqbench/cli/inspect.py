@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict
 
 import click
-from tabulate import tabulate
 
 from seqbench.cli.common import registry_from
+from seqbench.plugins import one_line
 
 
 @click.command("plugins")
@@ -25,6 +25,8 @@ def plugins_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     if not shown:
         click.echo("no third-party plugins installed (--all shows the built-ins)")
         return
+    from tabulate import tabulate
+
     rows = [
         [p.name, p.distribution or "-", p.version or "-", ", ".join(p.hooks) or "-",
          ", ".join(p.registered) or "-", p.error or ""]
@@ -39,6 +41,8 @@ def list_cmd() -> None:
 
 
 def _listing(ctx: click.Context, kind: str) -> None:
+    from tabulate import tabulate
+
     registry = registry_from(ctx)
     table = getattr(registry, f"{kind}s")
     rows = []
@@ -46,7 +50,11 @@ def _listing(ctx: click.Context, kind: str) -> None:
         spec = table[name]
         row = [name, registry.plugin_of(kind, name), spec.description]
         if kind == "model":
-            row.insert(2, spec.unavailable() or "yes")
+            try:
+                available = spec.unavailable() or "yes"
+            except Exception as exc:  # a plugin's own failure: report it and go on
+                available = f"error: {one_line(exc)}"
+            row.insert(2, available)
         rows.append(row)
     headers = ["name", "plugin", "available", "description"] if kind == "model" else ["name", "plugin", "description"]
     click.echo(tabulate(rows, headers=headers))

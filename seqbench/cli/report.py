@@ -36,6 +36,8 @@ def _write_files(run_dir: Path, results: dict[str, Any], plots: bool) -> list[Pa
         return write_tables(run_dir, results) + (write_plots(run_dir, results) if plots else [])
     except ResultsError as exc:
         raise click.ClickException(f"{run_dir}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise click.ClickException(f"{run_dir}: malformed results ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
         raise click.ClickException(f"{run_dir}: cannot write ({exc.strerror or exc})") from None
 
@@ -55,7 +57,10 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool) -> None:
     for path, (_, results) in zip(run_dirs, runs):
         written = _write_files(path, results, plots=not no_plots)
         click.echo(f"{path}: wrote {len(written)} files", err=True)
-    table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
+    try:
+        table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise click.ClickException(f"malformed results ({type(exc).__name__}: {exc})") from None
     click.echo(render(table, fmt), nl=False)
 
 
@@ -83,6 +88,8 @@ def compare(base: Path, new: Path, thresholds: list[Any], fmt: str) -> None:
         comparison = compare_runs(_load(base), _load(new), thresholds)
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise click.ClickException(f"malformed results ({type(exc).__name__}: {exc})") from None
     if fmt == "json":
         click.echo(comparison_json(comparison), nl=False)
     else:

@@ -11,9 +11,10 @@ from typing import Any, Mapping
 import click
 
 from seqbench.cli.common import registry_from
+from seqbench.progress import RunObserver
 
 
-class ConsoleObserver:
+class ConsoleObserver(RunObserver):
     """Prints progress: a bar per epoch on a terminal, one line per epoch otherwise."""
 
     def __init__(self, tty: bool) -> None:
@@ -58,13 +59,17 @@ class ConsoleObserver:
         click.echo(f"seqbench: warning: {message}", err=True)
 
 
+def seeds_given(ctx: click.Context) -> bool:
+    return ctx.get_parameter_source("seeds") is not click.core.ParameterSource.DEFAULT
+
+
 def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     try:
         seeds = [int(s) for s in value.split(",") if s.strip()]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if not seeds:
-        raise click.BadParameter("give at least one seed")
+    if not seeds or min(seeds) < 0:
+        raise click.BadParameter(f"give one or more seeds, each 0 or more, got {value!r}")
     return list(dict.fromkeys(seeds))
 
 
@@ -86,7 +91,7 @@ def _parse_sets(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 @click.option("--set", "overrides", multiple=True, callback=_parse_sets, metavar="KEY=VALUE", help="Override a hyperparameter (repeatable), e.g. --set lr=0.01.")
 @click.option("--quick", is_flag=True, help="Smoke profile: 2 epochs on a 4,000-sample subset.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output directory [default: results/<timestamp>/].")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue a run in DIR, skipping its finished pairs.")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the run in DIR with its own selection, skipping its finished pairs.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Root data directory [default: $SEQBENCH_DATA_DIR or the user cache].")
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
@@ -96,32 +101,39 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
         data_dir: Path | None, offline: bool, no_plots: bool) -> None:
     """Train and evaluate models on datasets under one protocol and write the results."""
     from seqbench.datasets import resolve_data_dir
-    from seqbench.runner import RunError, RunRequest, run_benchmark
+    from seqbench.results import ResultsError
+    from seqbench.runner import RunError, RunRequest, resume_request, run_benchmark
     from seqbench.tables import summary_text
 
+    if resume_dir and (all_pairs or models or datasets or overrides or quick or out_dir or seeds_given(ctx)):
+        raise click.UsageError("--resume continues a run with its own selection; leave out --all, -m, -d, --seeds, --set, --quick and --out")
     if not (all_pairs or models or datasets or resume_dir):
         raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
     if all_pairs and (models or datasets):
         raise click.UsageError("--all runs every pair; leave out -m/-d, or drop --all")
-    if resume_dir and out_dir:
-        raise click.UsageError("--resume writes into its own directory; leave out --out")
     registry = registry_from(ctx)
-    out = resume_dir or out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    request = RunRequest(
-        models=list(models), datasets=list(datasets), seeds=seeds, out_dir=out,
-        data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
-        download=not offline, resume=resume_dir is not None, plots=not no_plots,
-        command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]),
-    )
+    options = dict(download=not offline, plots=not no_plots, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
+    request = None
     try:
+        if resume_dir:
+            request = resume_request(resume_dir, data_dir, **options)
+        else:
+            request = RunRequest(
+                models=list(models), datasets=list(datasets), seeds=seeds,
+                out_dir=out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
+                data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
+                **options,
+            )
         results = run_benchmark(registry, request, ConsoleObserver(sys.stdout.isatty()))
-    except RunError as exc:
+    except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
-        click.echo(f"\nseqbench: interrupted; finished pairs are in {out}; continue with --resume {out}", err=True)
+        if request is not None:
+            out = request.out_dir
+            click.echo(f"\nseqbench: interrupted; finished pairs are in {out}; continue with --resume {out}", err=True)
         ctx.exit(130)
     click.echo("")
     click.echo(summary_text(results))
-    click.echo(f"\nresults: {out}")
+    click.echo(f"\nresults: {request.out_dir}")
     if any(p["status"] == "failed" for p in results["pairs"]):
         ctx.exit(1)

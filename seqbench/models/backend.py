@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 
+@functools.lru_cache(maxsize=1)
 def cupy_unavailable() -> str | None:
     """Why CuPy cannot run here, or ``None`` when it can."""
     try:
@@ -189,6 +190,9 @@ class CupyBackend(NumpyBackend):
         props = cupy.cuda.runtime.getDeviceProperties(dev.id)
         gpu_name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         self.device = f"cuda:{dev.id} ({gpu_name})"
+        self._pool = cupy.get_default_memory_pool()
+        self._baseline = self._pool.used_bytes()  # what earlier models in this process still hold
+        self._peak = 0
         k = _cupy_kernels()
         self._tanh_add, self._tanh_backward, self._sigmoid = k[:3]
         self._lstm_forward, self._lstm_backward, self._gru_forward, self._gru_backward = k[3:]
@@ -201,9 +205,11 @@ class CupyBackend(NumpyBackend):
 
     def synchronize(self) -> None:
         self._cupy.cuda.get_current_stream().synchronize()
+        self._peak = max(self._peak, self._pool.used_bytes() - self._baseline)
 
     def peak_memory_bytes(self) -> int | None:
-        return int(self._cupy.get_default_memory_pool().total_bytes())
+        """Most device memory this model's arrays held at any synchronisation point."""
+        return int(self._peak)
 
     def tanh_add(self, a: Any, b: Any, out: Any) -> None:
         self._tanh_add(a, b, out)

@@ -8,6 +8,7 @@ listed as unavailable (and skipped by a run) instead of breaking the plugin.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Callable, Mapping
 
 from seqbench import DatasetInfo, Model, ModelSpec, hookimpl
@@ -29,11 +30,9 @@ def defaults(cell: str, info: DatasetInfo) -> dict[str, Any]:
 
 
 def unavailable() -> str | None:
-    """Why torch cannot run here, or ``None``."""
-    try:
-        import torch  # noqa: F401
-    except Exception as exc:  # ImportError, or a broken install raising at import
-        return f"PyTorch is not importable ({type(exc).__name__}: {exc}); install torch, then seqbench-torch"
+    """Why torch cannot run here, or ``None`` (found without importing it: that takes seconds)."""
+    if importlib.util.find_spec("torch") is None:
+        return "PyTorch is not installed; install torch, then seqbench-torch"
     return None
 
 
