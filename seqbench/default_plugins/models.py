@@ -13,7 +13,7 @@ _GATED = {"*": {**_COMMON, "epochs": 25, "patience": 5}, "cifar10": {"hidden": 2
 
 #: Hyperparameters per cell and dataset (``"*"``: any dataset), chosen on the validation split.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "rnn": {"*": {**_COMMON, "epochs": 40, "patience": 6}, "cifar10": {"hidden": 256, "lr": 1e-3}},
+    "rnn": {"*": {**_COMMON, "hidden": 256, "lr": 1e-3, "epochs": 40, "patience": 6}},
     "lstm": _GATED,
     "gru": _GATED,
 }
