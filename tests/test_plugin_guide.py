@@ -89,9 +89,10 @@ def test_file_dataset_is_skipped_when_missing_and_loads_when_present(guide, tmp_
     assert pair["status"] == "skipped" and "npzdata.npz is missing" in pair["reason"]
 
     ctx = LoadContext(data_dir=tmp_path / "data")
-    assert npz.locate(ctx)["present"] is False
+    where = npz.locate(ctx)
+    assert where["status"] == "missing" and where["missing"] == ["npzdata.npz"]
     ds = blobs.load(ctx)
-    path = Path(npz.locate(ctx)["path"])
+    path = Path(where["directory"]) / "npzdata.npz"
     path.parent.mkdir(parents=True)
     np.savez(path, train_x=ds.train_x, train_y=ds.train_y, test_x=ds.test_x, test_y=ds.test_y,
              class_names=np.array(ds.class_names))
@@ -99,6 +100,7 @@ def test_file_dataset_is_skipped_when_missing_and_loads_when_present(guide, tmp_
     (pair,) = run_benchmark(registry, request)["pairs"]
     assert pair["status"] == "ok" and pair["metrics"]["accuracy"]["accuracy"] > 0.9
     assert pair["dataset_info"]["class_names"] == list(ds.class_names)
+    assert npz.locate(ctx)["status"] == "ok"
 
 
 def test_the_guides_own_tests_pass(guide, monkeypatch, tmp_path):
