@@ -100,3 +100,16 @@ def test_gpu_matches_cpu():
         lc, lg = cpu.train_batch(x, y), gpu.train_batch(gpu.to_device(x), gpu.to_device(y))
         assert float(lg) == pytest.approx(float(lc), rel=1e-9)
     np.testing.assert_allclose(gpu.predict_proba(gpu.to_device(x)), cpu.predict_proba(x), rtol=1e-8)
+
+
+def test_sharded_batch_gives_the_same_loss_and_gradients():
+    x, y = sequence_task(128)
+    one = RecurrentClassifier(RNN, 3, 3, hidden=8, seed=0, dtype="float64", threads=1)
+    two = RecurrentClassifier(RNN, 3, 3, hidden=8, seed=0, dtype="float64", threads=2)
+    (l1, g1), (l2, g2) = one.loss_and_grads(x, y), two.loss_and_grads(x, y)
+    assert l2 == pytest.approx(l1, rel=1e-12)
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(two.predict_proba(x), one.predict_proba(x), rtol=1e-12)
+    again = RecurrentClassifier(RNN, 3, 3, hidden=8, seed=0, dtype="float64", threads=2)
+    assert again.loss_and_grads(x, y)[0] == l2  # sharding is deterministic

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 from seqbench.hookspecs import hookimpl
 from seqbench.types import DatasetInfo, Model, ModelSpec
 
+def default_threads() -> int:
+    """CPU cores this process may use, at most 4 (shards of a 128-sample batch stay >= 32 rows)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
 _COMMON = {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
-           "batch_size": 128, "momentum": 0.9}
+           "batch_size": 128, "momentum": 0.9, "threads": default_threads()}
 _GATED = {"*": {**_COMMON, "epochs": 25, "patience": 5}, "cifar10": {"hidden": 256, "lr": 1e-3, "epochs": 30}}
 
 #: Hyperparameters per cell and dataset (``"*"``: any dataset), chosen on the validation split.
@@ -50,6 +60,7 @@ def _build(cell: str, backend: str):
             clip=float(params["clip"]),
             lr_decay=float(params["lr_decay"]),
             backend=backend,
+            threads=int(params["threads"]),
         )
 
     return build

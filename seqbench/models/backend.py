@@ -7,9 +7,12 @@ below for the per-step work of the recurrent loops; on CuPy these are single CUD
 from __future__ import annotations
 
 import functools
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
 
 import numpy as np
+
+T_ = TypeVar("T_")
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,11 +32,36 @@ def cupy_unavailable() -> str | None:
 
 
 class NumpyBackend:
-    """NumPy on the host CPU."""
+    """NumPy on the host CPU.
+
+    With ``threads > 1``, :meth:`map_shards` runs a batch's shards on that many threads at once,
+    each with a single-threaded BLAS: the recurrent loops are many small products and
+    element-wise steps, which one thread per shard keeps busy better than a multi-threaded BLAS.
+    """
 
     name = "numpy"
     device = "cpu"
     xp = np
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = max(1, int(threads))
+        self._pool: ThreadPoolExecutor | None = None
+        self._blas: Any = None
+
+    def map_shards(self, fn: Callable[[int, slice], T_], n: int, min_rows: int = 32) -> list[T_]:
+        """``[fn(i, rows_i)]`` over contiguous shards of ``range(n)``, in shard order."""
+        k = min(self.threads, n // min_rows)
+        if k <= 1:
+            return [fn(0, slice(0, n))]
+        if self._pool is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="seqbench-shard")
+            self._blas = ThreadpoolController()
+        bounds = [n * i // k for i in range(k + 1)]
+        with self._blas.limit(limits=1, user_api="blas"):
+            futures = [self._pool.submit(fn, i, slice(bounds[i], bounds[i + 1])) for i in range(k)]
+            return [f.result() for f in futures]
 
     def asarray(self, a: Any, dtype: Any = None) -> np.ndarray:
         return np.asarray(a, dtype=dtype)
@@ -184,6 +212,7 @@ class CupyBackend(NumpyBackend):
     def __init__(self) -> None:
         import cupy
 
+        super().__init__(threads=1)  # one device: shards would only queue on the same stream
         self.xp = cupy
         self._cupy = cupy
         dev = cupy.cuda.Device()
@@ -309,10 +338,10 @@ def _cupy_kernels() -> tuple[Any, ...]:
     return tanh_add, tanh_backward, sigmoid, lstm_forward, lstm_backward, gru_forward, gru_backward
 
 
-def get_backend(name: str) -> NumpyBackend:
-    """``"numpy"`` or ``"cupy"``."""
+def get_backend(name: str, threads: int = 1) -> NumpyBackend:
+    """``"numpy"`` (with ``threads`` CPU threads) or ``"cupy"``."""
     if name == "numpy":
-        return NumpyBackend()
+        return NumpyBackend(threads)
     if name == "cupy":
         return CupyBackend()
     raise ValueError(f"unknown backend {name!r} (expected 'numpy' or 'cupy')")

@@ -56,16 +56,20 @@ class RecurrentClassifier(Model):
         lr_decay: float = 1.0,
         dtype: str = "float32",
         backend: str = "numpy",
+        threads: int = 1,
     ) -> None:
-        self.backend = get_backend(backend)
+        self.backend = get_backend(backend, threads)
         self.xp = self.backend.xp
         self.device = self.backend.device
         self.dtype = np.dtype(dtype)
-        self.cell = cell = cell_type(self.backend, self.dtype)
+        # one cell (with its own buffers) per shard of a batch; see NumpyBackend.map_shards
+        self.cells = [cell_type(self.backend, self.dtype) for _ in range(self.backend.threads)]
+        self.cell = cell = self.cells[0]
         self._hparams = {
             "cell": cell_type.__name__, "n_features": n_features, "num_classes": num_classes,
             "hidden": hidden, "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum,
             "clip": clip, "lr_decay": lr_decay, "dtype": self.dtype.name, "backend": backend,
+            "threads": self.backend.threads,
         }
         rng = np.random.default_rng(seed)
         host = cell.init(rng, n_features, hidden)
@@ -90,18 +94,33 @@ class RecurrentClassifier(Model):
         return e / e.sum(axis=1, keepdims=True)
 
     def loss_and_grads(self, x: Any, y: Any) -> tuple[Any, dict[str, Any]]:
-        """Mean cross-entropy of a batch and its gradient for every parameter (BPTT)."""
+        """Mean cross-entropy of a batch and its gradient for every parameter (BPTT).
+
+        The batch is cut into shards (one per CPU thread); their summed losses and gradients are
+        added in shard order, so a given ``threads`` setting is deterministic.
+        """
+        n = x.shape[0]
+        parts = self.backend.map_shards(lambda i, rows: self._shard(self.cells[i], x[rows], y[rows], n), n)
+        loss, grads = parts[0]
+        for part_loss, part_grads in parts[1:]:
+            loss = loss + part_loss
+            for k, g in part_grads.items():
+                grads[k] += g
+        return loss / n, grads
+
+    def _shard(self, cell: Cell, x: Any, y: Any, n: int) -> tuple[Any, dict[str, Any]]:
+        """Summed cross-entropy of a shard of a batch of ``n``, and its share of the gradients."""
         xp, p = self.xp, self.params
-        h, cache = self.cell.forward(p, self._time_major(x))
+        h, cache = cell.forward(p, self._time_major(x))
         logits = self._logits(h)
         z = logits - logits.max(axis=1, keepdims=True)
         log_p = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
-        batch = xp.arange(h.shape[0])
-        loss = -log_p[batch, y].mean()
+        rows = xp.arange(h.shape[0])
+        loss = -log_p[rows, y].sum()
         dlogits = xp.exp(log_p)  # softmax
-        dlogits[batch, y] -= 1
-        dlogits /= h.shape[0]
-        grads = self.cell.backward(p, cache, dlogits @ p["W_ya"].T)
+        dlogits[rows, y] -= 1
+        dlogits /= n
+        grads = cell.backward(p, cache, dlogits @ p["W_ya"].T)
         grads["W_ya"] = h.T @ dlogits
         grads["b_y"] = dlogits.sum(axis=0)
         return loss, grads
@@ -122,10 +141,14 @@ class RecurrentClassifier(Model):
         self.optimizer.lr *= self.lr_decay
 
     def predict_proba(self, x: Any) -> np.ndarray:
+        def proba(i: int, rows: slice) -> np.ndarray:
+            h, _ = self.cells[i].forward(self.params, self._time_major(chunk[rows]))
+            return self.backend.to_host(self._softmax(self._logits(h)))
+
         out = []
-        for i in range(0, x.shape[0], PREDICT_CHUNK):
-            h, _ = self.cell.forward(self.params, self._time_major(x[i : i + PREDICT_CHUNK]))
-            out.append(self.backend.to_host(self._softmax(self._logits(h))))
+        for start in range(0, x.shape[0], PREDICT_CHUNK):
+            chunk = x[start : start + PREDICT_CHUNK]
+            out.extend(self.backend.map_shards(proba, chunk.shape[0]))
         return np.concatenate(out) if out else np.zeros((0, self._hparams["num_classes"]), self.dtype)
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from seqbench.default_plugins.models import default_threads
 from seqbench.models.gru import GRU
 from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
@@ -21,7 +22,7 @@ CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
 
 def _model(cell: type, backend: str) -> RecurrentClassifier:
     """The MNIST defaults: Adam with gradient clipping."""
-    return RecurrentClassifier(cell, F, C, hidden=H, seed=0, optimizer="adam", lr=2e-3, clip=1.0,
+    return RecurrentClassifier(cell, F, C, hidden=H, seed=0, optimizer="adam", lr=2e-3, clip=1.0, threads=default_threads(),
                                backend=backend)
 
 
