@@ -11,7 +11,7 @@ mkdir -p "$out"
 # tabulate, matplotlib, threadpoolctl, pytest, pytest-benchmark, cupy, and torch for the plugin).
 python3 -m pip install -q --no-deps --no-build-isolation -e . -e plugins/seqbench-torch
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
-python3 -m pytest -q tests 2>&1 | tee "$out/tests.txt"   # the whole suite: GPU and CUDA tests no longer skip
+python3 -m pytest -q tests 2>&1 | tee "$out/tests.txt" || echo "some tests failed; benchmarks follow"  # GPU/CUDA tests run here
 python3 -m pytest tests/benchmarks -m bench -k "cupy or reference" -q \
   --benchmark-json "$out/gpu-bench.json" --benchmark-columns min,mean,median,stddev,rounds 2>&1 | tee "$out/gpu-bench.txt"
 if [ -n "${MNIST_DATA_DIR:-}" ]; then
