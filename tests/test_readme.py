@@ -6,10 +6,14 @@ import re
 import types
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from seqbench.plugins import load_plugins
+from seqbench.protocol import split_train_val
 from seqbench.runner import RunRequest, run_benchmark
 
-from helpers import toy_plugin
+from helpers import make_toy_dataset, toy_plugin
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -24,4 +28,7 @@ def test_readme_plugin_example_registers_and_runs(monkeypatch, tmp_path):
                          data_dir=tmp_path, plots=False)
     (pair,) = run_benchmark(registry, request)["pairs"]
     assert pair["status"] == "ok" and pair["epochs_run"] == 1
-    assert 0 < pair["metrics"]["accuracy"]["accuracy"] < 1
+    ds = make_toy_dataset()
+    train_idx, _ = split_train_val(len(ds.train_y), 0.1, seed=0)
+    majority = np.bincount(ds.train_y[train_idx]).argmax()
+    assert pair["metrics"]["accuracy"]["accuracy"] == pytest.approx(np.mean(ds.test_y == majority))
