@@ -83,14 +83,14 @@ def test_same_seed_is_bit_identical_on_the_cpu(cell):
     assert all(np.array_equal(s1[k], s2[k]) for k in s1)
 
 
-@pytest.mark.parametrize("name, cell", [("lstm-cpu", LSTM), ("gru-cpu", GRU)])
-def test_registered_with_per_dataset_defaults(name, cell):
+@pytest.mark.parametrize("name, cell, hidden", [("lstm-cpu", LSTM, 128), ("gru-cpu", GRU, 256)])
+def test_registered_with_per_dataset_defaults(name, cell, hidden):
     models = load_plugins().models
     assert {"lstm-cpu", "lstm-gpu", "gru-cpu", "gru-gpu"} <= set(models)
     mnist = DatasetInfo(name="mnist", seq_len=28, n_features=28, class_names=tuple("0123456789"))
     model = models[name].build(mnist, {**models[name].defaults(mnist), "seed": 0})
     assert type(model.cell) is cell and model.device == "cpu"
-    assert model.hyperparameters()["hidden"] == 128 and model.hyperparameters()["n_features"] == 28
+    assert model.hyperparameters()["hidden"] == hidden and model.hyperparameters()["n_features"] == 28
 
 
 @pytest.mark.skipif(cupy_unavailable() is None, reason="a GPU is present")
