@@ -21,18 +21,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from seqbench.models.recurrent import Workspace
+from seqbench.models.recurrent import CellBase
 
 
-class GRU:
+class GRU(CellBase):
     """GRU cell; parameters ``W_x (F, 3H)``, ``W_h (H, 3H)``, ``b_x (3H,)``, ``b_h (3H,)``.
 
     Weights start as randn * sqrt(1 / fan_in) (as the RNN's), biases at 0.
     """
-
-    def __init__(self, backend: Any, dtype: np.dtype) -> None:
-        self.backend, self.xp, self.dtype = backend, backend.xp, dtype
-        self.ws = Workspace()
 
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         return {

@@ -18,19 +18,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from seqbench.models.recurrent import Workspace
+from seqbench.models.recurrent import CellBase
 
 
-class LSTM:
+class LSTM(CellBase):
     """LSTM cell; parameters ``W_x (F, 4H)``, ``W_h (H, 4H)``, ``b (4H,)``, blocks [i, f, g, o].
 
     Weights start as randn * sqrt(1 / fan_in) (as the RNN's), ``b`` at 0 except the forget-gate
     block, which starts at 1.
     """
-
-    def __init__(self, backend: Any, dtype: np.dtype) -> None:
-        self.backend, self.xp, self.dtype = backend, backend.xp, dtype
-        self.ws = Workspace()
 
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         b = np.zeros(4 * hidden)

@@ -38,6 +38,14 @@ class Cell(Protocol):
         """Given dL/dh_T ``(B, H)``, return dL/dparam for every cell parameter."""
 
 
+class CellBase:
+    """What every cell keeps: its backend, array module, dtype and its own buffers."""
+
+    def __init__(self, backend: Any, dtype: np.dtype) -> None:
+        self.backend, self.xp, self.dtype = backend, backend.xp, dtype
+        self.ws = Workspace()
+
+
 class RecurrentClassifier(Model):
     """A :class:`seqbench.Model` made of a :class:`Cell` and a linear softmax head."""
 

@@ -14,15 +14,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from seqbench.models.recurrent import Workspace
+from seqbench.models.recurrent import CellBase
 
 
-class RNN:
+class RNN(CellBase):
     """tanh RNN cell; parameters ``W_ax (F, H)``, ``W_aa (H, H)``, ``b_a (H,)``."""
-
-    def __init__(self, backend: Any, dtype: np.dtype) -> None:
-        self.backend, self.xp, self.dtype = backend, backend.xp, dtype
-        self.ws = Workspace()
 
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         return {
