@@ -83,7 +83,7 @@ def test_same_seed_is_bit_identical_on_the_cpu(cell):
     assert all(np.array_equal(s1[k], s2[k]) for k in s1)
 
 
-@pytest.mark.parametrize("name, cell, hidden", [("lstm-cpu", LSTM, 128), ("gru-cpu", GRU, 256)])
+@pytest.mark.parametrize("name, cell, hidden", [("lstm-cpu", LSTM, 256), ("gru-cpu", GRU, 256)])
 def test_registered_with_per_dataset_defaults(name, cell, hidden):
     models = load_plugins().models
     assert {"lstm-cpu", "lstm-gpu", "gru-cpu", "gru-gpu"} <= set(models)

@@ -19,14 +19,14 @@ def default_threads() -> int:
 
 _COMMON = {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
            "batch_size": 128, "momentum": 0.9, "threads": default_threads()}
-_GATED = {"*": {**_COMMON, "epochs": 25, "patience": 5}, "cifar10": {"hidden": 256, "lr": 1e-3, "epochs": 30}}
-_GRU = {**_GATED, "*": {**_GATED["*"], "hidden": 256}}
+_GATED = {"*": {**_COMMON, "hidden": 256, "epochs": 25, "patience": 5},
+          "cifar10": {"lr": 1e-3, "epochs": 30}}
 
 #: Hyperparameters per cell and dataset (``"*"``: any dataset), chosen on the validation split.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "rnn": {"*": {**_COMMON, "hidden": 256, "lr": 1e-3, "epochs": 40, "patience": 6}},
     "lstm": _GATED,
-    "gru": _GRU,
+    "gru": _GATED,
 }
 
 CELLS = {
