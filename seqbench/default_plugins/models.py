@@ -62,6 +62,7 @@ def _build(cell: str, backend: str):
             lr_decay=float(params["lr_decay"]),
             backend=backend,
             threads=int(params["threads"]),
+            cuda_graph=bool(params.get("cuda_graph", False)),
         )
 
     return build
@@ -81,7 +82,9 @@ def register_models(register):
                 ModelSpec(
                     name=f"{cell}-{suffix}",
                     build=_build(cell, backend),
-                    defaults=lambda info, _cell=cell: defaults_for(_cell, info.name),
+                    defaults=lambda info, _cell=cell, _gpu=backend == "cupy": {
+                        **defaults_for(_cell, info.name), **({"cuda_graph": True} if _gpu else {})
+                    },
                     unavailable=_cupy_unavailable if backend == "cupy" else (lambda: None),
                     description=f"from-scratch {cell.upper()} with BPTT on {'CuPy (GPU)' if backend == 'cupy' else 'NumPy (CPU)'}",
                 )

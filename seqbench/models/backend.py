@@ -75,6 +75,28 @@ class NumpyBackend:
     def peak_memory_bytes(self) -> int | None:
         return None
 
+    def graphed(self, step: Callable[[Any, Any], T_]) -> Callable[[Any, Any], T_]:
+        """``step`` as it is: there are no CUDA graphs on the CPU."""
+        return step
+
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``a @ b`` of two 2-D arrays, into ``out`` (C-contiguous) when given."""
+        return np.matmul(a, b, out=out)
+
+    def scalar(self, value: float, dtype: Any) -> np.ndarray:
+        """A one-element array holding ``value``, refilled in place (``.fill``) between steps."""
+        return np.full(1, value, dtype=dtype)
+
+    def adam_update(
+        self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, rate: np.ndarray, b1: float, b2: float, eps: float
+    ) -> None:
+        """m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= rate m / (sqrt(v) + eps)."""
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
+        p -= rate * m / (v**0.5 + eps)
+
     # Fused element-wise helpers (out may alias an input).
     def tanh_add(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         """out = tanh(a + b)"""
@@ -219,12 +241,14 @@ class CupyBackend(NumpyBackend):
         props = cupy.cuda.runtime.getDeviceProperties(dev.id)
         gpu_name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         self.device = f"cuda:{dev.id} ({gpu_name})"
-        self._pool = cupy.get_default_memory_pool()
-        self._baseline = self._pool.used_bytes()  # what earlier models in this process still hold
+        self._mempool = cupy.get_default_memory_pool()
+        self._baseline = self._mempool.used_bytes()  # what earlier models in this process still hold
         self._peak = 0
+        self._graph_pools: list[Any] = []
         k = _cupy_kernels()
         self._tanh_add, self._tanh_backward, self._sigmoid = k[:3]
-        self._lstm_forward, self._lstm_backward, self._gru_forward, self._gru_backward = k[3:]
+        self._lstm_forward, self._lstm_backward, self._gru_forward, self._gru_backward, self._adam = k[3:]
+        self._cublas = _Cublas(cupy)
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         return self._cupy.asarray(a, dtype=dtype)
@@ -234,11 +258,35 @@ class CupyBackend(NumpyBackend):
 
     def synchronize(self) -> None:
         self._cupy.cuda.get_current_stream().synchronize()
-        self._peak = max(self._peak, self._pool.used_bytes() - self._baseline)
+        used = self._mempool.used_bytes() + sum(p.used_bytes() for p in self._graph_pools)
+        self._peak = max(self._peak, used - self._baseline)
 
     def peak_memory_bytes(self) -> int | None:
         """Most device memory this model's arrays held at any synchronisation point."""
         return int(self._peak)
+
+    def graphed(self, step: Callable[[Any, Any], T_]) -> Callable[[Any, Any], T_]:
+        """``step(x, y)`` replayed as a CUDA graph, one per batch shape (see :class:`CudaGraphStep`)."""
+        graph_step = CudaGraphStep(self._cupy, step)
+        self._graph_pools.append(graph_step.pool)
+        return graph_step
+
+    def matmul(self, a: Any, b: Any, out: Any = None) -> Any:
+        """``a @ b`` through one cuBLAS call (also inside a CUDA-graph capture, where CuPy's own
+        ``matmul`` refuses to run); anything other than float32/float64 C- or F-ordered
+        matrices goes to ``cupy.matmul``."""
+        if out is None:
+            out = self._cupy.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+        if not self._cublas.gemm(a, b, out):
+            self._cupy.matmul(a, b, out=out)
+        return out
+
+    def scalar(self, value: float, dtype: Any) -> Any:
+        return self._cupy.full(1, value, dtype=dtype)
+
+    def adam_update(self, p: Any, g: Any, m: Any, v: Any, rate: Any, b1: float, b2: float, eps: float) -> None:
+        t = p.dtype.type
+        self._adam(g, rate, t(b1), t(b2), t(eps), p, m, v)
 
     def tanh_add(self, a: Any, b: Any, out: Any) -> None:
         self._tanh_add(a, b, out)
@@ -260,6 +308,118 @@ class CupyBackend(NumpyBackend):
 
     def gru_backward(self, gx: Any, gh: Any, h_prev: Any, rec: Any, dh: Any, dgx: Any, dgh: Any) -> None:
         self._gru_backward(gx, gh, h_prev, rec, dh.shape[1], dh, dgx, dgh)
+
+
+class _Cublas:
+    """Row-major ``out = a @ b`` on a cuBLAS handle of our own, on the current stream.
+
+    cuBLAS is column-major: a C-ordered ``(r, c)`` matrix is its ``(c, r)`` transpose there, an
+    F-ordered one is itself. So ``out^T = b^T a^T`` is one gemm with each operand transposed or not
+    according to its order.
+    """
+
+    def __init__(self, cupy: Any) -> None:
+        from cupy_backends.cuda.libs import cublas
+
+        self.cupy, self.lib = cupy, cublas
+        self.handle = _cublas_handle(cupy.cuda.Device().id)
+        self.by_pointer = False  # CuPy releases differ: alpha/beta by value or by host pointer
+        self.one = {np.dtype(t): np.ones(1, t) for t in (np.float32, np.float64)}
+        self.zero = {np.dtype(t): np.zeros(1, t) for t in (np.float32, np.float64)}
+        probe = cupy.ones((1, 1), dtype=np.float32)
+        try:
+            self.gemm(probe, probe, cupy.empty((1, 1), dtype=np.float32))
+        except TypeError:
+            self.by_pointer = True
+
+    @staticmethod
+    def _layout(a: Any) -> tuple[int, int] | None:
+        """(operation, leading dimension) of a row-major matrix seen by cuBLAS, or None."""
+        if a.flags.c_contiguous:
+            return 0, max(1, a.shape[1])  # CUBLAS_OP_N on its transpose
+        if a.flags.f_contiguous:
+            return 1, max(1, a.shape[0])  # CUBLAS_OP_T
+        return None
+
+    def gemm(self, a: Any, b: Any, out: Any) -> bool:
+        """``out = a @ b``; False (nothing done) when the arrays don't suit cuBLAS directly."""
+        dt = a.dtype
+        if a.ndim != 2 or b.ndim != 2 or dt not in self.one or b.dtype != dt or out.dtype != dt:
+            return False
+        la, lb = self._layout(a), self._layout(b)
+        if la is None or lb is None or not out.flags.c_contiguous:
+            return False
+        (m, k), n = a.shape, b.shape[1]
+        if m == 0 or n == 0 or k == 0:
+            return False
+        lib = self.lib
+        lib.setStream(self.handle, self.cupy.cuda.get_current_stream().ptr)
+        gemm = lib.sgemm if dt == np.float32 else lib.dgemm
+        one, zero = (self.one[dt].ctypes.data, self.zero[dt].ctypes.data) if self.by_pointer else (1.0, 0.0)
+        gemm(self.handle, lb[0], la[0], n, m, k, one, b.data.ptr, lb[1], a.data.ptr, la[1], zero, out.data.ptr, n)
+        return True
+
+
+@functools.lru_cache(maxsize=None)
+def _cublas_handle(device_id: int) -> int:
+    from cupy_backends.cuda.libs import cublas
+
+    return cublas.create()
+
+
+class CudaGraphStep:
+    """Runs a training step ``step(x, y) -> loss`` as a captured CUDA graph.
+
+    Per batch shape: the first call runs eagerly (compiling kernels, creating buffers), the
+    second captures the step on a side stream into a graph over static input buffers, and every
+    call from then on copies its batch into those buffers and launches the graph: one launch
+    instead of hundreds. The step must do device work only (no host synchronisation, no
+    values read back); host-side state such as an optimizer's step count is set before the call.
+    Memory allocated during a capture comes from this object's own pool, so no other array can
+    ever be given an address that the graph writes to. If a capture fails, the step runs eagerly
+    from then on, with one warning.
+    """
+
+    def __init__(self, cupy: Any, step: Callable[[Any, Any], Any]) -> None:
+        self.cupy, self.step = cupy, step
+        self.pool = cupy.cuda.MemoryPool()
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.graphs: dict[tuple, Any] = {}
+        self.failure: str | None = None
+
+    def __call__(self, x: Any, y: Any) -> Any:
+        if self.failure is not None:
+            return self.step(x, y)
+        key = (x.shape, x.dtype.str, y.shape, y.dtype.str)
+        entry = self.graphs.get(key)
+        if entry is None:
+            self.graphs[key] = "warm"
+            return self.step(x, y)
+        if entry == "warm":
+            try:
+                entry = self.graphs[key] = self._capture(x, y)
+            except Exception as exc:  # a CuPy call that cannot be captured, an old driver...
+                import warnings
+
+                self.failure = f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"CUDA graph capture failed, training step runs eagerly: {self.failure}", stacklevel=2)
+                return self.step(x, y)
+        xs, ys, graph, loss = entry
+        xs[...] = x
+        ys[...] = y
+        graph.launch()
+        return loss.copy()
+
+    def _capture(self, x: Any, y: Any) -> tuple[Any, Any, Any, Any]:
+        cupy, stream = self.cupy, self.stream
+        xs, ys = x.copy(), y.copy()
+        with cupy.cuda.using_allocator(self.pool.malloc), stream:
+            stream.begin_capture(mode=cupy.cuda.runtime.streamCaptureModeRelaxed)
+            try:
+                loss = self.step(xs, ys)
+            finally:
+                graph = stream.end_capture()
+        return xs, ys, graph, loss
 
 
 # The gated kernels run one thread per (batch row, hidden unit) of the (B, H) arrays and reach
@@ -335,7 +495,12 @@ def _cupy_kernels() -> tuple[Any, ...]:
         "raw T gx, raw T gh, T h_prev, T rec, int32 H", "T dh, raw T dgx, raw T dgh", _GRU_BACKWARD,
         "seqbench_gru_backward",
     )
-    return tanh_add, tanh_backward, sigmoid, lstm_forward, lstm_backward, gru_forward, gru_backward
+    adam = cupy.ElementwiseKernel(
+        "T g, raw T rate, T b1, T b2, T eps", "T p, T m, T v",
+        "m = b1 * m + (T(1) - b1) * g; v = b2 * v + (T(1) - b2) * (g * g); p -= rate[0] * m / (sqrt(v) + eps);",
+        "seqbench_adam",
+    )
+    return tanh_add, tanh_backward, sigmoid, lstm_forward, lstm_backward, gru_forward, gru_backward, adam
 
 
 def get_backend(name: str, threads: int = 1) -> NumpyBackend:

@@ -45,12 +45,12 @@ class GRU(CellBase):
         gx = ws.get(xp, "gx", (T * B, 3 * H), self.dtype)  # x W_x + b_x, then [r, z, n]
         gh = ws.get(xp, "gh", (T, B, 3 * H), self.dtype)  # h_{t-1} W_h + b_h
         hs = ws.get(xp, "h", (T + 1, B, H), self.dtype)  # hs[t + 1] = h_t
-        xp.matmul(x_t.reshape(T * B, F), p["W_x"], out=gx)
+        be.matmul(x_t.reshape(T * B, F), p["W_x"], out=gx)
         gx += p["b_x"]
         gx = gx.reshape(T, B, 3 * H)
         hs[0] = 0
         for t in range(T):
-            xp.matmul(hs[t], p["W_h"], out=gh[t])
+            be.matmul(hs[t], p["W_h"], out=gh[t])
             be.gru_forward(gx[t], gh[t], p["b_h"], hs[t], hs[t + 1])
         return hs[T], (x_t, gx, gh, hs)
 
@@ -70,10 +70,10 @@ class GRU(CellBase):
         for t in range(T - 1, -1, -1):
             be.gru_backward(gx[t], gh[t], hs[t], dh_rec, dh_direct, da_t[t], dr_t[t])
             if t:
-                xp.matmul(dr_t[t], W_h_T, out=dh_rec)
+                be.matmul(dr_t[t], W_h_T, out=dh_rec)
         return {
-            "W_x": x_t.reshape(T * B, F).T @ da,
-            "W_h": hs[:T].reshape(T * B, H).T @ dr,
+            "W_x": be.matmul(x_t.reshape(T * B, F).T, da),
+            "W_h": be.matmul(hs[:T].reshape(T * B, H).T, dr),
             "b_x": da.sum(axis=0),
             "b_h": dr.sum(axis=0),
         }

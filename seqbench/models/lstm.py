@@ -46,13 +46,13 @@ class LSTM(CellBase):
         cs = ws.get(xp, "c", (T + 1, B, H), self.dtype)  # cs[t + 1] = c_t
         tcs = ws.get(xp, "tanh_c", (T, B, H), self.dtype)  # tcs[t] = tanh(c_t)
         rec = ws.get(xp, "rec", (B, 4 * H), self.dtype)
-        xp.matmul(x_t.reshape(T * B, F), p["W_x"], out=gates)
+        be.matmul(x_t.reshape(T * B, F), p["W_x"], out=gates)
         gates += p["b"]
         gates = gates.reshape(T, B, 4 * H)
         hs[0] = 0
         cs[0] = 0
         for t in range(T):
-            xp.matmul(hs[t], p["W_h"], out=rec)
+            be.matmul(hs[t], p["W_h"], out=rec)
             be.lstm_forward(gates[t], rec, cs[t], cs[t + 1], tcs[t], hs[t + 1])
         return hs[T], (x_t, gates, cs, tcs, hs)
 
@@ -71,9 +71,9 @@ class LSTM(CellBase):
         for t in range(T - 1, -1, -1):
             be.lstm_backward(gates[t], cs[t], tcs[t], dh_t, dc, da_t[t])
             if t:
-                xp.matmul(da_t[t], W_h_T, out=dh_t)
+                be.matmul(da_t[t], W_h_T, out=dh_t)
         return {
-            "W_x": x_t.reshape(T * B, F).T @ da,
-            "W_h": hs[:T].reshape(T * B, H).T @ da,
+            "W_x": be.matmul(x_t.reshape(T * B, F).T, da),
+            "W_h": be.matmul(hs[:T].reshape(T * B, H).T, da),
             "b": da.sum(axis=0),
         }

@@ -65,6 +65,7 @@ class RecurrentClassifier(Model):
         dtype: str = "float32",
         backend: str = "numpy",
         threads: int = 1,
+        cuda_graph: bool = False,
     ) -> None:
         self.backend = get_backend(backend, threads)
         self.xp = self.backend.xp
@@ -79,14 +80,17 @@ class RecurrentClassifier(Model):
             "clip": clip, "lr_decay": lr_decay, "dtype": self.dtype.name, "backend": backend,
             "threads": self.backend.threads,
         }
+        if backend == "cupy":
+            self._hparams["cuda_graph"] = cuda_graph
         rng = np.random.default_rng(seed)
         host = cell.init(rng, n_features, hidden)
         host["W_ya"] = rng.standard_normal((hidden, num_classes)) * math.sqrt(1.0 / hidden)
         host["b_y"] = np.zeros(num_classes)
         self.params = {k: self.backend.asarray(v, dtype=self.dtype) for k, v in host.items()}
-        self.optimizer = make_optimizer(optimizer, self.params, lr, momentum)
+        self.optimizer = make_optimizer(optimizer, self.params, lr, self.backend, momentum)
         self.clip = clip
         self.lr_decay = lr_decay
+        self._step = self.backend.graphed(self._update) if cuda_graph else self._update
 
     # -- the math -------------------------------------------------------------------------------
 
@@ -94,7 +98,7 @@ class RecurrentClassifier(Model):
         return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=self.dtype).transpose(1, 0, 2))
 
     def _logits(self, h: Any) -> Any:
-        return h @ self.params["W_ya"] + self.params["b_y"]
+        return self.backend.matmul(h, self.params["W_ya"]) + self.params["b_y"]
 
     def _softmax(self, logits: Any) -> Any:
         z = logits - logits.max(axis=1, keepdims=True)
@@ -118,18 +122,18 @@ class RecurrentClassifier(Model):
 
     def _shard(self, cell: Cell, x: Any, y: Any, n: int) -> tuple[Any, dict[str, Any]]:
         """Summed cross-entropy of a shard of a batch of ``n``, and its share of the gradients."""
-        xp, p = self.xp, self.params
+        xp, be, p = self.xp, self.backend, self.params
         h, cache = cell.forward(p, self._time_major(x))
         logits = self._logits(h)
         z = logits - logits.max(axis=1, keepdims=True)
         log_p = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
-        rows = xp.arange(h.shape[0])
-        loss = -log_p[rows, y].sum()
+        one_hot = (y[:, None] == xp.arange(logits.shape[1])).astype(log_p.dtype)  # no indexing: graph-safe
+        loss = -(log_p * one_hot).sum()
         dlogits = xp.exp(log_p)  # softmax
-        dlogits[rows, y] -= 1
+        dlogits -= one_hot
         dlogits /= n
-        grads = cell.backward(p, cache, dlogits @ p["W_ya"].T)
-        grads["W_ya"] = h.T @ dlogits
+        grads = cell.backward(p, cache, be.matmul(dlogits, p["W_ya"].T))
+        grads["W_ya"] = be.matmul(h.T, dlogits)
         grads["b_y"] = dlogits.sum(axis=0)
         return loss, grads
 
@@ -139,10 +143,15 @@ class RecurrentClassifier(Model):
         return self.backend.asarray(array)
 
     def train_batch(self, x: Any, y: Any) -> Any:
+        self.optimizer.prepare()
+        return self._step(x, y)
+
+    def _update(self, x: Any, y: Any) -> Any:
+        """Device work of one training step (what a CUDA graph captures): loss, BPTT, clip, update."""
         loss, grads = self.loss_and_grads(x, y)
         if self.clip > 0:
             clip_grad_norm(self.xp, grads, self.clip)
-        self.optimizer.step(self.params, grads)
+        self.optimizer.apply(self.params, grads)
         return loss
 
     def epoch_end(self, epoch: int) -> None:

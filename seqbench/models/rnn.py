@@ -34,12 +34,12 @@ class RNN(CellBase):
         hs = self.ws.get(xp, "h", (T + 1, B, H), self.dtype)  # hs[t + 1] = h_t
         zx = self.ws.get(xp, "zx", (T * B, H), self.dtype)
         rec = self.ws.get(xp, "rec", (B, H), self.dtype)
-        xp.matmul(x_t.reshape(T * B, F), p["W_ax"], out=zx)
+        be.matmul(x_t.reshape(T * B, F), p["W_ax"], out=zx)
         zx += p["b_a"]
         zx = zx.reshape(T, B, H)
         hs[0] = 0
         for t in range(T):
-            xp.matmul(hs[t], p["W_aa"], out=rec)
+            be.matmul(hs[t], p["W_aa"], out=rec)
             be.tanh_add(rec, zx[t], out=hs[t + 1])
         return hs[T], (x_t, hs)
 
@@ -54,10 +54,10 @@ class RNN(CellBase):
         for t in range(T - 1, -1, -1):
             be.tanh_backward(dh, hs[t + 1], out=dz[t])
             if t:
-                xp.matmul(dz[t], W_aa_T, out=dh)
+                be.matmul(dz[t], W_aa_T, out=dh)
         dz2 = dz.reshape(T * B, H)
         return {
-            "W_ax": x_t.reshape(T * B, F).T @ dz2,
-            "W_aa": hs[:T].reshape(T * B, H).T @ dz2,
+            "W_ax": be.matmul(x_t.reshape(T * B, F).T, dz2),
+            "W_aa": be.matmul(hs[:T].reshape(T * B, H).T, dz2),
             "b_a": dz2.sum(axis=0),
         }

@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqbench.default_plugins.models import default_threads
 from seqbench.models.gru import GRU
 from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
 
-from test_rnn_bench import BACKENDS, B, C, F, H, T, _synced
+from test_rnn_bench import BACKENDS, B, C, F, H, T, _synced, backend_options, train_step
 
 pytestmark = pytest.mark.bench
 CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
@@ -22,8 +21,7 @@ CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
 
 def _model(cell: type, backend: str) -> RecurrentClassifier:
     """The MNIST defaults: Adam with gradient clipping."""
-    return RecurrentClassifier(cell, F, C, hidden=H, seed=0, optimizer="adam", lr=2e-3, clip=1.0, threads=default_threads(),
-                               backend=backend)
+    return RecurrentClassifier(cell, F, C, hidden=H, seed=0, optimizer="adam", lr=2e-3, clip=1.0, **backend_options(backend))
 
 
 @CELLS
@@ -34,7 +32,7 @@ def test_train_step(benchmark, cell, backend):
     x = model.to_device(rng.random((B, T, F), dtype=np.float32))
     y = model.to_device(rng.integers(0, C, B))
     benchmark.group = f"{cell.__name__.lower()} train step (B={B}, T={T}, F={F}, H={H}, adam, clip)"
-    benchmark(_synced(model, lambda: model.train_batch(x, y)))
+    benchmark(train_step(model, x, y))
 
 
 @CELLS

@@ -4,6 +4,9 @@ epoch against a direct port of the original notebook's float64 code.
     pytest tests/benchmarks -m bench                      # everything available here
     pytest tests/benchmarks -m bench -k epoch             # the 3x epoch comparison (minutes)
     pytest tests/benchmarks -m bench -k cupy              # the GPU timings (needs CuPy + CUDA)
+
+``cupy`` runs the training step eagerly (hundreds of kernel launches), ``cupy-graph`` replays it
+as one captured CUDA graph, as ``rnn-gpu`` trains by default.
 """
 
 from __future__ import annotations
@@ -20,15 +23,24 @@ import reference_rnn
 
 B, T, F, H, C = 128, 28, 28, 128, 10
 N_EPOCH = 60_000
+_NO_GPU = pytest.mark.skipif(cupy_unavailable() is not None, reason=str(cupy_unavailable()))
 BACKENDS = [
     pytest.param("numpy", id="numpy"),
-    pytest.param("cupy", id="cupy", marks=pytest.mark.skipif(cupy_unavailable() is not None, reason=str(cupy_unavailable()))),
+    pytest.param("cupy", id="cupy", marks=_NO_GPU),
+    pytest.param("cupy-graph", id="cupy-graph", marks=_NO_GPU),
 ]
 
 
+def backend_options(backend: str) -> dict:
+    """RecurrentClassifier keywords for a BACKENDS id (CPU threads as the defaults give)."""
+    if backend == "cupy-graph":
+        return {"backend": "cupy", "cuda_graph": True}
+    return {"backend": backend, "threads": default_threads()}
+
+
 def _model(backend: str) -> RecurrentClassifier:
-    """rnn-cpu / rnn-gpu as a run builds them (CPU threads as the defaults give), at the original's settings."""
-    return RecurrentClassifier(RNN, F, C, hidden=H, seed=0, optimizer="sgd", lr=0.02, backend=backend, threads=default_threads())
+    """rnn-cpu / rnn-gpu as a run builds them, at the original's settings."""
+    return RecurrentClassifier(RNN, F, C, hidden=H, seed=0, optimizer="sgd", lr=0.02, **backend_options(backend))
 
 
 def _synced(model, fn):
@@ -40,6 +52,14 @@ def _synced(model, fn):
     return run
 
 
+def train_step(model, x, y):
+    """A synchronised training step, already run twice (a CUDA graph is captured on the second)."""
+    step = _synced(model, lambda: model.train_batch(x, y))
+    step()
+    step()
+    return step
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_train_step(benchmark, backend):
     model = _model(backend)
@@ -47,7 +67,7 @@ def test_train_step(benchmark, backend):
     x = model.to_device(rng.random((B, T, F), dtype=np.float32))
     y = model.to_device(rng.integers(0, C, B))
     benchmark.group = "rnn train step (B=128, T=28, F=28, H=128)"
-    benchmark(_synced(model, lambda: model.train_batch(x, y)))
+    benchmark(train_step(model, x, y))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -100,4 +120,5 @@ def test_epoch_seqbench(benchmark, mnist_shaped, backend):
         model.synchronize()
 
     benchmark.group = "mnist-shaped epoch (60,000 x 28 x 28, H=128, B=128)"
-    benchmark.pedantic(epoch, rounds=3 if backend == "cupy" else 2, iterations=1, warmup_rounds=1 if backend == "cupy" else 0)
+    gpu = backend.startswith("cupy")
+    benchmark.pedantic(epoch, rounds=3 if gpu else 2, iterations=1, warmup_rounds=1 if gpu else 0)
