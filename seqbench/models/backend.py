@@ -323,14 +323,9 @@ class _Cublas:
 
         self.cupy, self.lib = cupy, cublas
         self.handle = _cublas_handle(cupy.cuda.Device().id)
-        self.by_pointer = False  # CuPy releases differ: alpha/beta by value or by host pointer
+        # alpha = 1 and beta = 0, passed as host pointers (the handle's default pointer mode)
         self.one = {np.dtype(t): np.ones(1, t) for t in (np.float32, np.float64)}
         self.zero = {np.dtype(t): np.zeros(1, t) for t in (np.float32, np.float64)}
-        probe = cupy.ones((1, 1), dtype=np.float32)
-        try:
-            self.gemm(probe, probe, cupy.empty((1, 1), dtype=np.float32))
-        except TypeError:
-            self.by_pointer = True
 
     @staticmethod
     def _layout(a: Any) -> tuple[int, int] | None:
@@ -355,7 +350,7 @@ class _Cublas:
         lib = self.lib
         lib.setStream(self.handle, self.cupy.cuda.get_current_stream().ptr)
         gemm = lib.sgemm if dt == np.float32 else lib.dgemm
-        one, zero = (self.one[dt].ctypes.data, self.zero[dt].ctypes.data) if self.by_pointer else (1.0, 0.0)
+        one, zero = self.one[dt].ctypes.data, self.zero[dt].ctypes.data
         gemm(self.handle, lb[0], la[0], n, m, k, one, b.data.ptr, lb[1], a.data.ptr, la[1], zero, out.data.ptr, n)
         return True
 
@@ -414,7 +409,8 @@ class CudaGraphStep:
         cupy, stream = self.cupy, self.stream
         xs, ys = x.copy(), y.copy()
         with cupy.cuda.using_allocator(self.pool.malloc), stream:
-            stream.begin_capture(mode=cupy.cuda.runtime.streamCaptureModeRelaxed)
+            # relaxed: the private pool may cudaMalloc while the capture runs
+            stream.begin_capture(mode=getattr(cupy.cuda.runtime, "streamCaptureModeRelaxed", 2))
             try:
                 loss = self.step(xs, ys)
             finally:

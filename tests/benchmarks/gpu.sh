@@ -4,8 +4,8 @@
 # In order, each stage bounded so that the whole stays within SECONDS (default 480):
 #   1. the test suite (GPU tests included),
 #   2. the GPU benchmarks (train step, inference batch, MNIST-shaped epoch; eager and CUDA graph),
-#   3. with MNIST_DATA_DIR (a folder holding mnist/): rnn-gpu against torch-rnn, 3 seeds, then the
-#      gated cells lstm-gpu and gru-gpu, 3 seeds.
+#   3. with MNIST_DATA_DIR (a folder holding mnist/): the models named in GPU_MODELS (default rnn-gpu
+#      torch-rnn), 3 seeds, then the gated cells lstm-gpu and gru-gpu, 3 seeds.
 # Writes gpu.txt, tests.txt, bench.txt, gpu-bench.json and runs.tgz (the run folders) to OUT_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,9 +42,10 @@ echo "benchmarks exit $?"; grep -v "^$" "$out/bench.txt" | tail -n 40
 if [ -n "${MNIST_DATA_DIR:-}" ]; then
   set_graph=()
   [ "$graph_ok" = 1 ] || { echo "CUDA-graph test failed: the runs train eagerly"; set_graph=(--set cuda_graph=false); }
-  echo "== rnn-gpu vs torch-rnn on MNIST ($(left) s left)"
-  timeout $(( $(left) * 40 / 100 )) seqbench run -m rnn-gpu -m torch-rnn -d mnist --seeds 0,1,2 "${set_graph[@]}" \
-    --data-dir "$MNIST_DATA_DIR" --offline --out "$out/runs/mnist-rnn-gpu-vs-torch" >"$out/runs/rnn.log" 2>&1
+  models=(); for m in ${GPU_MODELS:-rnn-gpu torch-rnn}; do models+=(-m "$m"); done
+  echo "== ${GPU_MODELS:-rnn-gpu torch-rnn} on MNIST ($(left) s left)"
+  timeout $(( $(left) * 40 / 100 )) seqbench run "${models[@]}" -d mnist --seeds 0,1,2 "${set_graph[@]}" \
+    --data-dir "$MNIST_DATA_DIR" --offline --out "$out/runs/mnist-rnn-gpu" >"$out/runs/rnn.log" 2>&1
   echo "exit $?"; tail -n 12 "$out/runs/rnn.log"
   echo "== gated cells on MNIST ($(left) s left)"
   timeout $(( $(left) - 15 )) seqbench run -m lstm-gpu -m gru-gpu -d mnist --seeds 0,1,2 \
