@@ -241,6 +241,7 @@ class CupyBackend(NumpyBackend):
         props = cupy.cuda.runtime.getDeviceProperties(dev.id)
         gpu_name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         self.device = f"cuda:{dev.id} ({gpu_name})"
+        self._cublas = _Cublas(cupy)  # before the baseline: its workspace is shared, not this model's
         self._mempool = cupy.get_default_memory_pool()
         self._baseline = self._mempool.used_bytes()  # what earlier models in this process still hold
         self._peak = 0
@@ -248,7 +249,6 @@ class CupyBackend(NumpyBackend):
         k = _cupy_kernels()
         self._tanh_add, self._tanh_backward, self._sigmoid = k[:3]
         self._lstm_forward, self._lstm_backward, self._gru_forward, self._gru_backward, self._adam = k[3:]
-        self._cublas = _Cublas(cupy)
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         return self._cupy.asarray(a, dtype=dtype)
@@ -311,18 +311,20 @@ class CupyBackend(NumpyBackend):
 
 
 class _Cublas:
-    """Row-major ``out = a @ b`` on a cuBLAS handle of our own, on the current stream.
+    """Row-major ``out = a @ b`` through cuBLAS itself, on the current stream.
 
-    cuBLAS is column-major: a C-ordered ``(r, c)`` matrix is its ``(c, r)`` transpose there, an
-    F-ordered one is itself. So ``out^T = b^T a^T`` is one gemm with each operand transposed or not
-    according to its order.
+    cuBLAS is called through ctypes, not through CuPy's wrappers, which refuse to run while a
+    stream is being captured into a CUDA graph. cuBLAS is column-major: a C-ordered ``(r, c)``
+    matrix is its ``(c, r)`` transpose there, an F-ordered one is itself; so ``out^T = b^T a^T``
+    is one gemm with each operand transposed or not according to its order.
     """
 
-    def __init__(self, cupy: Any) -> None:
-        from cupy_backends.cuda.libs import cublas
+    WORKSPACE_BYTES = 32 << 20  # what cuBLAS asks for on Hopper; fixed, so a capture allocates none
 
-        self.cupy, self.lib = cupy, cublas
-        self.handle = _cublas_handle(cupy.cuda.Device().id)
+    def __init__(self, cupy: Any) -> None:
+        self.cupy = cupy
+        self.lib, self.handle, workspace = _cublas_context(cupy.cuda.Device().id)
+        self.workspace = workspace.data.ptr
         # alpha = 1 and beta = 0, passed as host pointers (the handle's default pointer mode)
         self.one = {np.dtype(t): np.ones(1, t) for t in (np.float32, np.float64)}
         self.zero = {np.dtype(t): np.zeros(1, t) for t in (np.float32, np.float64)}
@@ -347,19 +349,50 @@ class _Cublas:
         (m, k), n = a.shape, b.shape[1]
         if m == 0 or n == 0 or k == 0:
             return False
-        lib = self.lib
-        lib.setStream(self.handle, self.cupy.cuda.get_current_stream().ptr)
-        gemm = lib.sgemm if dt == np.float32 else lib.dgemm
+        lib, h = self.lib, self.handle
+        _check(lib.cublasSetStream_v2(h, self.cupy.cuda.get_current_stream().ptr), "cublasSetStream")
+        _check(lib.cublasSetWorkspace_v2(h, self.workspace, self.WORKSPACE_BYTES), "cublasSetWorkspace")
+        gemm = lib.cublasSgemm_v2 if dt == np.float32 else lib.cublasDgemm_v2
         one, zero = self.one[dt].ctypes.data, self.zero[dt].ctypes.data
-        gemm(self.handle, lb[0], la[0], n, m, k, one, b.data.ptr, lb[1], a.data.ptr, la[1], zero, out.data.ptr, n)
+        _check(gemm(h, lb[0], la[0], n, m, k, one, b.data.ptr, lb[1], a.data.ptr, la[1], zero, out.data.ptr, n), "gemm")
         return True
 
 
-@functools.lru_cache(maxsize=None)
-def _cublas_handle(device_id: int) -> int:
-    from cupy_backends.cuda.libs import cublas
+def _check(status: int, what: str) -> None:
+    if status != 0:
+        raise RuntimeError(f"cuBLAS {what} failed with status {status}")
 
-    return cublas.create()
+
+@functools.lru_cache(maxsize=None)
+def _cublas_context(device_id: int) -> tuple[Any, int, Any]:
+    """The cuBLAS library CuPy loaded (through ctypes), a handle and a workspace for ``device_id``."""
+    import ctypes
+
+    import cupy
+    from cupy_backends.cuda.libs import cublas  # noqa: F401  (makes CuPy load libcublas)
+
+    lib = None
+    for name in ("libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"):
+        try:
+            lib = ctypes.CDLL(name)  # a library already loaded is found by its soname
+            break
+        except OSError:
+            continue
+    if lib is None:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+
+        lib = ctypes.CDLL(load_nvidia_dynamic_lib("cublas").abs_path)
+    p, i = ctypes.c_void_p, ctypes.c_int
+    for name in ("cublasSgemm_v2", "cublasDgemm_v2"):
+        getattr(lib, name).argtypes = [p, i, i, i, i, i, p, p, i, p, i, p, p, i]
+        getattr(lib, name).restype = i
+    lib.cublasSetStream_v2.argtypes, lib.cublasSetStream_v2.restype = [p, p], i
+    lib.cublasSetWorkspace_v2.argtypes, lib.cublasSetWorkspace_v2.restype = [p, p, ctypes.c_size_t], i
+    lib.cublasCreate_v2.argtypes, lib.cublasCreate_v2.restype = [ctypes.POINTER(p)], i
+    handle = p()
+    _check(lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
+    workspace = cupy.empty(_Cublas.WORKSPACE_BYTES, dtype=cupy.uint8)
+    return lib, int(handle.value), workspace
 
 
 class CudaGraphStep:

@@ -5,7 +5,8 @@
 #   1. the test suite (GPU tests included),
 #   2. the GPU benchmarks (train step, inference batch, MNIST-shaped epoch; eager and CUDA graph),
 #   3. with MNIST_DATA_DIR (a folder holding mnist/): the models named in GPU_MODELS (default rnn-gpu
-#      torch-rnn), 3 seeds, then the gated cells lstm-gpu and gru-gpu, 3 seeds.
+#      torch-rnn), 3 seeds, then (unless GATED=0) the gated cells lstm-gpu and gru-gpu, 3 seeds.
+# GPU_TESTS narrows stage 1 (default: the whole suite but the pip-installing plugin guide).
 # Writes gpu.txt, tests.txt, bench.txt, gpu-bench.json and runs.tgz (the run folders) to OUT_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +28,8 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . -e plugins/seqbenc
 } 2>&1 | tee "$out/gpu.txt"
 
 echo "== tests ($(left) s left)"
-timeout $(( $(left) * 30 / 100 )) python3 -m pytest -q -p no:cacheprovider tests --ignore=tests/test_plugin_guide.py \
+# shellcheck disable=SC2086
+timeout $(( $(left) * 30 / 100 )) python3 -m pytest -q -p no:cacheprovider ${GPU_TESTS:-tests --ignore=tests/test_plugin_guide.py} \
   >"$out/tests.txt" 2>&1
 echo "tests exit $?"; tail -n 25 "$out/tests.txt"
 graph_ok=1
@@ -44,9 +46,11 @@ if [ -n "${MNIST_DATA_DIR:-}" ]; then
   [ "$graph_ok" = 1 ] || { echo "CUDA-graph test failed: the runs train eagerly"; set_graph=(--set cuda_graph=false); }
   models=(); for m in ${GPU_MODELS:-rnn-gpu torch-rnn}; do models+=(-m "$m"); done
   echo "== ${GPU_MODELS:-rnn-gpu torch-rnn} on MNIST ($(left) s left)"
-  timeout $(( $(left) * 40 / 100 )) seqbench run "${models[@]}" -d mnist --seeds 0,1,2 "${set_graph[@]}" \
+  share=40; [ "${GATED:-1}" = 1 ] || share=95
+  timeout $(( $(left) * share / 100 )) seqbench run "${models[@]}" -d mnist --seeds 0,1,2 "${set_graph[@]}" \
     --data-dir "$MNIST_DATA_DIR" --offline --out "$out/runs/mnist-rnn-gpu" >"$out/runs/rnn.log" 2>&1
   echo "exit $?"; tail -n 12 "$out/runs/rnn.log"
+  [ "${GATED:-1}" = 1 ] || { tar czf "$out/runs.tgz" -C "$out" runs; echo "done, $(left) s to spare"; exit 0; }
   echo "== gated cells on MNIST ($(left) s left)"
   timeout $(( $(left) - 15 )) seqbench run -m lstm-gpu -m gru-gpu -d mnist --seeds 0,1,2 \
     "${set_graph[@]}" --data-dir "$MNIST_DATA_DIR" --offline --out "$out/runs/mnist-gated-gpu" \
