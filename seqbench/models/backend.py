@@ -7,6 +7,7 @@ below for the per-step work of the recurrent loops; on CuPy these are single CUD
 from __future__ import annotations
 
 import functools
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
@@ -427,8 +428,6 @@ class CudaGraphStep:
             try:
                 entry = self.graphs[key] = self._capture(x, y)
             except Exception as exc:  # a CuPy call that cannot be captured, an old driver...
-                import warnings
-
                 self.failure = f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"CUDA graph capture failed, training step runs eagerly: {self.failure}", stacklevel=2)
                 return self.step(x, y)
