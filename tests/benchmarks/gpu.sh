@@ -13,6 +13,7 @@ cd "$(dirname "$0")/../.."
 out=${1:-results/gpu-$(date +%Y%m%d-%H%M%S)}
 deadline=$(( $(date +%s) + ${2:-480} ))
 left() { echo $(( deadline - $(date +%s) )); }
+finish() { tar czf "$out/runs.tgz" -C "$out" runs && rm -rf "$out/runs"; echo "done, $(left) s to spare"; exit 0; }
 mkdir -p "$out/runs"
 export PYTHONUNBUFFERED=1
 
@@ -50,12 +51,11 @@ if [ -n "${MNIST_DATA_DIR:-}" ]; then
   timeout $(( $(left) * share / 100 )) seqbench run "${models[@]}" -d mnist --seeds 0,1,2 "${set_graph[@]}" \
     --data-dir "$MNIST_DATA_DIR" --offline --out "$out/runs/mnist-rnn-gpu" >"$out/runs/rnn.log" 2>&1
   echo "exit $?"; tail -n 12 "$out/runs/rnn.log"
-  [ "${GATED:-1}" = 1 ] || { tar czf "$out/runs.tgz" -C "$out" runs; echo "done, $(left) s to spare"; exit 0; }
+  [ "${GATED:-1}" = 1 ] || finish
   echo "== gated cells on MNIST ($(left) s left)"
   timeout $(( $(left) - 15 )) seqbench run -m lstm-gpu -m gru-gpu -d mnist --seeds 0,1,2 \
     "${set_graph[@]}" --data-dir "$MNIST_DATA_DIR" --offline --out "$out/runs/mnist-gated-gpu" \
     >"$out/runs/gated.log" 2>&1
   echo "exit $?"; tail -n 12 "$out/runs/gated.log"
 fi
-tar czf "$out/runs.tgz" -C "$out" runs && rm -rf "$out/runs"
-echo "done, $(left) s to spare"
+finish
