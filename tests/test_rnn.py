@@ -9,6 +9,7 @@ from seqbench.models.backend import cupy_unavailable
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
 from seqbench.plugins import load_plugins
+from seqbench.types import DatasetInfo
 
 from gradcheck import max_relative_error
 
@@ -83,6 +84,16 @@ def test_gradient_clipping_bounds_the_update():
     assert step == pytest.approx(1e-3, rel=1e-2)
 
 
+def test_gpu_models_train_through_cuda_graphs_by_default():
+    models = load_plugins().models
+    mnist = DatasetInfo(name="mnist", seq_len=28, n_features=28, class_names=tuple("0123456789"))
+    for cell in ("rnn", "lstm", "gru"):
+        assert models[f"{cell}-gpu"].defaults(mnist)["cuda_graph"] is True
+        assert "cuda_graph" not in models[f"{cell}-cpu"].defaults(mnist)
+        cpu = models[f"{cell}-cpu"].build(mnist, {**models[f"{cell}-cpu"].defaults(mnist), "seed": 0})
+        assert "cuda_graph" not in cpu.hyperparameters()
+
+
 @pytest.mark.skipif(cupy_unavailable() is None, reason="a GPU is present")
 def test_gpu_model_says_why_it_is_unavailable():
     spec = load_plugins().models["rnn-gpu"]
@@ -113,3 +124,12 @@ def test_sharded_batch_gives_the_same_loss_and_gradients():
     np.testing.assert_allclose(two.predict_proba(x), one.predict_proba(x), rtol=1e-12)
     again = RecurrentClassifier(RNN, 3, 3, hidden=8, seed=0, dtype="float64", threads=2)
     assert again.loss_and_grads(x, y)[0] == l2  # sharding is deterministic
+
+
+def test_cuda_graph_can_be_switched_off_with_set():
+    from seqbench.runner import RunError, check_overrides
+
+    registry = load_plugins()
+    check_overrides(registry, ["rnn-gpu"], ["mnist"], {"cuda_graph": "false"})
+    with pytest.raises(RunError, match="cuda_graph=maybe"):
+        check_overrides(registry, ["rnn-gpu"], ["mnist"], {"cuda_graph": "maybe"})
