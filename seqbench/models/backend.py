@@ -368,9 +368,11 @@ def _check(status: int, what: str) -> None:
 def _cublas_context(device_id: int) -> tuple[Any, int, Any]:
     """The cuBLAS library CuPy loaded (through ctypes), a handle and a workspace for ``device_id``."""
     import ctypes
+    import importlib
 
     import cupy
-    from cupy_backends.cuda.libs import cublas  # noqa: F401  (makes CuPy load libcublas)
+
+    importlib.import_module("cupy_backends.cuda.libs.cublas")  # CuPy loads libcublas
 
     lib = None
     for name in ("libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"):

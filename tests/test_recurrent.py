@@ -1,0 +1,51 @@
+"""What every from-scratch cell shares through RecurrentClassifier: save/load and determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from seqbench.models.gru import GRU
+from seqbench.models.lstm import LSTM
+from seqbench.models.recurrent import RecurrentClassifier
+from seqbench.models.rnn import RNN
+
+from test_rnn import sequence_task
+
+CELLS = pytest.mark.parametrize("cell", [RNN, LSTM, GRU], ids=["rnn", "lstm", "gru"])
+
+
+@CELLS
+def test_save_and_load_give_identical_predictions(cell, tmp_path):
+    x, y = sequence_task(64)
+    model = RecurrentClassifier(cell, 3, 3, hidden=8, seed=0)
+    for _ in range(10):
+        model.train_batch(x, y)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    fresh = RecurrentClassifier(cell, 3, 3, hidden=8, seed=99)
+    assert not np.array_equal(fresh.predict_proba(x), model.predict_proba(x))
+    fresh.load(path)
+    assert np.array_equal(fresh.predict_proba(x), model.predict_proba(x))
+    with np.load(path) as f:
+        assert {k: f[k].shape for k in model.params} == {k: v.shape for k, v in model.params.items()}
+        meta = json.loads(f["__meta__"].tobytes())
+    assert meta["hyperparameters"]["cell"] == cell.__name__ and meta["hyperparameters"]["hidden"] == 8
+    with pytest.raises(ValueError, match="shape"):
+        RecurrentClassifier(cell, 3, 3, hidden=4).load(path)
+
+
+@CELLS
+def test_same_seed_is_bit_identical_on_the_cpu(cell):
+    x, y = sequence_task(64)
+
+    def train():
+        model = RecurrentClassifier(cell, 3, 3, hidden=8, seed=3, clip=1.0, threads=2)
+        losses = [float(model.train_batch(x[i : i + 32], y[i : i + 32])) for i in range(0, 64, 32)]
+        return losses, model.state_dict()
+
+    (l1, s1), (l2, s2) = train(), train()
+    assert l1 == l2
+    assert all(np.array_equal(s1[k], s2[k]) for k in s1)
