@@ -39,11 +39,11 @@ def test_save_and_load_give_identical_predictions(cell, tmp_path):
 
 @CELLS
 def test_same_seed_is_bit_identical_on_the_cpu(cell):
-    x, y = sequence_task(64)
+    x, y = sequence_task(192)
 
-    def train():
+    def train():  # batches of 64: two shards of 32 rows on two threads
         model = RecurrentClassifier(cell, 3, 3, hidden=8, seed=3, clip=1.0, threads=2)
-        losses = [float(model.train_batch(x[i : i + 32], y[i : i + 32])) for i in range(0, 64, 32)]
+        losses = [float(model.train_batch(x[i : i + 64], y[i : i + 64])) for i in range(0, 192, 64)]
         return losses, model.state_dict()
 
     (l1, s1), (l2, s2) = train(), train()
