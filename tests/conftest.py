@@ -23,3 +23,14 @@ def toy_registry(monkeypatch):
     """Built-in models and metrics plus the toy plugin; the built-in datasets are blocked."""
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
     return load_plugins(extra=[("toy", toy_plugin())])
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Tiny tensors on shared cores: torch's intra-op threads only contend (100x slower under load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,13 +16,7 @@ F, H, C, T, B = 5, 7, 4, 9, 6
 RTOL, ATOL = 1e-10, 1e-13
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on shared cores: intra-op threads only contend (100x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 DEVICES = [
     "cpu",

@@ -22,13 +22,7 @@ RTOL, ATOL = 1e-10, 1e-13
 CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on shared cores: intra-op threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class TorchTwin(torch.nn.Module):

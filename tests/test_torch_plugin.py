@@ -24,13 +24,7 @@ MODELS = ("torch-rnn", "torch-lstm", "torch-gru")
 INFO = DatasetInfo("toy", 6, 4, ("a", "b", "c"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on shared cores: intra-op threads only contend (100x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture
