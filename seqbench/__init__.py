@@ -10,6 +10,7 @@ from seqbench.types import (
     MetricSpec,
     Model,
     ModelSpec,
+    Preprocessing,
 )
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "MetricSpec",
     "Model",
     "ModelSpec",
+    "Preprocessing",
     "__version__",
     "hookimpl",
 ]

@@ -1,7 +1,10 @@
 """The training protocol: one procedure, owned by the harness, identical for every model.
 
 1. A validation split is carved from train, deterministically from the seed (default 10 %).
-2. Each epoch visits the rest of train in shuffled minibatches from a seeded generator.
+   Standardisation statistics, when the dataset declares them, come from the remaining
+   training rows only (:mod:`seqbench.preprocess`).
+2. Each epoch visits the rest of train in shuffled minibatches from a seeded generator
+   (augmented, when the dataset declares it, by a second seeded generator).
 3. After each epoch the model is scored on the validation split; the best parameters so far are
    kept, and training stops after ``patience`` epochs without improvement.
 4. The best-validation parameters are restored and the test split is read and evaluated
@@ -22,8 +25,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from seqbench import preprocess
 from seqbench.progress import Progress
-from seqbench.types import Dataset, MetricSpec, Model
+from seqbench.types import Dataset, MetricSpec, Model, Preprocessing
 
 #: Protocol hyperparameters and their defaults; a model's defaults may change them.
 PROTOCOL_DEFAULTS: dict[str, Any] = {
@@ -37,6 +41,10 @@ PROTOCOL_DEFAULTS: dict[str, Any] = {
 QUICK_PROFILE: dict[str, Any] = {"epochs": 2, "patience": 2, "max_train": 4000, "max_test": 1000}
 
 EVAL_BATCH = 4096
+#: Timed passes over the validation split, after one warm-up pass, for inference throughput.
+INFERENCE_REPEATS = 3
+#: How far a row of ``predict_proba`` may sum from 1 (float32 softmax sums are within 1e-6).
+PROBA_TOLERANCE = 1e-3
 
 
 class PluginOutputError(Exception):
@@ -116,9 +124,58 @@ def predict_labels(model: Model, x: Any, num_classes: int, plugin: str) -> tuple
                 f"model from plugin {plugin!r}: predict_proba must return a numpy array of shape "
                 f"({chunk.shape[0]}, {num_classes}), got {_describe(p)}"
             )
+        _check_probabilities(p, plugin)
         probs.append(p)
     proba = np.concatenate(probs) if probs else np.zeros((0, num_classes))
     return proba, proba.argmax(axis=1)
+
+
+def _check_probabilities(p: np.ndarray, plugin: str) -> None:
+    """Refuse probabilities that are not finite, negative, or whose rows do not sum to 1."""
+    where = f"model from plugin {plugin!r}: predict_proba"
+    if not np.issubdtype(p.dtype, np.floating):
+        raise PluginOutputError(f"{where} returned dtype {p.dtype}, expected floats")
+    if not np.isfinite(p).all():
+        raise PluginOutputError(f"{where} returned {int((~np.isfinite(p)).sum())} non-finite value(s) (NaN or inf)")
+    if (p < 0).any():
+        raise PluginOutputError(f"{where} returned negative probabilities (min {float(p.min()):.3g})")
+    sums = p.sum(axis=1, dtype=np.float64)
+    worst = float(np.abs(sums - 1).max()) if len(sums) else 0.0
+    if worst > PROBA_TOLERANCE:
+        raise PluginOutputError(f"{where}: rows must sum to 1, one sums to {float(sums[np.abs(sums - 1).argmax()]):.6g}")
+
+
+def robust_times(seconds: list[float]) -> dict[str, float]:
+    """Median and minimum of the epoch times after the first (warm-up, graph capture), and the mean of all.
+
+    With a single epoch, its time is all there is.
+    """
+    steady = seconds[1:] or seconds
+    return {
+        "epoch_seconds_median": float(np.median(steady)),
+        "epoch_seconds_min": float(min(steady)),
+        "epoch_seconds_mean": float(sum(seconds) / len(seconds)),
+        "epochs_timed": len(steady),
+    }
+
+
+def time_inference(model: Model, x: Any, num_classes: int, plugin: str, clock: Callable[[], float]) -> dict[str, Any]:
+    """Throughput of ``predict_proba`` on ``x``: one warm-up pass, then :data:`INFERENCE_REPEATS` timed passes."""
+    n = int(x.shape[0])
+    predict_labels(model, x[:EVAL_BATCH], num_classes, plugin)  # warm-up
+    times = []
+    for _ in range(INFERENCE_REPEATS):
+        model.synchronize()
+        t0 = clock()
+        predict_labels(model, x, num_classes, plugin)
+        model.synchronize()
+        times.append(clock() - t0)
+    median = float(np.median(times))
+    return {
+        "inference_repeats_seconds": [float(t) for t in times],
+        "inference_timed_samples": n,
+        "inference_samples_per_second": n / median if median > 0 else None,
+    }
 
 
 def _compute_metrics(
@@ -152,14 +209,18 @@ def train_and_evaluate(
     model_plugin: str = "?",
     max_train: int | None = None,
     max_test: int | None = None,
+    preprocessing: Preprocessing = Preprocessing(),
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` under the protocol and evaluate it once on the test split.
 
-    Returns the pair's record fields: ``status`` (``ok`` or ``diverged``), ``history``,
-    ``best_epoch``, ``epochs_run``, ``stopped_early``, ``diverged_epoch``, ``metrics``,
-    ``timing`` and ``split`` sizes.
+    ``preprocessing`` is applied as :mod:`seqbench.preprocess` describes. Returns the pair's
+    record fields: ``status`` (``ok`` or ``diverged``), ``history``, ``best_epoch``,
+    ``epochs_run``, ``stopped_early``, ``diverged_epoch``, ``metrics``, ``timing``,
+    ``preprocessing`` (with the statistics used) and ``split`` sizes, and, when the test split
+    was evaluated, ``test_predictions``: a ``(2, n_test)`` integer array of the test labels and
+    the predicted labels, in test order (not JSON: the runner stores it beside the record).
     """
     progress = progress or Progress()
     epochs, batch_size, patience = int(params["epochs"]), int(params["batch_size"]), int(params["patience"])
@@ -171,8 +232,17 @@ def train_and_evaluate(
     tr_idx, val_idx = split_train_val(len(train_y), float(params["val_fraction"]), seed)
     num_classes = len(dataset.class_names)
 
-    x_tr, y_tr = model.to_device(train_x[tr_idx]), model.to_device(train_y[tr_idx].astype(np.int64))
-    x_val, y_val = model.to_device(train_x[val_idx]), train_y[val_idx]
+    x_tr, x_val = train_x[tr_idx], train_x[val_idx]
+    stats = None
+    if preprocessing.standardize:
+        stats = preprocess.channel_stats(x_tr, dataset.channels)  # training rows only
+        x_tr, x_val = (preprocess.standardize(a, *stats, dataset.channels) for a in (x_tr, x_val))
+    augment = preprocess.Augmenter(preprocessing.hflip, preprocessing.shift, dataset.channels, seed)
+    x_tr_host = x_tr
+    if not augment.active:  # then the training rows go to the device once
+        x_tr = model.to_device(x_tr)
+    y_tr = model.to_device(train_y[tr_idx].astype(np.int64))
+    x_val, y_val = model.to_device(x_val), train_y[val_idx]
     rng = np.random.default_rng([seed, 0xBA7C])
     n_batches = math.ceil(len(tr_idx) / batch_size)
 
@@ -183,13 +253,16 @@ def train_and_evaluate(
     time_to_best = 0.0
     for epoch in range(1, epochs + 1):
         progress.epoch_start(epoch, epochs, n_batches)
-        order = model.to_device(rng.permutation(len(tr_idx)))
+        order_host = rng.permutation(len(tr_idx))
+        order = model.to_device(order_host)
         model.synchronize()
         t0 = clock()
         losses = []
         for b in range(n_batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            losses.append(model.train_batch(x_tr[idx], y_tr[idx]))
+            rows = slice(b * batch_size, (b + 1) * batch_size)
+            idx = order[rows]
+            x_batch = model.to_device(augment(x_tr_host[order_host[rows]])) if augment.active else x_tr[idx]
+            losses.append(model.train_batch(x_batch, y_tr[idx]))
             progress.batch_done()
         model.synchronize()
         epoch_seconds = clock() - t0
@@ -227,9 +300,10 @@ def train_and_evaluate(
         "stopped_early": diverged_epoch is None and len(history) < epochs,
         "diverged_epoch": diverged_epoch,
         "split": {"n_train": int(len(tr_idx)), "n_val": int(len(val_idx))},
+        "preprocessing": preprocess.record(preprocessing, stats),
         "metrics": None,
         "timing": {
-            "epoch_seconds_mean": train_seconds / len(history),
+            **robust_times([r.epoch_seconds for r in history]),
             "train_seconds": train_seconds,
             "time_to_best_seconds": time_to_best,
         },
@@ -243,6 +317,8 @@ def train_and_evaluate(
     keep = _subset(len(test_y), max_test, seed)
     if keep is not None:
         test_x, test_y = test_x[keep], test_y[keep]
+    if stats is not None:
+        test_x = preprocess.standardize(test_x, *stats, dataset.channels)
     x_test = model.to_device(test_x)
     model.synchronize()
     t0 = clock()
@@ -251,9 +327,10 @@ def train_and_evaluate(
     infer_seconds = clock() - t0
     result["split"]["n_test"] = int(len(test_y))
     result["metrics"], result["metric_errors"] = _compute_metrics(metrics, test_y, pred, proba, dataset)
+    result["test_predictions"] = np.stack([test_y, pred]).astype(np.int8 if num_classes <= 127 else np.int32)
     result["timing"].update(
         inference_seconds=infer_seconds,
-        inference_samples_per_second=len(test_y) / infer_seconds if infer_seconds > 0 else None,
+        **time_inference(model, x_val, num_classes, model_plugin, clock),
         peak_host_rss_bytes=peak_host_rss_bytes(),
         peak_device_bytes=model.peak_memory_bytes(),
     )

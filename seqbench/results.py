@@ -64,10 +64,47 @@ def pair_key(model: str, dataset: str, seed: int) -> str:
     return f"{model}__{dataset}__seed{seed}"
 
 
+def pair_path(run_dir: Path, record: dict[str, Any], suffix: str = ".json") -> Path:
+    """Where a pair's record (``.json``) or test predictions (``.pred.npy``) live."""
+    return run_dir / PAIRS_DIR / f"{pair_key(record['model'], record['dataset'], record['seed'])}{suffix}"
+
+
 def write_pair(run_dir: Path, record: dict[str, Any]) -> Path:
-    path = run_dir / PAIRS_DIR / f"{pair_key(record['model'], record['dataset'], record['seed'])}.json"
+    path = pair_path(run_dir, record)
     atomic_write_json(path, record)
     return path
+
+
+PREDICTIONS_SUFFIX = ".pred.npy"
+
+
+def write_predictions(run_dir: Path, record: dict[str, Any], predictions: Any) -> Path:
+    """Store a pair's ``(2, n_test)`` array of test labels and predicted labels beside its record."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(predictions), allow_pickle=False)
+    path = pair_path(run_dir, record, PREDICTIONS_SUFFIX)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def read_predictions(run_dir: Path, record: dict[str, Any]) -> Any:
+    """A pair's ``(labels, predictions)`` rows as a ``(2, n_test)`` array, or ``None`` when not stored."""
+    import numpy as np
+
+    path = pair_path(run_dir, record, PREDICTIONS_SUFFIX)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: unreadable predictions ({exc})") from None
+    if arr.ndim != 2 or arr.shape[0] != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise ResultsError(f"{path}: expected a (2, N) integer array, got shape {arr.shape} and dtype {arr.dtype}")
+    return arr
 
 
 def read_pairs(run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from seqbench import preprocess
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
 from seqbench.progress import RunObserver
@@ -23,7 +24,7 @@ from seqbench.protocol import (
     train_and_evaluate,
     validate_dataset,
 )
-from seqbench.types import Dataset, DatasetInfo, DatasetUnavailable, LoadContext
+from seqbench.types import Dataset, DatasetInfo, DatasetUnavailable, LoadContext, Preprocessing
 
 
 class RunError(Exception):
@@ -39,6 +40,8 @@ class RunRequest:
     data_dir: Path
     overrides: dict[str, str] = field(default_factory=dict)
     quick: bool = False
+    standardize: bool = True
+    augment: bool = True
     download: bool = True
     resume: bool = False
     plots: bool = True
@@ -152,6 +155,8 @@ def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) 
         data_dir=data_dir or Path(config["data_dir"]),
         overrides=dict(config.get("overrides") or {}),
         quick=bool(config.get("quick")),
+        standardize=bool(config.get("standardize", True)),
+        augment=bool(config.get("augment", True)),
         resume=True,
         **options,
     )
@@ -189,6 +194,9 @@ def run_benchmark(
         "datasets": datasets,
         "seeds": request.seeds,
         "quick": request.quick,
+        "standardize": request.standardize,
+        "augment": request.augment,
+        "preprocessing": {d: preprocess.record(_preprocessing(registry, d, request), None) for d in datasets},
         "overrides": dict(request.overrides),
         "data_dir": str(request.data_dir),
         "protocol": {**PROTOCOL_DEFAULTS, **({"quick_profile": QUICK_PROFILE} if request.quick else {})},
@@ -218,6 +226,9 @@ def run_benchmark(
                     else:
                         record = _run_pair(registry, model_name, ds_name, dataset, seed, request, observer)
                     record["finished"] = res.now_iso()
+                    predictions = record.pop("test_predictions", None)
+                    if predictions is not None:
+                        res.write_predictions(request.out_dir, record, predictions)
                     res.write_pair(request.out_dir, record)
                     observer.pair_end(record)
                 results["pairs"].append(record)
@@ -279,7 +290,8 @@ def _run_pair(
         record["device"] = str(model.device)
         limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
         out = train_and_evaluate(
-            model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=observer, **limits
+            model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=observer,
+            preprocessing=_preprocessing(registry, ds_name, request), **limits,
         )
     except PluginOutputError as exc:
         record.update(status="failed", reason=str(exc))
@@ -293,6 +305,12 @@ def _run_pair(
     for name, error in (out.get("metric_errors") or {}).items():
         observer.warn(f"metric {name!r} from plugin {registry.plugin_of('metric', name)!r} failed: {error}")
     return record
+
+
+def _preprocessing(registry: Registry, dataset: str, request: RunRequest) -> Preprocessing:
+    """The dataset's declared preprocessing, less what the run turned off."""
+    declared = registry.datasets[dataset].preprocessing
+    return preprocess.plan(declared, standardize=request.standardize, augment=request.augment)
 
 
 def _plots():

@@ -392,9 +392,25 @@ def _run_line(results: dict[str, Any]) -> str:
     return " · ".join(str(p) for p in parts if p)
 
 
+def _data_line(results: dict[str, Any]) -> str:
+    """What the harness did to each dataset's arrays (the same for every model)."""
+    from seqbench.types import Preprocessing
+
+    declared = dig(results, "config", "preprocessing") or {}
+    parts = []
+    for name, rec in declared.items():
+        try:
+            p = Preprocessing(bool(rec["standardize"]), bool(rec["hflip"]), int(rec["shift"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        parts.append(f"{name}: {p.describe()}")
+    return ("Data, for every model: " + " · ".join(parts)) if parts else ""
+
+
 def markdown(table: Table, results: dict[str, Any]) -> str:
     """A Markdown document: title, where the run comes from, the table and how to read it."""
-    return f"# {table.title}\n\n{_run_line(results)}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
+    head = "\n\n".join(line for line in (_run_line(results), _data_line(results)) if line)
+    return f"# {table.title}\n\n{head}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
 
 
 def write_tables(run_dir: Path, results: dict[str, Any]) -> list[Path]:

@@ -36,6 +36,8 @@ class Dataset:
     ``train_x``/``test_x`` are ``(N, T, F)`` float32 arrays, ``train_y``/``test_y`` are ``(N,)``
     int64 labels in ``[0, len(class_names))``. ``fingerprint`` identifies the data content
     (e.g. ``"sha256:..."`` of the decompressed files) and goes into every result.
+    ``channels`` is the number of values per pixel: a step of F features is a row of
+    ``F // channels`` pixels (MNIST: 1; CIFAR-10: 3, the R, G, B of each pixel side by side).
     """
 
     name: str
@@ -46,6 +48,7 @@ class Dataset:
     class_names: tuple[str, ...]
     fingerprint: str
     meta: Mapping[str, Any] = field(default_factory=dict)
+    channels: int = 1
 
     @property
     def info(self) -> "DatasetInfo":
@@ -85,6 +88,31 @@ class LoadContext:
 
 
 @dataclass(frozen=True)
+class Preprocessing:
+    """What the harness does to a dataset's arrays, the same for every model of a run.
+
+    ``standardize``: subtract the per-channel mean and divide by the per-channel standard
+    deviation, both computed from the training rows only. ``hflip``: flip training images
+    horizontally (each row's pixels reversed) with probability 1/2. ``shift``: translate training
+    images by up to this many pixels in each direction. Validation and test data are never
+    augmented. A run can turn standardisation and augmentation off (``--no-standardize``,
+    ``--no-augment``).
+    """
+
+    standardize: bool = False
+    hflip: bool = False
+    shift: int = 0
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``standardised per channel; augmented: flip, shift ±2 px``."""
+        aug = [a for a in ("flip" if self.hflip else "", f"shift ±{self.shift} px" if self.shift else "") if a]
+        return "; ".join((
+            "standardised per channel" if self.standardize else "not standardised",
+            ("augmented: " + ", ".join(aug)) if aug else "no augmentation",
+        ))
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A dataset registration.
 
@@ -93,7 +121,8 @@ class DatasetSpec:
     them, as a mapping with any of: ``status`` (``"ok"``, ``"missing"`` or ``"error"``),
     ``directory``, ``missing`` (file names), ``fingerprint``, ``train_shape``, ``test_shape``,
     ``error``. ``fetch(ctx)``, when given, downloads what is missing for ``seqbench data fetch``
-    (raising :class:`DatasetUnavailable` when it cannot).
+    (raising :class:`DatasetUnavailable` when it cannot). ``preprocessing`` declares the
+    standardisation and augmentation the harness applies to this dataset for every model.
     """
 
     name: str
@@ -101,6 +130,7 @@ class DatasetSpec:
     description: str = ""
     locate: Callable[[LoadContext], Mapping[str, Any]] | None = None
     fetch: Callable[[LoadContext], None] | None = None
+    preprocessing: Preprocessing = Preprocessing()
 
 
 class Model(abc.ABC):

@@ -47,8 +47,15 @@ def test_run_writes_complete_results(toy_registry, tmp_path):
     rnn = [p for p in results["pairs"] if p["model"] == "rnn-cpu"]
     assert rnn[0]["params"]["hidden"] == 8 and "lr" in rnn[0]["params"]
     assert {p.name for p in (out / "pairs").iterdir()} == {
-        f"{m}__toy__seed{s}.json" for m in ("logreg", "rnn-cpu") for s in (0, 1)
+        f"{m}__toy__seed{s}{ext}" for m in ("logreg", "rnn-cpu") for s in (0, 1) for ext in (".json", ".pred.npy")
     }
+    from seqbench.results import read_predictions
+
+    for pair in results["pairs"]:  # test labels and predictions, in test order, agree with the metrics
+        labels, pred = read_predictions(out, pair)
+        assert len(labels) == 90 and labels.dtype == np.int8
+        assert np.mean(labels == pred) == pytest.approx(pair["metrics"]["accuracy"]["accuracy"])
+        assert np.array(pair["metrics"]["confusion"]["matrix"]).trace() == int((labels == pred).sum())
     for name in ("summary", "per_class", "timing"):
         assert (out / f"{name}.md").stat().st_size > 0 and (out / f"{name}.csv").stat().st_size > 0
     assert not [p for p in out.rglob("*.tmp")]

@@ -94,19 +94,23 @@ def _parse_sets(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the run in DIR with its own selection, skipping its finished pairs.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Root data directory [default: $SEQBENCH_DATA_DIR or the user cache].")
 @click.option("--offline", is_flag=True, help="Never download missing data.")
+@click.option("--no-standardize", is_flag=True, help="Feed raw pixels in [0, 1]: no per-channel standardisation.")
+@click.option("--no-augment", is_flag=True, help="No train-time augmentation (flips, shifts) where a dataset declares it.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.pass_context
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
-        data_dir: Path | None, offline: bool, no_plots: bool) -> None:
+        data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool) -> None:
     """Train and evaluate models on datasets under one protocol and write the results."""
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
     from seqbench.runner import RunError, RunRequest, resume_request, run_benchmark
     from seqbench.tables import summary_text
 
-    if resume_dir and (all_pairs or models or datasets or overrides or quick or out_dir or seeds_given(ctx)):
-        raise click.UsageError("--resume continues a run with its own selection; leave out --all, -m, -d, --seeds, --set, --quick and --out")
+    if resume_dir and (all_pairs or models or datasets or overrides or quick or out_dir or seeds_given(ctx)
+                       or no_standardize or no_augment):
+        raise click.UsageError("--resume continues a run with its own selection; leave out --all, -m, -d, --seeds, "
+                               "--set, --quick, --no-standardize, --no-augment and --out")
     if not (all_pairs or models or datasets or resume_dir):
         raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
     if all_pairs and (models or datasets):
@@ -122,7 +126,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                 models=list(models), datasets=list(datasets), seeds=seeds,
                 out_dir=out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
                 data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
-                **options,
+                standardize=not no_standardize, augment=not no_augment, **options,
             )
         results = run_benchmark(registry, request, ConsoleObserver(sys.stdout.isatty()))
     except (RunError, ResultsError) as exc:

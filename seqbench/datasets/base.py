@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seqbench.types import Preprocessing
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
@@ -32,7 +34,8 @@ class DatasetDef:
 
     ``format`` picks the reader (``"idx"`` or ``"cifar"``); ``counts`` are the expected
     (train, test) sizes; ``class_names`` is empty when the files carry them (CIFAR-10);
-    ``system_dirs`` are read-only places searched after ``<data-dir>/<subdir>``.
+    ``system_dirs`` are read-only places searched after ``<data-dir>/<subdir>``; ``channels``
+    are the values per pixel; ``preprocessing`` is what the harness applies for every model.
     """
 
     name: str
@@ -45,6 +48,8 @@ class DatasetDef:
     num_classes: int = 10
     system_dirs: tuple[Path, ...] = ()
     system_hint: str = ""
+    channels: int = 1
+    preprocessing: Preprocessing = Preprocessing()
 
 
 @dataclass(frozen=True)

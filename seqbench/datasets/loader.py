@@ -41,6 +41,7 @@ def load(name: str, ctx: LoadContext) -> Dataset:
         class_names=raw.class_names,
         fingerprint=raw.fingerprint,
         meta={"directory": str(found.directory), "files": [str(p) for p in found.files]},
+        channels=defn.channels,
     )
 
 

@@ -43,5 +43,6 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
                 description=defn.description,
                 locate=partial(_locate, name),
                 fetch=partial(_fetch, name),
+                preprocessing=defn.preprocessing,
             )
         )

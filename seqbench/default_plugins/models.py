@@ -17,7 +17,7 @@ def default_threads() -> int:
     return max(1, min(cores, 4))
 
 
-_COMMON = {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9,
+_COMMON = {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9, "lr_schedule": "exp",
            "batch_size": 128, "momentum": 0.9, "threads": default_threads()}
 _GATED = {"*": {**_COMMON, "hidden": 256, "epochs": 25, "patience": 5},
           "cifar10": {"lr": 1e-3, "epochs": 30}}
@@ -63,6 +63,8 @@ def _build(cell: str, backend: str):
             momentum=float(params["momentum"]),
             clip=float(params["clip"]),
             lr_decay=float(params["lr_decay"]),
+            lr_schedule=str(params.get("lr_schedule", "exp")),
+            epochs=int(params["epochs"]),
             backend=backend,
             threads=int(params["threads"]),
             cuda_graph=bool(params.get("cuda_graph", False)),

@@ -20,6 +20,7 @@ from seqbench.models.optim import clip_grad_norm, make_optimizer
 from seqbench.types import Model
 
 PREDICT_CHUNK = 2048
+LR_SCHEDULES = ("exp", "cosine")
 
 
 class Cell(Protocol):
@@ -62,6 +63,8 @@ class RecurrentClassifier(Model):
         momentum: float = 0.9,
         clip: float = 0.0,
         lr_decay: float = 1.0,
+        lr_schedule: str = "exp",
+        epochs: int = 1,
         dtype: str = "float32",
         backend: str = "numpy",
         threads: int = 1,
@@ -77,7 +80,7 @@ class RecurrentClassifier(Model):
         self._hparams = {
             "cell": cell_type.__name__, "n_features": n_features, "num_classes": num_classes,
             "hidden": hidden, "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum,
-            "clip": clip, "lr_decay": lr_decay, "dtype": self.dtype.name, "backend": backend,
+            "clip": clip, "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "dtype": self.dtype.name, "backend": backend,
             "threads": self.backend.threads,
         }
         if backend == "cupy":
@@ -88,8 +91,10 @@ class RecurrentClassifier(Model):
         host["b_y"] = np.zeros(num_classes)
         self.params = {k: self.backend.asarray(v, dtype=self.dtype) for k, v in host.items()}
         self.optimizer = make_optimizer(optimizer, self.params, lr, self.backend, momentum)
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {lr_schedule!r} (expected one of {', '.join(LR_SCHEDULES)})")
         self.clip = clip
-        self.lr_decay = lr_decay
+        self.base_lr, self.lr_decay, self.lr_schedule, self.epochs = lr, lr_decay, lr_schedule, max(1, epochs)
         self._step = self.backend.graphed(self._update) if cuda_graph else self._update
 
     # -- the math -------------------------------------------------------------------------------
@@ -155,7 +160,12 @@ class RecurrentClassifier(Model):
         return loss
 
     def epoch_end(self, epoch: int) -> None:
-        self.optimizer.lr *= self.lr_decay
+        """Learning rate for the next epoch: ``lr * lr_decay**epoch`` (``exp``), or
+        ``lr * (1 + cos(pi * epoch / epochs)) / 2`` (``cosine``, reaching 0 after ``epochs``)."""
+        if self.lr_schedule == "cosine":
+            self.optimizer.lr = self.base_lr * 0.5 * (1 + math.cos(math.pi * min(epoch, self.epochs) / self.epochs))
+        else:
+            self.optimizer.lr *= self.lr_decay
 
     def predict_proba(self, x: Any) -> np.ndarray:
         def proba(i: int, rows: slice) -> np.ndarray:

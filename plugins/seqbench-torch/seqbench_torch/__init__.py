@@ -17,7 +17,7 @@ from seqbench import DatasetInfo, Model, ModelSpec, hookimpl
 CELLS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 #: The options this plugin implements, besides the harness's protocol keys.
-OPTIONS = ("hidden", "optimizer", "lr", "momentum", "clip", "lr_decay")
+OPTIONS = ("hidden", "optimizer", "lr", "momentum", "clip", "lr_decay", "lr_schedule")
 PROTOCOL_KEYS = ("epochs", "batch_size", "patience", "val_fraction")
 
 
@@ -51,6 +51,8 @@ def _builder(cell: str) -> Callable[[DatasetInfo, Mapping[str, Any]], Model]:
             momentum=float(params["momentum"]),
             clip=float(params["clip"]),
             lr_decay=float(params["lr_decay"]),
+            lr_schedule=str(params.get("lr_schedule", "exp")),
+            epochs=int(params["epochs"]),
         )
 
     return build

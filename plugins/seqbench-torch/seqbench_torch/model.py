@@ -7,6 +7,7 @@ and an ``nn.Linear`` head on the last step's output. The data is moved to the de
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -45,7 +46,8 @@ class TorchRecurrentClassifier(Model):
 
     The options mean what they mean for the from-scratch models: ``clip`` is the global L2
     norm of all gradients (0 disables), ``lr_decay`` multiplies the learning rate after each
-    epoch, ``momentum`` is used by the ``momentum`` optimizer only.
+    epoch (``lr_schedule="exp"``) or ``"cosine"`` anneals it to 0 over ``epochs``, ``momentum``
+    is used by the ``momentum`` optimizer only.
     """
 
     def __init__(
@@ -61,6 +63,8 @@ class TorchRecurrentClassifier(Model):
         momentum: float = 0.9,
         clip: float = 0.0,
         lr_decay: float = 1.0,
+        lr_schedule: str = "exp",
+        epochs: int = 1,
         dtype: str = "float32",
         device: str | None = None,
     ) -> None:
@@ -75,7 +79,9 @@ class TorchRecurrentClassifier(Model):
             self.optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum if optimizer == "momentum" else 0.0)
         else:
             raise ValueError(f"unknown optimizer {optimizer!r} (expected one of adam, sgd, momentum)")
-        self.clip, self.lr_decay = clip, lr_decay
+        if lr_schedule not in ("exp", "cosine"):
+            raise ValueError(f"unknown lr_schedule {lr_schedule!r} (expected exp or cosine)")
+        self.clip, self.lr_decay, self.lr_schedule, self.epochs, self.base_lr = clip, lr_decay, lr_schedule, max(1, epochs), lr
         self.cuda = self.torch_device.type == "cuda"
         if self.cuda:
             self.device = f"{self.torch_device} ({torch.cuda.get_device_name(self.torch_device)})"
@@ -85,7 +91,7 @@ class TorchRecurrentClassifier(Model):
         self._hparams = {
             "cell": cell, "n_features": n_features, "num_classes": num_classes, "hidden": hidden,
             "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum, "clip": clip,
-            "lr_decay": lr_decay, "dtype": dtype, "torch": torch.__version__,
+            "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "dtype": dtype, "torch": torch.__version__,
             "cudnn": torch.backends.cudnn.version() if self.cuda else None,
         }
 
@@ -109,7 +115,10 @@ class TorchRecurrentClassifier(Model):
 
     def epoch_end(self, epoch: int) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] *= self.lr_decay
+            if self.lr_schedule == "cosine":
+                group["lr"] = self.base_lr * 0.5 * (1 + math.cos(math.pi * min(epoch, self.epochs) / self.epochs))
+            else:
+                group["lr"] *= self.lr_decay
 
     @torch.inference_mode()
     def predict_proba(self, x: Any) -> np.ndarray:
