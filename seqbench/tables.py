@@ -1,7 +1,11 @@
 """Tables of a run: pairs aggregated over seeds, rendered as Markdown, grid, CSV or JSON.
 
-Statistics are taken over the seeds whose status is ``ok``; a model × dataset whose seeds
-were skipped, diverged or failed shows that status and the reason in its ``note``.
+Statistics are taken over the seeds whose status is ``ok`` (their number is the row's ``n``);
+a model × dataset whose seeds were skipped, diverged or failed shows that status and the
+reason in its ``note``. Seconds per epoch are each seed's median over the epochs after the
+first (older records, without it: the mean over all epochs).
+
+Values are read defensively: a malformed field is a :class:`ResultsError` naming it.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +26,11 @@ from seqbench.results import ResultsError, atomic_write_text
 
 FORMATS = ("github", "grid", "csv", "json")
 MISSING = "—"
-STATS_NOTE = "Mean ± sample standard deviation over the seeds that finished (status ok)."
+STATS_NOTE = (
+    "Mean ± sample standard deviation over the n seeds that finished (status ok); a cell over"
+    " fewer seeds says its own (n=…). s/epoch: each seed's median epoch time after the first"
+    " epoch (the mean of all epochs in records that predate it)."
+)
 
 Pairs = list[dict[str, Any]]
 Groups = dict[tuple[str, str], Pairs]
@@ -35,10 +44,10 @@ class Stat:
     std: float | None
     n: int
 
-    def format(self, fmt: Callable[[float], str]) -> str:
-        if self.std is None:
-            return fmt(self.mean)
-        return f"{fmt(self.mean)} ± {fmt(self.std).lstrip('+')}"
+    def format(self, fmt: Callable[[float], str], n: int | None = None) -> str:
+        """``mean ± std``, followed by ``(n=…)`` when the seeds are not the ``n`` of its row."""
+        text = fmt(self.mean) if self.std is None else f"{fmt(self.mean)} ± {fmt(self.std).lstrip('+')}"
+        return text if n is None or n == self.n else f"{text} (n={self.n})"
 
 
 def stat(values: Iterable[float | None], scale: float = 1.0) -> Stat | None:
@@ -58,6 +67,43 @@ def dig(obj: Any, *keys: str) -> Any:
     return obj
 
 
+def section(results: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The object at ``results[k1][k2]...``: empty when missing, a ResultsError when not an object."""
+    obj: Any = results
+    for depth, key in enumerate(keys, 1):
+        obj = obj.get(key)
+        if obj is None:
+            return {}
+        if not isinstance(obj, dict):
+            where = ".".join(keys[:depth])
+            raise ResultsError(f"results file: {where} is {type(obj).__name__} {_short(obj)}, expected an object")
+    return obj
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def pair_name(pair: dict[str, Any]) -> str:
+    """``model on dataset seed k``, for messages."""
+    return f"{pair.get('model')} on {pair.get('dataset')} seed {pair.get('seed')}"
+
+
+def checked(pair: dict[str, Any], field: str, value: Any) -> float | None:
+    """``value`` of ``pair``'s ``field`` as a float; None when missing, a ResultsError when not a finite number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ResultsError(f"{pair_name(pair)}: {field} is {_short(value)}, not a finite number")
+    return float(value)
+
+
+def number(pair: dict[str, Any], *keys: str) -> float | None:
+    """The finite number at ``pair[k1][k2]...``, as :func:`checked`."""
+    return checked(pair, ".".join(keys), dig(pair, *keys))
+
+
 def fixed(decimals: int) -> Callable[[float], str]:
     return lambda x: f"{x:,.{decimals}f}"
 
@@ -71,9 +117,11 @@ def general(x: float) -> str:
 class Column:
     """A table column: ``key`` in the rows, ``header`` for people, ``fmt`` for numbers.
 
-    A ``stat`` column holds :class:`Stat` values: ``mean ± std`` for people, and two machine
-    columns ``<key>_mean`` and ``<key>_std`` in CSV and JSON. People see at most ``max_width``
-    characters of a cell; CSV and JSON hold it whole.
+    A ``stat`` column holds :class:`Stat` values: ``mean ± std`` for people (with ``(n=…)``
+    where it differs from the row's ``n_key`` cell), and three machine columns ``<key>_mean``,
+    ``<key>_std`` and ``<key>_n`` in CSV and JSON. An ``interval`` column holds ``(low, high)``:
+    ``[low, high]`` for people, ``<key>_low`` and ``<key>_high`` for machines (empty where
+    unbounded). People see at most ``max_width`` characters of a cell; CSV and JSON hold it whole.
     """
 
     key: str
@@ -81,6 +129,8 @@ class Column:
     fmt: Callable[[float], str] | None = None
     stat: bool = False
     max_width: int | None = None
+    n_key: str = "n"
+    interval: bool = False
 
 
 @dataclass
@@ -101,6 +151,12 @@ def pairs_of(results: dict[str, Any]) -> Pairs:
     for i, pair in enumerate(pairs):
         if not isinstance(pair, dict) or not all(k in pair for k in ("model", "dataset", "seed")):
             raise ResultsError(f"pair #{i} of the results file lacks model, dataset or seed")
+        if not (isinstance(pair["model"], str) and isinstance(pair["dataset"], str)
+                and isinstance(pair["seed"], int) and not isinstance(pair["seed"], bool)
+                and isinstance(pair.get("status", ""), str)):
+            raise ResultsError(f"pair #{i} of the results file: model and dataset must be strings, seed an"
+                               f" integer, status a string (got {_short(pair['model'])}, {_short(pair['dataset'])},"
+                               f" {_short(pair['seed'])}, {_short(pair.get('status'))})")
     return pairs
 
 
@@ -117,11 +173,17 @@ def ok_pairs(pairs: Pairs) -> Pairs:
 
 
 def pair_accuracy(pair: dict[str, Any]) -> float | None:
-    return dig(pair, "metrics", "accuracy", "accuracy")
+    """Test accuracy as a fraction; a ResultsError for an ``ok`` pair without one."""
+    accuracy = number(pair, "metrics", "accuracy", "accuracy")
+    if accuracy is None and pair.get("status") == "ok":
+        raise ResultsError(f"{pair_name(pair)}: status ok but no metrics.accuracy.accuracy")
+    return accuracy
 
 
 def seconds_per_epoch(pair: dict[str, Any]) -> float | None:
-    return dig(pair, "timing", "epoch_seconds_mean")
+    """The median epoch time after the first; the mean of all epochs in older records."""
+    median = number(pair, "timing", "epoch_seconds_median")
+    return median if median is not None else number(pair, "timing", "epoch_seconds_mean")
 
 
 def accuracy_stat(pairs: Pairs) -> Stat | None:
@@ -130,13 +192,13 @@ def accuracy_stat(pairs: Pairs) -> Stat | None:
 
 
 def time_stat(pairs: Pairs) -> Stat | None:
-    """Seconds per training epoch over the ``ok`` pairs."""
+    """Seconds per training epoch (:func:`seconds_per_epoch`) over the ``ok`` pairs."""
     return stat(seconds_per_epoch(p) for p in ok_pairs(pairs))
 
 
 def group_status(pairs: Pairs) -> str:
     """``ok`` / ``skipped`` / ... when all seeds agree, else e.g. ``ok 2/3, diverged 1/3``."""
-    counts = Counter(p.get("status", "failed") for p in pairs)
+    counts = Counter(p.get("status") or "failed" for p in pairs)
     if len(counts) == 1:
         return next(iter(counts))
     return ", ".join(f"{status} {n}/{len(pairs)}" for status, n in counts.items())
@@ -145,6 +207,7 @@ def group_status(pairs: Pairs) -> str:
 def pair_reason(pair: dict[str, Any]) -> str:
     """Why a pair is not ``ok``, in one line."""
     reason = pair.get("reason")
+    reason = reason if reason is None or isinstance(reason, str) else _short(reason)
     if pair.get("status") == "diverged" and pair.get("diverged_epoch") is not None:
         where = f"diverged at epoch {pair['diverged_epoch']}"
         return f"{where}: {reason}" if reason else where
@@ -166,7 +229,7 @@ def group_note(pairs: Pairs) -> str | None:
 
 
 def _stat_of(pairs: Pairs, *keys: str, scale: float = 1.0) -> Stat | None:
-    return stat((dig(p, *keys) for p in ok_pairs(pairs)), scale=scale)
+    return stat((number(p, *keys) for p in ok_pairs(pairs)), scale=scale)
 
 
 # --- tables ----------------------------------------------------------------------------------
@@ -186,13 +249,16 @@ def _lead_cells(run: str | None, key: tuple[str, str], pairs: Pairs) -> dict[str
     return ({"run": run} if run is not None else {}) | cells
 
 
+N_COLUMN = Column("n", "n", general)
+
 SUMMARY_COLUMNS = [
     Column("status", "status"),
+    N_COLUMN,
     Column("accuracy_pct", "test accuracy (%)", _PCT, stat=True),
     Column("macro_f1", "macro F1", _F3, stat=True),
     Column("epochs", "epochs", general, stat=True),
     Column("best_epoch", "best epoch", general, stat=True),
-    Column("seconds_per_epoch", "s/epoch", fixed(2), stat=True),
+    Column("seconds_per_epoch", "s/epoch (median)", fixed(2), stat=True),
     Column("train_seconds", "train (s)", fixed(1), stat=True),
     Column("note", "note", max_width=100),
 ]
@@ -201,6 +267,7 @@ SUMMARY_COLUMNS = [
 def _summary_row(pairs: Pairs) -> dict[str, Any]:
     return {
         "status": group_status(pairs),
+        "n": len(ok_pairs(pairs)),
         "accuracy_pct": accuracy_stat(pairs),
         "macro_f1": _stat_of(pairs, "metrics", "per_class", "macro", "f1"),
         "epochs": _stat_of(pairs, "epochs_run"),
@@ -231,6 +298,7 @@ def merged_summary_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Table:
 
 PER_CLASS_COLUMNS = [
     Column("class", "class"),
+    N_COLUMN,
     Column("precision", "precision", _F3, stat=True),
     Column("recall", "recall", _F3, stat=True),
     Column("f1", "F1", _F3, stat=True),
@@ -238,18 +306,36 @@ PER_CLASS_COLUMNS = [
 ]
 
 
+_CLASS_METRICS = ("precision", "recall", "f1")
+
+
+def _classes(pair: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-class entries of a pair's report (empty when it has none)."""
+    classes = dig(pair, "metrics", "per_class", "classes")
+    if classes is None:
+        return []
+    if not isinstance(classes, list) or not all(isinstance(c, dict) for c in classes):
+        raise ResultsError(f"{pair_name(pair)}: metrics.per_class.classes is not a list of objects")
+    return classes
+
+
 def _class_rows(pairs: Pairs) -> list[dict[str, Any]]:
-    reports = [r for r in (dig(p, "metrics", "per_class") for p in ok_pairs(pairs)) if r]
-    if not reports:
+    reporting = [p for p in ok_pairs(pairs) if _classes(p)]
+    if not reporting:
         return []
     rows = []
-    for i, entry in enumerate(reports[0].get("classes", [])):
-        per_seed = [r["classes"][i] for r in reports if i < len(r.get("classes", []))]
-        row = {k: stat(c.get(k) for c in per_seed) for k in ("precision", "recall", "f1")}
-        rows.append({"class": entry.get("class", str(i)), "support": entry.get("support")} | row)
-    macro = {k: stat(dig(r, "macro", k) for r in reports) for k in ("precision", "recall", "f1")}
+    for i, entry in enumerate(_classes(reporting[0])):
+        per_seed = [(p, _classes(p)[i]) for p in reporting if i < len(_classes(p))]
+        row = {
+            k: stat(checked(p, f"metrics.per_class.classes[{i}].{k}", c.get(k)) for p, c in per_seed)
+            for k in _CLASS_METRICS
+        }
+        support = checked(reporting[0], f"metrics.per_class.classes[{i}].support", entry.get("support"))
+        rows.append({"class": str(entry.get("class", i)), "n": len(per_seed),
+                     "support": None if support is None else int(support)} | row)
+    macro = {k: stat(number(p, "metrics", "per_class", "macro", k) for p in reporting) for k in _CLASS_METRICS}
     support = sum(r["support"] or 0 for r in rows)
-    return rows + [{"class": "macro avg", "support": support} | macro]
+    return rows + [{"class": "macro avg", "n": len(reporting), "support": support} | macro]
 
 
 def per_class_table(results: dict[str, Any]) -> Table:
@@ -264,7 +350,10 @@ def per_class_table(results: dict[str, Any]) -> Table:
 
 TIMING_COLUMNS = [
     Column("device", "device"),
-    Column("seconds_per_epoch", "s/epoch", fixed(2), stat=True),
+    N_COLUMN,
+    Column("seconds_per_epoch", "s/epoch (median)", fixed(2), stat=True),
+    Column("epoch_seconds_min", "s/epoch (min)", fixed(2), stat=True),
+    Column("epoch_seconds_mean", "s/epoch (mean)", fixed(2), stat=True),
     Column("train_seconds", "train (s)", fixed(1), stat=True),
     Column("time_to_best_seconds", "to best (s)", fixed(1), stat=True),
     Column("inference_seconds", "inference (s)", fixed(3), stat=True),
@@ -275,10 +364,13 @@ TIMING_COLUMNS = [
 
 
 def _timing_row(pairs: Pairs) -> dict[str, Any]:
-    devices = sorted({p["device"] for p in ok_pairs(pairs) if p.get("device")})
+    devices = sorted({str(p["device"]) for p in ok_pairs(pairs) if p.get("device")})
     return {
         "device": " / ".join(devices) or None,
+        "n": len(ok_pairs(pairs)),
         "seconds_per_epoch": time_stat(pairs),
+        "epoch_seconds_min": _stat_of(pairs, "timing", "epoch_seconds_min"),
+        "epoch_seconds_mean": _stat_of(pairs, "timing", "epoch_seconds_mean"),
         "train_seconds": _stat_of(pairs, "timing", "train_seconds"),
         "time_to_best_seconds": _stat_of(pairs, "timing", "time_to_best_seconds"),
         "inference_seconds": _stat_of(pairs, "timing", "inference_seconds"),
@@ -301,11 +393,18 @@ def timing_table(results: dict[str, Any]) -> Table:
 # --- rendering -------------------------------------------------------------------------------
 
 
-def _human_cell(value: Any, column: Column) -> str:
+def _end(x: float, fmt: Callable[[float], str]) -> str:
+    return fmt(x) if math.isfinite(x) else ("-∞" if x < 0 else "∞")
+
+
+def _human_cell(value: Any, column: Column, row: dict[str, Any]) -> str:
     if value is None:
         return MISSING
     if isinstance(value, Stat):
-        return value.format(column.fmt or str)
+        n = row.get(column.n_key)
+        return value.format(column.fmt or str, n if isinstance(n, int) else None)
+    if column.interval:
+        return f"[{_end(value[0], column.fmt or str)}, {_end(value[1], column.fmt or str)}]"
     if column.fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
         return column.fmt(value)
     text = str(value)
@@ -315,32 +414,33 @@ def _human_cell(value: Any, column: Column) -> str:
 
 
 def _rounded(x: float | None) -> float | None:
-    """Six decimals: enough for any timing or accuracy, without float noise in CSV."""
-    return None if x is None else round(x, 6)
+    """Six decimals: enough for any timing or accuracy, without float noise in CSV; None if infinite."""
+    return None if x is None or not math.isfinite(x) else round(x, 6)
+
+
+def _machine_cells(column: Column, value: Any) -> dict[str, Any]:
+    """A column's cells for machines: ``k_mean``/``k_std``/``k_n`` of a stat, ``k_low``/``k_high``
+    of an interval, else ``k``."""
+    if column.stat:
+        parts = (value.mean, value.std, value.n) if value else (None, None, None)
+        return {f"{column.key}_mean": _rounded(parts[0]), f"{column.key}_std": _rounded(parts[1]),
+                f"{column.key}_n": parts[2]}
+    if column.interval:
+        low, high = value or (None, None)
+        return {f"{column.key}_low": _rounded(low), f"{column.key}_high": _rounded(high)}
+    return {column.key: value}
 
 
 def machine_rows(table: Table) -> list[dict[str, Any]]:
-    """Rows as flat dicts of plain values; a stat column ``k`` becomes ``k_mean`` and ``k_std``."""
-    flat_rows = []
-    for row in table.rows:
-        flat: dict[str, Any] = {}
-        for column in table.columns:
-            value = row.get(column.key)
-            if column.stat:
-                flat[f"{column.key}_mean"] = _rounded(value.mean if value else None)
-                flat[f"{column.key}_std"] = _rounded(value.std if value else None)
-            else:
-                flat[column.key] = value
-        flat_rows.append(flat)
-    return flat_rows
+    """Rows as flat dicts of plain values (see :class:`Column`)."""
+    return [
+        {k: v for column in table.columns for k, v in _machine_cells(column, row.get(column.key)).items()}
+        for row in table.rows
+    ]
 
 
 def _machine_headers(table: Table) -> list[str]:
-    return [
-        name
-        for c in table.columns
-        for name in ([f"{c.key}_mean", f"{c.key}_std"] if c.stat else [c.key])
-    ]
+    return [name for column in table.columns for name in _machine_cells(column, None)]
 
 
 def _csv(table: Table) -> str:
@@ -359,7 +459,7 @@ def render(table: Table, fmt: str = "github") -> str:
         return json.dumps(machine_rows(table), indent=2) + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"unknown table format {fmt!r} (expected one of {', '.join(FORMATS)})")
-    cells = [[_human_cell(row.get(c.key), c) for c in table.columns] for row in table.rows]
+    cells = [[_human_cell(row.get(c.key), c, row) for c in table.columns] for row in table.rows]
     align = ["right" if c.fmt else "left" for c in table.columns]
     headers = [c.header for c in table.columns]
     return tabulate(cells, headers, tablefmt=fmt, colalign=align, disable_numparse=True) + "\n"
@@ -381,13 +481,13 @@ TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
 
 def _run_line(results: dict[str, Any]) -> str:
     """Where the numbers come from: command, time, machine and commit, in one line."""
-    machine = dig(results, "environment", "machine") or {}
+    machine = section(results, "environment", "machine")
     commit = dig(results, "environment", "git_commit")
     parts = [
         f"`{results['command']}`" if results.get("command") else None,
         results.get("updated") or results.get("created"),
         f"{machine['cpu']} ({machine.get('cpu_count', '?')} CPUs)" if machine.get("cpu") else None,
-        f"commit {commit[:12]}" if commit else None,
+        f"commit {commit[:12]}" if isinstance(commit, str) else None,
     ]
     return " · ".join(str(p) for p in parts if p)
 
@@ -396,7 +496,7 @@ def _data_line(results: dict[str, Any]) -> str:
     """What the harness did to each dataset's arrays (the same for every model)."""
     from seqbench.types import Preprocessing
 
-    declared = dig(results, "config", "preprocessing") or {}
+    declared = section(results, "config", "preprocessing")
     parts = []
     for name, rec in declared.items():
         try:

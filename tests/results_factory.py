@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from seqbench.metrics import per_class
-from seqbench.results import SCHEMA_VERSION, atomic_write_json
+from seqbench.results import SCHEMA_VERSION, atomic_write_json, write_predictions
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 CIFAR10_CLASSES = [
@@ -80,8 +80,14 @@ def make_pair(
     fingerprint: str = "sha256:" + "a" * 64,
     device: str = "cpu",
     params: dict[str, Any] | None = None,
+    median: float | None = None,
+    legacy_timing: bool = False,
 ) -> dict[str, Any]:
-    """One PAIR record as ``seqbench run`` writes it, for ``status`` ok/skipped/failed/diverged."""
+    """One PAIR record as ``seqbench run`` writes it, for ``status`` ok/skipped/failed/diverged.
+
+    ``seconds`` is the mean epoch time and, unless ``median`` says otherwise, the median;
+    ``legacy_timing`` writes the timing of records that predate medians (mean only).
+    """
     names = class_names or (CIFAR10_CLASSES if dataset.startswith("cifar") else MNIST_CLASSES)
     pair: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "model": model, "dataset": dataset, "seed": seed,
@@ -108,6 +114,12 @@ def make_pair(
             "peak_device_bytes": None,
         },
     )
+    if not legacy_timing:
+        steady = seconds if median is None else median
+        pair["timing"].update(
+            epoch_seconds_median=steady, epoch_seconds_min=0.9 * steady, epochs_timed=epochs - 1,
+            inference_repeats_seconds=[0.5, 0.5, 0.5], inference_timed_samples=1000,
+        )
     return pair
 
 
@@ -135,10 +147,32 @@ def make_results(pairs: list[dict[str, Any]], *, cpu: str = "AMD EPYC 7763 64-Co
     }
 
 
-def write_run(run_dir: Path, results: dict[str, Any]) -> Path:
-    """Write ``results.json`` into ``run_dir`` and return ``run_dir``."""
+def write_run(run_dir: Path, results: dict[str, Any], predictions: dict[int, np.ndarray] | None = None) -> Path:
+    """Write ``results.json`` into ``run_dir``, and ``predictions[seed]`` beside every ok pair
+    of that seed; return ``run_dir``."""
     atomic_write_json(run_dir / "results.json", results)
+    for pair in results["pairs"]:
+        if predictions and pair["status"] == "ok" and pair["seed"] in predictions:
+            write_predictions(run_dir, pair, predictions[pair["seed"]])
     return run_dir
+
+
+def predictions(labels: np.ndarray, correct: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """The ``(2, n)`` int8 array of a pair's test labels and predictions, right where ``correct``."""
+    predicted = np.where(correct, labels, (labels + 1) % n_classes)
+    return np.stack([labels, predicted]).astype(np.int8)
+
+
+def balanced_labels(n: int = 10_000, n_classes: int = 10) -> np.ndarray:
+    """Balanced test labels, in a fixed order."""
+    return np.arange(n) % n_classes
+
+
+def correct_mask(n: int, accuracy: float, seed: int) -> np.ndarray:
+    """Exactly ``round(accuracy · n)`` right predictions, at random places."""
+    mask = np.zeros(n, bool)
+    mask[np.random.default_rng(seed).permutation(n)[: round(accuracy * n)]] = True
+    return mask
 
 
 def seeded(model: str, dataset: str, accuracies: list[float], seconds: list[float],

@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import math
+import re
 
 import pytest
 from results_factory import CIFAR10_CLASSES, make_pair, make_results, seeded
@@ -98,7 +100,7 @@ def test_render_formats(results):
 def test_summary_text_is_the_summary_table(results):
     text = summary_text(results)
     assert text == render(summary_table(results), "github")
-    assert summary_text(results, fmt="csv").startswith("model,dataset,seeds,status,")
+    assert summary_text(results, fmt="csv").startswith("model,dataset,seeds,status,n,accuracy_pct_mean,")
 
 
 def test_merged_summary_has_one_row_per_model_dataset_run(results):
@@ -135,3 +137,70 @@ def test_long_reasons_are_cut_for_people_and_whole_in_csv():
     github = render(summary_table(results), "github")
     assert reason not in github and reason[:99] + "…" in github
     assert next(csv.DictReader(io.StringIO(render(summary_table(results), "csv"))))["note"] == reason
+
+
+def test_summary_shows_n_and_the_median_seconds_per_epoch():
+    # seed 1 had one slow epoch: its mean is 9 s, its median 2 s
+    results = make_results([make_pair(seed=0, seconds=2.0), make_pair(seed=1, seconds=9.0, median=2.0),
+                            make_pair(seed=2, status="failed", reason="MemoryError")])
+    row = summary_table(results).rows[0]
+    assert row["n"] == 2 and row["seconds_per_epoch"] == Stat(2.0, 0.0, 2)
+    text = render(summary_table(results), "github")
+    headers = [cell.strip() for cell in text.splitlines()[0].split("|")]
+    assert headers[headers.index("status") + 1] == "n" and "s/epoch (median)" in headers
+    assert "2.00 ± 0.00" in text and "5.50" not in text
+
+
+def test_timing_table_shows_median_min_and_mean():
+    results = make_results([make_pair(seed=0, seconds=3.0, median=2.0), make_pair(seed=1, seconds=5.0, median=2.0)])
+    row = timing_table(results).rows[0]
+    assert row["n"] == 2
+    assert row["seconds_per_epoch"] == Stat(2.0, 0.0, 2)
+    assert row["epoch_seconds_min"].mean == pytest.approx(1.8)
+    assert row["epoch_seconds_mean"].mean == pytest.approx(4.0)
+    headers = render(timing_table(results), "github").splitlines()[0]
+    assert "s/epoch (median)" in headers and "s/epoch (min)" in headers and "s/epoch (mean)" in headers
+
+
+def test_old_records_without_medians_fall_back_to_the_mean():
+    results = make_results([make_pair(seed=s, seconds=x, legacy_timing=True) for s, x in ((0, 2.0), (1, 4.0))])
+    assert summary_table(results).rows[0]["seconds_per_epoch"].mean == pytest.approx(3.0)
+    timing = timing_table(results).rows[0]
+    assert timing["seconds_per_epoch"].mean == pytest.approx(3.0) and timing["epoch_seconds_min"] is None
+
+
+def test_a_cell_over_fewer_seeds_than_its_row_says_its_n():
+    pairs = seeded("rnn-cpu", "mnist", [0.95, 0.96, 0.97], [2.0, 2.0, 2.0])
+    del pairs[0]["timing"]["train_seconds"]
+    text = render(summary_table(make_results(pairs)), "github")
+    assert "96.00 ± 1.00 |" in text  # over the row's n = 3 seeds: no (n=…)
+    assert "(n=2)" in text
+    csv_row = next(csv.DictReader(io.StringIO(render(summary_table(make_results(pairs)), "csv"))))
+    assert (csv_row["n"], csv_row["accuracy_pct_n"], csv_row["train_seconds_n"]) == ("3", "3", "2")
+
+
+def test_per_class_rows_have_n():
+    rows = per_class_table(make_results(seeded("gru-cpu", "cifar10", [0.6, 0.7], [1.0, 1.0]))).rows
+    assert {r["n"] for r in rows} == {2}
+
+
+def _malformed(change):
+    results = make_results(seeded("rnn-cpu", "mnist", [0.95, 0.96], [2.0, 2.0]))
+    change(results)
+    return results
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["pairs"][0]["metrics"]["accuracy"].update(accuracy=math.nan),
+     "rnn-cpu on mnist seed 0: metrics.accuracy.accuracy is nan, not a finite number"),
+    (lambda r: r["pairs"][0]["metrics"]["accuracy"].update(accuracy="high"), "is 'high', not a finite number"),
+    (lambda r: r["pairs"][1].update(metrics=None), "seed 1: status ok but no metrics.accuracy.accuracy"),
+    (lambda r: r["pairs"][0]["timing"].update(epoch_seconds_median=True), "timing.epoch_seconds_median is True"),
+    (lambda r: r["pairs"][0].update(seed="0"), "seed an integer"),
+    (lambda r: r["environment"].update(machine="box"), "environment.machine is str 'box', expected an object"),
+    (lambda r: r.update(config=[1]), "config is list [1], expected an object"),
+    (lambda r: r["pairs"][0]["metrics"]["per_class"].update(classes=5), "per_class.classes is not a list"),
+])
+def test_malformed_values_are_a_results_error_naming_the_field(tmp_path, change, message):
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        write_tables(tmp_path, _malformed(change))
