@@ -1,19 +1,32 @@
-"""Compare two runs pair by pair, warn where they are not comparable, and gate on thresholds.
+"""Compare two runs pair by pair, say how sure each difference is, and gate on thresholds.
 
 Pairs are matched by model × dataset and aggregated over their ``ok`` seeds. The accuracy
-difference is in percentage points (NEW − BASE), the time ratio is NEW / BASE seconds per
-epoch. The seed-to-seed spread of a difference is ``sqrt(std_base² + std_new²)`` (a side with
-one seed borrows the other side's std); a difference is "beyond spread" when larger than it.
+difference is in percentage points (NEW − BASE); time is the ratio NEW / BASE of the seconds
+per epoch (each seed's median, see :func:`seqbench.tables.seconds_per_epoch`). Every difference
+comes with a confidence interval and a p-value (:mod:`seqbench.stats`): a permutation test over
+seeds and, for accuracy, a paired test on the test set's per-sample predictions (McNemar's
+exact test, paired bootstrap interval), seed paired with seed of the same number, where both
+runs stored predictions for the same data and the same test labels.
+
+The gate (asv's rule): a pair fails a threshold only when its difference is past the threshold
+AND significant (p ≤ alpha), by the paired prediction test where there is one, else by the
+permutation test over seeds. When no test can reach alpha (one seed, or three against three,
+and no stored predictions), significance is unknown and the threshold alone decides.
+
+Whatever the thresholds, a comparison with no model × dataset ``ok`` in both runs exits
+:data:`EXIT_NOTHING_COMPARABLE`, and one where an ``ok`` seed of BASE is missing or not ``ok``
+in NEW exits :data:`EXIT_MISSING` unless missing pairs are allowed.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from seqbench.results import ResultsError
 from seqbench.tables import (
     Column,
     Stat,
@@ -21,17 +34,32 @@ from seqbench.tables import (
     accuracy_stat,
     dig,
     fixed,
+    general,
     group_pairs,
     group_status,
     machine_rows,
+    ok_pairs,
+    pair_accuracy,
+    pair_name,
     pair_reason,
     pairs_of,
+    seconds_per_epoch,
+    section,
     time_stat,
 )
+
+if TYPE_CHECKING:  # seqbench.stats imports NumPy: only where a comparison is made
+    from seqbench.stats import Estimate
 
 Key = tuple[str, str]
 _EPS = 1e-9  # a difference exactly at a threshold is not past it
 FAILING_STATUSES = ("diverged", "failed")
+DEFAULT_ALPHA = 0.05
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1  # a difference past a --fail-on limit and significant
+EXIT_NOTHING_COMPARABLE = 3  # no model × dataset has an ok seed in both runs
+EXIT_MISSING = 4  # an ok seed of BASE is missing or not ok in NEW (without --allow-missing)
 
 
 def _name(key: Key) -> str:
@@ -65,16 +93,9 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(match["metric"], value)
 
 
-def _spread(base: Stat, new: Stat) -> float | None:
-    """The seed-to-seed spread of a difference: sqrt(std_base² + std_new²), stds borrowed."""
-    sb = base.std if base.std is not None else new.std
-    sn = new.std if new.std is not None else base.std
-    return None if sb is None else math.hypot(sb, sn)
-
-
 @dataclass
 class PairComparison:
-    """One model × dataset in both runs: accuracy (%) and seconds per epoch, BASE and NEW."""
+    """One model × dataset in both runs: accuracy (%) and seconds per epoch, and the differences."""
 
     model: str
     dataset: str
@@ -84,37 +105,36 @@ class PairComparison:
     new_accuracy: Stat | None
     base_time: Stat | None
     new_time: Stat | None
+    accuracy: Estimate | None = None  # NEW − BASE in pp, permutation test over seeds
+    paired: Estimate | None = None  # NEW − BASE in pp on the paired test predictions
+    time: Estimate | None = None  # NEW / BASE seconds per epoch, permutation test over seeds
     new_reason: str | None = None
 
     @property
-    def accuracy_diff(self) -> Stat | None:
-        """NEW − BASE in percentage points, ± the seed-to-seed spread."""
-        if self.base_accuracy is None or self.new_accuracy is None:
-            return None
-        diff = self.new_accuracy.mean - self.base_accuracy.mean
-        n = min(self.base_accuracy.n, self.new_accuracy.n)
-        return Stat(diff, _spread(self.base_accuracy, self.new_accuracy), n)
+    def comparable(self) -> bool:
+        """Both runs have an ok seed."""
+        return self.base_accuracy is not None and self.new_accuracy is not None
 
-    @property
-    def time_ratio(self) -> Stat | None:
-        """NEW / BASE seconds per epoch, ± the spread propagated from relative stds."""
-        if not self.base_time or not self.new_time or self.base_time.mean <= 0:
-            return None
-        ratio = self.new_time.mean / self.base_time.mean
-        relative = _spread(_relative(self.base_time), _relative(self.new_time))
-        n = min(self.base_time.n, self.new_time.n)
-        return Stat(ratio, None if relative is None else ratio * relative, n)
+    def deciding_test(self, metric: str, alpha: float) -> Estimate | None:
+        """The test that decides significance for ``metric``, or None when none can reach ``alpha``."""
+        tests = (self.paired, self.accuracy) if metric == "accuracy" else (self.time,)
+        return next((t for t in tests if t is not None and t.significant(alpha) is not None), None)
 
 
-def _relative(s: Stat) -> Stat:
-    return Stat(1.0, None if s.std is None or s.mean == 0 else s.std / s.mean, s.n)
+@dataclass(frozen=True)
+class Missing:
+    """An ok seed of BASE that NEW lacks (``status`` None) or did not finish ok."""
 
+    key: Key
+    seed: int
+    status: str | None = None
+    reason: str | None = None
 
-def beyond_spread(diff: Stat | None, center: float = 0.0) -> str | None:
-    """``yes``/``no``: is ``|mean − center|`` larger than the spread; None if unknown."""
-    if diff is None or diff.std is None:
-        return None
-    return "yes" if abs(diff.mean - center) > diff.std else "no"
+    def __str__(self) -> str:
+        where = f"{_name(self.key)} seed {self.seed}"
+        if self.status is None:
+            return f"{where}: missing in NEW"
+        return f"{where}: {self.status} in NEW" + (f" ({self.reason})" if self.reason else "")
 
 
 @dataclass(frozen=True)
@@ -138,45 +158,165 @@ class Comparison:
     thresholds: list[Threshold]
     warnings: list[str]
     regressions: list[Regression]
+    alpha: float = DEFAULT_ALPHA
+    missing: list[Missing] = field(default_factory=list)
+    allow_missing: bool = False
+    notes: list[str] = field(default_factory=list)  # past a threshold but not significant
+
+    @property
+    def comparable(self) -> bool:
+        return any(pc.comparable for pc in self.pairs)
+
+    @property
+    def exit_code(self) -> int:
+        """The first that applies: 3 nothing comparable, 4 missing or not ok, 1 regression, 0."""
+        if not self.comparable:
+            return EXIT_NOTHING_COMPARABLE
+        if self.missing and not self.allow_missing:
+            return EXIT_MISSING
+        return EXIT_REGRESSION if self.regressions else EXIT_OK
 
     @property
     def failed(self) -> bool:
-        return bool(self.regressions)
+        return self.exit_code != EXIT_OK
 
 
-def _pair_comparison(key: Key, base: list[dict], new: list[dict]) -> PairComparison:
-    """Aggregate one model × dataset's seeds on both sides."""
+# --- statistics of one model × dataset --------------------------------------------------------
+
+
+def _accuracy_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | None:
+    from seqbench.stats import permutation_test
+
+    scores = [[100 * pair_accuracy(p) for p in ok_pairs(side)] for side in (base, new)]
+    return permutation_test(*scores, alpha=alpha)
+
+
+def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | None:
+    """The ratio NEW / BASE of seconds per epoch (means over seeds); its interval is the
+    permutation interval of the difference in seconds, divided by BASE's mean."""
+    from seqbench.stats import permutation_test
+
+    b, n = ([s for s in map(seconds_per_epoch, ok_pairs(side)) if s is not None] for side in (base, new))
+    test = permutation_test(b, n, alpha=alpha)
+    base_mean = sum(b) / len(b) if b else 0.0
+    return test.affine(1 / base_mean, 1.0) if test is not None and base_mean > 0 else None
+
+
+def _correct(run_dir: Path, pair: dict[str, Any]) -> tuple[Any, Any] | None:
+    """A pair's stored test labels and whether each prediction is right, or None."""
+    from seqbench.results import read_predictions
+
+    rows = read_predictions(run_dir, pair)
+    return None if rows is None else (rows[0], rows[1] == rows[0])
+
+
+def _paired_test(dirs: tuple[Path, Path], base: list[dict], new: list[dict], alpha: float,
+                 warnings: list[str]) -> Estimate | None:
+    """The paired prediction test over the seeds ok in both runs that stored predictions of
+    the same data (fingerprint) and the same test labels; None when there are none."""
+    import numpy as np
+
+    from seqbench.stats import paired_accuracy_test
+
+    new_by_seed = {p["seed"]: p for p in ok_pairs(new)}
+    base_rows, new_rows = [], []
+    for bp in ok_pairs(base):
+        np_ = new_by_seed.get(bp["seed"])
+        fingerprint = dig(bp, "dataset_info", "fingerprint")
+        if np_ is None or fingerprint is None or fingerprint != dig(np_, "dataset_info", "fingerprint"):
+            continue
+        b, n = _correct(dirs[0], bp), _correct(dirs[1], np_)
+        if b is None or n is None:
+            continue
+        if b[0].shape != n[0].shape or not np.array_equal(b[0], n[0]):
+            warnings.append(f"{pair_name(bp)}: the test labels differ between BASE and NEW: no paired test")
+            continue
+        base_rows.append(b[1])
+        new_rows.append(n[1])
+    if not base_rows:
+        return None
+    return paired_accuracy_test(np.array(base_rows), np.array(new_rows), alpha).affine(100.0)
+
+
+def _pair_comparison(key: Key, base: list[dict], new: list[dict], alpha: float,
+                     dirs: tuple[Path, Path] | None, warnings: list[str]) -> PairComparison:
+    """Aggregate one model × dataset's seeds on both sides, with its tests when both have ok seeds."""
     failing = [p for p in new if p.get("status") in FAILING_STATUSES]
-    return PairComparison(
+    pc = PairComparison(
         model=key[0], dataset=key[1],
         base_status=group_status(base), new_status=group_status(new),
         base_accuracy=accuracy_stat(base), new_accuracy=accuracy_stat(new),
         base_time=time_stat(base), new_time=time_stat(new),
         new_reason=pair_reason(failing[0]) if failing else None,
     )
+    if pc.comparable:
+        pc.accuracy = _accuracy_test(base, new, alpha)
+        pc.time = _time_test(base, new, alpha)
+        pc.paired = _paired_test(dirs, base, new, alpha, warnings) if dirs else None
+    return pc
 
 
-def _regression(pc: PairComparison, threshold: Threshold) -> str | None:
-    """Why ``pc`` is past ``threshold``, or None. A NEW run that lost its accuracy to a
-    divergence or failure is past any accuracy threshold."""
+# --- the gate ---------------------------------------------------------------------------------
+
+
+def _past(pc: PairComparison, threshold: Threshold) -> str | None:
+    """How ``pc`` is past ``threshold``, or None."""
     if threshold.metric == "accuracy":
-        diff = pc.accuracy_diff
-        if diff is not None and diff.mean < threshold.limit - _EPS:
-            return f"accuracy {diff.mean:+.2f} pp, past the limit {threshold.limit:+g} pp"
-        if diff is None and pc.base_accuracy is not None and pc.new_reason:
-            return f"no test accuracy in NEW ({pc.new_reason})"
+        test = pc.accuracy
+        if test is not None and test.diff < threshold.limit - _EPS:
+            return f"accuracy {test.diff:+.2f} pp, past the limit {threshold.limit:+g} pp"
         return None
-    ratio = pc.time_ratio
-    if ratio is not None and (ratio.mean - 1) * 100 > threshold.limit + _EPS:
-        return (f"{ratio.mean:.2f}× seconds per epoch ({(ratio.mean - 1) * 100:+.1f} %),"
+    ratio = pc.time
+    if ratio is not None and (ratio.diff - 1) * 100 > threshold.limit + _EPS:
+        return (f"{ratio.diff:.2f}× seconds per epoch ({(ratio.diff - 1) * 100:+.1f} %),"
                 f" past the limit {threshold.limit:+g} %")
     return None
+
+
+def _gate(pc: PairComparison, threshold: Threshold, alpha: float) -> tuple[str | None, str | None]:
+    """(why ``pc`` fails ``threshold``, why it is past it yet passes); each None where not.
+
+    A NEW run that lost all its accuracy to a divergence or failure fails any accuracy threshold.
+    """
+    if threshold.metric == "accuracy" and not pc.new_accuracy and pc.base_accuracy and pc.new_reason:
+        return f"no test accuracy in NEW ({pc.new_reason})", None
+    past = _past(pc, threshold)
+    if past is None:
+        return None, None
+    test = pc.deciding_test(threshold.metric, alpha)
+    if test is None:
+        without = " and no paired predictions" if threshold.metric == "accuracy" else ""
+        return f"{past}; significance unknown (no test can reach p ≤ {alpha:g} with these seeds{without})", None
+    if test.significant(alpha):
+        return f"{past}, significant (p = {test.p:.2g}, {test.method})", None
+    return None, (f"{_name((pc.model, pc.dataset))}: {past} but not significant"
+                  f" (p = {test.p:.2g} > {alpha:g}, {test.method}): not gated")
+
+
+def _missing(bg: dict[Key, list[dict]], ng: dict[Key, list[dict]]) -> list[Missing]:
+    """Every ok seed of BASE without an ok record of the same seed in NEW."""
+    missing = []
+    for key, pairs in bg.items():
+        new_by_seed: dict[int, list[dict]] = {}
+        for pair in ng.get(key, []):
+            new_by_seed.setdefault(pair["seed"], []).append(pair)
+        for pair in ok_pairs(pairs):
+            records = new_by_seed.get(pair["seed"], [])
+            if not records:
+                missing.append(Missing(key, pair["seed"]))
+            elif not ok_pairs(records):
+                missing.append(Missing(key, pair["seed"], records[0].get("status") or "failed",
+                                       pair_reason(records[0])))
+    return missing
+
+
+# --- warnings ---------------------------------------------------------------------------------
 
 
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return value[:19] + "…" if value.startswith("sha256:") and len(value) > 20 else value
-    return json.dumps(value)
+    return json.dumps(value, default=repr)
 
 
 def _diff(base: Any, new: Any) -> list[str]:
@@ -192,17 +332,18 @@ def _warning(subject: str, diffs: list[str]) -> list[str]:
 
 
 def _hardware(results: dict[str, Any]) -> dict[str, Any]:
-    machine = dig(results, "environment", "machine") or {}
+    machine = section(results, "environment", "machine")
     return {k: v for k, v in machine.items() if k in ("cpu", "cpu_count") or "gpu" in k}
 
 
 def _software(results: dict[str, Any]) -> dict[str, Any]:
-    env = results.get("environment") or {}
-    return {"python": env.get("python"), **(env.get("packages") or {}), **(env.get("plugins") or {})}
+    env = section(results, "environment")
+    return {"python": env.get("python"), **section(results, "environment", "packages"),
+            **section(results, "environment", "plugins")}
 
 
 def _config(results: dict[str, Any]) -> dict[str, Any]:
-    config = results.get("config") or {}
+    config = section(results, "config")
     return {k: config.get(k) for k in ("seeds", "quick", "protocol")}
 
 
@@ -211,15 +352,16 @@ def _first(pairs: list[dict], *path: str) -> Any:
 
 
 def _devices(pairs: list[dict]) -> str | None:
-    return " / ".join(sorted({p["device"] for p in pairs if p.get("device")})) or None
+    return " / ".join(sorted({str(p["device"]) for p in pairs if p.get("device")})) or None
 
 
 def _fingerprints(groups: dict[Key, list[dict]], keys: list[Key]) -> dict[str, str]:
     found: dict[str, set[str]] = {}
     for key in keys:
         for pair in groups[key]:
-            if dig(pair, "dataset_info", "fingerprint"):
-                found.setdefault(key[1], set()).add(pair["dataset_info"]["fingerprint"])
+            fingerprint = dig(pair, "dataset_info", "fingerprint")
+            if fingerprint:
+                found.setdefault(key[1], set()).add(str(fingerprint))
     return {dataset: ", ".join(sorted(fps)) for dataset, fps in found.items()}
 
 
@@ -242,45 +384,103 @@ def _warnings(base: dict, new: dict, groups: tuple[dict, dict], keys: list[Key])
     return warnings
 
 
-def compare_runs(base: dict[str, Any], new: dict[str, Any], thresholds: Iterable[Threshold] = ()) -> Comparison:
-    """Match BASE and NEW by model × dataset, list warnings and the regressions past ``thresholds``."""
-    bg, ng = group_pairs(pairs_of(base)), group_pairs(pairs_of(new))
+def _groups(results: dict[str, Any], label: str) -> dict[Key, list[dict]]:
+    """The pairs of a run by model × dataset, after checking every field the comparison reads;
+    a ResultsError starting with ``label`` where one is malformed."""
+    try:
+        for read in (_hardware, _software, _config):
+            read(results)
+        for pair in ok_pairs(pairs_of(results)):
+            pair_accuracy(pair)
+            seconds_per_epoch(pair)
+        return group_pairs(pairs_of(results))
+    except ResultsError as exc:
+        raise ResultsError(f"{label}: {exc}") from None
+
+
+def compare_runs(
+    base: dict[str, Any],
+    new: dict[str, Any],
+    thresholds: Iterable[Threshold] = (),
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    allow_missing: bool = False,
+    dirs: tuple[Path, Path] | None = None,
+    labels: tuple[str, str] = ("BASE", "NEW"),
+) -> Comparison:
+    """Match BASE and NEW by model × dataset, test each difference, list warnings, missing
+    seeds and the significant regressions past ``thresholds``.
+
+    ``dirs``: the run directories of BASE and NEW, where the pairs' test predictions are read.
+    ``labels``: how errors name BASE and NEW.
+    """
+    bg, ng = _groups(base, labels[0]), _groups(new, labels[1])
     keys = [k for k in bg if k in ng]
     only_base, only_new = [k for k in bg if k not in ng], [k for k in ng if k not in bg]
-    pairs = [_pair_comparison(k, bg[k], ng[k]) for k in keys]
     thresholds = list(thresholds)
     warnings = (
         _warnings(base, new, (bg, ng), keys)
         + _warning("only in BASE", [_name(k) for k in only_base])
         + _warning("only in NEW", [_name(k) for k in only_new])
     )
-    regressions = [
-        Regression((pc.model, pc.dataset), message)
-        for pc in pairs
-        for message in (_regression(pc, t) for t in thresholds)
-        if message
+    pairs = [_pair_comparison(k, bg[k], ng[k], alpha, dirs, warnings) for k in keys]
+    regressions, notes = [], []
+    for pc in pairs:
+        for threshold in thresholds:
+            failure, note = _gate(pc, threshold, alpha)
+            if failure:
+                regressions.append(Regression((pc.model, pc.dataset), failure))
+            if note:
+                notes.append(note)
+    return Comparison(pairs, only_base, only_new, thresholds, warnings, regressions,
+                      alpha, _missing(bg, ng), allow_missing, notes)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _signed(decimals: int) -> Callable[[float], str]:
+    return lambda x: f"{x:+,.{decimals}f}"
+
+
+def _p_value(p: float) -> str:
+    return f"{p:.2g}"
+
+
+def compare_columns(alpha: float = DEFAULT_ALPHA) -> list[Column]:
+    """The comparison's columns; intervals at the ``1 − alpha`` level."""
+    ci = f"{100 * (1 - alpha):g}% CI"
+    return [
+        Column("model", "model"),
+        Column("dataset", "dataset"),
+        Column("status", "status"),
+        Column("base_n", "BASE n", general),
+        Column("new_n", "NEW n", general),
+        Column("base_accuracy_pct", "BASE acc (%)", fixed(2), stat=True, n_key="base_n"),
+        Column("new_accuracy_pct", "NEW acc (%)", fixed(2), stat=True, n_key="new_n"),
+        Column("accuracy_diff_pp", "Δ acc (pp)", _signed(2)),
+        Column("accuracy_ci_pp", ci, _signed(2), interval=True),
+        Column("accuracy_p", "p (seeds)", _p_value),
+        Column("paired_diff_pp", "Δ acc paired (pp)", _signed(2)),
+        Column("paired_ci_pp", ci, _signed(2), interval=True),
+        Column("paired_p", "p (McNemar)", _p_value),
+        Column("base_seconds_per_epoch", "BASE s/epoch", fixed(2), stat=True, n_key="base_n"),
+        Column("new_seconds_per_epoch", "NEW s/epoch", fixed(2), stat=True, n_key="new_n"),
+        Column("time_ratio", "time ×", fixed(2)),
+        Column("time_ci", ci, fixed(2), interval=True),
+        Column("time_p", "p (seeds)", _p_value),
+        Column("gate", "gate"),
     ]
-    return Comparison(pairs, only_base, only_new, thresholds, warnings, regressions)
-
-
-COMPARE_COLUMNS = [
-    Column("model", "model"),
-    Column("dataset", "dataset"),
-    Column("status", "status"),
-    Column("base_accuracy_pct", "BASE acc (%)", fixed(2), stat=True),
-    Column("new_accuracy_pct", "NEW acc (%)", fixed(2), stat=True),
-    Column("accuracy_diff_pp", "Δ acc (pp)", lambda x: f"{x:+.2f}", stat=True),
-    Column("accuracy_beyond_spread", "acc > spread"),
-    Column("base_seconds_per_epoch", "BASE s/epoch", fixed(2), stat=True),
-    Column("new_seconds_per_epoch", "NEW s/epoch", fixed(2), stat=True),
-    Column("time_ratio", "time ×", fixed(2), stat=True),
-    Column("time_beyond_spread", "time > spread"),
-    Column("gate", "gate"),
-]
 
 
 def _status(pc: PairComparison) -> str:
     return pc.base_status if pc.base_status == pc.new_status else f"{pc.base_status} → {pc.new_status}"
+
+
+def _estimate_cells(prefix: str, test: Estimate | None, diff_key: str, ci_key: str) -> dict[str, Any]:
+    if test is None:
+        return {diff_key: None, ci_key: None, f"{prefix}_p": None}
+    return {diff_key: round(test.diff, 6), ci_key: (test.low, test.high), f"{prefix}_p": test.p}
 
 
 def _row(pc: PairComparison, failing: set[Key]) -> dict[str, Any]:
@@ -288,14 +488,15 @@ def _row(pc: PairComparison, failing: set[Key]) -> dict[str, Any]:
         "model": pc.model,
         "dataset": pc.dataset,
         "status": _status(pc),
+        "base_n": pc.base_accuracy.n if pc.base_accuracy else 0,
+        "new_n": pc.new_accuracy.n if pc.new_accuracy else 0,
         "base_accuracy_pct": pc.base_accuracy,
         "new_accuracy_pct": pc.new_accuracy,
-        "accuracy_diff_pp": pc.accuracy_diff,
-        "accuracy_beyond_spread": beyond_spread(pc.accuracy_diff),
+        **_estimate_cells("accuracy", pc.accuracy, "accuracy_diff_pp", "accuracy_ci_pp"),
+        **_estimate_cells("paired", pc.paired, "paired_diff_pp", "paired_ci_pp"),
         "base_seconds_per_epoch": pc.base_time,
         "new_seconds_per_epoch": pc.new_time,
-        "time_ratio": pc.time_ratio,
-        "time_beyond_spread": beyond_spread(pc.time_ratio, center=1.0),
+        **_estimate_cells("time", pc.time, "time_ratio", "time_ci"),
         "gate": "FAIL" if (pc.model, pc.dataset) in failing else None,
     }
 
@@ -303,28 +504,44 @@ def _row(pc: PairComparison, failing: set[Key]) -> dict[str, Any]:
 def comparison_table(comparison: Comparison) -> Table:
     """One row per model × dataset present in both runs."""
     failing = {r.key for r in comparison.regressions}
-    return Table("Comparison", COMPARE_COLUMNS, [_row(pc, failing) for pc in comparison.pairs])
+    rows = [_row(pc, failing) for pc in comparison.pairs]
+    return Table("Comparison", compare_columns(comparison.alpha), rows)
 
 
 def verdict(comparison: Comparison) -> str:
-    """One line, then one line per regression."""
-    if not comparison.thresholds:
-        return "no --fail-on thresholds given: nothing gated"
+    """What the gate decided and why, one line per finding."""
+    lines = []
+    if not comparison.comparable:
+        lines.append("NOTHING COMPARABLE: no model × dataset has an ok seed in both BASE and NEW")
+    if comparison.missing:
+        head = ("missing or not ok in NEW, allowed by --allow-missing" if comparison.allow_missing
+                else "MISSING OR NOT OK IN NEW (--allow-missing accepts this)")
+        lines += [f"{head}:"] + [f"  {m}" for m in comparison.missing]
+    lines += [f"note: {note}" for note in comparison.notes]
     limits = ", ".join(map(str, comparison.thresholds))
-    if not comparison.failed:
-        return f"OK: no regression past {limits}"
-    lines = [f"REGRESSION past {limits}:"] + [f"  {r}" for r in comparison.regressions]
+    if not comparison.thresholds:
+        lines.append("no --fail-on thresholds given: nothing gated")
+    elif comparison.regressions:
+        lines += [f"REGRESSION past {limits} (alpha {comparison.alpha:g}):"]
+        lines += [f"  {r}" for r in comparison.regressions]
+    elif comparison.comparable:
+        lines.append(f"OK: no regression past {limits} (alpha {comparison.alpha:g})")
     return "\n".join(lines)
 
 
 def comparison_json(comparison: Comparison) -> str:
-    """Everything as one JSON document: rows, pairs in one run only, warnings, verdict."""
+    """Everything as one JSON document: rows, unmatched and missing pairs, warnings, verdict."""
     return json.dumps({
         "pairs": machine_rows(comparison_table(comparison)),
         "only_in_base": [list(k) for k in comparison.only_base],
         "only_in_new": [list(k) for k in comparison.only_new],
+        "missing_in_new": [str(m) for m in comparison.missing],
         "warnings": comparison.warnings,
+        "alpha": comparison.alpha,
         "thresholds": [str(t) for t in comparison.thresholds],
         "regressions": [str(r) for r in comparison.regressions],
+        "not_significant": comparison.notes,
+        "comparable": comparison.comparable,
         "failed": comparison.failed,
+        "exit_code": comparison.exit_code,
     }, indent=2) + "\n"

@@ -110,7 +110,7 @@ def permutation_test(base: Sequence[float], new: Sequence[float], alpha: float =
         spread = float(np.ptp(np.r_[a, b])) or 1.0
         low, high = (_boundary(rejects, diff, direction * spread) for direction in (-1, 1))
     p = _permutation_p(weights, np.r_[a, b])
-    return Estimate(diff, low, high, p, p_min, "permutation over seeds")
+    return Estimate(diff, low, high, p, p_min, "permutation test over seeds")
 
 
 def _boundary(rejects: Callable[[float], bool], start: float, step: float) -> float:
@@ -172,4 +172,4 @@ def paired_accuracy_test(base_correct: np.ndarray, new_correct: np.ndarray, alph
     diff = (c - b) / base_correct.size
     low, high = paired_bootstrap(base_correct, new_correct, alpha)
     p_min = mcnemar_exact(base_correct.size, 0)
-    return Estimate(diff, low, high, mcnemar_exact(b, c), p_min, "McNemar, paired bootstrap")
+    return Estimate(diff, low, high, mcnemar_exact(b, c), p_min, "McNemar's exact test")

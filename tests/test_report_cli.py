@@ -3,12 +3,14 @@
 import csv
 import io
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
-from results_factory import make_pair, make_results, seeded, write_run
+from results_factory import balanced_labels, correct_mask, make_pair, make_results, predictions, seeded, write_run
 
 from seqbench.cli import main
+from seqbench.compare import EXIT_MISSING, EXIT_NOTHING_COMPARABLE, EXIT_REGRESSION
 
 
 def invoke(*args):
@@ -96,7 +98,7 @@ def test_compare_exits_0_within_the_thresholds(tmp_path, base_dir):
     result = invoke("compare", base_dir, new, "--fail-on", "accuracy:-0.5", "--fail-on", "time:+10%")
     assert result.exit_code == 0, result.output
     assert "OK: no regression" in result.stderr
-    assert "-0.30 ± 1.41" in result.stdout and "1.05" in result.stdout
+    assert "-0.30" in result.stdout and "1.05" in result.stdout and "[-∞, ∞]" in result.stdout
 
 
 def test_compare_warns_on_different_fingerprints(tmp_path, base_dir):
@@ -120,3 +122,101 @@ def test_compare_user_errors(tmp_path, base_dir):
     assert_user_error(invoke("compare", base_dir, tmp_path / "nope"), 2, "does not exist")
     (tmp_path / "empty").mkdir()
     assert_user_error(invoke("compare", base_dir, tmp_path / "empty"), 1, "no such results file")
+
+
+def test_report_shows_n_and_the_median(tmp_path):
+    pairs = [make_pair(seed=0, seconds=2.0), make_pair(seed=1, seconds=20.0, median=2.2)]
+    result = invoke("report", write_run(tmp_path / "run", make_results(pairs)), "--no-plots")
+    assert result.exit_code == 0, result.output
+    header, _, row = result.stdout.splitlines()[:3]
+    cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in row.split("|"))))
+    assert cells["n"] == "2" and cells["s/epoch (median)"] == "2.10 ± 0.14"
+
+
+def test_report_reads_committed_old_records(tmp_path):
+    pairs = [make_pair(seed=s, seconds=3.0, legacy_timing=True) for s in range(2)]
+    result = invoke("report", write_run(tmp_path / "run", make_results(pairs)), "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert "3.00 ± 0.00" in result.stdout
+
+
+@pytest.mark.parametrize("new_pairs", [
+    [],
+    [make_pair(seed=s, status="skipped", reason="no CUDA device") for s in range(3)],
+    seeded("rnn-cpu", "fashion-mnist", [0.9], [2.0]),
+])
+def test_compare_exits_3_when_nothing_is_comparable(tmp_path, base_dir, new_pairs):
+    new = write_run(tmp_path / "new", make_results(new_pairs))
+    result = invoke("compare", base_dir, new, "--fail-on", "accuracy:-0.5", "--allow-missing")
+    assert result.exit_code == EXIT_NOTHING_COMPARABLE == 3
+    assert "NOTHING COMPARABLE" in result.stderr and "OK" not in result.stderr
+
+
+def test_compare_exits_4_when_base_seeds_are_missing_or_not_ok_in_new(tmp_path, base_dir):
+    pairs = [make_pair(seed=0, accuracy=0.95), make_pair(seed=1, status="failed", reason="MemoryError")]
+    new = write_run(tmp_path / "new", make_results(pairs))
+    result = invoke("compare", base_dir, new)
+    assert result.exit_code == EXIT_MISSING == 4
+    assert "rnn-cpu on mnist seed 1: failed in NEW (MemoryError)" in result.stderr
+    assert "rnn-cpu on mnist seed 2: missing in NEW" in result.stderr
+    allowed = invoke("compare", base_dir, new, "--allow-missing")
+    assert allowed.exit_code == 0 and "allowed by --allow-missing" in allowed.stderr
+
+
+def test_compare_help_documents_the_exit_codes():
+    text = invoke("compare", "--help").output
+    for code, meaning in ((EXIT_NOTHING_COMPARABLE, "nothing comparable"), (EXIT_MISSING, "missing or not ok"),
+                          (EXIT_REGRESSION, "significant regression"), (2, "usage error")):
+        assert any(line.strip().startswith(f"{code}  ") and meaning in line for line in text.splitlines())
+    assert "--allow-missing" in text and "--alpha" in text
+
+
+def test_compare_rejects_an_alpha_outside_0_1(base_dir):
+    assert_user_error(invoke("compare", base_dir, base_dir, "--alpha", "1.5"), 2, "--alpha")
+
+
+def _run_with_predictions(path, accuracy, seed_offset, n=10_000):
+    masks = {s: correct_mask(n, accuracy, s + seed_offset) for s in range(3)}
+    pairs = [make_pair(seed=s, accuracy=masks[s].mean()) for s in range(3)]
+    return write_run(path, make_results(pairs), {s: predictions(balanced_labels(n), masks[s]) for s in range(3)})
+
+
+def test_compare_tests_stored_predictions(tmp_path):
+    base = _run_with_predictions(tmp_path / "base", 0.985, 0)
+    new = _run_with_predictions(tmp_path / "new", 0.975, 10)
+    result = invoke("compare", base / "results.json", new, "--fail-on", "accuracy:-0.5", "--format", "json")
+    assert result.exit_code == EXIT_REGRESSION
+    row = json.loads(result.stdout)["pairs"][0]
+    assert row["paired_diff_pp"] == pytest.approx(-1.0) and row["paired_p"] < 1e-6
+    assert row["paired_ci_pp_low"] < -1.0 < row["paired_ci_pp_high"] < 0
+
+
+def test_compare_passes_a_drop_that_is_not_significant(tmp_path):
+    base = _run_with_predictions(tmp_path / "base", 0.95, 0, n=40)
+    new = _run_with_predictions(tmp_path / "new", 0.925, 10, n=40)  # -2.5 pp on 40 samples a seed
+    result = invoke("compare", base, new, "--fail-on", "accuracy:-0.5")
+    assert result.exit_code == 0, result.output
+    assert "but not significant" in result.stderr and "McNemar" in result.stderr
+
+
+def _malformed_run(tmp_path, change):
+    results = make_results(seeded("rnn-cpu", "mnist", [0.95, 0.96, 0.97], [2.0] * 3))
+    change(results)
+    path = tmp_path / "bad"
+    path.mkdir()
+    (path / "results.json").write_text(json.dumps(results))  # NaN as JSON's NaN, like Python writes it
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["pairs"][0]["metrics"]["accuracy"].update(accuracy=math.nan), "accuracy is nan, not a finite number"),
+    (lambda r: r["environment"].update(machine="box"), "environment.machine is str 'box', expected an object"),
+    (lambda r: r.update(config=["seeds"]), "config is list ['seeds'], expected an object"),
+    (lambda r: r["pairs"][1].pop("metrics"), "rnn-cpu on mnist seed 1: status ok but no metrics.accuracy.accuracy"),
+    (lambda r: r["pairs"][2]["timing"].update(epoch_seconds_median="fast"), "timing.epoch_seconds_median is 'fast'"),
+])
+def test_malformed_results_are_one_line_in_report_and_compare(tmp_path, base_dir, change, message):
+    bad = _malformed_run(tmp_path, change)
+    assert_user_error(invoke("compare", base_dir, bad), 1, f"NEW {bad}: ")
+    assert_user_error(invoke("compare", bad, base_dir), 1, message)
+    assert_user_error(invoke("report", bad), 1, message)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from seqbench.compare import compare_runs, comparison_json, comparison_table, parse_threshold, verdict
+from seqbench.compare import DEFAULT_ALPHA, compare_runs, comparison_json, comparison_table, parse_threshold, verdict
 from seqbench.plots import write_plots
 from seqbench.results import ResultsError, load_results
 from seqbench.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
@@ -31,13 +31,21 @@ def _run_labels(paths: tuple[Path, ...]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(path) for path in paths]
 
 
+#: What reading a malformed results file can raise besides ResultsError; reported in one line.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _malformed(where: str, exc: Exception) -> click.ClickException:
+    return click.ClickException(f"{where}malformed results ({type(exc).__name__}: {exc})")
+
+
 def _write_files(run_dir: Path, results: dict[str, Any], plots: bool) -> list[Path]:
     try:
         return write_tables(run_dir, results) + (write_plots(run_dir, results) if plots else [])
     except ResultsError as exc:
         raise click.ClickException(f"{run_dir}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise click.ClickException(f"{run_dir}: malformed results ({type(exc).__name__}: {exc})") from None
+    except MALFORMED as exc:
+        raise _malformed(f"{run_dir}: ", exc) from None
     except OSError as exc:
         raise click.ClickException(f"{run_dir}: cannot write ({exc.strerror or exc})") from None
 
@@ -59,8 +67,10 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool) -> None:
         click.echo(f"{path}: wrote {len(written)} files", err=True)
     try:
         table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise click.ClickException(f"malformed results ({type(exc).__name__}: {exc})") from None
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from None
+    except MALFORMED as exc:
+        raise _malformed("", exc) from None
     click.echo(render(table, fmt), nl=False)
 
 
@@ -71,25 +81,51 @@ def _thresholds(ctx: click.Context, param: click.Parameter, values: tuple[str, .
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def _run_dir(path: Path) -> Path:
+    """The run directory of a results path (a directory or its results.json)."""
+    return path if path.is_dir() else path.parent
+
+
 @click.command()
 @click.argument("base", type=click.Path(exists=True, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, path_type=Path))
 @click.option("--fail-on", "thresholds", multiple=True, callback=_thresholds, metavar="METRIC:LIMIT",
-              help="Exit 1 past this limit: accuracy:-0.5 (percentage points) or time:+10% "
-                   "(seconds per epoch). Repeatable.")
+              help="Exit 1 when a difference is past this limit and significant: accuracy:-0.5 "
+                   "(percentage points) or time:+10% (median seconds per epoch). Repeatable.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=DEFAULT_ALPHA,
+              show_default=True, help="Significance level of the gate; intervals are at 1 − alpha.")
+@click.option("--allow-missing", is_flag=True,
+              help="Accept ok seeds of BASE that are missing or not ok in NEW (they are still listed).")
 @format_option
-def compare(base: Path, new: Path, thresholds: list[Any], fmt: str) -> None:
+def compare(base: Path, new: Path, thresholds: list[Any], alpha: float, allow_missing: bool, fmt: str) -> None:
     """Compare run NEW with run BASE, pair by pair (model × dataset, over seeds).
 
-    Prints the accuracy difference and the time ratio, warns when the runs differ in data,
-    hardware or configuration, and exits 1 when a --fail-on limit is passed, else 0.
+    Prints per pair the accuracy difference NEW − BASE and the time ratio NEW / BASE, each
+    with a confidence interval and a p-value: a permutation test over seeds and, where both
+    runs stored test predictions of the same data, McNemar's exact test seed by seed (with a
+    paired bootstrap interval). Warns when the runs differ in data, hardware or configuration.
+
+    A pair fails a --fail-on limit only when its difference is past the limit and significant
+    (p ≤ alpha; the paired prediction test decides where there is one). When no test can
+    reach alpha (one seed, or three against three, and no predictions), the limit alone
+    decides.
+
+    \b
+    Exit codes (the first that applies):
+      3  nothing comparable: no model × dataset has an ok seed in both runs
+      4  an ok seed of BASE is missing or not ok in NEW (unless --allow-missing)
+      1  a significant regression past a --fail-on limit
+      2  usage error (bad option or path)
+      0  otherwise
     """
     try:
-        comparison = compare_runs(_load(base), _load(new), thresholds)
+        comparison = compare_runs(_load(base), _load(new), thresholds, alpha=alpha,
+                                  allow_missing=allow_missing, dirs=(_run_dir(base), _run_dir(new)),
+                                  labels=(f"BASE {base}", f"NEW {new}"))
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise click.ClickException(f"malformed results ({type(exc).__name__}: {exc})") from None
+    except MALFORMED as exc:
+        raise _malformed("", exc) from None
     if fmt == "json":
         click.echo(comparison_json(comparison), nl=False)
     else:
@@ -97,5 +133,5 @@ def compare(base: Path, new: Path, thresholds: list[Any], fmt: str) -> None:
         for warning in comparison.warnings:
             click.echo(f"warning: {warning}", err=True)
         click.echo(verdict(comparison), err=True)
-    if comparison.failed:
-        raise SystemExit(1)
+    if comparison.exit_code:
+        raise SystemExit(comparison.exit_code)
