@@ -202,12 +202,20 @@ def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | No
     return test.affine(1 / base_mean, 1.0) if test is not None and base_mean > 0 else None
 
 
-def _correct(run_dir: Path, pair: dict[str, Any]) -> tuple[Any, Any] | None:
-    """A pair's stored test labels and whether each prediction is right, or None."""
+def _correct(run_dir: Path, pair: dict[str, Any], warnings: list[str]) -> tuple[Any, Any] | None:
+    """A pair's stored test labels and whether each prediction is right; None when it stored
+    none, or ones that disagree with its recorded accuracy (with a warning)."""
     from seqbench.results import read_predictions
 
     rows = read_predictions(run_dir, pair)
-    return None if rows is None else (rows[0], rows[1] == rows[0])
+    if rows is None:
+        return None
+    right = rows[1] == rows[0]
+    if abs(float(right.mean()) - pair_accuracy(pair)) > 1e-9:
+        warnings.append(f"{pair_name(pair)}: the stored predictions in {run_dir} do not give the recorded"
+                        " accuracy: no paired test")
+        return None
+    return rows[0], right
 
 
 def _paired_test(dirs: tuple[Path, Path], base: list[dict], new: list[dict], alpha: float,
@@ -225,7 +233,7 @@ def _paired_test(dirs: tuple[Path, Path], base: list[dict], new: list[dict], alp
         fingerprint = dig(bp, "dataset_info", "fingerprint")
         if np_ is None or fingerprint is None or fingerprint != dig(np_, "dataset_info", "fingerprint"):
             continue
-        b, n = _correct(dirs[0], bp), _correct(dirs[1], np_)
+        b, n = _correct(dirs[0], bp, warnings), _correct(dirs[1], np_, warnings)
         if b is None or n is None:
             continue
         if b[0].shape != n[0].shape or not np.array_equal(b[0], n[0]):

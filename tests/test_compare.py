@@ -27,7 +27,7 @@ from seqbench.compare import (
     parse_threshold,
     verdict,
 )
-from seqbench.results import ResultsError
+from seqbench.results import ResultsError, write_predictions
 from seqbench.tables import render
 
 ACCURACY = parse_threshold("accuracy:-0.5")
@@ -235,6 +235,14 @@ def test_no_paired_test_on_other_data_or_other_labels(tmp_path):
     other_labels = _compare_dirs(_paired_runs(tmp_path / "b", 0.985, 0.975, new_labels=shuffled))
     assert other_labels.pairs[0].paired is None
     assert "rnn-cpu on mnist seed 0: the test labels differ between BASE and NEW: no paired test" in other_labels.warnings
+
+
+def test_no_paired_test_on_predictions_that_disagree_with_the_record(tmp_path):
+    dirs = _paired_runs(tmp_path, 0.985, 0.975)
+    write_predictions(dirs[1], make_pair(seed=2), predictions(balanced_labels(), correct_mask(10_000, 0.5, 0)))
+    comparison = _compare_dirs(dirs)
+    assert comparison.pairs[0].paired is not None  # seeds 0 and 1 still pair
+    assert any("seed 2: the stored predictions in" in w and "recorded accuracy" in w for w in comparison.warnings)
 
 
 def test_warns_on_different_data_hardware_configs_and_unmatched_pairs():
