@@ -232,6 +232,46 @@ def _stat_of(pairs: Pairs, *keys: str, scale: float = 1.0) -> Stat | None:
     return stat((number(p, *keys) for p in ok_pairs(pairs)), scale=scale)
 
 
+# --- quick runs ------------------------------------------------------------------------------
+
+QUICK_TITLE = "QUICK RUN"
+QUICK_COLUMN = Column("quick", "quick run")
+TEST_SAMPLES_COLUMN = Column("test_samples", "test samples", fixed(0))
+
+
+def is_quick(results: dict[str, Any]) -> bool:
+    """Whether the run used the ``--quick`` smoke profile."""
+    return bool(dig(results, "config", "quick"))
+
+
+def quick_note(results: dict[str, Any]) -> str | None:
+    """One line saying that a run is quick and what that means; None for a full run."""
+    if not is_quick(results):
+        return None
+    profile = section(results, "config", "protocol", "quick_profile")
+    limits = [f"{profile[k]:,} {what}" for k, what in (("epochs", "epochs"), ("max_train", "training samples"),
+                                                       ("max_test", "test samples")) if isinstance(profile.get(k), int)]
+    detail = f" ({', '.join(limits)} at most per pair)" if limits else ""
+    return f"{QUICK_TITLE}: the --quick smoke profile{detail}; a smoke test, not a benchmark result."
+
+
+def _test_samples(pairs: Pairs) -> int | None:
+    """How many test samples the row's ok seeds were evaluated on (the largest, if they differ)."""
+    counts = [dig(p, "dataset_info", "n_test") for p in ok_pairs(pairs)]
+    return max((c for c in counts if isinstance(c, int)), default=None)
+
+
+def mark_quick(table: Table, results: dict[str, Any], *extra: Column) -> Table:
+    """A quick run's table: its title says so, a ``quick`` column (and ``extra`` ones) follow the lead
+    columns, so that the CSV says so too. A full run's table is returned as it is."""
+    if not is_quick(results):
+        return table
+    at = next(i for i, c in enumerate(table.columns) if c.key == "seeds") + 1
+    columns = table.columns[:at] + [QUICK_COLUMN, *extra] + table.columns[at:]
+    rows = [row | {"quick": "yes"} for row in table.rows]
+    return Table(f"{table.title} — {QUICK_TITLE}", columns, rows)
+
+
 # --- tables ----------------------------------------------------------------------------------
 
 _PCT = fixed(2)
@@ -282,18 +322,27 @@ def summary_table(results: dict[str, Any], run: str | None = None) -> Table:
     """One row per model × dataset: status, test accuracy, epochs and time, over seeds.
 
     With ``run``, a leading ``run`` column holds that label (see :func:`merged_summary_table`).
+    A quick run's table is marked (:func:`mark_quick`) and says how many test samples each row used.
     """
     rows = [
-        _lead_cells(run, key, pairs) | _summary_row(pairs)
+        _lead_cells(run, key, pairs) | _summary_row(pairs) | {"test_samples": _test_samples(pairs)}
         for key, pairs in group_pairs(pairs_of(results)).items()
     ]
-    return Table("Summary", _lead_columns(run) + SUMMARY_COLUMNS, rows)
+    return mark_quick(Table("Summary", _lead_columns(run) + SUMMARY_COLUMNS, rows), results, TEST_SAMPLES_COLUMN)
 
 
 def merged_summary_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Table:
-    """One summary of several runs: one row per model × dataset × run, labelled by run."""
+    """One summary of several runs: one row per model × dataset × run, labelled by run.
+
+    When any run is quick, every row says whether its run was (the columns of the widest table).
+    """
     tables = [summary_table(results, run=label) for label, results in runs]
-    return Table("Summary", tables[0].columns, [row for t in tables for row in t.rows])
+    columns = max((t.columns for t in tables), key=len)
+    quick = any(is_quick(results) for _, results in runs)
+    title = f"Summary ({QUICK_TITLE} rows marked)" if quick else "Summary"
+    rows = [row | ({"quick": "yes" if is_quick(results) else "no"} if quick else {})
+            for t, (_, results) in zip(tables, runs) for row in t.rows]
+    return Table(title, columns, rows)
 
 
 PER_CLASS_COLUMNS = [
@@ -345,7 +394,7 @@ def per_class_table(results: dict[str, Any]) -> Table:
         for key, pairs in group_pairs(pairs_of(results)).items()
         for row in _class_rows(pairs)
     ]
-    return Table("Per-class metrics", _lead_columns(None) + PER_CLASS_COLUMNS, rows)
+    return mark_quick(Table("Per-class metrics", _lead_columns(None) + PER_CLASS_COLUMNS, rows), results)
 
 
 TIMING_COLUMNS = [
@@ -387,7 +436,7 @@ def timing_table(results: dict[str, Any]) -> Table:
         for key, pairs in group_pairs(pairs_of(results)).items()
         if ok_pairs(pairs)
     ]
-    return Table("Timing", _lead_columns(None) + TIMING_COLUMNS, rows)
+    return mark_quick(Table("Timing", _lead_columns(None) + TIMING_COLUMNS, rows), results)
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -451,6 +500,11 @@ def _csv(table: Table) -> str:
     return out.getvalue()
 
 
+def human_cells(table: Table) -> list[list[str]]:
+    """The cells of every row as people read them (``mean ± std``, ``—`` where missing)."""
+    return [[_human_cell(row.get(c.key), c, row) for c in table.columns] for row in table.rows]
+
+
 def render(table: Table, fmt: str = "github") -> str:
     """The table as text: ``github`` (Markdown) or ``grid`` for people, ``csv`` or ``json``."""
     if fmt == "csv":
@@ -459,7 +513,7 @@ def render(table: Table, fmt: str = "github") -> str:
         return json.dumps(machine_rows(table), indent=2) + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"unknown table format {fmt!r} (expected one of {', '.join(FORMATS)})")
-    cells = [[_human_cell(row.get(c.key), c, row) for c in table.columns] for row in table.rows]
+    cells = human_cells(table)
     align = ["right" if c.fmt else "left" for c in table.columns]
     headers = [c.header for c in table.columns]
     return tabulate(cells, headers, tablefmt=fmt, colalign=align, disable_numparse=True) + "\n"
@@ -509,7 +563,9 @@ def _data_line(results: dict[str, Any]) -> str:
 
 def markdown(table: Table, results: dict[str, Any]) -> str:
     """A Markdown document: title, where the run comes from, the table and how to read it."""
-    head = "\n\n".join(line for line in (_run_line(results), _data_line(results)) if line)
+    quick = quick_note(results)
+    head = "\n\n".join(line for line in (f"**{quick}**" if quick else "", _run_line(results), _data_line(results))
+                       if line)
     return f"# {table.title}\n\n{head}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
 
 
