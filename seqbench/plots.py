@@ -1,28 +1,36 @@
-"""Figures of a run: a confusion matrix and learning curves per pair, a summary chart per run.
+"""Figures of a run: a summary, learning curves per dataset and confusion matrices per model × dataset.
 
 matplotlib is imported inside the functions and figures are drawn on an Agg canvas without
 pyplot, so importing this module is cheap and plotting needs no display. The ``*_figure``
-functions return the :class:`~matplotlib.figure.Figure`; the ``write_*`` functions save PNGs
-under ``<run_dir>/plots/``.
+functions return the :class:`~matplotlib.figure.Figure`; the ``write_*`` functions save them
+under ``<run_dir>/plots/`` as PNG, SVG or PDF (:data:`PLOT_FORMATS`).
+
+Every figure of a run gives a model the same colour; reference models (:func:`is_reference`)
+are drawn with hollow squares and dashed lines, and a quick run says so in every title.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
+import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 from seqbench.results import atomic_write_bytes, pair_key
 from seqbench.tables import (
     Stat,
-    accuracy_stat,
     dig,
+    group_note,
     group_pairs,
     group_status,
+    ok_pairs,
     pair_accuracy,
     pairs_of,
-    time_stat,
+    quick_note,
+    seconds_per_epoch,
+    stat,
 )
 
 if TYPE_CHECKING:
@@ -30,8 +38,23 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 PLOTS_DIR = "plots"
-DPI = 110
+PLOT_FORMATS = ("png", "svg", "pdf")
+DPI = 150
 ANNOTATE_MAX_CLASSES = 30  # beyond this, cells are too small to hold their counts
+SHORT_LABEL = 5  # class names longer than this are cut on the confusion matrix's unrotated x axis
+REFERENCE_PLUGINS = frozenset({"torch"})  # seqbench-torch: the PyTorch reference models
+NO_VAL_LOSS = "Validation loss is not recorded by the protocol (only validation accuracy)."
+CI_LEVEL = 0.95
+LOG_SPREAD = 5.0  # time axes turn logarithmic when the slowest model is this many times the fastest
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)  # df 1..10
+
+
+class RunFigure(NamedTuple):
+    """A run-level figure: ``name`` is its file name without suffix, ``caption`` says what it shows."""
+
+    name: str
+    caption: str
+    figure: Figure
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -43,8 +66,285 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+def is_reference(pair: dict[str, Any]) -> bool:
+    """Whether a pair's model is a reference implementation (from :data:`REFERENCE_PLUGINS`)."""
+    return pair.get("model_plugin") in REFERENCE_PLUGINS
+
+
 def pair_title(pair: dict[str, Any]) -> str:
     return f"{pair['model']} on {pair['dataset']} · seed {pair['seed']}"
+
+
+def _title(results: dict[str, Any] | None, text: str) -> str:
+    """``text``, prefixed by the quick-run warning where the run is quick."""
+    note = quick_note(results) if results else None
+    return f"{note}\n{text}" if note else text
+
+
+def _suptitle(fig: Figure, results: dict[str, Any] | None, text: str) -> None:
+    quick = bool(results and quick_note(results))
+    fig.suptitle(_title(results, text), color="tab:red" if quick else "black", fontsize=11)
+
+
+def model_colours(results: dict[str, Any]) -> dict[str, Any]:
+    """A colour per model of the run (tab10, then tab20), in the order the models first appear."""
+    from matplotlib import colormaps
+
+    models = list(dict.fromkeys(p["model"] for p in pairs_of(results)))
+    palette = colormaps["tab10" if len(models) <= 10 else "tab20"].colors
+    return {model: palette[i % len(palette)] for i, model in enumerate(models)}
+
+
+def _label(pairs: list[dict[str, Any]]) -> str:
+    model = pairs[0]["model"]
+    return f"{model} (reference)" if is_reference(pairs[0]) else model
+
+
+def _style(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"marker": "s", "mfc": "white", "linestyle": "--"} if is_reference(pairs[0]) else {"marker": "o"}
+
+
+def t95(n: int) -> float:
+    """The two-sided 95 % quantile of Student's t with ``n - 1`` degrees of freedom (n ≥ 2)."""
+    df = n - 1
+    if df <= len(_T95):
+        return _T95[df - 1]
+    z = 1.959964  # Cornish-Fisher expansion: within 0.002 of the exact value from df 11
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def interval(s: Stat) -> tuple[float, float]:
+    """The 95 % t-interval of a mean over seeds; the mean itself for one seed."""
+    half = 0.0 if s.std is None else t95(s.n) * s.std / math.sqrt(s.n)
+    return s.mean - half, s.mean + half
+
+
+def _plain(minor: bool = False) -> Any:
+    """Tick labels of a log axis as plain numbers (``20``, ``0.5``), minor ticks only at 2, 3 and 5."""
+    from matplotlib.ticker import FuncFormatter
+
+    def text(value: float, _: Any) -> str:
+        mantissa = round(value / 10 ** math.floor(math.log10(value)), 6) if value > 0 else 0
+        return f"{value:g}" if not minor or mantissa in (2, 3, 5) else ""
+
+    return FuncFormatter(text)
+
+
+def _percent(minor: bool = False) -> Any:
+    """Tick labels of a log axis of fractions as percentages (``0.1 %``)."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = _plain(minor)
+    return FuncFormatter(lambda value, pos: (t + " %") if (t := plain(100 * value, pos)) else "")
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+def _left_out(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    """One line per model × dataset without an ok seed: ``model · dataset: status (reason)``."""
+    lines = []
+    for (model, dataset), pairs in groups.items():
+        if not ok_pairs(pairs):
+            note = group_note(pairs)
+            lines.append(f"{model} · {dataset}: {group_status(pairs)}" + (f" ({note})" if note else ""))
+    return lines
+
+
+def _dots(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], colours: dict[str, Any],
+          fmt: str) -> None:
+    """One row per model: the seeds as faint points, the mean as a dot with its 95 % interval."""
+    for y, (pairs, s, seeds) in enumerate(rows):
+        colour = colours[pairs[0]["model"]]
+        low, high = interval(s)
+        ax.plot(seeds, [y + 0.25] * len(seeds), linestyle="none", marker="o", markersize=3.5, mfc="none",
+                color=colour, alpha=0.8)
+        ax.errorbar([s.mean], [y], xerr=[[s.mean - low], [high - s.mean]], capsize=4, color=colour,
+                    markersize=7, linestyle="none", **{k: v for k, v in _style(pairs).items() if k != "linestyle"})
+        ax.annotate(s.format(lambda x: format(x, fmt)) + f"  (n={s.n})", (high, y), xytext=(6, 0),
+                    textcoords="offset points", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [_label(pairs) for pairs, _, _ in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _zoom(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], log: bool = False) -> None:
+    """An x range around the intervals and seeds, with room on the right for the labels."""
+    values = [v for _, s, seeds in rows for v in (*interval(s), *seeds)]
+    if log:
+        values = [math.log10(max(v, 1e-9)) for v in values]
+    low, high = min(values), max(values)
+    span = (high - low) or max(abs(high) * 0.01, 0.05)
+    low, high = low - 0.12 * span, high + 0.6 * span  # the mean ± std label sits right of each interval
+    ax.set_xlim(*((10**low, 10**high) if log else (low, high)))
+
+
+def _spread(rows: list[tuple[list[dict[str, Any]], Stat, list[float]]]) -> float:
+    """The ratio of the largest seed value to the smallest (1 when there is none)."""
+    values = [v for _, _, seeds in rows for v in seeds if v > 0]
+    return max(values) / min(values) if values else 1.0
+
+
+def _log_x(ax: Axes) -> None:
+    """A log x scale with plain-number tick labels."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(_plain())
+    ax.xaxis.set_minor_formatter(_plain(minor=True))
+
+
+def _rows(pairs_by_model: list[list[dict[str, Any]]], value) -> list[tuple[list[dict[str, Any]], Stat, list[float]]]:
+    rows = []
+    for pairs in pairs_by_model:
+        seeds = [v for v in (value(p) for p in ok_pairs(pairs)) if v is not None]
+        s = stat(seeds)
+        if s is not None:
+            rows.append((pairs, s, seeds))
+    return rows
+
+
+def summary_figure(results: dict[str, Any]) -> Figure:
+    """Test accuracy and seconds per epoch per model, one column of panels per dataset.
+
+    Dots are means over seeds with 95 % t-intervals, ticks the seeds, on axes zoomed to the data;
+    model × dataset pairs without an ok seed are left out and listed below the figure.
+    """
+    groups = group_pairs(pairs_of(results))
+    if not groups:
+        raise ValueError("no pairs in the results")
+    colours = model_colours(results)
+    datasets = list(dict.fromkeys(d for _, d in groups))
+    shown = [d for d in datasets if any(ok_pairs(p) for (_, ds), p in groups.items() if ds == d)]
+    height = 1.6 + 0.38 * max([sum(1 for (_, ds) in groups if ds == d) for d in shown] or [1])
+    fig = _new_figure(max(7.0, 5.2 * len(shown)), 2 * height + 0.6)
+    for col, dataset in enumerate(shown):
+        by_model = [p for (_, ds), p in groups.items() if ds == dataset]
+        acc_ax = fig.add_subplot(2, len(shown), col + 1)
+        time_ax = fig.add_subplot(2, len(shown), len(shown) + col + 1)
+        acc = _rows(by_model, lambda p: 100 * pair_accuracy(p))
+        secs = _rows(by_model, seconds_per_epoch)
+        _dots(acc_ax, acc, colours, ".2f")
+        _zoom(acc_ax, acc)
+        acc_ax.set(title=f"{dataset}: test accuracy", xlabel="Test accuracy (%), zoomed")
+        log = _spread(secs) > LOG_SPREAD
+        if secs:
+            _dots(time_ax, secs, colours, ".3g")
+            if log:
+                _log_x(time_ax)
+            _zoom(time_ax, secs, log=log)
+        time_ax.set(title=f"{dataset}: training time", xlabel="Seconds per epoch (median)" + ", log scale" * log)
+    seeds = max(len(p) for p in groups.values())
+    _suptitle(fig, results, f"seqbench summary over up to {seeds} seed(s)\ndot and bar: the mean and its"
+                            f" {CI_LEVEL:.0%} t-interval · circles: single seeds · label: mean ± std")
+    left_out = _left_out(groups)
+    if left_out:
+        fig.supxlabel("Not shown (no finished seed):\n" + "\n".join(left_out), x=0.01, ha="left", fontsize=8)
+    return fig
+
+
+# --- learning curves -------------------------------------------------------------------------
+
+
+def _mean_band(curves: list[list[float]]) -> tuple[list[float], list[float], list[float]]:
+    """Per index, the mean and mean ± std over the curves long enough to reach it (NaNs skipped),
+    as long as at least half the curves do: one long seed alone does not make the mean."""
+    means, lows, highs = [], [], []
+    for i in range(sorted(map(len, curves), reverse=True)[(len(curves) - 1) // 2]):
+        xs = [c[i] for c in curves if i < len(c) and not math.isnan(c[i])]
+        mean = statistics.fmean(xs) if xs else math.nan
+        std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        means.append(mean)
+        lows.append(mean - std)
+        highs.append(mean + std)
+    return means, lows, highs
+
+
+def _value(entry: dict[str, Any], key: str, scale: float = 1.0) -> float:
+    value = entry.get(key)
+    return math.nan if not isinstance(value, (int, float)) or isinstance(value, bool) else float(value) * scale
+
+
+def _clock(history: list[dict[str, Any]]) -> list[float]:
+    """Cumulative training seconds at the end of each epoch."""
+    total, out = 0.0, []
+    for entry in history:
+        seconds = _value(entry, "epoch_seconds")
+        total += 0.0 if math.isnan(seconds) else seconds
+        out.append(total)
+    return out
+
+
+def _overlay(ax: Axes, xs: list[list[float]], ys: list[list[float]], colour: Any, label: str,
+             style: dict[str, Any]) -> None:
+    x, _, _ = _mean_band(xs)
+    mean, low, high = _mean_band(ys)
+    ax.plot(x, mean, color=colour, label=label, markersize=3, **style)
+    if len(ys) > 1:
+        ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
+
+
+def _zoom_accuracy(ax: Axes, curves: list[list[float]]) -> None:
+    """Validation accuracy from just below the worst model's last epochs to the top: the first
+    epochs' climb is cut so that differences of a tenth of a point stay visible."""
+    ends = [v for c in curves for v in c[len(c) // 2:] if not math.isnan(v)]
+    values = [v for c in curves for v in c if not math.isnan(v)]
+    if not ends:
+        return
+    top = max(values)
+    bottom = max(min(values), min(ends) - 1.5 * (top - min(ends)) - 0.05)
+    ax.set_ylim(bottom, top + 0.08 * (top - bottom) + 1e-3)
+
+
+def curves_figure_for(results: dict[str, Any], dataset: str) -> Figure:
+    """Learning curves of every model on ``dataset``: validation accuracy and training loss (log
+    scale) against epoch and against cumulative training time, mean ± std over seeds."""
+    groups = {m: p for (m, d), p in group_pairs(pairs_of(results)).items() if d == dataset}
+    drawn = {m: [p for p in pairs if p.get("history")] for m, pairs in groups.items()}
+    drawn = {m: pairs for m, pairs in drawn.items() if pairs}
+    if not drawn:
+        raise ValueError(f"{dataset}: no training history in the results")
+    colours = model_colours(results)
+    fig = _new_figure(11.0, 7.4)
+    axes = fig.subplots(2, 2, sharex="col")
+    acc_curves = []
+    for model, pairs in drawn.items():
+        histories = [p["history"] for p in pairs]
+        epochs = [[_value(h, "epoch") for h in hist] for hist in histories]
+        clock = [_clock(hist) for hist in histories]
+        accuracy = [[_value(h, "val_accuracy", 100.0) for h in hist] for hist in histories]
+        loss = [[_value(h, "train_loss") for h in hist] for hist in histories]
+        acc_curves.append(_mean_band(accuracy)[0])
+        label = f"{_label(pairs)}, {len(pairs)} seed{'s' if len(pairs) > 1 else ''}"
+        style = _style(pairs)
+        for col, xs in enumerate((epochs, clock)):
+            _overlay(axes[0, col], xs, accuracy, colours[model], label, style)
+            _overlay(axes[1, col], xs, loss, colours[model], label, style)
+    for col in range(2):
+        _zoom_accuracy(axes[0, col], acc_curves)
+        axes[1, col].set_yscale("log")
+        axes[0, col].set_ylabel("Validation accuracy (%), zoomed")
+        axes[1, col].set_ylabel("Training loss (mean over the epoch), log")
+    axes[1, 0].set_xlabel("Epoch")
+    axes[1, 1].set_xlabel("Training time (s, cumulative epoch time)")
+    axes[0, 0].set_title("against epoch")
+    axes[0, 1].set_title("against training time")
+    _log_time_axis(axes[1, 1], [_clock(p["history"]) for pairs in drawn.values() for p in pairs])
+    for ax in axes.flat:
+        ax.grid(alpha=0.3, which="both" if ax.get_yscale() == "log" else "major")
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    _suptitle(fig, results, f"Learning curves on {dataset} — mean ± std over seeds, while at least half"
+                            " of them still train")
+    fig.supxlabel(NO_VAL_LOSS, fontsize=8, x=0.01, ha="left")
+    return fig
+
+
+def _log_time_axis(ax: Axes, clocks: list[list[float]]) -> None:
+    """A log time axis when the models' total times differ by more than :data:`LOG_SPREAD`."""
+    totals = [c[-1] for c in clocks if c and c[-1] > 0]
+    if totals and max(totals) > LOG_SPREAD * min(totals):
+        _log_x(ax)
+
+
+# --- confusion matrices ----------------------------------------------------------------------
 
 
 def _confusion(pair: dict[str, Any]) -> tuple[list[list[int]], list[str]] | None:
@@ -55,43 +355,96 @@ def _confusion(pair: dict[str, Any]) -> tuple[list[list[int]], list[str]] | None
     return matrix, [str(label) for label in labels or range(len(matrix))]
 
 
-def _annotate_counts(ax: Axes, matrix: list[list[int]]) -> None:
-    top = max(max(row) for row in matrix)
-    fontsize = 9 if len(matrix) <= 12 else 7
+def summed_confusion(pairs: list[dict[str, Any]]) -> tuple[list[list[int]], list[str], int] | None:
+    """The confusion matrices of the pairs that have one, summed, with the labels and how many were summed."""
+    found = [c for c in (_confusion(p) for p in pairs) if c is not None]
+    if not found:
+        return None
+    labels = found[0][1]
+    same = [m for m, lab in found if lab == labels and len(m) == len(labels)]
+    total = [[sum(m[i][j] for m in same) for j in range(len(labels))] for i in range(len(labels))]
+    return total, labels, len(same)
+
+
+def short_labels(labels: list[str]) -> list[str]:
+    """Labels cut to :data:`SHORT_LABEL` characters where that keeps them distinct."""
+    short = [label[:SHORT_LABEL] for label in labels]
+    return short if len(set(short)) == len(short) else labels
+
+
+def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, ...]]], Any, Any]:
+    """RGBA per cell: the diagonal in one light tone, errors on a log red scale of their share of
+    the true class, zeros white. Returns the cells, and the colour map and norm of the errors."""
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap, LogNorm, to_rgba
+
+    shares = [[count / (sum(row) or 1) for count in row] for row in matrix]
+    errors = [s for i, row in enumerate(shares) for j, s in enumerate(row) if i != j and s > 0]
+    norm = LogNorm(vmin=min(errors, default=1e-4), vmax=max(max(errors, default=1e-3), min(errors, default=1e-4) * 10))
+    cmap = ListedColormap(colormaps["Reds"](np.linspace(0.15, 1.0, 256)))  # the palest reds look like zeros
+    diagonal, zero = to_rgba("#d9e6f2"), to_rgba("white")
+    cells = [[diagonal if i == j else (cmap(norm(s)) if s > 0 else zero) for j, s in enumerate(row)]
+             for i, row in enumerate(shares)]
+    return cells, cmap, norm
+
+
+def _annotate(ax: Axes, matrix: list[list[int]], cells: list[list[tuple[float, ...]]]) -> None:
+    """Recall and count on the diagonal; the count of every non-zero error."""
+    n = len(matrix)
+    size = 8 if n <= 12 else 6
     for i, row in enumerate(matrix):
+        total = sum(row) or 1
         for j, count in enumerate(row):
-            color = "white" if count > top / 2 else "black"
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=fontsize, color=color)
+            if i == j:
+                ax.text(j, i, f"{100 * count / total:.1f}%\n{count}", ha="center", va="center", fontsize=size - 1)
+            elif count:
+                dark = sum(cells[i][j][:3]) < 1.6
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=size, color="white" if dark else "black")
 
 
-def confusion_figure(pair: dict[str, Any]) -> Figure:
-    """Heatmap of the test confusion matrix: true class per row, predicted per column, counts."""
-    confusion = _confusion(pair)
-    if confusion is None:
-        raise ValueError(f"{pair_title(pair)}: no confusion matrix in the results")
-    matrix, labels = confusion
+def confusion_figure(pairs: list[dict[str, Any]] | dict[str, Any], results: dict[str, Any] | None = None) -> Figure:
+    """The test confusion matrix of a model × dataset summed over its seeds (or of one pair).
+
+    True class per row, predicted per column; the diagonal holds each class's recall and count,
+    the errors are coloured by their share of the true class on a log scale so that single
+    errors stay visible.
+    """
+    from matplotlib.cm import ScalarMappable
+
+    pairs = [pairs] if isinstance(pairs, dict) else pairs
+    summed = summed_confusion(pairs)
+    if summed is None:
+        raise ValueError(f"{pairs[0]['model']} on {pairs[0]['dataset']}: no confusion matrix in the results")
+    matrix, labels, seeds = summed
     n = len(labels)
-    side = min(max(4.5, 2.0 + 0.55 * n), 24.0)
-    fig = _new_figure(side + 1.3, side + 0.6)
+    side = min(max(4.6, 1.6 + 0.5 * n), 24.0)
+    fig = _new_figure(side + 1.9, side + 0.9)
     ax = fig.add_subplot()
-    image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax, label="test samples", shrink=0.8)
-    rotation = 45 if n <= 20 else 90  # beyond 20 classes slanted labels overlap their neighbours
-    ax.set_xticks(range(n), labels, rotation=rotation, ha="right", va="center" if rotation == 90 else "top",
-                  rotation_mode="anchor")
+    cells, cmap, norm = _cell_colours(matrix)
+    ax.imshow(cells, interpolation="nearest")
+    colourbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.75)
+    colourbar.set_label("errors: share of the true class (log scale)")
+    colourbar.ax.yaxis.set_major_formatter(_percent())
+    colourbar.ax.yaxis.set_minor_formatter(_percent(minor=True))
+    rotation = 0 if n <= 12 else 90
+    ax.set_xticks(range(n), short_labels(labels) if rotation == 0 else labels, rotation=rotation)
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")
+    ax.tick_params(length=0)
     if n <= ANNOTATE_MAX_CLASSES:
-        _annotate_counts(ax, matrix)
-    accuracy = pair_accuracy(pair)
-    subtitle = f"\ntest accuracy {100 * accuracy:.2f} %" if accuracy is not None else ""
-    ax.set_title(f"Confusion matrix — {pair_title(pair)}{subtitle}")
+        _annotate(ax, matrix, cells)
+    total = sum(map(sum, matrix))
+    correct = sum(matrix[i][i] for i in range(n))
+    over = f"summed over {seeds} seeds" if seeds > 1 else f"seed {pairs[0]['seed']}"
+    ax.set_title(_title(results, f"Confusion matrix — {_label(pairs)} on {pairs[0]['dataset']}, {over}\n"
+                                 f"{correct:,} of {total:,} test predictions right ({100 * correct / (total or 1):.2f} %);"
+                                 " diagonal: recall"), fontsize=10)
     return fig
 
 
-def _series(history: list[dict[str, Any]], key: str, scale: float = 1.0) -> list[float]:
-    return [float("nan") if h.get(key) is None else h[key] * scale for h in history]
+# --- one pair --------------------------------------------------------------------------------
 
 
 def _mark_epochs(axes: list[Axes], pair: dict[str, Any]) -> None:
@@ -103,8 +456,9 @@ def _mark_epochs(axes: list[Axes], pair: dict[str, Any]) -> None:
             ax.axvline(diverged, color="tab:red", linestyle=":", label=f"diverged at epoch {diverged}")
 
 
-def curves_figure(pair: dict[str, Any]) -> Figure:
-    """Training loss and validation accuracy per epoch, the best (and any diverged) epoch marked."""
+def curves_figure(pair: dict[str, Any], results: dict[str, Any] | None = None) -> Figure:
+    """One pair's training loss (log scale) and validation accuracy per epoch, the best (and any
+    diverged) epoch marked."""
     from matplotlib.ticker import MaxNLocator
 
     history = pair.get("history")
@@ -113,85 +467,88 @@ def curves_figure(pair: dict[str, Any]) -> Figure:
     epochs = [h["epoch"] for h in history]
     fig = _new_figure(10.0, 4.2)
     loss_ax, acc_ax = fig.subplots(1, 2)
-    loss_ax.plot(epochs, _series(history, "train_loss"), marker="o", markersize=3, label="training loss")
-    acc_ax.plot(epochs, _series(history, "val_accuracy", 100.0), marker="o", markersize=3,
+    loss_ax.plot(epochs, [_value(h, "train_loss") for h in history], marker="o", markersize=3, label="training loss")
+    acc_ax.plot(epochs, [_value(h, "val_accuracy", 100.0) for h in history], marker="o", markersize=3,
                 color="tab:green", label="validation accuracy")
     _mark_epochs([loss_ax, acc_ax], pair)
-    loss_ax.set(title="Training loss", xlabel="Epoch", ylabel="Loss (mean over the epoch)")
+    loss_ax.set_yscale("log")
+    loss_ax.set(title="Training loss", xlabel="Epoch", ylabel="Loss (mean over the epoch), log")
     acc_ax.set(title="Validation accuracy", xlabel="Epoch", ylabel="Validation accuracy (%)")
     for ax in (loss_ax, acc_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Learning curves — {pair_title(pair)}")
+    _suptitle(fig, results, f"Learning curves — {pair_title(pair)}")
     return fig
 
 
-def _bars(ax: Axes, stats: list[Stat | None], missing: list[str], fmt: str) -> None:
-    """Horizontal bars of means with std error bars, labelled with values (or why there is none)."""
-    means = [s.mean if s else 0.0 for s in stats]
-    errors = [s.std or 0.0 if s else 0.0 for s in stats]
-    bars = ax.barh(range(len(stats)), means, xerr=errors, capsize=4, color="tab:blue", alpha=0.8)
-    labels = [s.format(lambda x: format(x, fmt)) if s else why for s, why in zip(stats, missing)]
-    ax.bar_label(bars, labels=labels, padding=4, fontsize=8)
-    ax.set_xlim(0, 1.45 * max((m + e for m, e in zip(means, errors)), default=0) or 1)
-    ax.grid(axis="x", alpha=0.3)
+# --- files -----------------------------------------------------------------------------------
 
 
-def summary_figure(results: dict[str, Any]) -> Figure:
-    """Test accuracy and seconds per epoch for every model × dataset (mean ± std over seeds)."""
-    groups = group_pairs(pairs_of(results))
-    if not groups:
-        raise ValueError("no pairs in the results")
-    labels = [f"{model} · {dataset}" for model, dataset in groups]
-    statuses = [group_status(pairs) for pairs in groups.values()]
-    fig = _new_figure(11.0, 1.8 + 0.45 * len(groups))
-    acc_ax, time_ax = fig.subplots(1, 2, sharey=True)
-    _bars(acc_ax, [accuracy_stat(p) for p in groups.values()], statuses, ".2f")
-    _bars(time_ax, [time_stat(p) for p in groups.values()], statuses, ".2f")
-    acc_ax.set_xticks(range(0, 101, 20))
-    acc_ax.set(title="Test accuracy", xlabel="Test accuracy (%)")
-    time_ax.set(title="Training time", xlabel="Seconds per training epoch")
-    acc_ax.set_yticks(range(len(labels)), labels)
-    acc_ax.set_ylabel("model · dataset")
-    acc_ax.invert_yaxis()
-    seeds = max(len(p) for p in groups.values())
-    spread = f", mean ± std over {seeds} seeds" if seeds > 1 else ""
-    fig.suptitle(f"seqbench summary — {len(groups)} model × dataset pairs{spread}")
-    return fig
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of :data:`PLOT_FORMATS`, else a ValueError."""
+    if fmt not in PLOT_FORMATS:
+        raise ValueError(f"unknown plot format {fmt!r} (expected one of {', '.join(PLOT_FORMATS)})")
+    return fmt
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
+    """The figure encoded as PNG, SVG or PDF (without timestamps, so reruns give the same bytes)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[check_format(fmt)]
+    fig.savefig(buffer, format=fmt, metadata=metadata)
+    return buffer.getvalue()
+
+
+def _save(fig: Figure, path: Path, fmt: str) -> Path:
+    atomic_write_bytes(path, figure_bytes(fig, fmt))
     return path
 
 
-def plot_path(run_dir: Path, pair: dict[str, Any], kind: str) -> Path:
-    """``<run_dir>/plots/<model>__<dataset>__seed<k>__<kind>.png`` (unsafe characters → ``_``)."""
-    name = re.sub(r"[^\w.+-]", "_", pair_key(pair["model"], pair["dataset"], pair["seed"]))
-    return run_dir / PLOTS_DIR / f"{name}__{kind}.png"
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.+-]", "_", name)
 
 
-def write_pair_plots(run_dir: Path, pair: dict[str, Any]) -> list[Path]:
+def plot_path(run_dir: Path, pair: dict[str, Any], kind: str, fmt: str = "png") -> Path:
+    """``<run_dir>/plots/<model>__<dataset>__seed<k>__<kind>.<fmt>`` (unsafe characters → ``_``)."""
+    return run_dir / PLOTS_DIR / f"{_safe(pair_key(pair['model'], pair['dataset'], pair['seed']))}__{kind}.{fmt}"
+
+
+def write_pair_plots(run_dir: Path, pair: dict[str, Any], fmt: str = "png") -> list[Path]:
     """Save a pair's confusion matrix and learning curves, where its record has the data."""
     paths = []
     if _confusion(pair) is not None:
-        paths.append(_save(confusion_figure(pair), plot_path(run_dir, pair, "confusion")))
+        paths.append(_save(confusion_figure(pair), plot_path(run_dir, pair, "confusion", fmt), fmt))
     if pair.get("history"):
-        paths.append(_save(curves_figure(pair), plot_path(run_dir, pair, "curves")))
+        paths.append(_save(curves_figure(pair), plot_path(run_dir, pair, "curves", fmt), fmt))
     return paths
 
 
-def write_run_plots(run_dir: Path, results: dict[str, Any]) -> list[Path]:
-    """Save the run's summary chart as ``plots/summary.png`` (nothing when there are no pairs)."""
-    if not pairs_of(results):
-        return []
-    return [_save(summary_figure(results), run_dir / PLOTS_DIR / "summary.png")]
+def run_figures(results: dict[str, Any]) -> Iterator[RunFigure]:
+    """The run's figures, drawn one at a time: the summary, learning curves per dataset, and the
+    confusion matrix of every model × dataset summed over its seeds."""
+    groups = group_pairs(pairs_of(results))
+    if not groups:
+        return
+    yield RunFigure("summary", "Test accuracy and training time per model and dataset", summary_figure(results))
+    for dataset in dict.fromkeys(d for _, d in groups):
+        if any(p.get("history") for (_, d), pairs in groups.items() if d == dataset for p in pairs):
+            yield RunFigure(f"curves__{_safe(dataset)}", f"Learning curves on {dataset}",
+                            curves_figure_for(results, dataset))
+    for (model, dataset), pairs in groups.items():
+        done = [p for p in pairs if p.get("status") == "ok"]
+        if summed_confusion(done) is not None:
+            yield RunFigure(f"confusion__{_safe(model)}__{_safe(dataset)}", f"Confusion matrix of {model} on {dataset}",
+                            confusion_figure(done, results))
 
 
-def write_plots(run_dir: Path, results: dict[str, Any]) -> list[Path]:
-    """Every plot of a run: each pair's, then the summary chart."""
-    paths = [path for pair in pairs_of(results) for path in write_pair_plots(run_dir, pair)]
-    return paths + write_run_plots(run_dir, results)
+def write_run_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") -> list[Path]:
+    """Save the run's figures (:func:`run_figures`) as ``plots/<name>.<fmt>``."""
+    check_format(fmt)
+    return [_save(f.figure, run_dir / PLOTS_DIR / f"{f.name}.{fmt}", fmt) for f in run_figures(results)]
+
+
+def write_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") -> list[Path]:
+    """Every plot of a run: each pair's, then the run's."""
+    paths = [path for pair in pairs_of(results) for path in write_pair_plots(run_dir, pair, fmt)]
+    return paths + write_run_plots(run_dir, results, fmt)
