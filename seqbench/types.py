@@ -185,6 +185,10 @@ class Model(abc.ABC):
         """The hyperparameters the model was built with (stored beside saved parameters)."""
         return {}
 
+    def num_parameters(self) -> int | None:
+        """How many trainable numbers the model has (recorded per pair); ``None``: unknown."""
+        return None
+
     def save(self, path: str | Path) -> None:
         """Save parameters and hyperparameters to an ``.npz`` file."""
         import numpy as np

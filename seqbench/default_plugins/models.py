@@ -8,13 +8,41 @@ from typing import Any, Mapping
 from seqbench.hookspecs import hookimpl
 from seqbench.types import DatasetInfo, Model, ModelSpec
 
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """CPU cores this process may use, at most 4 (shards of a 128-sample batch stay >= 32 rows)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
+    return max(1, min(available_cores(), 4))
+
+
+#: Allowed values of the numeric hyperparameters: (check, what the message says).
+RANGES: dict[str, tuple[Any, str]] = {
+    "hidden": (lambda v: v >= 1, "at least 1"),
+    "lr": (lambda v: v > 0, "greater than 0"),
+    "clip": (lambda v: v >= 0, "0 or more (0: no clipping)"),
+    "lr_decay": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "threads": (lambda v: 1 <= v <= available_cores(), "between 1 and the {cores} cores this process may use"),
+}
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Refuse a hyperparameter out of its range or set, with a message naming it."""
+    from seqbench.models.optim import OPTIMIZERS
+    from seqbench.models.recurrent import LR_SCHEDULES
+
+    for key, (ok, expected) in RANGES.items():
+        if key in params and not ok(params[key]):
+            raise ValueError(f"{key}={params[key]!r}: must be {expected.format(cores=available_cores())}")
+    for key, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
+        if key in params and params[key] not in allowed:
+            raise ValueError(f"{key}={params[key]!r}: must be one of {', '.join(allowed)}")
 
 
 _COMMON = {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9, "lr_schedule": "exp",
@@ -54,6 +82,7 @@ def _build(cell: str, backend: str):
 
         from seqbench.models.recurrent import RecurrentClassifier
 
+        check_params(params)
         module, cls = CELLS[cell]
         return RecurrentClassifier(
             getattr(importlib.import_module(module), cls),

@@ -199,6 +199,9 @@ class RecurrentClassifier(Model):
     def hyperparameters(self) -> dict[str, Any]:
         return dict(self._hparams)
 
+    def num_parameters(self) -> int:
+        return sum(int(v.size) for v in self.params.values())
+
 
 class Workspace:
     """Preallocated buffers keyed by shape, so the hot loops allocate nothing per step."""

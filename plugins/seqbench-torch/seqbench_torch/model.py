@@ -144,3 +144,6 @@ class TorchRecurrentClassifier(Model):
 
     def hyperparameters(self) -> dict[str, Any]:
         return dict(self._hparams)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
