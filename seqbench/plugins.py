@@ -143,7 +143,9 @@ def load_plugins(
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
-        except Exception as exc:  # a broken plugin must not take the others down
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             info.error = one_line(exc)
             _warn(registry, f"plugin {label!r} failed to load: {info.error}", strict)
 
@@ -202,7 +204,9 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None
 
             try:
                 impl.function(register=register)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 error = str(exc) if isinstance(exc, PluginError) else one_line(exc)
                 info.error = error
                 _warn(registry, f"plugin {label!r} failed in {hook}: {error}", strict)

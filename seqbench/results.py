@@ -2,45 +2,82 @@
 
 Layout of a run directory::
 
-    results.json                 the whole run (schema below), rewritten after every pair
-    pairs/<model>__<dataset>__seed<k>.json   one record per pair, written when the pair ends
-    summary.md/.csv, per_class.md/.csv, timing.md/.csv, plots/*.png   (seqbench.tables, .plots)
+    results.json                 the whole run, rewritten after every pair
+    pairs/<model>+<dataset>+seed<k>.json       one record per pair, written when the pair ends
+    pairs/<model>+<dataset>+seed<k>.pred.npy   its test labels and predicted labels
+    records.csv, summary.md/.csv, per_class.md/.csv, timing.md/.csv, plots/*.png
 
-Every file is written atomically (temporary file in the same directory, then rename), so an
-interrupted run never leaves a half-written file and never loses a finished pair.
+The formats are JSON Schemas in ``seqbench/schema/`` (:data:`SCHEMA_VERSION`, "major.minor": a
+reader reads every minor of its major). Every file is written atomically (a temporary file in the
+same directory, then a rename) with the permissions the umask gives, so an interrupted run never
+leaves a half-written file and never loses a finished pair. Records are keyed by their content
+(model, dataset, seed), never by their file name: run directories of seqbench before 0.1's schema
+1.1, whose files were named ``<model>__<dataset>__seed<k>``, read the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import hashlib
 import json
+import math
 import os
 import platform
+import re
+import secrets
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import quote
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = "1.1"
+#: The major version this seqbench reads (all of its minors; the integer 1 of old runs is 1.0).
+SCHEMA_MAJOR = 1
 RESULTS_FILE = "results.json"
 PAIRS_DIR = "pairs"
+LOCK_FILE = ".seqbench.lock"
+PREDICTIONS_SUFFIX = ".pred.npy"
+STATUSES = ("ok", "diverged", "skipped", "failed")
 DONE_STATUSES = ("ok", "diverged")
+#: Suffixes of the temporary files of interrupted writes.
+TEMP_SUFFIXES = (".tmp", ".part")
+
+PairKey = tuple[str, str, int]
 
 
 class ResultsError(Exception):
     """A results directory or file cannot be read or written."""
 
 
+class UnwritableValue(ValueError):
+    """A value that JSON cannot hold (NaN, bytes, an object), with the field it was found in."""
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, empty temporary file beside ``path``, created with the umask's permissions."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -48,7 +85,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -60,22 +97,155 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def remove_stale_temp(directory: Path, pattern: str = "**/.*", older_than: float = 0.0) -> list[Path]:
+    """Delete the temporary files of interrupted writes (``.*.tmp``, ``.*.part``) matching ``pattern``
+    in ``directory``.
+
+    Only files last written more than ``older_than`` seconds ago go: a live writer's file is
+    younger. Returns what was deleted.
+    """
+    now = time.time()
+    removed = []
+    for path in directory.glob(pattern):
+        if path.name.endswith(TEMP_SUFFIXES) and path.is_file():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime >= older_than:
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` for this process: a second holder is refused while the first lives.
+
+    The lock is an ``flock`` on :data:`LOCK_FILE`, which holds the holder's pid; the kernel drops
+    it when its process dies, so a killed run's lock file is stale and is taken over.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    path = run_dir / LOCK_FILE
+    fd = _acquire(path, fcntl)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def _acquire(path: Path, fcntl: Any) -> int:
+    """An open descriptor of ``path``, exclusively flocked; the file it names is still ``path``."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise ResultsError(
+                f"{path.parent} is in use by another seqbench run (pid {holder}); wait for it to end"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed the file between our open and our lock: again
+
+
+# --- values at the boundary ------------------------------------------------------------------
+
+
+def json_ready(value: Any, field: str = "") -> Any:
+    """``value`` as plain JSON data: NumPy scalars and arrays become Python numbers and lists,
+    tuples lists; NaN, infinity, bytes and other objects raise :class:`UnwritableValue` naming
+    ``field`` (dotted path)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {_json_key(k, field): json_ready(v, _join(field, k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v, f"{field}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # a NumPy scalar or array
+        return json_ready(value.tolist(), field)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            shown = "NaN" if math.isnan(value) else ("infinity" if value > 0 else "-infinity")
+            raise UnwritableValue(f"{field or 'a value'} is {shown} (JSON holds only finite numbers)")
+        return float(value)
+    raise UnwritableValue(f"{field or 'a value'} is {type(value).__name__}, which JSON cannot hold")
+
+
+def _json_key(key: Any, field: str) -> str:
+    if isinstance(key, str):
+        return str(key)
+    if hasattr(key, "dtype") and hasattr(key, "item"):  # a NumPy scalar
+        key = key.item()
+    if _is_int(key):
+        return str(key)
+    raise UnwritableValue(f"{field or 'a mapping'} has a key of type {type(key).__name__}; JSON keys are text")
+
+
+def _join(field: str, key: Any) -> str:
+    return f"{field}.{key}" if field else str(key)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} (JSON holds only finite numbers)")
+
+
+def loads(text: str) -> Any:
+    """Parse JSON, refusing the ``NaN`` and ``Infinity`` that Python's parser would accept."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+# --- pair files ------------------------------------------------------------------------------
+
+
+def _name_part(name: str) -> str:
+    return quote(str(name), safe="._-")
+
+
+def pair_stem(model: str, dataset: str, seed: int) -> str:
+    """The stem of a pair's files: ``<model>+<dataset>+seed<k>``, names percent-encoded.
+
+    Valid names never contain ``+`` (and any other name has it encoded), so two pairs never
+    share a stem.
+    """
+    return f"{_name_part(model)}+{_name_part(dataset)}+seed{int(seed)}"
+
+
 def pair_key(model: str, dataset: str, seed: int) -> str:
+    """A label ``<model>__<dataset>__seed<k>``, the pair file stem of schema 1.0.
+
+    Ambiguous when a name holds ``__``: name files with :func:`pair_stem`.
+    """
     return f"{model}__{dataset}__seed{seed}"
+
+
+def key_of(record: dict[str, Any]) -> PairKey:
+    return record["model"], record["dataset"], record["seed"]
 
 
 def pair_path(run_dir: Path, record: dict[str, Any], suffix: str = ".json") -> Path:
     """Where a pair's record (``.json``) or test predictions (``.pred.npy``) live."""
-    return run_dir / PAIRS_DIR / f"{pair_key(record['model'], record['dataset'], record['seed'])}{suffix}"
+    return run_dir / PAIRS_DIR / f"{pair_stem(*key_of(record))}{suffix}"
 
 
 def write_pair(run_dir: Path, record: dict[str, Any]) -> Path:
     path = pair_path(run_dir, record)
     atomic_write_json(path, record)
     return path
-
-
-PREDICTIONS_SUFFIX = ".pred.npy"
 
 
 def write_predictions(run_dir: Path, record: dict[str, Any], predictions: Any) -> Path:
@@ -91,11 +261,26 @@ def write_predictions(run_dir: Path, record: dict[str, Any], predictions: Any) -
     return path
 
 
+def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path | None:
+    """The predictions file of a pair: its own name, or the 1.0 name when that record is this pair's."""
+    path = pair_path(run_dir, record, PREDICTIONS_SUFFIX)
+    if path.exists():
+        return path
+    legacy = run_dir / PAIRS_DIR / pair_key(*key_of(record))
+    try:
+        same = key_of(loads(legacy.with_suffix(".json").read_text())) == key_of(record)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return legacy.with_name(legacy.name + PREDICTIONS_SUFFIX) if same else None
+
+
 def read_predictions(run_dir: Path, record: dict[str, Any]) -> Any:
     """A pair's ``(labels, predictions)`` rows as a ``(2, n_test)`` array, or ``None`` when not stored."""
     import numpy as np
 
-    path = pair_path(run_dir, record, PREDICTIONS_SUFFIX)
+    path = _predictions_path(run_dir, record)
+    if path is None:
+        return None
     try:
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -107,56 +292,229 @@ def read_predictions(run_dir: Path, record: dict[str, Any]) -> Any:
     return arr
 
 
-def read_pairs(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """The pair records of a run directory, by :func:`pair_key`."""
-    records = {}
+def read_pairs(run_dir: Path) -> dict[PairKey, dict[str, Any]]:
+    """The valid pair records of a run directory, by (model, dataset, seed).
+
+    Where two files hold one pair (a rerun of a failed pair of an old run), the finished one
+    wins, then the later.
+    """
+    records: dict[PairKey, dict[str, Any]] = {}
     for path in sorted((run_dir / PAIRS_DIR).glob("*.json")):
         try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ResultsError(f"{path}: unreadable pair record ({exc})") from None
-        records[pair_key(record["model"], record["dataset"], record["seed"])] = record
+            record = loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{path}: unreadable pair record ({exc}); move it away to rerun that pair") from None
+        check_pair(record, f"{path}:")
+        key = key_of(record)
+        if key not in records or _rank(record) >= _rank(records[key]):
+            records[key] = record
     return records
 
 
-def load_results(run_dir: str | Path) -> dict[str, Any]:
-    """Read ``results.json`` from a run directory (or the file itself), checking its schema."""
+def _rank(record: dict[str, Any]) -> tuple[bool, str]:
+    return record["status"] in DONE_STATUSES, str(record.get("finished") or record.get("started") or "")
+
+
+# --- reading and checking --------------------------------------------------------------------
+
+
+def parse_schema_version(value: Any) -> tuple[int, int]:
+    """``(major, minor)`` of a ``schema_version``: ``"1.1"``, or the integer 1 of old runs (1.0)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, 0
+    match = re.fullmatch(r"(\d+)\.(\d+)", value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"schema_version {value!r} is not 'major.minor'")
+    return int(match[1]), int(match[2])
+
+
+def check_schema_version(value: Any, where: str) -> None:
+    try:
+        major, _ = parse_schema_version(value)
+    except ValueError as exc:
+        raise ResultsError(f"{where} {exc}") from None
+    if major != SCHEMA_MAJOR:
+        raise ResultsError(
+            f"{where} results schema {value} is not readable by this seqbench (it reads {SCHEMA_MAJOR}.x);"
+            f" use the seqbench that wrote it"
+        )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, list) and all(check(x) for x in v)
+
+
+_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "str": (lambda v: isinstance(v, str), "text"),
+    "int": (_is_int, "an integer"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "dict": (lambda v: isinstance(v, dict), "an object"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+    "strs": (_is_list_of(lambda x: isinstance(x, str)), "a list of names"),
+    "seeds": (_is_list_of(lambda x: _is_int(x) and x >= 0), "a list of integers 0 or more"),
+    "text_map": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()), "an object of texts"),
+}
+
+#: Fields of a pair record: type, and whether an ``ok`` pair must have it (others may be null).
+_PAIR_FIELDS = {
+    "reason": ("str", False), "params": ("dict", True), "device": ("str", False), "dataset_info": ("dict", True),
+    "history": ("list", True), "metrics": ("dict", True), "timing": ("dict", True), "environment": ("dict", False),
+    "best_epoch": ("int", True), "epochs_run": ("int", True), "num_parameters": ("int", False),
+    "started": ("str", False), "finished": ("str", False), "metric_errors": ("dict", False),
+    "preprocessing": ("dict", False),
+}
+_CONFIG_FIELDS = {
+    "models": "strs", "datasets": "strs", "seeds": "seeds", "quick": "bool", "standardize": "bool",
+    "augment": "bool", "overrides": "text_map", "data_dir": "str", "protocol": "dict", "preprocessing": "dict",
+}
+_RESULTS_FIELDS = {"created": "str", "updated": "str", "command": "str", "environment": "dict", "sessions": "list"}
+
+
+def _check_fields(obj: dict[str, Any], fields: dict[str, str], where: str, prefix: str = "") -> None:
+    for name, kind in fields.items():
+        value = obj.get(name)
+        check, expected = _TYPES[kind]
+        if value is not None and not check(value):
+            raise ResultsError(f"{where} {prefix}{name} must be {expected}, not {type(value).__name__}")
+
+
+def check_pair(record: Any, where: str) -> None:
+    """Refuse a pair record that readers could not use, with one line starting ``where``."""
+    if not isinstance(record, dict):
+        raise ResultsError(f"{where} a pair record must be an object, not {type(record).__name__}")
+    if not all(k in record for k in ("model", "dataset", "seed")):
+        raise ResultsError(f"{where} pair record lacks model, dataset or seed")
+    check_schema_version(record.get("schema_version", 1), where)
+    if not (isinstance(record["model"], str) and isinstance(record["dataset"], str) and _is_int(record["seed"])):
+        raise ResultsError(f"{where} model and dataset must be names and seed an integer")
+    where = f"{where} {record['model']} x {record['dataset']} seed {record['seed']}:"
+    if record.get("status") not in STATUSES:
+        raise ResultsError(f"{where} status {record.get('status')!r} is not one of {', '.join(STATUSES)}")
+    _check_fields(record, {k: kind for k, (kind, _) in _PAIR_FIELDS.items()}, where)
+    if record["status"] == "ok":
+        missing = [k for k, (_, needed) in _PAIR_FIELDS.items() if needed and record.get(k) is None]
+        if missing:
+            raise ResultsError(f"{where} an ok pair needs {', '.join(missing)}")
+    for name, value in (record.get("metrics") or {}).items():
+        if not isinstance(value, dict):
+            raise ResultsError(f"{where} metrics.{name} must be an object, not {type(value).__name__}")
+    accuracy = (record.get("metrics") or {}).get("accuracy", {}).get("accuracy")
+    if accuracy is not None and not (_is_number(accuracy) and 0 <= accuracy <= 1):
+        raise ResultsError(f"{where} metrics.accuracy.accuracy must be a number in [0, 1], not {accuracy!r}")
+    for name, value in (record.get("timing") or {}).items():
+        if not (value is None or _is_number(value) or _is_list_of(_is_number)(value)):
+            raise ResultsError(f"{where} timing.{name} must be a number, not {type(value).__name__}")
+    if not all(isinstance(h, dict) for h in record.get("history") or []):
+        raise ResultsError(f"{where} history must be a list of objects")
+    fingerprint = (record.get("dataset_info") or {}).get("fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise ResultsError(f"{where} dataset_info.fingerprint must be text")
+
+
+def check_config(config: Any, where: str) -> None:
+    """Refuse a run configuration without its selection, or with fields of the wrong type."""
+    if not isinstance(config, dict):
+        raise ResultsError(f"{where} config must be an object, not {type(config).__name__}")
+    missing = [k for k in ("models", "datasets", "seeds") if k not in config]
+    if missing:
+        raise ResultsError(f"{where} config lacks {', '.join(missing)}")
+    _check_fields(config, _CONFIG_FIELDS, where, "config.")
+
+
+def check_results(results: Any, where: str, strict: bool = True) -> None:
+    """Refuse a ``results.json`` that readers could not use, with one line starting ``where``.
+
+    Not ``strict``: only its schema version and a list of pairs that name their model, dataset
+    and seed (report and compare check the fields they read themselves).
+    """
+    if not isinstance(results, dict):
+        raise ResultsError(f"{where} a results file must be an object, not {type(results).__name__}")
+    check_schema_version(results.get("schema_version"), where)
+    pairs = results.get("pairs")
+    if not isinstance(pairs, list):
+        raise ResultsError(f"{where} pairs must be a list, not {type(pairs).__name__}")
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, dict) or not all(k in pair for k in ("model", "dataset", "seed")):
+            raise ResultsError(f"{where} pair #{i} of the results file lacks model, dataset or seed")
+        check_schema_version(pair.get("schema_version", 1), f"{where} pair #{i}:")
+    if strict:
+        _check_results_fields(results, where)
+
+
+def _check_results_fields(results: dict[str, Any], where: str) -> None:
+    seen: set[PairKey] = set()
+    for i, pair in enumerate(results["pairs"]):
+        check_pair(pair, f"{where} pair #{i}:")
+        if key_of(pair) in seen:
+            raise ResultsError(f"{where} {pair['model']} x {pair['dataset']} seed {pair['seed']} is there twice")
+        seen.add(key_of(pair))
+    if "config" not in results:
+        raise ResultsError(f"{where} lacks config (the run's selection)")
+    check_config(results["config"], where)
+    _check_fields(results, _RESULTS_FIELDS, where)
+    _check_fields(results.get("environment") or {}, {"machine": "dict", "packages": "dict", "git": "dict"}, where,
+                  "environment.")
+    if not all(isinstance(s, dict) for s in results.get("sessions") or []):
+        raise ResultsError(f"{where} sessions must be a list of objects")
+
+
+def load_results(run_dir: str | Path, strict: bool = False) -> dict[str, Any]:
+    """Read ``results.json`` from a run directory (or the file itself), checked by :func:`check_results`.
+
+    ``strict`` (what ``--resume`` needs) also refuses NaN and every field of the wrong type.
+    """
     path = Path(run_dir)
     if path.is_dir():
         path = path / RESULTS_FILE
     try:
-        results = json.loads(path.read_text())
+        text = path.read_text()
+        results = loads(text) if strict else json.loads(text)
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         raise ResultsError(f"{path}: not a readable results file ({exc})") from None
-    if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
-        raise ResultsError(
-            f"{path}: unsupported results schema {results.get('schema_version') if isinstance(results, dict) else '?'}"
-            f" (expected {SCHEMA_VERSION})"
-        )
+    check_results(results, f"{path}:", strict)
     return results
 
 
-def git_commit(cwd: Path | None = None) -> str | None:
-    """The current git commit of ``cwd`` (default: the source tree of seqbench), if any."""
+# --- provenance ------------------------------------------------------------------------------
+
+
+def _git(args: list[str], cwd: Path) -> bytes | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_info(cwd: Path | None = None) -> dict[str, Any] | None:
+    """The git commit of ``cwd`` (default: seqbench's source tree), whether tracked files differ
+    from it, and the SHA-256 of that diff; ``None`` outside a git checkout."""
     cwd = cwd or Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
+    head = _git(["rev-parse", "HEAD"], cwd)
+    if head is None:
         return None
-    if out.returncode != 0:
-        return None
-    commit = out.stdout.strip()
-    try:
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return commit
-    return commit + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+    diff = _git(["diff", "HEAD", "--no-ext-diff", "--no-color", "--binary"], cwd)
+    return {
+        "commit": head.decode().strip(),
+        "dirty": bool(diff) if diff is not None else None,
+        "diff_sha256": hashlib.sha256(diff).hexdigest() if diff else None,
+    }
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The current git commit of ``cwd``, with ``-dirty`` when tracked files differ from it."""
+    info = git_info(cwd)
+    return None if info is None else info["commit"] + ("-dirty" if info["dirty"] else "")
 
 
 def _cpu_name() -> str:
@@ -176,28 +534,63 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _gpus() -> list[str]:
-    """NVIDIA GPUs as ``nvidia-smi`` names them; empty where there is none (or no nvidia-smi)."""
+def _nvidia_smi() -> list[list[str]]:
+    """Name, memory and driver of each NVIDIA GPU; empty where there is none (or no nvidia-smi)."""
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
             capture_output=True, text=True, timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return []
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+    if out.returncode != 0:
+        return []
+    return [[f.strip() for f in line.split(",")] for line in out.stdout.splitlines() if line.strip()]
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(gpus: list[list[str]] | None = None) -> dict[str, Any]:
     """The host: OS, CPU, core count, memory and GPUs (each pair also records its model's device)."""
+    gpus = _nvidia_smi() if gpus is None else gpus
     return {
         "platform": platform.platform(),
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
-        "gpus": _gpus(),
+        "gpus": [", ".join(g[:2]) for g in gpus],
         "hostname": platform.node(),
     }
+
+
+def cuda_info(gpus: list[list[str]]) -> dict[str, Any] | None:
+    """The NVIDIA driver and the CUDA runtimes of CuPy and PyTorch, where there is a GPU."""
+    if not gpus:
+        return None
+    runtime: dict[str, str] = {}
+    with contextlib.suppress(Exception):
+        import cupy
+
+        version = cupy.cuda.runtime.runtimeGetVersion()
+        runtime["cupy"] = f"{version // 1000}.{version % 1000 // 10}"
+    torch = sys.modules.get("torch")  # only when a plugin imported it: torch is slow to import
+    with contextlib.suppress(Exception):
+        if torch is not None and torch.version.cuda:
+            runtime["torch"] = str(torch.version.cuda)
+    return {"driver": gpus[0][2] if len(gpus[0]) > 2 else None, "runtime": runtime}
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """The BLAS and OpenMP libraries loaded in this process and their threads (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - a dependency
+        return []
+    keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
+    return [{k: lib.get(k) for k in keys} for lib in threadpool_info()]
+
+
+def thread_env() -> dict[str, str]:
+    """The environment variables that set thread counts and visible GPUs."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.endswith("_NUM_THREADS") or k == "CUDA_VISIBLE_DEVICES"}
 
 
 def package_versions(names: Iterable[str]) -> dict[str, str | None]:
@@ -214,27 +607,51 @@ def package_versions(names: Iterable[str]) -> dict[str, str | None]:
 
 def environment(plugins: dict[str, str | None]) -> dict[str, Any]:
     """Everything about where a run ran that a reader of its numbers needs."""
-    return {
+    gpus = _nvidia_smi()
+    git = git_info()
+    return json_ready({
         "python": sys.version.split()[0],
         "packages": package_versions(
-            ["seqbench", "numpy", "pluggy", "click", "matplotlib", "cupy-cuda12x", "cupy-cuda13x", "torch"]
+            ["seqbench", "numpy", "pluggy", "click", "matplotlib", "threadpoolctl", "cupy-cuda12x", "cupy-cuda13x",
+             "torch"]
         ),
         "plugins": plugins,
-        "git_commit": git_commit(),
-        "machine": machine_info(),
-    }
+        "git_commit": None if git is None else git["commit"] + ("-dirty" if git["dirty"] else ""),
+        "git": git,
+        "machine": machine_info(gpus),
+        "cuda": cuda_info(gpus),
+        "blas": blas_info(),
+        "thread_env": thread_env(),
+    }, "environment")
 
 
-def new_results(config: dict[str, Any], env: dict[str, Any], command: str) -> dict[str, Any]:
+def new_session(command: str, data_dir: str, env: dict[str, Any]) -> dict[str, Any]:
+    """One process's part of a run: its command, data directory, environment and start."""
+    return {"started": now_iso(), "command": command, "data_dir": data_dir, "environment": env}
+
+
+def new_results(config: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
-        "created": now_iso(),
-        "updated": now_iso(),
-        "command": command,
+        "created": session["started"],
+        "updated": session["started"],
+        "command": session["command"],
         "config": config,
-        "environment": env,
+        "environment": session["environment"],
+        "sessions": [session],
         "pairs": [],
     }
+
+
+def resumed_results(stored: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` continued by ``session``: its command, environment and config are kept, the
+    session appended (a run of schema 1.0 gets its first session from its stored fields)."""
+    first = {
+        "started": stored.get("created"), "command": stored.get("command"),
+        "data_dir": (stored.get("config") or {}).get("data_dir"), "environment": stored.get("environment"),
+    }
+    sessions = list(stored.get("sessions") or [first])
+    return {**stored, "schema_version": SCHEMA_VERSION, "sessions": [*sessions, session], "pairs": []}
 
 
 def write_results(run_dir: Path, results: dict[str, Any]) -> Path:

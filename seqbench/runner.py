@@ -6,6 +6,7 @@ skipped with its reason, a pair that breaks as failed, and the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import traceback
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from seqbench import preprocess
+from seqbench import preprocess, records
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
 from seqbench.progress import RunObserver
@@ -29,6 +30,14 @@ from seqbench.types import Dataset, DatasetInfo, DatasetUnavailable, LoadContext
 
 class RunError(Exception):
     """A user error in the run request (unknown name, bad --set, unwritable output)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM): handled like Ctrl-C."""
+
+
+#: A partly written data download older than this (seconds) is left over from a killed fetch.
+STALE_DOWNLOAD_SECONDS = 3600
 
 
 @dataclass
@@ -76,9 +85,10 @@ def parse_value(key: str, text: str, default: Any) -> Any:
                 raise ValueError
             return value
         if default is None:
-            return json.loads(text)
+            return res.json_ready(res.loads(text))
     except ValueError:
-        raise RunError(f"--set {key}={text}: expected a finite value of type {type(default).__name__}") from None
+        expected = "a JSON value (finite numbers only)" if default is None else f"a finite {type(default).__name__}"
+        raise RunError(f"--set {key}={text}: expected {expected}") from None
     return text
 
 
@@ -114,11 +124,14 @@ def check_overrides(registry: Registry, models: list[str], datasets: list[str], 
     for m in models:
         for d in datasets:
             try:
-                defaults = registry.models[m].defaults(DatasetInfo(d, 1, 1, ("0", "1")))
-            except Exception:
+                defaults = dict(registry.models[m].defaults(DatasetInfo(d, 1, 1, ("0", "1"))))
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
                 continue
             known.update(defaults)
-            resolve_params(defaults, overrides, quick=False)
+            with contextlib.suppress(res.UnwritableValue):  # that pair will fail, naming the value
+                resolve_params(res.json_ready(defaults), overrides, quick=False)
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise RunError(f"--set: unknown parameter {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
@@ -128,15 +141,21 @@ def check_overrides(registry: Registry, models: list[str], datasets: list[str], 
             raise RunError(f"--set {key}={overrides[key]}: must be {expected}")
 
 
+def _make_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None
+
+
 def prepare_out_dir(out_dir: Path, resume: bool) -> None:
-    """Check that ``out_dir`` can be written, and holds a run exactly when resuming."""
+    """Check that ``out_dir`` (locked by this process) can be written, and holds a run exactly when resuming."""
     has_run = (out_dir / res.RESULTS_FILE).exists()
     if resume and not has_run:
         raise RunError(f"--resume {out_dir}: no {res.RESULTS_FILE} there")
     if not resume and (has_run or (out_dir / res.PAIRS_DIR).exists()):
         raise RunError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, or choose another --out")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".seqbench-write-test"
         probe.write_text("")
         probe.unlink()
@@ -146,13 +165,16 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> None:
 
 def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) -> RunRequest:
     """The request of the run stored in ``out_dir``, to continue it (``data_dir`` may move)."""
-    config = res.load_results(out_dir)["config"]
+    config = res.load_results(out_dir, strict=True)["config"]
+    stored_dir = config.get("data_dir")
+    if data_dir is None and stored_dir is None:
+        raise RunError(f"--resume {out_dir}: the run does not say where its data was; give --data-dir")
     return RunRequest(
         models=list(config["models"]),
         datasets=list(config["datasets"]),
-        seeds=[int(s) for s in config["seeds"]],
+        seeds=list(config["seeds"]),
         out_dir=out_dir,
-        data_dir=data_dir or Path(config["data_dir"]),
+        data_dir=data_dir or Path(stored_dir),
         overrides=dict(config.get("overrides") or {}),
         quick=bool(config.get("quick")),
         standardize=bool(config.get("standardize", True)),
@@ -162,7 +184,8 @@ def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) 
     )
 
 
-def _record(model: str, dataset: str, seed: int, registry: Registry, status: str, reason: str | None) -> dict[str, Any]:
+def _record(model: str, dataset: str, seed: int, registry: Registry, status: str, reason: str | None,
+            env: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema_version": res.SCHEMA_VERSION,
         "model": model,
@@ -173,23 +196,76 @@ def _record(model: str, dataset: str, seed: int, registry: Registry, status: str
         "status": status,
         "reason": reason,
         "started": res.now_iso(),
+        "environment": env,
     }
 
 
 def run_benchmark(
     registry: Registry, request: RunRequest, observer: RunObserver | None = None
 ) -> dict[str, Any]:
-    """Run every requested pair and return the run's results (also written to ``out_dir``)."""
+    """Run every requested pair and return the run's results (also written to ``out_dir``).
+
+    The run directory is locked while the run lives (:func:`seqbench.results.run_lock`): a
+    second run or resume on it is refused.
+    """
     observer = observer or RunObserver()
     models = check_names("model", request.models, registry.models)
     datasets = check_names("dataset", request.datasets, registry.datasets)
     check_overrides(registry, models, datasets, request.overrides)
-    prepare_out_dir(request.out_dir, request.resume)
-    done = {}
-    if request.resume:
-        done = {k: r for k, r in res.read_pairs(request.out_dir).items() if r["status"] in res.DONE_STATUSES}
+    _make_out_dir(request.out_dir)
+    with res.run_lock(request.out_dir):
+        prepare_out_dir(request.out_dir, request.resume)
+        return _run_locked(registry, request, models, datasets, observer)
 
-    config = {
+
+def _run_locked(
+    registry: Registry, request: RunRequest, models: list[str], datasets: list[str], observer: RunObserver
+) -> dict[str, Any]:
+    out = request.out_dir
+    _remove_stale_temp(request)
+    env = res.environment(plugin_versions(registry))
+    session = res.new_session(request.command, str(request.data_dir), env)
+    done: dict[res.PairKey, dict[str, Any]] = {}
+    if request.resume:
+        results = res.resumed_results(res.load_results(out, strict=True), session)
+        done = {k: r for k, r in res.read_pairs(out).items() if r["status"] in res.DONE_STATUSES}
+    else:
+        results = res.new_results(_config(registry, request, models, datasets), session)
+        _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
+    ctx = LoadContext(data_dir=request.data_dir, download=request.download)
+    total = len(models) * len(datasets) * len(request.seeds)
+    observer.run_start(out, total)
+    index = 0
+    for ds_name in datasets:
+        todo = any((m, ds_name, s) not in done for m in models for s in request.seeds)
+        dataset, ds_status, ds_reason = _load_dataset(registry, ds_name, ctx) if todo else (None, "ok", None)
+        if dataset is not None:
+            _check_same_data(ds_name, dataset.fingerprint, done, request.data_dir)
+        for model_name in models:
+            for seed in request.seeds:
+                index += 1
+                key = (model_name, ds_name, seed)
+                record = done.get(key)
+                if record is None:
+                    observer.pair_start(index, total, model_name, ds_name, seed)
+                    if dataset is None:
+                        record, predictions = _record(model_name, ds_name, seed, registry, ds_status, ds_reason, env), None
+                    else:
+                        record, predictions = _run_pair(registry, model_name, ds_name, dataset, seed, request, observer, env)
+                    record["finished"] = res.now_iso()
+                    _save_pair(out, record, predictions)
+                    observer.pair_end(record)
+                results["pairs"].append(record)
+                _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
+                _write_reports(out, results, record, request.plots and key not in done, observer)
+        del dataset
+    if request.plots:
+        _guard(observer, "run plots", lambda: _plots().write_run_plots(out, results))
+    return results
+
+
+def _config(registry: Registry, request: RunRequest, models: list[str], datasets: list[str]) -> dict[str, Any]:
+    return {
         "models": models,
         "datasets": datasets,
         "seeds": request.seeds,
@@ -201,43 +277,45 @@ def run_benchmark(
         "data_dir": str(request.data_dir),
         "protocol": {**PROTOCOL_DEFAULTS, **({"quick_profile": QUICK_PROFILE} if request.quick else {})},
     }
-    results = res.new_results(config, res.environment(plugin_versions(registry)), request.command)
-    if request.resume:
-        results["created"] = res.load_results(request.out_dir).get("created", results["created"])
-    res.write_results(request.out_dir, results)  # resumable from the first moment
-    ctx = LoadContext(data_dir=request.data_dir, download=request.download)
-    total = len(models) * len(datasets) * len(request.seeds)
-    observer.run_start(request.out_dir, total)
-    index = 0
-    for ds_name in datasets:
-        keys = {(m, s): res.pair_key(m, ds_name, s) for m in models for s in request.seeds}
-        todo = any(k not in done for k in keys.values())
-        dataset, ds_status, ds_reason = _load_dataset(registry, ds_name, ctx) if todo else (None, "ok", None)
-        for model_name in models:
-            for seed in request.seeds:
-                index += 1
-                key = keys[(model_name, seed)]
-                if key in done:
-                    record = done[key]
-                else:
-                    observer.pair_start(index, total, model_name, ds_name, seed)
-                    if dataset is None:
-                        record = _record(model_name, ds_name, seed, registry, ds_status, ds_reason)
-                    else:
-                        record = _run_pair(registry, model_name, ds_name, dataset, seed, request, observer)
-                    record["finished"] = res.now_iso()
-                    predictions = record.pop("test_predictions", None)
-                    if predictions is not None:
-                        res.write_predictions(request.out_dir, record, predictions)
-                    res.write_pair(request.out_dir, record)
-                    observer.pair_end(record)
-                results["pairs"].append(record)
-                res.write_results(request.out_dir, results)
-                _write_reports(request.out_dir, results, record, request.plots and key not in done, observer)
-        del dataset
-    if request.plots:
-        _guard(observer, "run plots", lambda: _plots().write_run_plots(request.out_dir, results))
-    return results
+
+
+def _remove_stale_temp(request: RunRequest) -> None:
+    """Temporary files of killed writes: all of the (locked) run directory's, and the data
+    directory's downloads that nothing has written to for an hour."""
+    res.remove_stale_temp(request.out_dir)
+    if request.data_dir.is_dir():
+        res.remove_stale_temp(request.data_dir, "*/.*.part", older_than=STALE_DOWNLOAD_SECONDS)
+
+
+def _write(out_dir: Path, what: str, write: Callable[[], Any]) -> None:
+    """Write with ``write``; an I/O error (disk full, permissions) becomes one line with the resume hint."""
+    try:
+        write()
+    except OSError as exc:
+        raise RunError(
+            f"cannot write {what} in {out_dir} ({exc.strerror or exc}); the finished pairs are kept: "
+            f"free space or fix permissions, then continue with --resume {out_dir}"
+        ) from None
+
+
+def _save_pair(out_dir: Path, record: dict[str, Any], predictions: Any) -> None:
+    what = f"the pair record of {record['model']} x {record['dataset']} seed {record['seed']}"
+    if predictions is not None:
+        _write(out_dir, what, lambda: res.write_predictions(out_dir, record, predictions))
+    _write(out_dir, what, lambda: res.write_pair(out_dir, record))
+
+
+def _check_same_data(name: str, fingerprint: str, done: Mapping[res.PairKey, dict[str, Any]], data_dir: Path) -> None:
+    """Refuse to resume on data other than the finished pairs' (they would be averaged together)."""
+    used = {
+        r["dataset_info"]["fingerprint"] for (_, d, _), r in done.items()
+        if d == name and (r.get("dataset_info") or {}).get("fingerprint")
+    }
+    if used and fingerprint not in used:
+        raise RunError(
+            f"--resume: dataset {name!r} in {data_dir} is {fingerprint}, but the run's finished pairs used "
+            f"{', '.join(sorted(used))}; resume with their data (--data-dir)"
+        )
 
 
 def _load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Dataset | None, str, str | None]:
@@ -247,13 +325,25 @@ def _load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Data
         if not isinstance(dataset, Dataset):
             return None, "failed", f"dataset plugin {plugin!r}: load() returned {type(dataset).__name__}, not a Dataset"
         validate_dataset(dataset, plugin)
+        _check_dataset_fields(name, dataset, plugin)
     except DatasetUnavailable as exc:
         return None, "skipped", str(exc)
     except PluginOutputError as exc:
         return None, "failed", str(exc)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         return None, "failed", f"dataset plugin {plugin!r}: {one_line(exc)}"
     return dataset, "ok", None
+
+
+def _check_dataset_fields(name: str, dataset: Dataset, plugin: str) -> None:
+    """The fields of a dataset that go into every record must be text."""
+    where = f"dataset {name!r} from plugin {plugin!r}"
+    if not isinstance(dataset.fingerprint, str):
+        raise PluginOutputError(f"{where}: fingerprint must be text, got {type(dataset.fingerprint).__name__}")
+    if not all(isinstance(c, str) for c in dataset.class_names):
+        raise PluginOutputError(f"{where}: class names must be text")
 
 
 def _run_pair(
@@ -264,47 +354,64 @@ def _run_pair(
     seed: int,
     request: RunRequest,
     observer: RunObserver,
-) -> dict[str, Any]:
+    env: dict[str, Any],
+) -> tuple[dict[str, Any], Any]:
+    """The pair's record (every value JSON-ready; a failed pair when a plugin fails) and its test predictions."""
     spec = registry.models[model_name]
     plugin = registry.plugin_of("model", model_name)
-    record = _record(model_name, ds_name, seed, registry, "ok", None)
     info = dataset.info
-    record["dataset_info"] = {
+    base = _record(model_name, ds_name, seed, registry, "ok", None, env)
+    base["dataset_info"] = {
         "name": ds_name,
         "seq_len": info.seq_len,
         "n_features": info.n_features,
-        "class_names": list(dataset.class_names),
-        "fingerprint": dataset.fingerprint,
+        "class_names": [str(c) for c in dataset.class_names],
+        "fingerprint": str(dataset.fingerprint),
         "n_train_full": int(len(dataset.train_y)),
         "n_test_full": int(len(dataset.test_y)),
     }
+    record = dict(base)
     try:
         reason = spec.unavailable()
         if reason:
-            record.update(status="skipped", reason=reason)
-            return record
-        params = resolve_params(spec.defaults(info), request.overrides, request.quick)
+            return {**base, "status": "skipped", "reason": str(reason)}, None
+        params = resolve_params(res.json_ready(dict(spec.defaults(info)), "defaults"), request.overrides, request.quick)
         params["seed"] = seed
         record["params"] = params
         model = spec.build(info, params)
         record["device"] = str(model.device)
+        record["num_parameters"] = _num_parameters(model, plugin)
         limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
         out = train_and_evaluate(
             model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=observer,
             preprocessing=_preprocessing(registry, ds_name, request), **limits,
         )
+        predictions = out.pop("test_predictions", None)
+        split = out.pop("split")
+        record.update(out)
+        record["dataset_info"] = {**base["dataset_info"], **split}
+        record = res.json_ready(record)
     except PluginOutputError as exc:
-        record.update(status="failed", reason=str(exc))
-        return record
-    except Exception as exc:
-        record.update(status="failed", reason=f"model plugin {plugin!r}: {one_line(exc)}", traceback=traceback.format_exc())
-        return record
-    split = out.pop("split")
-    record["dataset_info"].update(split)
-    record.update(out)
-    for name, error in (out.get("metric_errors") or {}).items():
+        return {**record, "status": "failed", "reason": str(exc)}, None
+    except res.UnwritableValue as exc:
+        return {**base, "params": record.get("params"), "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a plugin must not end the run
+        failed = {"status": "failed", "reason": f"model plugin {plugin!r}: {one_line(exc)}", "traceback": traceback.format_exc()}
+        return {**record, **failed}, None
+    for name, error in (record.get("metric_errors") or {}).items():
         observer.warn(f"metric {name!r} from plugin {registry.plugin_of('metric', name)!r} failed: {error}")
-    return record
+    return record, predictions
+
+
+def _num_parameters(model: Any, plugin: str) -> int | None:
+    """The model's parameter count, where it tells (``Model.num_parameters``)."""
+    count = getattr(model, "num_parameters", lambda: None)()
+    count = res.json_ready(count, "num_parameters")
+    if count is not None and not (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
+        raise PluginOutputError(f"model from plugin {plugin!r}: num_parameters() returned {count!r}, not a count or None")
+    return count
 
 
 def _preprocessing(registry: Registry, dataset: str, request: RunRequest) -> Preprocessing:
@@ -331,5 +438,6 @@ def _write_reports(out_dir: Path, results: dict[str, Any], record: dict[str, Any
     from seqbench import tables
 
     _guard(observer, "tables", lambda: tables.write_tables(out_dir, results))
+    _guard(observer, records.RECORDS_FILE, lambda: records.write_records(out_dir, results))
     if plots and record.get("status") in res.DONE_STATUSES:
         _guard(observer, "pair plots", lambda: _plots().write_pair_plots(out_dir, record))

@@ -27,7 +27,7 @@ def test_run_writes_complete_results(toy_registry, tmp_path):
     assert result.exit_code == 0, result.output
     assert "epoch   1" in result.output and "logreg" in result.output
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_version"] == 1
+    assert results["schema_version"] == "1.1"
     assert results["config"]["seeds"] == [0, 1] and results["config"]["overrides"] == {"hidden": "8", "epochs": "3"}
     env = results["environment"]
     assert env["machine"]["cpu_count"] and env["packages"]["numpy"] and "git_commit" in env
@@ -47,7 +47,7 @@ def test_run_writes_complete_results(toy_registry, tmp_path):
     rnn = [p for p in results["pairs"] if p["model"] == "rnn-cpu"]
     assert rnn[0]["params"]["hidden"] == 8 and "lr" in rnn[0]["params"]
     assert {p.name for p in (out / "pairs").iterdir()} == {
-        f"{m}__toy__seed{s}{ext}" for m in ("logreg", "rnn-cpu") for s in (0, 1) for ext in (".json", ".pred.npy")
+        f"{m}+toy+seed{s}{ext}" for m in ("logreg", "rnn-cpu") for s in (0, 1) for ext in (".json", ".pred.npy")
     }
     from seqbench.results import read_predictions
 
@@ -65,12 +65,12 @@ def test_resume_skips_finished_pairs_with_the_stored_selection(toy_registry, tmp
     out = tmp_path / "run"
     first = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--set", "epochs=3", "--out", str(out), "--no-plots")
     assert first.exit_code == 0, first.output
-    kept = json.loads((out / "pairs" / "logreg__toy__seed0.json").read_text())
-    (out / "pairs" / "logreg__toy__seed1.json").unlink()  # as if interrupted during seed 1
+    kept = json.loads((out / "pairs" / "logreg+toy+seed0.json").read_text())
+    (out / "pairs" / "logreg+toy+seed1.json").unlink()  # as if interrupted during seed 1
     result = invoke(toy_registry, "--resume", str(out), "--no-plots")
     assert result.exit_code == 0, result.output
     assert "[1/2]" not in result.output and "[2/2] logreg x toy (seed 1)" in result.output
-    assert json.loads((out / "pairs" / "logreg__toy__seed0.json").read_text()) == kept
+    assert json.loads((out / "pairs" / "logreg+toy+seed0.json").read_text()) == kept
     results = json.loads((out / "results.json").read_text())
     assert [p["seed"] for p in results["pairs"]] == [0, 1]
     assert results["config"]["overrides"] == {"epochs": "3"}

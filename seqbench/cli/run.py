@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,6 +14,21 @@ import click
 
 from seqbench.cli.common import registry_from
 from seqbench.progress import RunObserver
+
+
+#: Exit codes of ``seqbench run``.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_RAN = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+EXIT_CODES_HELP = f"""\b
+Exit codes:
+  {EXIT_OK}    no pair failed and at least one ran (ok or diverged); skipped pairs say why
+  {EXIT_FAILED}    a pair failed (its reason is in the results), or an error stopped the run (one line)
+  {EXIT_USAGE}    the command line is wrong
+  {EXIT_NOTHING_RAN}    nothing ran: every pair was skipped (no data, no GPU, ...)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); finished pairs are kept: continue with --resume DIR
+  {EXIT_TERMINATED}  terminated (SIGTERM, as CI cancellation and `timeout` send); likewise
+"""
 
 
 class ConsoleObserver(RunObserver):
@@ -83,7 +100,35 @@ def _parse_sets(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
     return out
 
 
-@click.command()
+@contextlib.contextmanager
+def sigterm_interrupts() -> Any:
+    """SIGTERM raises :class:`seqbench.runner.Terminated` (a KeyboardInterrupt) in the main thread."""
+    from seqbench.runner import Terminated
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_code(pairs: list[Mapping[str, Any]]) -> int:
+    """:data:`EXIT_FAILED` when a pair failed, :data:`EXIT_NOTHING_RAN` when none ran, else 0."""
+    from seqbench.results import DONE_STATUSES
+
+    if any(p["status"] == "failed" for p in pairs):
+        return EXIT_FAILED
+    return EXIT_OK if any(p["status"] in DONE_STATUSES for p in pairs) else EXIT_NOTHING_RAN
+
+
+@click.command(epilog=EXIT_CODES_HELP)
 @click.option("--all", "all_pairs", is_flag=True, help="Every model x every dataset.")
 @click.option("-m", "--model", "models", multiple=True, help="Model to run (repeatable).")
 @click.option("-d", "--dataset", "datasets", multiple=True, help="Dataset to run on (repeatable).")
@@ -104,7 +149,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     """Train and evaluate models on datasets under one protocol and write the results."""
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
-    from seqbench.runner import RunError, RunRequest, resume_request, run_benchmark
+    from seqbench.runner import RunError, RunRequest, Terminated, resume_request, run_benchmark
     from seqbench.tables import summary_text
 
     if resume_dir and (all_pairs or models or datasets or overrides or quick or out_dir or seeds_given(ctx)
@@ -119,25 +164,29 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     options = dict(download=not offline, plots=not no_plots, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
     request = None
     try:
-        if resume_dir:
-            request = resume_request(resume_dir, data_dir, **options)
-        else:
-            request = RunRequest(
-                models=list(models), datasets=list(datasets), seeds=seeds,
-                out_dir=out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
-                data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
-                standardize=not no_standardize, augment=not no_augment, **options,
-            )
-        results = run_benchmark(registry, request, ConsoleObserver(sys.stdout.isatty()))
+        with sigterm_interrupts():
+            if resume_dir:
+                request = resume_request(resume_dir, data_dir, **options)
+            else:
+                request = RunRequest(
+                    models=list(models), datasets=list(datasets), seeds=seeds,
+                    out_dir=out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
+                    data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
+                    standardize=not no_standardize, augment=not no_augment, **options,
+                )
+            results = run_benchmark(registry, request, ConsoleObserver(sys.stdout.isatty()))
     except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        what, code = ("terminated", EXIT_TERMINATED) if isinstance(exc, Terminated) else ("interrupted", EXIT_INTERRUPTED)
         if request is not None:
             out = request.out_dir
-            click.echo(f"\nseqbench: interrupted; finished pairs are in {out}; continue with --resume {out}", err=True)
-        ctx.exit(130)
+            click.echo(f"\nseqbench: {what}; finished pairs are in {out}; continue with --resume {out}", err=True)
+        ctx.exit(code)
     click.echo("")
     click.echo(summary_text(results))
     click.echo(f"\nresults: {request.out_dir}")
-    if any(p["status"] == "failed" for p in results["pairs"]):
-        ctx.exit(1)
+    code = exit_code(results["pairs"])
+    if code == EXIT_NOTHING_RAN:
+        click.echo("seqbench: nothing ran: every pair was skipped", err=True)
+    ctx.exit(code)
