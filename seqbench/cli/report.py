@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
 from seqbench.compare import DEFAULT_ALPHA, compare_runs, comparison_json, comparison_table, parse_threshold, verdict
-from seqbench.plots import write_plots
+from seqbench.plots import PLOT_FORMATS
 from seqbench.results import ResultsError, load_results
 from seqbench.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
 
@@ -39,32 +39,65 @@ def _malformed(where: str, exc: Exception) -> click.ClickException:
     return click.ClickException(f"{where}malformed results ({type(exc).__name__}: {exc})")
 
 
-def _write_files(run_dir: Path, results: dict[str, Any], plots: bool) -> list[Path]:
+def _writing(where: Path, write: Callable[[], list[Path]]) -> list[Path]:
+    """``write()``, its errors one line naming ``where``."""
     try:
-        return write_tables(run_dir, results) + (write_plots(run_dir, results) if plots else [])
+        return write()
     except ResultsError as exc:
-        raise click.ClickException(f"{run_dir}: {exc}") from None
+        raise click.ClickException(f"{where}: {exc}") from None
     except MALFORMED as exc:
-        raise _malformed(f"{run_dir}: ", exc) from None
+        raise _malformed(f"{where}: ", exc) from None
     except OSError as exc:
-        raise click.ClickException(f"{run_dir}: cannot write ({exc.strerror or exc})") from None
+        raise click.ClickException(f"{where}: cannot write ({exc.strerror or exc})") from None
+
+
+def _redraw(run_dir: Path, label: str, results: dict[str, Any], plot_format: str | None) -> list[Path]:
+    """Tables, each pair's plots, the run's plots and report.html, in the run directory."""
+    from seqbench.html_report import write_report
+    from seqbench.plots import write_pair_plots
+
+    pair_plots = [p for pair in results["pairs"] for p in write_pair_plots(run_dir, pair, plot_format)] \
+        if plot_format else []
+    return write_tables(run_dir, results) + pair_plots + [write_report(run_dir, [(label, results)], plot_format)]
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    path, parent = path.resolve(), parent.resolve()
+    return path == parent or parent in path.parents
 
 
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, metavar="DIR...",
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @format_option
-@click.option("--no-plots", is_flag=True, help="Write the tables only, no PNGs.")
-def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool) -> None:
-    """Regenerate the tables and plots of run directories from their results.json.
+@click.option("--no-plots", is_flag=True, help="Write the tables and report.html, no plots.")
+@click.option("--plot-format", type=click.Choice(PLOT_FORMATS), default="png", show_default=True,
+              help="File format of the plots (report.html embeds PNG or SVG; PDF plots are embedded as PNG).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one report.html (and its plots) of all DIRs here, and nothing into the DIRs.")
+def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: str, out_dir: Path | None) -> None:
+    """Regenerate the tables, plots and report.html of run directories from their results.json.
 
-    Nothing is trained. With several directories the printed summary merges them: one row
-    per model × dataset × run.
+    Nothing is trained. Without --out, each DIR gets its tables, plots and report.html redrawn;
+    with --out, one report.html of all DIRs (and its plots) is written there, and the DIRs are
+    left untouched. With several directories the printed summary merges them: one row per
+    model × dataset × run, and the plots of a model found in several runs say which run.
     """
-    runs = [(label, _load(path)) for label, path in zip(_run_labels(run_dirs), run_dirs)]
-    for path, (_, results) in zip(run_dirs, runs):
-        written = _write_files(path, results, plots=not no_plots)
-        click.echo(f"{path}: wrote {len(written)} files", err=True)
+    from seqbench.html_report import write_report
+
+    labels = _run_labels(run_dirs)
+    runs = [(label, _load(path)) for label, path in zip(labels, run_dirs)]
+    fmt_plots = None if no_plots else plot_format
+    if out_dir is not None:
+        inside = [str(path) for path in run_dirs if _inside(out_dir, path)]
+        if inside:
+            raise click.UsageError(f"--out {out_dir} is inside the input {inside[0]}; choose a directory outside the inputs")
+        written = _writing(out_dir, lambda: [write_report(out_dir, runs, fmt_plots)])
+        click.echo(f"{out_dir}: wrote {written[0]}", err=True)
+    else:
+        for path, (label, results) in zip(run_dirs, runs):
+            written = _writing(path, lambda: _redraw(path, label, results, fmt_plots))
+            click.echo(f"{path}: wrote {len(written)} files", err=True)
     try:
         table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
     except ResultsError as exc:

@@ -1,0 +1,298 @@
+"""``report.html``: one self-contained page per run (or per set of runs) to read or attach to a PR.
+
+The page holds where the numbers come from (command, machine, commit, protocol, data), the
+summary, hyperparameter, per-class and timing tables, and every run-level plot inline as a
+``data:`` URI: no other file, no script, no network, so it opens from a ``file://`` URL or as a
+CI artifact. Quick runs carry a banner and a mark on their rows; reference models a badge.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+from pathlib import Path
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+from seqbench.results import atomic_write_bytes, atomic_write_text
+from seqbench.tables import (
+    STATS_NOTE,
+    Column,
+    Table,
+    _data_line,
+    dig,
+    human_cells,
+    is_quick,
+    merged_summary_table,
+    pairs_of,
+    per_class_table,
+    quick_note,
+    section,
+    summary_table,
+    timing_table,
+)
+
+REPORT_FILE = "report.html"
+Runs = Sequence[tuple[str, dict[str, Any]]]
+
+CSS_DPI = 96  # a figure is shown at its size in inches: its fonts read as in print
+CONFUSION_SCALE = 0.8  # confusion matrices a little smaller, two side by side on a wide screen
+_MIME = {"png": "image/png", "svg": "image/svg+xml"}
+
+_CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1400px;
+       padding: 0 24px 48px; color: #1a1a1a; }
+h1 { margin: 24px 0 4px; } h2 { margin-top: 36px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+dl.run { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0 16px; }
+dl.run dt { color: #555; } dl.run dd { margin: 0; }
+code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; word-break: break-all; }
+.banner { background: #fdecea; border: 2px solid #c62828; color: #8e0000; padding: 10px 14px; margin: 16px 0;
+          font-weight: 600; border-radius: 4px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d6d6d6; padding: 3px 8px; white-space: nowrap; }
+th { background: #f3f5f7; text-align: left; } td.num { text-align: right; }
+tr.reference td { background: #f1f6fc; } tr.quick td { background: #fff4e5; }
+.badge { display: inline-block; font-size: 11px; padding: 0 5px; margin-left: 6px; border-radius: 3px;
+         color: white; vertical-align: 1px; }
+.badge.reference { background: #1f5f9e; } .badge.quick { background: #c62828; }
+.note { color: #555; max-width: 1000px; }
+.figures { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
+figure { margin: 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 13px; margin-top: 4px; }
+footer { margin-top: 40px; color: #777; font-size: 12px; }
+"""
+
+
+class Embedded(NamedTuple):
+    """A figure ready for the page: its name, caption, width in CSS pixels, image format and bytes."""
+
+    name: str
+    caption: str
+    width: int
+    fmt: str
+    data: bytes
+
+
+# --- merging runs ----------------------------------------------------------------------------
+
+
+def merge_runs(runs: Runs) -> dict[str, Any]:
+    """One results dict with the pairs of every run, for the plots of several runs.
+
+    A model that appears on the same dataset in more than one run becomes ``model [run]``; a pair
+    from a quick run among full ones becomes ``model (quick)``. One run is returned as it is.
+    """
+    if len(runs) == 1:
+        return runs[0][1]
+    seen: dict[tuple[str, str], set[str]] = {}
+    for label, results in runs:
+        for pair in pairs_of(results):
+            seen.setdefault((pair["model"], pair["dataset"]), set()).add(label)
+    all_quick = all(is_quick(results) for _, results in runs)
+    pairs = []
+    for label, results in runs:
+        quick = is_quick(results) and not all_quick
+        for pair in pairs_of(results):
+            name = pair["model"] + (f" [{label}]" if len(seen[pair["model"], pair["dataset"]]) > 1 else "")
+            pairs.append(pair | {"model": name + (" (quick)" if quick else "")})
+    first = runs[0][1]
+    config = {"quick": all_quick, "protocol": section(first, "config", "protocol")}
+    return {"config": config, "pairs": pairs}
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None) -> list[Embedded]:
+    """Draw the run's figures, save each as ``out_dir/plots/<name>.<fmt>`` (when ``out_dir`` is
+    given), and return them for the page: as saved when PNG or SVG, as PNG when saved as PDF.
+    ``fmt`` None draws nothing."""
+    if fmt is None:
+        return []
+    from seqbench.plots import PLOTS_DIR, check_format, figure_bytes, run_figures
+
+    check_format(fmt)
+    embedded = []
+    for figure in run_figures(results):
+        data = figure_bytes(figure.figure, fmt)
+        if out_dir is not None:
+            atomic_write_bytes(out_dir / PLOTS_DIR / f"{figure.name}.{fmt}", data)
+        shown = (fmt, data) if fmt in _MIME else ("png", figure_bytes(figure.figure, "png"))
+        scale = CONFUSION_SCALE if figure.name.startswith("confusion") else 1.0
+        width = round(figure.figure.get_figwidth() * CSS_DPI * scale)
+        embedded.append(Embedded(figure.name, figure.caption, width, *shown))
+    return embedded
+
+
+def _img(figure: Embedded) -> str:
+    uri = f"data:{_MIME[figure.fmt]};base64,{base64.b64encode(figure.data).decode('ascii')}"
+    return (f'<figure id="fig-{html.escape(figure.name)}"><img src="{uri}" style="width: {figure.width}px"'
+            f' alt="{html.escape(figure.caption)}">'
+            f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
+
+
+# --- header ----------------------------------------------------------------------------------
+
+
+def _gib(n: Any) -> str | None:
+    return f"{n / 2**30:.0f} GiB" if isinstance(n, (int, float)) and not isinstance(n, bool) else None
+
+
+def _machine(results: dict[str, Any]) -> str:
+    m = section(results, "environment", "machine")
+    cpu = f"{m['cpu']} ({m.get('cpu_count', '?')} CPUs)" if m.get("cpu") else None
+    gpus = m.get("gpus")
+    gpu = ", ".join(map(str, gpus)) if isinstance(gpus, list) and gpus else "no GPU"
+    return " · ".join(str(p) for p in (cpu, _gib(m.get("memory_bytes")), gpu, m.get("platform")) if p)
+
+
+def _software(results: dict[str, Any]) -> str:
+    env = section(results, "environment")
+    packages = section(results, "environment", "packages") | section(results, "environment", "plugins")
+    versions = [f"{name} {version}" for name, version in packages.items() if version]
+    return " · ".join([f"Python {env['python']}"] * bool(env.get("python")) + versions)
+
+
+def protocol_line(results: dict[str, Any]) -> str:
+    """The protocol of a run in one sentence, from its recorded configuration."""
+    p = section(results, "config", "protocol")
+    parts = []
+    if isinstance(p.get("val_fraction"), (int, float)):
+        parts.append(f"{p['val_fraction']:.0%} of train held out for validation (seeded)")
+    parts.append("early stopping on validation accuracy"
+                 + (f" (patience {p['patience']})" if p.get("patience") is not None else ""))
+    if p.get("epochs") is not None:
+        parts.append(f"at most {p['epochs']} epochs, batch {p.get('batch_size', '?')} (models' defaults may differ:"
+                     " see the hyperparameters)")
+    parts.append("the best validation parameters restored, the test set read once")
+    return "; ".join(parts) + "."
+
+
+def _run_header(label: str | None, results: dict[str, Any]) -> str:
+    commit = dig(results, "environment", "git_commit")
+    seeds = dig(results, "config", "seeds")
+    rows = [
+        ("command", f"<code>{html.escape(str(results['command']))}</code>" if results.get("command") else None),
+        ("when", html.escape(" → ".join(str(results[k]) for k in ("created", "updated") if results.get(k)))),
+        ("machine", html.escape(_machine(results))),
+        ("software", html.escape(_software(results))),
+        ("commit", f"<code>{html.escape(commit)}</code>" if isinstance(commit, str) else None),
+        ("seeds", html.escape(", ".join(map(str, seeds))) if isinstance(seeds, list) else None),
+        ("protocol", html.escape(protocol_line(results))),
+        ("data", html.escape(_data_line(results).removeprefix("Data, for every model: ")) or None),
+    ]
+    quick = quick_note(results)
+    items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows if value)
+    title = f"<h3>{html.escape(label)}</h3>" if label else ""
+    banner = f'<div class="banner">{html.escape(quick)}</div>' if quick else ""
+    return f'{title}{banner}<dl class="run">{items}</dl>'
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+def _with_run(build: Callable[[dict[str, Any]], Table], runs: Runs) -> Table:
+    """``build`` of every run in one table; with several runs, a leading ``run`` column."""
+    if len(runs) == 1:
+        return build(runs[0][1])
+    tables = [build(results) for _, results in runs]
+    columns = [Column("run", "run"), *max((t.columns for t in tables), key=len)]
+    rows = [{"run": label} | row for (label, _), t in zip(runs, tables) for row in t.rows]
+    return Table(tables[0].title, columns, rows)
+
+
+def _reference_models(runs: Runs) -> set[tuple[str, str]]:
+    from seqbench.plots import is_reference
+
+    return {(label, p["model"]) for label, results in runs for p in pairs_of(results) if is_reference(p)}
+
+
+def _html_table(table: Table, runs: Runs) -> str:
+    """The table with reference rows badged and quick rows marked; numbers right-aligned."""
+    references = _reference_models(runs)
+    quick_runs = {label for label, results in runs if is_quick(results)}
+    single = runs[0][0] if len(runs) == 1 else None
+    head = "".join(f"<th>{html.escape(c.header)}</th>" for c in table.columns)
+    body = []
+    for row, cells in zip(table.rows, human_cells(table)):
+        run = row.get("run", single)
+        reference = (run, row.get("model")) in references
+        quick = run in quick_runs
+        tds = []
+        for column, cell in zip(table.columns, cells):
+            text = html.escape(cell)
+            if column.key == "model":
+                text += '<span class="badge reference">reference</span>' * reference
+                text += '<span class="badge quick">quick</span>' * quick
+            tds.append(f'<td class="num">{text}</td>' if column.fmt else f"<td>{text}</td>")
+        kind = " ".join(k for k, on in (("reference", reference), ("quick", quick)) if on)
+        body.append(f'<tr class="{kind}">' + "".join(tds) + "</tr>" if kind else "<tr>" + "".join(tds) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def params_table(results: dict[str, Any]) -> Table:
+    """The hyperparameters of every model × dataset (of its first seed that has them), seed left out."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for pair in pairs_of(results):
+        params = pair.get("params")
+        if isinstance(params, dict) and (pair["model"], pair["dataset"]) not in rows:
+            text = ", ".join(f"{k}={v}" for k, v in params.items() if k != "seed")
+            rows[pair["model"], pair["dataset"]] = {"model": pair["model"], "dataset": pair["dataset"],
+                                                     "device": pair.get("device"), "params": text}
+    columns = [Column("model", "model"), Column("dataset", "dataset"), Column("device", "device"),
+               Column("params", "hyperparameters")]
+    return Table("Hyperparameters", columns, list(rows.values()))
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{body}</section>'
+
+
+def render_report(runs: Runs, figures: Iterable[Embedded] = ()) -> str:
+    """The HTML page of one or more ``(label, results)`` runs with the given figures inline."""
+    if not runs:
+        raise ValueError("no runs to report")
+    single = len(runs) == 1
+    summary = summary_table(runs[0][1]) if single else merged_summary_table(runs)
+    quick = any(is_quick(results) for _, results in runs)
+    marks = ["Rows of PyTorch reference models carry a <em>reference</em> badge."]
+    if quick:
+        marks.append("Rows of quick runs carry a <em>quick</em> badge: smoke tests, not benchmark results.")
+    figures = list(figures)
+    plots = ('<div class="figures">' + "".join(map(_img, figures)) + "</div>") if figures else \
+        '<p class="note">No plots (drawn with --no-plots, or nothing finished).</p>'
+    title = "seqbench report" + (f" — {runs[0][0]}" if single else f" — {len(runs)} runs") + (" — QUICK RUN" if quick else "")
+    header = "".join(_run_header(None if single else label, results) for label, results in runs)
+    body = [
+        f"<header><h1>{html.escape(title)}</h1>{header}</header>",
+        _section("summary", "Summary", _html_table(summary, runs)
+                 + f'<p class="note">{html.escape(STATS_NOTE)} {" ".join(marks)}</p>'),
+        _section("plots", "Plots", plots),
+        _section("hyperparameters", "Hyperparameters", _html_table(_with_run(params_table, runs), runs)),
+        _section("per-class", "Per-class metrics (test set)", _html_table(_with_run(per_class_table, runs), runs)),
+        _section("timing", "Timing", _html_table(_with_run(timing_table, runs), runs)),
+        f"<footer>Written by seqbench on {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}."
+        " Self-contained: the plots are embedded, nothing is loaded from elsewhere.</footer>",
+    ]
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_report(out_dir: Path, runs: Runs, plot_format: str | None = "png") -> Path:
+    """Write ``out_dir/report.html`` for the runs, and their plots as ``out_dir/plots/*.<plot_format>``
+    (no plots when ``plot_format`` is None)."""
+    figures = embed_figures(merge_runs(runs), out_dir, plot_format)
+    path = out_dir / REPORT_FILE
+    atomic_write_text(path, render_report(runs, figures))
+    return path
+
+
+def write_run_report(run_dir: Path, results: dict[str, Any], plot_format: str | None = "png") -> Path:
+    """The end of ``seqbench run``: the run's plots in ``plot_format`` and its ``report.html``."""
+    return write_report(run_dir, [(run_dir.name or str(run_dir), results)], plot_format)
