@@ -1,7 +1,7 @@
 """A hostile plugin for the robustness tests.
 
 Models and datasets that hand the harness what JSON cannot hold (NumPy scalars and arrays, NaN,
-bytes), exit the interpreter, return NaN probabilities, or have names that used to collide in
+bytes), exit the interpreter, return NaN probabilities, diverge, or have names that used to collide in
 ``pairs/``; a model that is never available; a dataset whose fingerprint depends on the data
 directory; and a slow model to interrupt. Tests register it in-process
 (``load_plugins(extra=[("hostile", hostile_plugin)])``) or install it by path for a ``seqbench``
@@ -38,6 +38,11 @@ class NanProba(MeanLogReg):
         return np.full((len(x), self.W.shape[1]), np.nan)
 
 
+class Diverges(MeanLogReg):
+    def train_batch(self, x, y):
+        return float("inf")
+
+
 class Slow(MeanLogReg):
     """Sleeps ``sleep`` seconds per batch, so that a run lasts long enough to be interrupted."""
 
@@ -68,6 +73,7 @@ MODELS: dict[str, tuple[Any, dict[str, Any], str | None]] = {
     "h-numpy-memory": (_logreg(NumpyMemory), BASE, None),
     "h-exits": (_logreg(Exits), BASE, None),
     "h-nan-proba": (_logreg(NanProba), BASE, None),
+    "h-diverges": (_logreg(Diverges), BASE, None),
     "h-unavailable": (_logreg(), BASE, "needs a machine we do not have"),
     "h-slow": (_slow, {**BASE, "epochs": 3, "patience": 3, "sleep": 0.03}, None),
 }
