@@ -208,3 +208,13 @@ def test_quick_profile_limits_epochs_and_data(toy_registry, tmp_path):
     pair = json.loads((out / "results.json").read_text())["pairs"][0]
     assert pair["params"]["epochs"] == 2 and pair["epochs_run"] <= 2
     assert pair["dataset_info"]["n_train"] + pair["dataset_info"]["n_val"] == 4000 and pair["dataset_info"]["n_test"] == 1000
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_torch_models_count_their_parameters():
+    pytest.importorskip("torch")
+    model_module = pytest.importorskip("seqbench_torch.model")
+    for cell, gates in (("rnn", 1), ("lstm", 4), ("gru", 3)):
+        model = model_module.TorchRecurrentClassifier(cell, 4, 3, hidden=5)
+        # per gate: input and recurrent weights and PyTorch's two bias vectors; then the head
+        assert model.num_parameters() == gates * (5 * 4 + 5 * 5 + 2 * 5) + 5 * 3 + 3
