@@ -51,7 +51,7 @@ code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; word-break: br
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d6d6d6; padding: 3px 8px; white-space: nowrap; }
-th { background: #f3f5f7; text-align: left; } td.num { text-align: right; }
+th { background: #f3f5f7; text-align: left; white-space: normal; min-width: 3em; max-width: 9em; vertical-align: bottom; } td.num { text-align: right; }
 tr.reference td { background: #f1f6fc; } tr.quick td { background: #fff4e5; }
 .badge { display: inline-block; font-size: 11px; padding: 0 5px; margin-left: 6px; border-radius: 3px;
          color: white; vertical-align: 1px; }

@@ -290,7 +290,7 @@ def _zoom_accuracy(ax: Axes, curves: list[list[float]]) -> None:
     if not ends:
         return
     top = max(values)
-    bottom = max(min(values), min(ends) - 1.5 * (top - min(ends)) - 0.05)
+    bottom = max(min(values), min(ends) - 2.5 * (top - min(ends)) - 0.05)
     ax.set_ylim(bottom, top + 0.08 * (top - bottom) + 1e-3)
 
 
@@ -302,6 +302,8 @@ def curves_figure_for(results: dict[str, Any], dataset: str) -> Figure:
     drawn = {m: pairs for m, pairs in drawn.items() if pairs}
     if not drawn:
         raise ValueError(f"{dataset}: no training history in the results")
+    from matplotlib.ticker import MaxNLocator
+
     colours = model_colours(results)
     fig = _new_figure(11.0, 7.4)
     axes = fig.subplots(2, 2, sharex="col")
@@ -324,6 +326,7 @@ def curves_figure_for(results: dict[str, Any], dataset: str) -> Figure:
         axes[0, col].set_ylabel("Validation accuracy (%), zoomed")
         axes[1, col].set_ylabel("Training loss (mean over the epoch), log")
     axes[1, 0].set_xlabel("Epoch")
+    axes[1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1, 1].set_xlabel("Training time (s, cumulative epoch time)")
     axes[0, 0].set_title("against epoch")
     axes[0, 1].set_title("against training time")
@@ -392,7 +395,7 @@ def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, ...]]
 def _annotate(ax: Axes, matrix: list[list[int]], cells: list[list[tuple[float, ...]]]) -> None:
     """Recall and count on the diagonal; the count of every non-zero error."""
     n = len(matrix)
-    size = 8 if n <= 12 else 6
+    size = 9 if n <= 12 else 6
     for i, row in enumerate(matrix):
         total = sum(row) or 1
         for j, count in enumerate(row):
