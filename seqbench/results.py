@@ -130,8 +130,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     path = run_dir / LOCK_FILE
     fd = _acquire(path, fcntl)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            raise ResultsError(f"cannot write to output directory {run_dir}: {exc.strerror or exc}") from None
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -142,7 +145,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 def _acquire(path: Path, fcntl: Any) -> int:
     """An open descriptor of ``path``, exclusively flocked; the file it names is still ``path``."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise ResultsError(f"cannot write to output directory {path.parent}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
