@@ -11,8 +11,8 @@ The formats are JSON Schemas in ``seqbench/schema/`` (:data:`SCHEMA_VERSION`, "m
 reader reads every minor of its major). Every file is written atomically (a temporary file in the
 same directory, then a rename) with the permissions the umask gives, so an interrupted run never
 leaves a half-written file and never loses a finished pair. Records are keyed by their content
-(model, dataset, seed), never by their file name: run directories of seqbench before 0.1's schema
-1.1, whose files were named ``<model>__<dataset>__seed<k>``, read the same.
+(model, dataset, seed), never by their file name: run directories of schema 1.0, whose files were
+named ``<model>__<dataset>__seed<k>`` (ambiguous when a name holds ``__``), read the same.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ skipped with its reason, a pair that breaks as failed, and the run goes on.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import traceback
 from dataclasses import dataclass, field
