@@ -15,6 +15,7 @@ import io
 import math
 import re
 import statistics
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
@@ -45,6 +46,8 @@ SHORT_LABEL = 5  # class names longer than this are cut on the confusion matrix'
 REFERENCE_PLUGINS = frozenset({"torch"})  # seqbench-torch: the PyTorch reference models
 NO_VAL_LOSS = "Validation loss is not recorded by the protocol (only validation accuracy)."
 CI_LEVEL = 0.95
+ACCURACY_BOUNDS = (0.0, 100.0)
+QUICK_WRAP = 70  # characters per line of a quick run's warning in titles
 LOG_SPREAD = 5.0  # time axes turn logarithmic when the slowest model is this many times the fastest
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)  # df 1..10
 
@@ -78,7 +81,7 @@ def pair_title(pair: dict[str, Any]) -> str:
 def _title(results: dict[str, Any] | None, text: str) -> str:
     """``text``, prefixed by the quick-run warning where the run is quick."""
     note = quick_note(results) if results else None
-    return f"{note}\n{text}" if note else text
+    return f"{textwrap.fill(note, QUICK_WRAP)}\n{text}" if note else text
 
 
 def _suptitle(fig: Figure, results: dict[str, Any] | None, text: str) -> None:
@@ -151,26 +154,39 @@ def _left_out(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
+Bounds = tuple[float, float] | None
+
+
+def _bar(s: Stat, bounds: Bounds) -> tuple[float, float]:
+    """The 95 % interval of a mean, cut to ``bounds`` (accuracy cannot pass 100 %); no bar without bounds."""
+    if bounds is None:
+        return s.mean, s.mean
+    low, high = interval(s)
+    return max(low, bounds[0]), min(high, bounds[1])
+
+
 def _dots(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], colours: dict[str, Any],
-          fmt: str) -> None:
-    """One row per model: the seeds as faint points, the mean as a dot with its 95 % interval."""
+          fmt: str, bounds: Bounds) -> None:
+    """One row per model: the seeds as faint circles, the mean as a dot with its 95 % interval
+    (where ``bounds`` are given)."""
     for y, (pairs, s, seeds) in enumerate(rows):
         colour = colours[pairs[0]["model"]]
-        low, high = interval(s)
+        low, high = _bar(s, bounds)
         ax.plot(seeds, [y + 0.25] * len(seeds), linestyle="none", marker="o", markersize=3.5, mfc="none",
                 color=colour, alpha=0.8)
         ax.errorbar([s.mean], [y], xerr=[[s.mean - low], [high - s.mean]], capsize=4, color=colour,
                     markersize=7, linestyle="none", **{k: v for k, v in _style(pairs).items() if k != "linestyle"})
-        ax.annotate(s.format(lambda x: format(x, fmt)) + f"  (n={s.n})", (high, y), xytext=(6, 0),
+        ax.annotate(s.format(lambda x: format(x, fmt)) + f"  (n={s.n})", (max(high, *seeds), y), xytext=(6, 0),
                     textcoords="offset points", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [_label(pairs) for pairs, _, _ in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.grid(axis="x", alpha=0.3)
 
 
-def _zoom(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], log: bool = False) -> None:
+def _zoom(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], bounds: Bounds,
+          log: bool = False) -> None:
     """An x range around the intervals and seeds, with room on the right for the labels."""
-    values = [v for _, s, seeds in rows for v in (*interval(s), *seeds)]
+    values = [v for _, s, seeds in rows for v in (*_bar(s, bounds), *seeds)]
     if log:
         values = [math.log10(max(v, 1e-9)) for v in values]
     low, high = min(values), max(values)
@@ -222,19 +238,21 @@ def summary_figure(results: dict[str, Any]) -> Figure:
         time_ax = fig.add_subplot(2, len(shown), len(shown) + col + 1)
         acc = _rows(by_model, lambda p: 100 * pair_accuracy(p))
         secs = _rows(by_model, seconds_per_epoch)
-        _dots(acc_ax, acc, colours, ".2f")
-        _zoom(acc_ax, acc)
+        _dots(acc_ax, acc, colours, ".2f", ACCURACY_BOUNDS)
+        _zoom(acc_ax, acc, ACCURACY_BOUNDS)
+        acc_ax.set_xticks([t for t in acc_ax.get_xticks() if t <= ACCURACY_BOUNDS[1]])  # room for labels, no 120 %
         acc_ax.set(title=f"{dataset}: test accuracy", xlabel="Test accuracy (%), zoomed")
         log = _spread(secs) > LOG_SPREAD
         if secs:
-            _dots(time_ax, secs, colours, ".3g")
+            _dots(time_ax, secs, colours, ".3g", None)
             if log:
                 _log_x(time_ax)
-            _zoom(time_ax, secs, log=log)
-        time_ax.set(title=f"{dataset}: training time", xlabel="Seconds per epoch (median)" + ", log scale" * log)
+            _zoom(time_ax, secs, None, log=log)
+        time_ax.set(title=f"{dataset}: training time (dot: mean)",
+                    xlabel="Seconds per epoch (each seed's median)" + ", log scale" * log)
     seeds = max(len(p) for p in groups.values())
-    _suptitle(fig, results, f"seqbench summary over up to {seeds} seed(s)\ndot and bar: the mean and its"
-                            f" {CI_LEVEL:.0%} t-interval · circles: single seeds · label: mean ± std")
+    _suptitle(fig, results, f"seqbench summary over up to {seeds} seed(s)\naccuracy: the mean and its"
+                            f" {CI_LEVEL:.0%} t-interval · circles: single seeds · labels: mean ± std")
     left_out = _left_out(groups)
     if left_out:
         fig.supxlabel("Not shown (no finished seed):\n" + "\n".join(left_out), x=0.01, ha="left", fontsize=8)

@@ -78,7 +78,8 @@ def test_t_quantiles_and_intervals():
 def test_summary_has_a_zoomed_panel_per_dataset_and_lists_skipped_pairs(two_models):
     fig = summary_figure(two_models)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["mnist: test accuracy", "mnist: training time", "cifar10: test accuracy", "cifar10: training time"]
+    assert titles == ["mnist: test accuracy", "mnist: training time (dot: mean)",
+                      "cifar10: test accuracy", "cifar10: training time (dot: mean)"]
     mnist = fig.axes[0]
     assert _texts(mnist.get_yticklabels()) == ["rnn-cpu", "torch-rnn (reference)"]
     low, high = mnist.get_xlim()
