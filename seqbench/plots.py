@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
-from seqbench.results import atomic_write_bytes, pair_key
+from seqbench.results import atomic_write_bytes, pair_stem
 from seqbench.tables import (
     Stat,
     dig,
@@ -531,8 +531,8 @@ def _safe(name: str) -> str:
 
 
 def plot_path(run_dir: Path, pair: dict[str, Any], kind: str, fmt: str = "png") -> Path:
-    """``<run_dir>/plots/<model>__<dataset>__seed<k>__<kind>.<fmt>`` (unsafe characters → ``_``)."""
-    return run_dir / PLOTS_DIR / f"{_safe(pair_key(pair['model'], pair['dataset'], pair['seed']))}__{kind}.{fmt}"
+    """``<run_dir>/plots/<pair stem>__<kind>.<fmt>``, the pair named as its record is (never colliding)."""
+    return run_dir / PLOTS_DIR / f"{pair_stem(pair['model'], pair['dataset'], pair['seed'])}__{kind}.{fmt}"
 
 
 def write_pair_plots(run_dir: Path, pair: dict[str, Any], fmt: str = "png") -> list[Path]:

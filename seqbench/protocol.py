@@ -188,7 +188,7 @@ def _compute_metrics(
             value = dict(spec.compute(y, pred, proba, tuple(ds.class_names)))
             json.dumps(value, allow_nan=False)  # it goes into results.json: refuse what JSON can't hold
             values[name] = value
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a metric plugin must not end the run
             errors[name] = f"{type(exc).__name__}: {exc}"
     return values, errors
 

@@ -63,10 +63,11 @@ def now_iso() -> str:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _create_temp(path: Path) -> tuple[int, Path]:
-    """A new, empty temporary file beside ``path``, created with the umask's permissions."""
+def create_temp(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new, empty temporary file beside ``path``, created with the umask's permissions
+    (``tempfile.mkstemp`` would make it 0600 whatever the umask)."""
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:
@@ -77,7 +78,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path)
+    fd, tmp = create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -53,6 +53,7 @@ class RunRequest:
     download: bool = True
     resume: bool = False
     plots: bool = True
+    plot_format: str = "png"
     command: str = "seqbench run"
 
 
@@ -256,10 +257,9 @@ def _run_locked(
                     observer.pair_end(record)
                 results["pairs"].append(record)
                 _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-                _write_reports(out, results, record, request.plots and key not in done, observer)
+                _write_reports(out, results, record, request.plot_format if request.plots and key not in done else None, observer)
         del dataset
-    if request.plots:
-        _guard(observer, "run plots", lambda: _plots().write_run_plots(out, results))
+    _guard(observer, "report", lambda: _html_report().write_run_report(out, results, request.plot_format if request.plots else None))
     return results
 
 
@@ -425,6 +425,12 @@ def _plots():
     return plots
 
 
+def _html_report():
+    from seqbench import html_report
+
+    return html_report
+
+
 def _guard(observer: RunObserver, what: str, fn: Callable[[], Any]) -> None:
     """Reports must never cost a finished pair: a failure to draw is a warning."""
     try:
@@ -433,10 +439,12 @@ def _guard(observer: RunObserver, what: str, fn: Callable[[], Any]) -> None:
         observer.warn(f"could not write {what}: {one_line(exc)}")
 
 
-def _write_reports(out_dir: Path, results: dict[str, Any], record: dict[str, Any], plots: bool, observer: RunObserver) -> None:
+def _write_reports(out_dir: Path, results: dict[str, Any], record: dict[str, Any], plot_format: str | None,
+                   observer: RunObserver) -> None:
+    """Tables and records after every pair; the pair's own plots in ``plot_format`` (None: none)."""
     from seqbench import tables
 
     _guard(observer, "tables", lambda: tables.write_tables(out_dir, results))
     _guard(observer, records.RECORDS_FILE, lambda: records.write_records(out_dir, results))
-    if plots and record.get("status") in res.DONE_STATUSES:
-        _guard(observer, "pair plots", lambda: _plots().write_pair_plots(out_dir, record))
+    if plot_format and record.get("status") in res.DONE_STATUSES:
+        _guard(observer, "pair plots", lambda: _plots().write_pair_plots(out_dir, record, plot_format))

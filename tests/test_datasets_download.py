@@ -172,3 +172,15 @@ def test_fetch_reports_what_stayed_missing(server, monkeypatch, tmp_path):
     msg = str(err.value)
     assert f": {IDX_FILES[2]}, {IDX_FILES[3]} missing from" in msg
     assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(IDX_FILES[:2])
+
+
+def test_downloaded_files_get_the_umask_permissions(server, tmp_path):
+    import os
+
+    server.routes = {"/f": GOOD}
+    old = os.umask(0o022)
+    try:
+        path = _quick(_resource(server, "/f"), tmp_path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # a shared data cache can read it (mkstemp gave 0600)

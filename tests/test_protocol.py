@@ -143,3 +143,44 @@ def test_wrong_predict_shape_names_the_plugin():
 
     with pytest.raises(PluginOutputError, match=r"plugin 'badplug'.*shape \(30, 3\)"):
         train_and_evaluate(Bad(4, 3), make_toy_dataset(), PARAMS, {}, seed=0, model_plugin="badplug")
+
+
+def test_a_metric_that_exits_or_raises_is_reported_and_the_others_are_computed():
+    import sys
+
+    from seqbench import MetricSpec
+
+    metrics = {
+        "exits": MetricSpec("exits", lambda y, p, proba, names: sys.exit(3)),
+        "raises": MetricSpec("raises", lambda y, p, proba, names: 1 / 0),
+        "nan": MetricSpec("nan", lambda y, p, proba, names: {"v": float("nan")}),
+        "fine": MetricSpec("fine", lambda y, p, proba, names: {"n": int(len(y))}),
+    }
+    out = train_and_evaluate(MeanLogReg(4, 3), make_toy_dataset(), PARAMS, metrics, seed=0)
+    assert out["status"] == "ok" and out["metrics"] == {"fine": {"n": 90}}
+    assert set(out["metric_errors"]) == {"exits", "raises", "nan"}
+    assert out["metric_errors"]["exits"].startswith("SystemExit")
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (lambda p: p * np.nan, "non-finite"),
+    (lambda p: p - 0.5, "negative"),
+    (lambda p: p * 2, "sum to 1"),
+])
+def test_probabilities_that_are_not_probabilities_fail_the_pair_naming_the_plugin(bad, reason):
+    class Broken(MeanLogReg):
+        def predict_proba(self, x):
+            return bad(super().predict_proba(x))
+
+    with pytest.raises(PluginOutputError, match=f"plugin 'p'.*{reason}"):
+        train_and_evaluate(Broken(4, 3), make_toy_dataset(), PARAMS, {}, seed=0, model_plugin="p")
+
+
+def test_epoch_times_are_summarised_robustly_after_the_first_epoch():
+    from seqbench.protocol import robust_times
+
+    t = robust_times([9.0, 1.0, 3.0, 2.0, 100.0])
+    assert t["epoch_seconds_median"] == 2.5 and t["epoch_seconds_min"] == 1.0
+    assert t["epoch_seconds_mean"] == 23.0 and t["epochs_timed"] == 4
+    assert robust_times([4.0]) == {"epoch_seconds_median": 4.0, "epoch_seconds_min": 4.0,
+                                   "epoch_seconds_mean": 4.0, "epochs_timed": 1}

@@ -43,8 +43,8 @@ def test_report_regenerates_tables_and_plots(tmp_path):
     assert result.exit_code == 0, result.output
     assert "| gru-cpu" in result.stdout and "60.00" in result.stdout
     for name in ("summary.md", "summary.csv", "per_class.md", "per_class.csv", "timing.md", "timing.csv",
-                 "plots/summary.png", "plots/gru-cpu__cifar10__seed0__confusion.png",
-                 "plots/gru-cpu__cifar10__seed0__curves.png"):
+                 "plots/summary.png", "plots/gru-cpu+cifar10+seed0__confusion.png",
+                 "plots/gru-cpu+cifar10+seed0__curves.png"):
         assert (run_dir / name).stat().st_size > 0, name
 
 

@@ -218,3 +218,24 @@ def test_torch_models_count_their_parameters():
         model = model_module.TorchRecurrentClassifier(cell, 4, 3, hidden=5)
         # per gate: input and recurrent weights and PyTorch's two bias vectors; then the head
         assert model.num_parameters() == gates * (5 * 4 + 5 * 5 + 2 * 5) + 5 * 3 + 3
+
+
+def test_a_run_ends_with_its_report_in_the_chosen_plot_format(toy_registry, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--set", "epochs=2",
+                    "--plot-format", "svg", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    svgs = {p.name for p in (out / "plots").iterdir()}
+    assert svgs and all(name.endswith(".svg") for name in svgs)
+    assert any(name.startswith("summary") for name in svgs) and any(name.startswith("curves") for name in svgs)
+    html = (out / "report.html").read_text()
+    assert html.count("<img") >= 3 and "data:image/svg+xml" in html
+
+
+def test_no_plots_still_writes_the_report_without_images(toy_registry, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "epochs=2", "--no-plots", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert not (out / "plots").exists()
+    html = (out / "report.html").read_text()
+    assert "<img" not in html and "logreg" in html

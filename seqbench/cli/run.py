@@ -141,11 +141,12 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--no-standardize", is_flag=True, help="Feed raw pixels in [0, 1]: no per-channel standardisation.")
 @click.option("--no-augment", is_flag=True, help="No train-time augmentation (flips, shifts) where a dataset declares it.")
-@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--no-plots", is_flag=True, help="Skip the plots (report.html is still written, without them).")
+@click.option("--plot-format", type=click.Choice(("png", "svg", "pdf")), default="png", show_default=True, help="File format of the plots.")
 @click.pass_context
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
-        data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool) -> None:
+        data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str) -> None:
     """Train and evaluate models on datasets under one protocol and write the results."""
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
@@ -161,7 +162,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if all_pairs and (models or datasets):
         raise click.UsageError("--all runs every pair; leave out -m/-d, or drop --all")
     registry = registry_from(ctx)
-    options = dict(download=not offline, plots=not no_plots, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
+    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
     request = None
     try:
         with sigterm_interrupts():

@@ -12,7 +12,6 @@ import http.client
 import os
 import socket
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -24,6 +23,7 @@ import click
 
 from seqbench import __version__
 from seqbench.datasets.base import Resource, Source
+from seqbench.results import create_temp
 
 TIMEOUT_S = 15.0
 RETRIES = 2
@@ -97,7 +97,7 @@ def _fetch(source: Source, directory: Path, filename: str, timeout: float, progr
     algorithm, _, expected = source.checksum.partition(":")
     hasher = hashlib.new(algorithm)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
+        fd, tmp = create_temp(directory / filename, ".part")
     except OSError as exc:
         raise DownloadError(f"cannot write to {directory}: {exc.strerror or exc}") from None
     try:
