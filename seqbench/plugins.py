@@ -10,7 +10,9 @@ Environment:
 * ``SEQBENCH_LOAD_PLUGINS=a,b`` loads only those distributions (or entry-point names);
   an empty value loads none. Built-ins are always loaded unless blocked.
 * ``SEQBENCH_BLOCK_PLUGINS=a,b`` blocks plugins by name, built-ins included
-  (``datasets``, ``models``, ``metrics``).
+  (``datasets``, ``models``, ``metrics``); they are listed as blocked.
+
+A plugin that implements no hook (functions without ``@seqbench.hookimpl``) is warned about.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     error: str | None = None
+    blocked: bool = False
 
 
 @dataclass
@@ -111,11 +114,17 @@ def make_plugin_manager() -> pluggy.PluginManager:
 def load_plugins(
     strict: bool | None = None,
     extra: Iterable[tuple[str, object]] = (),
+    *,
+    installed: bool = True,
+    builtins: bool = True,
 ) -> Registry:
     """Load built-in and installed plugins and collect their registrations.
 
     ``extra`` is ``(name, plugin)`` pairs registered after the built-ins, as installed plugins
-    are: tests use it to register a plugin without installing it.
+    are: tests use it to register a plugin without installing it. A name or a plugin object
+    that is already loaded (an installed copy of the same plugin) is a :class:`PluginError`
+    naming both. ``installed=False`` loads no installed distribution, whatever
+    ``SEQBENCH_LOAD_PLUGINS`` says; ``builtins=False`` loads no built-in plugin.
     """
     strict = strict_from_env() if strict is None else strict
     registry = Registry()
@@ -123,22 +132,22 @@ def load_plugins(
     for name in _names_from_env("SEQBENCH_BLOCK_PLUGINS") or ():
         pm.set_blocked(name)
 
-    for name in BUILTIN_PLUGINS:
-        if pm.is_blocked(name):
-            continue
-        module = importlib.import_module(f"seqbench.default_plugins.{name}")
-        pm.register(module, name=name)
-        registry.plugins.append(PluginInfo(name, "seqbench", _version("seqbench"), builtin=True))
+    for name in BUILTIN_PLUGINS if builtins else ():
+        info = PluginInfo(name, "seqbench", _version("seqbench"), builtin=True, blocked=pm.is_blocked(name))
+        registry.plugins.append(info)
+        if not info.blocked:
+            pm.register(importlib.import_module(f"seqbench.default_plugins.{name}"), name=name)
 
     allowed = _names_from_env("SEQBENCH_LOAD_PLUGINS")
-    for ep in _entry_points():
+    for ep in _entry_points() if installed else ():
         dist = ep.dist.name if ep.dist is not None else None
         if allowed is not None and ep.name not in allowed and dist not in allowed:
             continue
-        if pm.is_blocked(ep.name) or (dist and pm.is_blocked(dist)):
-            continue
         info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else None, builtin=False)
         registry.plugins.append(info)
+        if pm.is_blocked(ep.name) or (dist and pm.is_blocked(dist)):
+            info.blocked = True
+            continue
         label = dist or ep.name
         try:
             plugin = ep.load()
@@ -150,13 +159,51 @@ def load_plugins(
             _warn(registry, f"plugin {label!r} failed to load: {info.error}", strict)
 
     for name, plugin in extra:
-        pm.register(plugin, name=name)
-        registry.plugins.append(PluginInfo(name, None, None, builtin=False))
+        _register_extra(pm, registry, name, plugin)
 
     _check_pending(pm, registry, strict)
+    _check_implements_hooks(pm, registry, strict)
 
     _collect(pm, registry, strict)
     return registry
+
+
+def _describe_loaded(registry: Registry, name: str) -> str:
+    info = next((p for p in registry.plugins if p.name == name), None)
+    if info is None or info.distribution is None:
+        return f"plugin {name!r}"
+    if info.builtin:
+        return f"the built-in plugin {name!r}"
+    return f"plugin {name!r} (distribution {info.distribution!r})"
+
+
+def _register_extra(pm: pluggy.PluginManager, registry: Registry, name: str, plugin: object) -> None:
+    """Register a plugin given in ``extra=``; one already loaded is a PluginError naming both."""
+    if pm.has_plugin(name):
+        info = next((p for p in registry.plugins if p.name == name), None)
+        dist = info.distribution if info is not None else None
+        where = f"the installed distribution {dist!r}" if dist and not info.builtin else f"plugin {name!r}"
+        raise PluginError(f"plugin {name!r} given in extra= has the name of {where}, already loaded; load "
+                          "without installed plugins (load_plugins(installed=False), seqbench.testing) or "
+                          "give it another name")
+    if pm.is_registered(plugin):
+        other = pm.get_name(plugin)
+        raise PluginError(f"plugin {name!r} given in extra= is already loaded as {_describe_loaded(registry, other)}; "
+                          "load without installed plugins (load_plugins(installed=False), seqbench.testing)")
+    pm.register(plugin, name=name)
+    registry.plugins.append(PluginInfo(name, None, None, builtin=False))
+
+
+def _check_implements_hooks(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None:
+    """A loaded plugin that implements no hook registers nothing: say so."""
+    for info in registry.plugins:
+        plugin = pm.get_plugin(info.name)
+        if plugin is None or info.error or pm.get_hookcallers(plugin):
+            continue
+        label = info.distribution if info.distribution and not info.builtin else info.name
+        info.error = "implements no seqbench hook"
+        _warn(registry, f"plugin {label!r} implements no seqbench hook: decorate "
+              f"{', '.join(HOOKS[:-1])} or {HOOKS[-1]} with @seqbench.hookimpl", strict)
 
 
 def _check_pending(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None:
@@ -222,5 +269,5 @@ def _version(dist: str) -> str | None:
 
 def plugin_versions(registry: Registry) -> dict[str, str | None]:
     """Distribution versions of the loaded third-party plugins, for the results."""
-    return {p.distribution or p.name: p.version for p in registry.plugins if not p.builtin}
+    return {p.distribution or p.name: p.version for p in registry.plugins if not p.builtin and not p.blocked}
 

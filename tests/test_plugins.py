@@ -150,7 +150,8 @@ def test_builtins_can_be_blocked(monkeypatch):
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "models,datasets")
     reg = load_plugins(extra=[("toy", toy_plugin())])
     assert set(reg.models) == {"logreg"}
-    assert [p.name for p in reg.plugins if p.builtin] == ["metrics"]
+    assert [p.name for p in reg.plugins if p.builtin and not p.blocked] == ["metrics"]
+    assert [p.name for p in reg.plugins if p.blocked] == ["datasets", "models"]
 
 
 def test_wrong_spec_type_is_a_plugin_error(capsys):

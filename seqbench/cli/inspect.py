@@ -8,7 +8,7 @@ from dataclasses import asdict
 import click
 
 from seqbench.cli.common import registry_from
-from seqbench.plugins import one_line
+from seqbench.plugins import PluginInfo, one_line
 
 
 @click.command("plugins")
@@ -16,9 +16,9 @@ from seqbench.plugins import one_line
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
 @click.pass_context
 def plugins_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
-    """List installed plugins, their versions and hooks."""
+    """List installed plugins, their versions and hooks; blocked ones are listed as blocked."""
     registry = registry_from(ctx)
-    shown = [p for p in registry.plugins if show_all or not p.builtin]
+    shown = [p for p in registry.plugins if show_all or not p.builtin or p.blocked]
     if as_json:
         click.echo(json.dumps([asdict(p) for p in shown], indent=2))
         return
@@ -28,11 +28,16 @@ def plugins_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     from tabulate import tabulate
 
     rows = [
-        [p.name, p.distribution or "-", p.version or "-", ", ".join(p.hooks) or "-",
+        [p.name, p.distribution or "-", p.version or "-", _status(p), ", ".join(p.hooks) or "-",
          ", ".join(p.registered) or "-", p.error or ""]
         for p in shown
     ]
-    click.echo(tabulate(rows, headers=["plugin", "distribution", "version", "hooks", "registers", "error"]))
+    click.echo(tabulate(rows, headers=["plugin", "distribution", "version", "status", "hooks", "registers", "error"]))
+
+
+def _status(plugin: PluginInfo) -> str:
+    """``blocked`` (SEQBENCH_BLOCK_PLUGINS), ``failed`` (see its error) or ``ok``."""
+    return "blocked" if plugin.blocked else "failed" if plugin.error else "ok"
 
 
 @click.group("list")
