@@ -13,6 +13,12 @@ AND significant (p ≤ alpha), by the paired prediction test where there is one,
 permutation test over seeds. When no test can reach alpha (one seed, or three against three,
 and no stored predictions), significance is unknown and the threshold alone decides.
 
+Every metric plugin's scalar results (:func:`seqbench.tables.metric_values`) are compared too
+(mean over seeds, NEW − BASE, permutation test over seeds) and can be gated on:
+``--fail-on top2.top2_accuracy:-0.01`` (a change in the metric's own units) or ``...:-1%``
+(relative to BASE's mean). Which way is worse is the metric's declaration
+(``MetricSpec.higher_is_better``), looked up by the caller (:data:`Directions`).
+
 Whatever the thresholds, a comparison with no model × dataset ``ok`` in both runs exits
 :data:`EXIT_NOTHING_COMPARABLE`, and one where an ``ok`` seed of BASE is missing or not ``ok``
 in NEW exits :data:`EXIT_MISSING` unless missing pairs are allowed.
@@ -38,6 +44,10 @@ from seqbench.tables import (
     group_pairs,
     group_status,
     machine_rows,
+    metric_column,
+    metric_names,
+    metric_stat,
+    metric_values,
     ok_pairs,
     pair_accuracy,
     pair_name,
@@ -68,29 +78,55 @@ def _name(key: Key) -> str:
 
 @dataclass(frozen=True)
 class Threshold:
-    """A gate: ``accuracy`` drop in percentage points (≤ 0) or ``time`` increase in % (≥ 0)."""
+    """A gate: ``accuracy`` drop in percentage points (≤ 0), ``time`` increase in % (≥ 0), or a
+    metric scalar's change (NEW − BASE) past ``limit``, in its units or, ``relative``, in % of
+    BASE's mean; its sign is the worse direction."""
 
     metric: str
     limit: float
+    relative: bool = False
+    higher_is_better: bool | None = None  # a metric's, once resolved against the runs
 
     def __str__(self) -> str:
-        return f"accuracy:{self.limit:+g}pp" if self.metric == "accuracy" else f"time:{self.limit:+g}%"
+        if self.metric == "accuracy":
+            return f"accuracy:{self.limit:+g}pp"
+        return f"{self.metric}:{self.limit:+g}" + ("%" if self.relative or self.metric == "time" else "")
 
 
-_THRESHOLD = re.compile(r"(?P<metric>[a-z]+):(?P<value>[+-]?(\d+(\.\d*)?|\.\d+))(?P<unit>pp|%)?")
+#: Which way is better for a metric scalar (``top2.top2_accuracy``): True higher, False lower,
+#: None not declared; raises :class:`ThresholdError` for a metric unknown to the caller.
+Directions = Callable[[str], "bool | None"]
+
+_THRESHOLD = re.compile(r"(?P<metric>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<value>[+-]?(\d+(\.\d*)?|\.\d+))(?P<unit>pp|%)?")
+
+
+class ThresholdError(ValueError):
+    """A ``--fail-on`` limit that cannot be applied to these runs (no such metric, wrong sign)."""
 
 
 def parse_threshold(text: str) -> Threshold:
-    """``accuracy:-0.5`` (or ``-0.5pp``) or ``time:+10%``; ValueError with the reason otherwise."""
+    """``accuracy:-0.5`` (or ``-0.5pp``), ``time:+10%``, or ``METRIC[.KEY]:LIMIT[%]`` of a metric
+    plugin; ValueError with the reason otherwise."""
     match = _THRESHOLD.fullmatch(text.strip())
-    if match is None or match["metric"] not in ("accuracy", "time"):
-        raise ValueError(f"{text!r} is not METRIC:LIMIT, e.g. accuracy:-0.5 or time:+10%")
-    value, unit = float(match["value"]), match["unit"]
-    if match["metric"] == "accuracy" and (unit == "%" or value > 0):
+    if match is None:
+        raise ValueError(f"{text!r} is not METRIC:LIMIT, e.g. accuracy:-0.5, time:+10% or top2:-0.01")
+    metric, value, unit = match["metric"], float(match["value"]), match["unit"]
+    if metric == "accuracy" and (unit == "%" or value > 0):
         raise ValueError(f"{text!r}: an accuracy limit is a drop in percentage points, e.g. accuracy:-0.5")
-    if match["metric"] == "time" and (unit != "%" or value < 0):
+    if metric == "time" and (unit != "%" or value < 0):
         raise ValueError(f"{text!r}: a time limit is a slowdown in percent, e.g. time:+10%")
-    return Threshold(match["metric"], value)
+    if metric not in ("accuracy", "time") and unit == "pp":
+        raise ValueError(f"{text!r}: a metric's limit is in its own units, or in % of BASE (e.g. {metric}:-1%)")
+    return Threshold(metric, value, relative=unit == "%" and metric != "time")
+
+
+@dataclass
+class MetricComparison:
+    """A metric scalar in both runs over their ok seeds, and NEW − BASE (permutation test)."""
+
+    base: Stat | None
+    new: Stat | None
+    test: Estimate | None = None
 
 
 @dataclass
@@ -109,6 +145,7 @@ class PairComparison:
     paired: Estimate | None = None  # NEW − BASE in pp on the paired test predictions
     time: Estimate | None = None  # NEW / BASE seconds per epoch, permutation test over seeds
     new_reason: str | None = None
+    metrics: dict[str, MetricComparison] = field(default_factory=dict)  # metric scalars by name
 
     @property
     def comparable(self) -> bool:
@@ -117,7 +154,12 @@ class PairComparison:
 
     def deciding_test(self, metric: str, alpha: float) -> Estimate | None:
         """The test that decides significance for ``metric``, or None when none can reach ``alpha``."""
-        tests = (self.paired, self.accuracy) if metric == "accuracy" else (self.time,)
+        if metric == "accuracy":
+            tests: tuple[Estimate | None, ...] = (self.paired, self.accuracy)
+        elif metric == "time":
+            tests = (self.time,)
+        else:
+            tests = (self.metrics[metric].test,) if metric in self.metrics else ()
         return next((t for t in tests if t is not None and t.significant(alpha) is not None), None)
 
 
@@ -162,6 +204,7 @@ class Comparison:
     missing: list[Missing] = field(default_factory=list)
     allow_missing: bool = False
     notes: list[str] = field(default_factory=list)  # past a threshold but not significant
+    metrics: list[str] = field(default_factory=list)  # the metric scalars compared, by name
 
     @property
     def comparable(self) -> bool:
@@ -200,6 +243,16 @@ def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | No
     test = permutation_test(b, n, alpha=alpha)
     base_mean = sum(b) / len(b) if b else 0.0
     return test.affine(1 / base_mean, 1.0) if test is not None and base_mean > 0 else None
+
+
+def _metric_comparison(name: str, base: list[dict], new: list[dict], alpha: float) -> MetricComparison:
+    from seqbench.stats import permutation_test
+
+    values = [[v for p in ok_pairs(side) if (v := metric_values(p, builtins=True).get(name)) is not None]
+              for side in (base, new)]
+    mc = MetricComparison(metric_stat(base, name, builtins=True), metric_stat(new, name, builtins=True))
+    mc.test = permutation_test(*values, alpha=alpha) if all(values) else None
+    return mc
 
 
 def _correct(run_dir: Path, pair: dict[str, Any], warnings: list[str]) -> tuple[Any, Any] | None:
@@ -247,7 +300,7 @@ def _paired_test(dirs: tuple[Path, Path], base: list[dict], new: list[dict], alp
 
 
 def _pair_comparison(key: Key, base: list[dict], new: list[dict], alpha: float,
-                     dirs: tuple[Path, Path] | None, warnings: list[str]) -> PairComparison:
+                     dirs: tuple[Path, Path] | None, warnings: list[str], metrics: list[str]) -> PairComparison:
     """Aggregate one model × dataset's seeds on both sides, with its tests when both have ok seeds."""
     failing = [p for p in new if p.get("status") in FAILING_STATUSES]
     pc = PairComparison(
@@ -261,14 +314,34 @@ def _pair_comparison(key: Key, base: list[dict], new: list[dict], alpha: float,
         pc.accuracy = _accuracy_test(base, new, alpha)
         pc.time = _time_test(base, new, alpha)
         pc.paired = _paired_test(dirs, base, new, alpha, warnings) if dirs else None
+    pc.metrics = {name: _metric_comparison(name, base, new, alpha) for name in metrics}
     return pc
 
 
 # --- the gate ---------------------------------------------------------------------------------
 
 
+def _past_metric(pc: PairComparison, threshold: Threshold) -> str | None:
+    """How a metric scalar of ``pc`` is past ``threshold`` (whose sign is the worse way), or None."""
+    mc = pc.metrics.get(threshold.metric)
+    if mc is None or mc.test is None:
+        return None
+    change = mc.test.diff
+    if threshold.relative:
+        if not mc.base or mc.base.mean == 0:
+            return None
+        change = 100 * change / abs(mc.base.mean)
+    worse = change < threshold.limit - _EPS if threshold.higher_is_better else change > threshold.limit + _EPS
+    if not worse:
+        return None
+    unit = " %" if threshold.relative else ""
+    return f"{threshold.metric} {change:+.4g}{unit}, past the limit {threshold.limit:+g}{unit}"
+
+
 def _past(pc: PairComparison, threshold: Threshold) -> str | None:
     """How ``pc`` is past ``threshold``, or None."""
+    if threshold.metric not in ("accuracy", "time"):
+        return _past_metric(pc, threshold)
     if threshold.metric == "accuracy":
         test = pc.accuracy
         if test is not None and test.diff < threshold.limit - _EPS:
@@ -406,6 +479,40 @@ def _groups(results: dict[str, Any], label: str) -> dict[Key, list[dict]]:
         raise ResultsError(f"{label}: {exc}") from None
 
 
+def _all_metric_names(pairs: list[dict]) -> list[str]:
+    """Every metric scalar (built-ins' too) of the ``ok`` pairs, in order of first appearance."""
+    return list(dict.fromkeys(n for p in ok_pairs(pairs) for n in metric_values(p, builtins=True)))
+
+
+def _resolve(threshold: Threshold, names: list[str], directions: Directions | None) -> Threshold:
+    """A metric threshold named by its scalar (``top2.top2_accuracy``, or ``top2`` for a metric with
+    one scalar), checked against the metric's direction; ThresholdError where it cannot apply."""
+    if threshold.metric in ("accuracy", "time"):
+        return threshold
+    name = threshold.metric
+    if name not in names:
+        inner = [n for n in names if n.startswith(f"{name}.")]
+        if len(inner) != 1:
+            have = ", ".join(n for n in names if n not in BUILTIN_SCALARS) or "none"
+            raise ThresholdError(f"--fail-on {threshold}: no metric scalar {name!r} in BASE or NEW "
+                                 f"(metric scalars: {have})" if not inner else
+                                 f"--fail-on {threshold}: metric {name!r} has several scalars; name one: "
+                                 f"{', '.join(inner)}")
+        name = inner[0]
+    higher = directions(name) if directions is not None else None
+    if higher is None:
+        raise ThresholdError(f"--fail-on {threshold}: the metric does not say whether a higher {name} is better "
+                             "(MetricSpec.higher_is_better)")
+    if threshold.limit and (threshold.limit < 0) != higher:
+        way, sign = ("higher", "a drop, e.g. -0.01") if higher else ("lower", "a rise, e.g. +0.01")
+        raise ThresholdError(f"--fail-on {threshold}: a {way} {name} is better, so its limit is {sign}")
+    return Threshold(name, threshold.limit, threshold.relative, higher)
+
+
+#: Built-in scalars, named only when a limit asks for them.
+BUILTIN_SCALARS = ("accuracy", "accuracy.n")
+
+
 def compare_runs(
     base: dict[str, Any],
     new: dict[str, Any],
@@ -415,23 +522,28 @@ def compare_runs(
     allow_missing: bool = False,
     dirs: tuple[Path, Path] | None = None,
     labels: tuple[str, str] = ("BASE", "NEW"),
+    directions: Directions | None = None,
 ) -> Comparison:
     """Match BASE and NEW by model × dataset, test each difference, list warnings, missing
     seeds and the significant regressions past ``thresholds``.
 
     ``dirs``: the run directories of BASE and NEW, where the pairs' test predictions are read.
-    ``labels``: how errors name BASE and NEW.
+    ``labels``: how errors name BASE and NEW. ``directions``: which way each metric scalar is
+    better, for limits on metric plugins (:class:`ThresholdError` without it).
     """
     bg, ng = _groups(base, labels[0]), _groups(new, labels[1])
     keys = [k for k in bg if k in ng]
     only_base, only_new = [k for k in bg if k not in ng], [k for k in ng if k not in bg]
-    thresholds = list(thresholds)
+    all_pairs = [p for groups in (bg, ng) for pairs in groups.values() for p in pairs]
+    thresholds = [_resolve(t, _all_metric_names(all_pairs), directions) for t in thresholds]
+    shown = metric_names(all_pairs)
+    metrics = shown + [t.metric for t in thresholds if t.metric not in ("accuracy", "time", *shown)]
     warnings = (
         _warnings(base, new, (bg, ng), keys)
         + _warning("only in BASE", [_name(k) for k in only_base])
         + _warning("only in NEW", [_name(k) for k in only_new])
     )
-    pairs = [_pair_comparison(k, bg[k], ng[k], alpha, dirs, warnings) for k in keys]
+    pairs = [_pair_comparison(k, bg[k], ng[k], alpha, dirs, warnings, metrics) for k in keys]
     regressions, notes = [], []
     for pc in pairs:
         for threshold in thresholds:
@@ -441,7 +553,7 @@ def compare_runs(
             if note:
                 notes.append(note)
     return Comparison(pairs, only_base, only_new, thresholds, warnings, regressions,
-                      alpha, _missing(bg, ng), allow_missing, notes)
+                      alpha, _missing(bg, ng), allow_missing, notes, metrics)
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -455,8 +567,19 @@ def _p_value(p: float) -> str:
     return f"{p:.2g}"
 
 
-def compare_columns(alpha: float = DEFAULT_ALPHA) -> list[Column]:
-    """The comparison's columns; intervals at the ``1 − alpha`` level."""
+def _metric_columns(name: str) -> list[Column]:
+    """BASE and NEW mean ± std, NEW − BASE and its p-value of metric scalar ``name``."""
+    return [
+        metric_column(f"BASE {name}", key=f"base_{name}", n_key="base_n"),
+        metric_column(f"NEW {name}", key=f"new_{name}", n_key="new_n"),
+        Column(f"{name}_diff", f"Δ {name}", lambda x: f"{x:+.4g}"),
+        Column(f"{name}_p", "p (seeds)", _p_value),
+    ]
+
+
+def compare_columns(alpha: float = DEFAULT_ALPHA, metrics: Iterable[str] = ()) -> list[Column]:
+    """The comparison's columns, with four per metric scalar in ``metrics``; intervals at the
+    ``1 − alpha`` level."""
     ci = f"{100 * (1 - alpha):g}% CI"
     return [
         Column("model", "model"),
@@ -477,6 +600,7 @@ def compare_columns(alpha: float = DEFAULT_ALPHA) -> list[Column]:
         Column("time_ratio", "time ×", fixed(2)),
         Column("time_ci", ci, fixed(2), interval=True),
         Column("time_p", "p (seeds)", _p_value),
+        *(c for name in metrics for c in _metric_columns(name)),
         Column("gate", "gate"),
     ]
 
@@ -505,6 +629,10 @@ def _row(pc: PairComparison, failing: set[Key]) -> dict[str, Any]:
         "base_seconds_per_epoch": pc.base_time,
         "new_seconds_per_epoch": pc.new_time,
         **_estimate_cells("time", pc.time, "time_ratio", "time_ci"),
+        **{cell: value for name, mc in pc.metrics.items() for cell, value in (
+            (f"base_{name}", mc.base), (f"new_{name}", mc.new),
+            (f"{name}_diff", None if mc.test is None else round(mc.test.diff, 6)),
+            (f"{name}_p", None if mc.test is None else mc.test.p))},
         "gate": "FAIL" if (pc.model, pc.dataset) in failing else None,
     }
 
@@ -513,7 +641,7 @@ def comparison_table(comparison: Comparison) -> Table:
     """One row per model × dataset present in both runs."""
     failing = {r.key for r in comparison.regressions}
     rows = [_row(pc, failing) for pc in comparison.pairs]
-    return Table("Comparison", compare_columns(comparison.alpha), rows)
+    return Table("Comparison", compare_columns(comparison.alpha, comparison.metrics), rows)
 
 
 def verdict(comparison: Comparison) -> str:

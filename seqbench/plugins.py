@@ -69,6 +69,15 @@ class Registry:
         """The name of the plugin that registered ``name`` of ``kind`` (``model``, ...)."""
         return self.owner[(kind, name)]
 
+    def higher_is_better(self, scalar: str) -> bool | None:
+        """Whether a higher value of a metric's scalar result (``top2.top2_accuracy``, ``top2``; see
+        :func:`seqbench.metrics.scalars`) is better, as its metric declares; None where it does not
+        say. KeyError when no registered metric has the scalar."""
+        metric = max((m for m in self.metrics if scalar == m or scalar.startswith(f"{m}.")), key=len, default=None)
+        if metric is None:
+            raise KeyError(scalar)
+        return self.metrics[metric].is_higher_better(scalar[len(metric) + 1:] if scalar != metric else metric)
+
 
 _KINDS = {
     "register_datasets": ("dataset", "datasets", DatasetSpec),

@@ -5,6 +5,9 @@ a model × dataset whose seeds were skipped, diverged or failed shows that statu
 reason in its ``note``. Seconds per epoch are each seed's median over the epochs after the
 first (older records, without it: the mean over all epochs).
 
+Every metric plugin's scalar results (:func:`seqbench.metrics.scalars`) get a column of the
+summary, after the built-in ones; lists (per-class tables, matrices) stay in the JSON.
+
 Values are read defensively: a malformed field is a :class:`ResultsError` naming it.
 """
 
@@ -22,6 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from tabulate import tabulate
 
+from seqbench.metrics import scalars
 from seqbench.results import ResultsError, atomic_write_text
 
 FORMATS = ("github", "grid", "csv", "json")
@@ -232,6 +236,46 @@ def _stat_of(pairs: Pairs, *keys: str, scale: float = 1.0) -> Stat | None:
     return stat((number(p, *keys) for p in ok_pairs(pairs)), scale=scale)
 
 
+#: Built-in metrics whose numbers have columns of their own (accuracy, macro F1) or are not scalars.
+BUILTIN_METRICS = ("accuracy", "per_class", "confusion")
+
+
+def metric_values(pair: dict[str, Any], builtins: bool = False) -> dict[str, float]:
+    """The scalar results of a pair's metrics by name (``top2.top2_accuracy``), checked finite;
+    those of :data:`BUILTIN_METRICS` only with ``builtins``."""
+    metrics = pair.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        raise ResultsError(f"{pair_name(pair)}: metrics is {_short(metrics)}, expected an object")
+    return {
+        s.name: checked(pair, f"metrics.{metric}.{s.key}", s.value)
+        for metric, result in metrics.items() if builtins or metric not in BUILTIN_METRICS
+        for s in scalars(metric, result)
+    }
+
+
+def metric_names(pairs: Pairs) -> list[str]:
+    """The plugin metrics' scalar names of the ``ok`` pairs, in order of first appearance."""
+    return list(dict.fromkeys(name for p in ok_pairs(pairs) for name in metric_values(p)))
+
+
+def metric_stat(pairs: Pairs, name: str, builtins: bool = False) -> Stat | None:
+    """A metric scalar over the ``ok`` pairs that have it (see :func:`metric_values`)."""
+    return stat(metric_values(p, builtins).get(name) for p in ok_pairs(pairs))
+
+
+def metric_column(header: str, taken: Iterable[str] = (), key: str | None = None, **options: Any) -> Column:
+    """A ``mean ± std`` column of a metric scalar, with ``header``: keyed by ``key``, else by the
+    header (``metric.`` before it where that is the key of another column, one of ``taken``)."""
+    key = key or (f"metric.{header}" if header in set(taken) else header)
+    return Column(key, header, _G4, stat=True, **options)
+
+
+def num_parameters(pairs: Pairs) -> int | str | None:
+    """The models' trainable parameter count over the ``ok`` seeds (``a / b`` where they differ)."""
+    counts = sorted({int(c) for p in ok_pairs(pairs) if (c := number(p, "num_parameters")) is not None})
+    return None if not counts else counts[0] if len(counts) == 1 else " / ".join(f"{c:,}" for c in counts)
+
+
 # --- quick runs ------------------------------------------------------------------------------
 
 QUICK_TITLE = "QUICK RUN"
@@ -276,6 +320,7 @@ def mark_quick(table: Table, results: dict[str, Any], *extra: Column) -> Table:
 
 _PCT = fixed(2)
 _F3 = fixed(3)
+_G4 = "{:.4g}".format
 _MIB = 1.0 / 2**20
 
 
@@ -300,14 +345,28 @@ SUMMARY_COLUMNS = [
     Column("best_epoch", "best epoch", general, stat=True),
     Column("seconds_per_epoch", "s/epoch (median)", fixed(2), stat=True),
     Column("train_seconds", "train (s)", fixed(1), stat=True),
+    Column("num_parameters", "parameters", fixed(0)),
     Column("note", "note", max_width=100),
 ]
 
 
-def _summary_row(pairs: Pairs) -> dict[str, Any]:
+def _metric_columns(run: str | None, names: Iterable[str]) -> list[Column]:
+    taken = [c.key for c in _lead_columns(run) + SUMMARY_COLUMNS] + [QUICK_COLUMN.key, TEST_SAMPLES_COLUMN.key]
+    return [metric_column(name, taken) for name in names]
+
+
+def _summary_columns(run: str | None, metrics: list[Column]) -> list[Column]:
+    """The summary's columns with the ``metrics`` columns after macro F1."""
+    at = next(i for i, c in enumerate(SUMMARY_COLUMNS) if c.key == "macro_f1") + 1
+    return _lead_columns(run) + SUMMARY_COLUMNS[:at] + metrics + SUMMARY_COLUMNS[at:]
+
+
+def _summary_row(pairs: Pairs, metrics: list[Column]) -> dict[str, Any]:
     return {
         "status": group_status(pairs),
         "n": len(ok_pairs(pairs)),
+        "num_parameters": num_parameters(pairs),
+        **{c.key: metric_stat(pairs, c.header) for c in metrics},
         "accuracy_pct": accuracy_stat(pairs),
         "macro_f1": _stat_of(pairs, "metrics", "per_class", "macro", "f1"),
         "epochs": _stat_of(pairs, "epochs_run"),
@@ -318,25 +377,31 @@ def _summary_row(pairs: Pairs) -> dict[str, Any]:
     }
 
 
-def summary_table(results: dict[str, Any], run: str | None = None) -> Table:
-    """One row per model × dataset: status, test accuracy, epochs and time, over seeds.
+def summary_table(results: dict[str, Any], run: str | None = None, metrics: Sequence[str] | None = None) -> Table:
+    """One row per model × dataset: status, parameter count, test accuracy, each plugin metric's
+    scalars, epochs and time, over seeds.
 
     With ``run``, a leading ``run`` column holds that label (see :func:`merged_summary_table`).
+    ``metrics``: the metric scalars to show (default: those of this run's ok pairs).
     A quick run's table is marked (:func:`mark_quick`) and says how many test samples each row used.
     """
+    groups = group_pairs(pairs_of(results))
+    metric_columns = _metric_columns(run, metric_names(pairs_of(results)) if metrics is None else metrics)
     rows = [
-        _lead_cells(run, key, pairs) | _summary_row(pairs) | {"test_samples": _test_samples(pairs)}
-        for key, pairs in group_pairs(pairs_of(results)).items()
+        _lead_cells(run, key, pairs) | _summary_row(pairs, metric_columns) | {"test_samples": _test_samples(pairs)}
+        for key, pairs in groups.items()
     ]
-    return mark_quick(Table("Summary", _lead_columns(run) + SUMMARY_COLUMNS, rows), results, TEST_SAMPLES_COLUMN)
+    return mark_quick(Table("Summary", _summary_columns(run, metric_columns), rows), results, TEST_SAMPLES_COLUMN)
 
 
 def merged_summary_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Table:
-    """One summary of several runs: one row per model × dataset × run, labelled by run.
+    """One summary of several runs: one row per model × dataset × run, labelled by run, with the
+    metric columns of all of them.
 
     When any run is quick, every row says whether its run was (the columns of the widest table).
     """
-    tables = [summary_table(results, run=label) for label, results in runs]
+    names = list(dict.fromkeys(n for _, results in runs for n in metric_names(pairs_of(results))))
+    tables = [summary_table(results, run=label, metrics=names) for label, results in runs]
     columns = max((t.columns for t in tables), key=len)
     quick = any(is_quick(results) for _, results in runs)
     title = f"Summary ({QUICK_TITLE} rows marked)" if quick else "Summary"

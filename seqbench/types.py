@@ -13,8 +13,9 @@ Heavy libraries are not imported here, so plugins can import this module cheaply
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -80,11 +81,32 @@ class LoadContext:
     """What a dataset loader receives.
 
     ``data_dir`` is the root data directory (the loader uses its own subdirectory of it);
-    ``download`` says whether missing files may be fetched from the network.
+    ``download`` says whether missing files may be fetched from the network. ``datasets`` is
+    what the harness registered (set by the harness; ``None`` in a context you make yourself):
+    :meth:`load` reads a registered dataset through it.
     """
 
     data_dir: Path
     download: bool = True
+    datasets: Mapping[str, "DatasetSpec"] | None = field(default=None, repr=False, compare=False)
+    loading: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def spec(self, name: str) -> "DatasetSpec":
+        """The registered :class:`DatasetSpec` ``name``; :class:`DatasetUnavailable` when there is none."""
+        if self.datasets is None:
+            raise DatasetUnavailable(f"cannot read dataset {name!r}: this LoadContext has no registry "
+                                     "(the harness, seqbench.testing and `seqbench data` give one)")
+        if name not in self.datasets:
+            raise DatasetUnavailable(f"dataset {name!r} is not registered (is its plugin installed and not blocked?)")
+        return self.datasets[name]
+
+    def load(self, name: str) -> Dataset:
+        """The registered dataset ``name``, loaded as a run would load it (files read, downloaded
+        when allowed), for a loader that builds on it. Raises :class:`DatasetUnavailable` as that
+        dataset's loader does, or when ``name`` is not registered or derives from itself."""
+        if name in self.loading:
+            raise DatasetUnavailable(f"dataset {name!r} derives from itself: {' -> '.join((*self.loading, name))}")
+        return self.spec(name).load(replace(self, loading=(*self.loading, name)))
 
 
 @dataclass(frozen=True)
@@ -121,8 +143,10 @@ class DatasetSpec:
     them, as a mapping with any of: ``status`` (``"ok"``, ``"missing"`` or ``"error"``),
     ``directory``, ``missing`` (file names), ``fingerprint``, ``train_shape``, ``test_shape``,
     ``error``. ``fetch(ctx)``, when given, downloads what is missing for ``seqbench data fetch``
-    (raising :class:`DatasetUnavailable` when it cannot). ``preprocessing`` declares the
-    standardisation and augmentation the harness applies to this dataset for every model.
+    (raising :class:`DatasetUnavailable` when it cannot); without it the dataset has no fetcher
+    and ``seqbench data`` says so. ``preprocessing`` declares the standardisation and
+    augmentation the harness applies to this dataset for every model. ``source`` is the
+    dataset a derived one is built from (see :meth:`derive`), else ``None``.
     """
 
     name: str
@@ -131,6 +155,78 @@ class DatasetSpec:
     locate: Callable[[LoadContext], Mapping[str, Any]] | None = None
     fetch: Callable[[LoadContext], None] | None = None
     preprocessing: Preprocessing = Preprocessing()
+    source: str | None = None
+
+    @classmethod
+    def derive(
+        cls,
+        name: str,
+        source: str,
+        transform: Callable[..., Any],
+        *,
+        identity: str,
+        params: Mapping[str, Any] | None = None,
+        whole: bool = False,
+        channels: int | None = None,
+        preprocessing: Preprocessing = Preprocessing(),
+        description: str = "",
+    ) -> "DatasetSpec":
+        """A dataset built from the registered dataset ``source`` by ``transform``, in memory.
+
+        ``transform(train_x, test_x, **params)`` returns the new ``(train_x, test_x)`` (labels
+        and class names are kept), or, with ``whole=True``, ``transform(dataset, **params)``
+        returns a new :class:`Dataset` (``dataclasses.replace`` it: labels, class names and
+        subsets may change). The harness loads ``source`` once per run and gives the result
+        ``name``, the fingerprint :func:`derived_fingerprint` of the source's fingerprint,
+        ``identity`` and ``params`` (change ``identity`` whenever the transform's code changes
+        what it computes), and ``meta["derived_from"]`` (source, its fingerprint and meta,
+        identity, params). ``channels`` is the values per pixel of the result (default: the
+        source's). ``preprocessing`` is declared afresh, default none: the source's flips and
+        shifts presume its row layout, so nothing is inherited; declare
+        ``Preprocessing(standardize=True)`` where the source standardises and your layout
+        keeps its channels. ``seqbench data info`` and ``data fetch`` answer for the source.
+        """
+        params = dict(params or {})
+
+        def load(ctx: LoadContext) -> Dataset:
+            src = ctx.load(source)
+            if whole:
+                out = transform(src, **params)
+                if not isinstance(out, Dataset):
+                    raise TypeError(f"the transform of derived dataset {name!r} returned "
+                                    f"{type(out).__name__}, not a Dataset")
+            else:
+                train_x, test_x = transform(src.train_x, src.test_x, **params)
+                out = replace(src, train_x=train_x, test_x=test_x)
+            lineage = {"dataset": source, "fingerprint": src.fingerprint, "meta": dict(src.meta),
+                       "transform": identity, "params": params}
+            own = dict(out.meta) if out.meta is not src.meta else {}  # what a whole-dataset transform added
+            return replace(out, name=name, fingerprint=derived_fingerprint(src.fingerprint, identity, params),
+                           meta={**own, "derived_from": lineage}, channels=channels or out.channels)
+
+        def locate(ctx: LoadContext) -> Mapping[str, Any]:
+            spec = ctx.spec(source)
+            where = dict(spec.locate(ctx)) if spec.locate is not None else {"status": "unknown"}
+            out = {k: where[k] for k in ("status", "directory", "missing", "error") if where.get(k) is not None}
+            if where.get("fingerprint"):
+                out["fingerprint"] = derived_fingerprint(where["fingerprint"], identity, params)
+            return {**out, "derived_from": source}
+
+        def fetch(ctx: LoadContext) -> None:
+            spec = ctx.spec(source)
+            if spec.fetch is None:
+                raise DatasetUnavailable(f"dataset {name!r} derives from {source!r}, which has no fetcher")
+            spec.fetch(ctx)
+
+        return cls(name, load, description or f"{source}, {identity}", locate, fetch, preprocessing, source)
+
+
+def derived_fingerprint(source: str, identity: str, params: Mapping[str, Any] | None = None) -> str:
+    """The fingerprint of a dataset derived from one of fingerprint ``source`` by the transform
+    ``identity`` with ``params``: ``sha256:`` of the three, so that a change in any changes it."""
+    text = json.dumps({"source": source, "transform": identity, "params": dict(params or {})},
+                      sort_keys=True, default=repr)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class Model(abc.ABC):
@@ -231,8 +327,29 @@ class MetricSpec:
     ``compute(y_true, y_pred, proba, class_names)`` receives host NumPy arrays of the test split
     (``(N,)`` labels, ``(N,)`` predicted labels, ``(N, C)`` probabilities) and returns a
     JSON-serialisable mapping, stored under the metric's name in the results.
+
+    Its **scalar results** are its numbers: ``{"top2_accuracy": 0.98}`` is the scalar
+    ``top2.top2_accuracy``, nested mappings are flattened with dots (``macro.f1``), and a key
+    named like the metric is the metric itself (``{"top2": 0.98}`` is ``top2``). They appear
+    in the summary table (mean ± std over seeds), in ``seqbench report`` and in ``seqbench
+    compare``, which gates on them with ``--fail-on METRIC[.KEY]:LIMIT``. Lists (per-class
+    tables, matrices, curves) are not scalars: they stay in the JSON records.
+
+    ``higher_is_better`` says which way is better: one answer for all of the metric's scalars,
+    or a mapping from the flattened key (``"top2_accuracy"``, ``"macro.f1"``) to the answer;
+    ``compare`` refuses to gate on a scalar whose direction the metric does not give.
     """
 
     name: str
     compute: Callable[["np.ndarray", "np.ndarray", "np.ndarray", tuple[str, ...]], Mapping[str, Any]]
     description: str = ""
+    higher_is_better: bool | Mapping[str, bool] = True
+
+    def is_higher_better(self, key: str) -> bool | None:
+        """Whether a higher value of the scalar at ``key`` (the flattened key of the mapping
+        ``compute`` returns, e.g. ``"top2_accuracy"`` or ``"macro.f1"``) is better; ``None`` when
+        the metric does not say."""
+        if isinstance(self.higher_is_better, bool):
+            return self.higher_is_better
+        value = self.higher_is_better.get(key)
+        return None if value is None else bool(value)

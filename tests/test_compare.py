@@ -50,7 +50,8 @@ def test_parse_threshold(text, expected):
 
 @pytest.mark.parametrize("text, message", [
     ("accuracy", "not METRIC:LIMIT"),
-    ("speed:+10%", "not METRIC:LIMIT"),
+    ("speed:+10pp", "in its own units"),
+    ("top 2:-1", "not METRIC:LIMIT"),
     ("accuracy:+0.5", "drop in percentage points"),
     ("accuracy:-5%", "drop in percentage points"),
     ("time:+10", "slowdown in percent"),

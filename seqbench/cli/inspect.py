@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Any
 
 import click
 
@@ -42,38 +43,87 @@ def _status(plugin: PluginInfo) -> str:
 
 @click.group("list")
 def list_cmd() -> None:
-    """List registered models or datasets."""
+    """List registered models, datasets or metrics."""
 
 
-def _listing(ctx: click.Context, kind: str) -> None:
-    from tabulate import tabulate
-
+def _entries(ctx: click.Context, kind: str) -> list[dict[str, Any]]:
+    """Each registered ``kind`` (``model`` or ``dataset``); a model says whether it can run here."""
     registry = registry_from(ctx)
-    table = getattr(registry, f"{kind}s")
-    rows = []
-    for name in sorted(table):
-        spec = table[name]
-        row = [name, registry.plugin_of(kind, name), spec.description]
+    entries = []
+    for name, spec in sorted(getattr(registry, f"{kind}s").items()):
+        entry: dict[str, Any] = {"name": name, "plugin": registry.plugin_of(kind, name)}
         if kind == "model":
             try:
-                available = spec.unavailable() or "yes"
+                reason = spec.unavailable() or None
             except Exception as exc:  # a plugin's own failure: report it and go on
-                available = f"error: {one_line(exc)}"
-            row.insert(2, available)
+                reason = f"error: {one_line(exc)}"
+            entry.update(available=reason is None, reason=None if reason is None else str(reason))
+        entries.append({**entry, "description": spec.description})
+    return entries
+
+
+def short_reason(reason: str, width: int = 30) -> str:
+    """The first clause of a reason (before a parenthesis, ``;`` or ``:``), at most ``width`` long."""
+    for stop in (" (", ";", ":"):
+        reason = reason.split(stop, 1)[0]
+    return reason if len(reason) <= width else reason[: width - 1].rstrip() + "…"
+
+
+def _listing(ctx: click.Context, kind: str, as_json: bool) -> None:
+    entries = _entries(ctx, kind)
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    from tabulate import tabulate
+
+    notes: dict[str, int] = {}  # full reason -> footnote number
+    rows = []
+    for e in entries:
+        row = [e["name"], e["plugin"], e["description"]]
+        if kind == "model":
+            reason = e["reason"]
+            note = notes.setdefault(reason, len(notes) + 1) if reason else None
+            row.insert(2, "yes" if reason is None else f"no ({short_reason(reason)}) [{note}]")
         rows.append(row)
     headers = ["name", "plugin", "available", "description"] if kind == "model" else ["name", "plugin", "description"]
     click.echo(tabulate(rows, headers=headers))
+    if notes:
+        click.echo("")
+    for reason, note in notes.items():
+        click.echo(f"[{note}] {reason}")
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @list_cmd.command("models")
+@_json_option
 @click.pass_context
-def list_models(ctx: click.Context) -> None:
+def list_models(ctx: click.Context, as_json: bool) -> None:
     """List registered models and whether they can run here."""
-    _listing(ctx, "model")
+    _listing(ctx, "model", as_json)
 
 
 @list_cmd.command("datasets")
+@_json_option
 @click.pass_context
-def list_datasets(ctx: click.Context) -> None:
+def list_datasets(ctx: click.Context, as_json: bool) -> None:
     """List registered datasets."""
-    _listing(ctx, "dataset")
+    _listing(ctx, "dataset", as_json)
+
+
+@list_cmd.command("metrics")
+@click.pass_context
+def list_metrics(ctx: click.Context) -> None:
+    """List registered metrics and which way is better (what `compare --fail-on` gates on)."""
+    from tabulate import tabulate
+
+    registry = registry_from(ctx)
+    rows = []
+    for name in sorted(registry.metrics):
+        spec = registry.metrics[name]
+        way = spec.higher_is_better
+        better = ("higher" if way else "lower") if isinstance(way, bool) else ", ".join(
+            f"{key}: {'higher' if up else 'lower'}" for key, up in way.items())
+        rows.append([name, registry.plugin_of("metric", name), better, spec.description])
+    click.echo(tabulate(rows, headers=["name", "plugin", "better", "description"]))

@@ -7,7 +7,16 @@ from typing import Any, Callable
 
 import click
 
-from seqbench.compare import DEFAULT_ALPHA, compare_runs, comparison_json, comparison_table, parse_threshold, verdict
+from seqbench.cli.common import registry_from
+from seqbench.compare import (
+    DEFAULT_ALPHA,
+    ThresholdError,
+    compare_runs,
+    comparison_json,
+    comparison_table,
+    parse_threshold,
+    verdict,
+)
 from seqbench.plots import PLOT_FORMATS
 from seqbench.results import ResultsError, load_results
 from seqbench.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
@@ -114,6 +123,20 @@ def _thresholds(ctx: click.Context, param: click.Parameter, values: tuple[str, .
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def _directions(ctx: click.Context) -> Callable[[str], bool | None]:
+    """Which way each metric scalar is better, as the metrics registered here declare
+    (the plugins are loaded only when a limit on a metric plugin asks)."""
+
+    def higher_is_better(scalar: str) -> bool | None:
+        try:
+            return registry_from(ctx).higher_is_better(scalar)
+        except KeyError:
+            raise ThresholdError(f"no metric registered here has the scalar {scalar!r}: install its plugin, so "
+                                 "that compare knows whether higher is better") from None
+
+    return higher_is_better
+
+
 def _run_dir(path: Path) -> Path:
     """The run directory of a results path (a directory or its results.json)."""
     return path if path.is_dir() else path.parent
@@ -122,21 +145,26 @@ def _run_dir(path: Path) -> Path:
 @click.command()
 @click.argument("base", type=click.Path(exists=True, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, path_type=Path))
-@click.option("--fail-on", "thresholds", multiple=True, callback=_thresholds, metavar="METRIC:LIMIT",
+@click.option("--fail-on", "thresholds", multiple=True, callback=_thresholds, metavar="METRIC[.KEY]:LIMIT",
               help="Exit 1 when a difference is past this limit and significant: accuracy:-0.5 "
-                   "(percentage points) or time:+10% (median seconds per epoch). Repeatable.")
+                   "(percentage points), time:+10% (median seconds per epoch), or a metric plugin's scalar "
+                   "in its units or in % of BASE (top2.top2_accuracy:-0.01, top2:-1%; the sign is the "
+                   "worse way, as the metric declares). Repeatable.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=DEFAULT_ALPHA,
               show_default=True, help="Significance level of the gate; intervals are at 1 − alpha.")
 @click.option("--allow-missing", is_flag=True,
               help="Accept ok seeds of BASE that are missing or not ok in NEW (they are still listed).")
 @format_option
-def compare(base: Path, new: Path, thresholds: list[Any], alpha: float, allow_missing: bool, fmt: str) -> None:
+@click.pass_context
+def compare(ctx: click.Context, base: Path, new: Path, thresholds: list[Any], alpha: float, allow_missing: bool,
+            fmt: str) -> None:
     """Compare run NEW with run BASE, pair by pair (model × dataset, over seeds).
 
     Prints per pair the accuracy difference NEW − BASE and the time ratio NEW / BASE, each
     with a confidence interval and a p-value: a permutation test over seeds and, where both
     runs stored test predictions of the same data, McNemar's exact test seed by seed (with a
-    paired bootstrap interval). Warns when the runs differ in data, hardware or configuration.
+    paired bootstrap interval). Each metric plugin's scalar results are compared too (NEW − BASE,
+    permutation test over seeds). Warns when the runs differ in data, hardware or configuration.
 
     A pair fails a --fail-on limit only when its difference is past the limit and significant
     (p ≤ alpha; the paired prediction test decides where there is one). When no test can
@@ -154,7 +182,9 @@ def compare(base: Path, new: Path, thresholds: list[Any], alpha: float, allow_mi
     try:
         comparison = compare_runs(_load(base), _load(new), thresholds, alpha=alpha,
                                   allow_missing=allow_missing, dirs=(_run_dir(base), _run_dir(new)),
-                                  labels=(f"BASE {base}", f"NEW {new}"))
+                                  labels=(f"BASE {base}", f"NEW {new}"), directions=_directions(ctx))
+    except ThresholdError as exc:
+        raise click.UsageError(str(exc), ctx=ctx) from None
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None
     except MALFORMED as exc:
