@@ -7,16 +7,17 @@ skipped with its reason, a pair that breaks as failed, and the run goes on.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import math
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from seqbench import preprocess, records
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
-from seqbench.progress import RunObserver
+from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable
 from seqbench.protocol import (
     PROTOCOL_DEFAULTS,
     QUICK_PROFILE,
@@ -55,16 +56,95 @@ class RunRequest:
     plots: bool = True
     plot_format: str = "png"
     command: str = "seqbench run"
+    #: Keep models and datasets that cannot run here (skipped records) even when not named.
+    include_unavailable: bool = False
+
+
+#: The file of the run's events, one JSON object a line (:class:`seqbench.progress.EventLog`).
+EVENTS_FILE = "events.jsonl"
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a ``-m``/``-d`` value is a shell-style pattern rather than a name."""
+    return any(c in name for c in "*?[")
 
 
 def check_names(kind: str, asked: list[str], known: Mapping[str, Any]) -> list[str]:
-    """``asked`` (all known names when empty), refusing unknown names with the known ones listed."""
+    """The names ``asked`` gives, names or shell-style patterns (all known names when empty),
+    refusing an unknown name or a pattern that matches nothing, with the known ones listed."""
     if not asked:
         return sorted(known)
-    unknown = [n for n in asked if n not in known]
+    known_list = f"known: {', '.join(sorted(known)) or 'none'}"
+    unknown = [n for n in asked if not is_pattern(n) and n not in known]
     if unknown:
-        raise RunError(f"unknown {kind} {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known)) or 'none'}")
-    return list(dict.fromkeys(asked))
+        raise RunError(f"unknown {kind} {', '.join(map(repr, unknown))}; {known_list}")
+    names: list[str] = []
+    for item in asked:
+        matches = sorted(fnmatch.filter(known, item)) if is_pattern(item) else [item]
+        if not matches:
+            raise RunError(f"{kind} pattern {item!r} matches nothing; {known_list}")
+        names.extend(matches)
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a request runs: its models, datasets and pairs, and what is left out as unavailable."""
+
+    models: list[str]
+    datasets: list[str]
+    pairs: list[PlannedPair]
+    unavailable: list[Unavailable]
+    #: Datasets kept, as skipped records, when they cannot load (named ones, or all).
+    keep_datasets: frozenset[str] = frozenset()
+
+
+def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
+    """Resolve names and patterns, check ``--set``, leave out the models that cannot run here
+    (unless named or ``include_unavailable``) and resolve each pair's hyperparameters.
+
+    Reads nothing and writes nothing: ``--dry-run`` prints this.
+    """
+    models = check_names("model", request.models, registry.models)
+    datasets = check_names("dataset", request.datasets, registry.datasets)
+    check_overrides(registry, models, datasets, request.overrides)
+    unavailable = []
+    if not request.include_unavailable:
+        named = set(request.models)
+        unavailable = [Unavailable("model", m, r) for m in models if m not in named and (r := _unavailable(registry, m))]
+        models = [m for m in models if m not in {u.name for u in unavailable}]
+    pairs = []
+    for d in datasets:
+        for m in models:
+            params = _planned_params(registry, m, d, request)
+            for seed in request.seeds:
+                pairs.append(PlannedPair(m, d, seed, (params or {}).get("epochs"),
+                                         params={**params, "seed": seed} if params is not None else None))
+    keep = frozenset(datasets if request.include_unavailable else request.datasets)
+    return RunPlan(models, datasets, pairs, unavailable, keep)
+
+
+def _unavailable(registry: Registry, model: str) -> str | None:
+    """Why ``model`` cannot run here; a plugin whose check raises is kept, to fail in its pairs."""
+    try:
+        reason = registry.models[model].unavailable()
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return None
+    return str(reason) if reason else None
+
+
+def _planned_params(registry: Registry, model: str, dataset: str, request: RunRequest) -> dict[str, Any] | None:
+    """The pair's hyperparameters from the model's defaults for the dataset's name (its shape is
+    not known before it loads); None when the defaults fail (the pair will fail, naming why)."""
+    try:
+        defaults = registry.models[model].defaults(DatasetInfo(dataset, 1, 1, ("0", "1")))
+        return resolve_params(res.json_ready(dict(defaults), "defaults"), request.overrides, request.quick)
+    except (KeyboardInterrupt, RunError):
+        raise
+    except BaseException:
+        return None
 
 
 def parse_value(key: str, text: str, default: Any) -> Any:
@@ -206,21 +286,33 @@ def run_benchmark(
     """Run every requested pair and return the run's results (also written to ``out_dir``).
 
     The run directory is locked while the run lives (:func:`seqbench.results.run_lock`): a
-    second run or resume on it is refused.
+    second run or resume on it is refused. Its events are appended to ``events.jsonl`` there.
     """
-    observer = observer or RunObserver()
-    models = check_names("model", request.models, registry.models)
-    datasets = check_names("dataset", request.datasets, registry.datasets)
-    check_overrides(registry, models, datasets, request.overrides)
+    plan = plan_run(registry, request)
     _make_out_dir(request.out_dir)
     with res.run_lock(request.out_dir):
         prepare_out_dir(request.out_dir, request.resume)
-        return _run_locked(registry, request, models, datasets, observer)
+        observer = observer or RunObserver()
+        log = EventLog(request.out_dir / EVENTS_FILE, request.command, observer.warn)
+        both = Observers(observer, log)
+        try:
+            return _run_locked(registry, request, plan, both)
+        except KeyboardInterrupt as exc:
+            both.interrupted("SIGTERM" if isinstance(exc, Terminated) else "SIGINT")
+            raise
+        except (RunError, res.ResultsError) as exc:
+            both.error(str(exc))
+            raise
+        finally:
+            log.close()
 
 
-def _run_locked(
-    registry: Registry, request: RunRequest, models: list[str], datasets: list[str], observer: RunObserver
-) -> dict[str, Any]:
+def finished_pairs(out_dir: Path) -> dict[res.PairKey, dict[str, Any]]:
+    """The records of a run's pairs that need not run again (ok or diverged)."""
+    return {k: r for k, r in res.read_pairs(out_dir).items() if r["status"] in res.DONE_STATUSES}
+
+
+def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer: RunObserver) -> dict[str, Any]:
     out = request.out_dir
     _remove_stale_temp(request)
     env = res.environment(plugin_versions(registry))
@@ -228,53 +320,67 @@ def _run_locked(
     done: dict[res.PairKey, dict[str, Any]] = {}
     if request.resume:
         results = res.resumed_results(res.load_results(out, strict=True), session)
-        done = {k: r for k, r in res.read_pairs(out).items() if r["status"] in res.DONE_STATUSES}
+        done = finished_pairs(out)
     else:
-        results = res.new_results(_config(registry, request, models, datasets), session)
+        results = res.new_results(_config(registry, request, plan), session)
         _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
     ctx = LoadContext(data_dir=request.data_dir, download=request.download)
-    total = len(models) * len(datasets) * len(request.seeds)
-    observer.run_start(out, total)
-    index = 0
-    for ds_name in datasets:
-        todo = any((m, ds_name, s) not in done for m in models for s in request.seeds)
+    pairs = [replace(p, done=p.key in done) for p in plan.pairs]
+    observer.run_start(out, pairs, plan.unavailable, request.resume)
+    for ds_name in plan.datasets:
+        ds_pairs = [p for p in pairs if p.dataset == ds_name]
+        todo = any(not p.done for p in ds_pairs)
         dataset, ds_status, ds_reason = _load_dataset(registry, ds_name, ctx) if todo else (None, "ok", None)
+        if ds_status == "skipped" and ds_name not in plan.keep_datasets:
+            pairs = [p for p in pairs if p.dataset != ds_name]
+            _leave_out(out, results, Unavailable("dataset", ds_name, str(ds_reason)), len(ds_pairs), observer)
+            continue
         if dataset is not None:
             _check_same_data(ds_name, dataset.fingerprint, done, request.data_dir)
-        for model_name in models:
-            for seed in request.seeds:
-                index += 1
-                key = (model_name, ds_name, seed)
-                record = done.get(key)
-                if record is None:
-                    observer.pair_start(index, total, model_name, ds_name, seed)
-                    if dataset is None:
-                        record, predictions = _record(model_name, ds_name, seed, registry, ds_status, ds_reason, env), None
-                    else:
-                        record, predictions = _run_pair(registry, model_name, ds_name, dataset, seed, request, observer, env)
-                    record["finished"] = res.now_iso()
-                    _save_pair(out, record, predictions)
-                    observer.pair_end(record)
-                results["pairs"].append(record)
-                _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-                _write_reports(out, results, record, request.plot_format if request.plots and key not in done else None, observer)
+        index = {p.key: i for i, p in enumerate(pairs, 1)}
+        for p in ds_pairs:
+            record = done.get(p.key)
+            if record is None:
+                observer.pair_start(index[p.key], len(pairs), p.model, ds_name, p.seed)
+                if dataset is None:
+                    record, predictions = _record(p.model, ds_name, p.seed, registry, ds_status, ds_reason, env), None
+                else:
+                    record, predictions = _run_pair(registry, p.model, ds_name, dataset, p.seed, request, observer, env)
+                record["finished"] = res.now_iso()
+                _save_pair(out, record, predictions)
+                observer.pair_end(record)
+            results["pairs"].append(record)
+            _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
+            _write_reports(out, results, record, request.plot_format if request.plots and not p.done else None, observer)
         del dataset
     _guard(observer, "report", lambda: _html_report().write_run_report(out, results, request.plot_format if request.plots else None))
+    observer.run_end(results)
     return results
 
 
-def _config(registry: Registry, request: RunRequest, models: list[str], datasets: list[str]) -> dict[str, Any]:
+def _leave_out(out: Path, results: dict[str, Any], item: Unavailable, pairs: int, observer: RunObserver) -> None:
+    """A dataset that cannot load here leaves the run: out of its config, into ``config.unavailable``."""
+    config = results["config"]
+    config["datasets"] = [d for d in config["datasets"] if d != item.name]
+    config.get("preprocessing", {}).pop(item.name, None)
+    config.setdefault("unavailable", []).append(item.as_dict())
+    _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
+    observer.unavailable(item, pairs)
+
+
+def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str, Any]:
     return {
-        "models": models,
-        "datasets": datasets,
+        "models": list(plan.models),
+        "datasets": list(plan.datasets),
         "seeds": request.seeds,
         "quick": request.quick,
         "standardize": request.standardize,
         "augment": request.augment,
-        "preprocessing": {d: preprocess.record(_preprocessing(registry, d, request), None) for d in datasets},
+        "preprocessing": {d: preprocess.record(_preprocessing(registry, d, request), None) for d in plan.datasets},
         "overrides": dict(request.overrides),
         "data_dir": str(request.data_dir),
         "protocol": {**PROTOCOL_DEFAULTS, **({"quick_profile": QUICK_PROFILE} if request.quick else {})},
+        "unavailable": [u.as_dict() for u in plan.unavailable],
     }
 
 

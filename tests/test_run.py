@@ -25,7 +25,7 @@ def test_run_writes_complete_results(toy_registry, tmp_path):
     result = invoke(toy_registry, "-m", "logreg", "-m", "rnn-cpu", "-d", "toy", "--seeds", "0,1",
                     "--set", "hidden=8", "--set", "epochs=3", "--out", str(out), "--no-plots")
     assert result.exit_code == 0, result.output
-    assert "epoch   1" in result.output and "logreg" in result.output
+    assert "epoch 1/3" in result.stderr and "logreg" in result.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["schema_version"] == "1.1"
     assert results["config"]["seeds"] == [0, 1] and results["config"]["overrides"] == {"hidden": "8", "epochs": "3"}
@@ -122,7 +122,7 @@ def test_diverged_pair_is_recorded_and_the_next_pair_runs(monkeypatch, tmp_path)
     assert pairs["b-fine"]["status"] == "ok"
 
 
-def test_unavailable_model_and_dataset_are_skipped_with_reasons(monkeypatch, tmp_path):
+def test_include_unavailable_keeps_skipped_records_with_reasons(monkeypatch, tmp_path):
     class Missing:
         @hookimpl
         def register_datasets(self, register):
@@ -137,9 +137,11 @@ def test_unavailable_model_and_dataset_are_skipped_with_reasons(monkeypatch, tmp
         **{**reg.models["rnn-gpu"].__dict__, "unavailable": lambda: "no CUDA device found"}
     )
     out = tmp_path / "run"
-    result = invoke(reg, "--all", "--set", "epochs=1", "--set", "hidden=4", "--out", str(out), "--no-plots")
+    result = invoke(reg, "--all", "--include-unavailable", "--set", "epochs=1", "--set", "hidden=4", "--out", str(out), "--no-plots")
     assert result.exit_code == 0, result.output
-    pairs = {(p["model"], p["dataset"]): p for p in json.loads((out / "results.json").read_text())["pairs"]}
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["unavailable"] == []
+    pairs = {(p["model"], p["dataset"]): p for p in results["pairs"]}
     assert pairs[("rnn-gpu", "toy")]["status"] == "skipped"
     assert pairs[("rnn-gpu", "toy")]["reason"] == "no CUDA device found"
     assert pairs[("logreg", "missing")]["status"] == "skipped"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+from typing import Callable
+
 import click
+from click.shell_completion import CompletionItem
 
 from seqbench.plugins import PluginError, Registry, load_plugins
 
@@ -18,3 +23,17 @@ def registry_from(ctx: click.Context) -> Registry:
         except PluginError as exc:
             raise click.ClickException(str(exc)) from None
     return root.obj["registry"]
+
+
+def complete_names(kind: str) -> Callable[[click.Context, click.Parameter, str], list[CompletionItem]]:
+    """Shell completion of registered ``kind`` names (``model`` or ``dataset``) for ``-m``/``-d``."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        with contextlib.redirect_stderr(io.StringIO()):  # no plugin warnings in the shell's prompt
+            try:
+                names = getattr(registry_from(ctx), f"{kind}s")
+            except click.ClickException:
+                return []
+        return [CompletionItem(name) for name in sorted(names) if name.startswith(incomplete)]
+
+    return complete

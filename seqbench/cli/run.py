@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import click
+from click.core import ParameterSource
 
-from seqbench.cli.common import registry_from
-from seqbench.progress import RunObserver
+from seqbench.cli.common import complete_names, registry_from
+from seqbench.progress import Eta, PlannedPair, RunObserver, Unavailable, accuracy_of, duration
+from seqbench.tables import FORMATS
 
 
 #: Exit codes of ``seqbench run``.
@@ -32,21 +36,42 @@ Exit codes:
 
 
 class ConsoleObserver(RunObserver):
-    """Prints progress: a bar per epoch on a terminal, one line per epoch otherwise."""
+    """Progress on stderr: each pair with the run's elapsed time and time left, then a bar per
+    epoch on a terminal, or one line per epoch ("epoch 3/40") when piped."""
 
-    def __init__(self, tty: bool) -> None:
+    def __init__(self, tty: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self.tty = tty
         self._bar: Any = None
+        self._clock = clock
+        self._start = clock()
+        self._eta = Eta([])
+        self._epochs = 0
 
-    def run_start(self, out_dir: Path, total: int) -> None:
-        click.echo(f"seqbench: {total} pair(s); writing results to {out_dir}")
+    def _times(self) -> str:
+        left = self._eta.left()
+        return f"elapsed {duration(self._clock() - self._start)}" + (f", about {duration(left)} left" if left is not None else "")
+
+    def run_start(self, out_dir: Path, plan: Sequence[PlannedPair], unavailable: Sequence[Unavailable],
+                  resume: bool) -> None:
+        self._start, self._eta = self._clock(), Eta(plan)
+        finished = sum(p.done for p in plan)
+        before = f" ({finished} finished before)" if finished else ""
+        _err(f"seqbench: {len(plan) - finished} pair(s) to run{before}; writing results to {out_dir}")
+        for line in left_out_lines(unavailable):
+            _err(line)
+
+    def unavailable(self, item: Unavailable, pairs: int) -> None:
+        self._eta.drop_dataset(item.name)
+        _err(f"seqbench: cannot run here, left out with its {pairs} pair(s): {item.kind} {item.name}: {item.reason}")
 
     def pair_start(self, index: int, total: int, model: str, dataset: str, seed: int) -> None:
-        click.echo(f"[{index}/{total}] {model} x {dataset} (seed {seed})")
+        self._eta.pair_start((model, dataset, seed))
+        _err(f"[{index}/{total}] {model} x {dataset} (seed {seed})  {self._times()}")
 
     def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None:
+        self._epochs = epochs
         if self.tty:
-            self._bar = click.progressbar(length=n_batches, label=f"  epoch {epoch}/{epochs}", file=sys.stdout)
+            self._bar = click.progressbar(length=n_batches, label=f"  epoch {epoch}/{epochs}", file=sys.stderr)
             self._bar.__enter__()
 
     def batch_done(self) -> None:
@@ -57,27 +82,47 @@ class ConsoleObserver(RunObserver):
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
-        mark = " *" if best_epoch == record.epoch else ""
-        click.echo(
-            f"  epoch {record.epoch:>3}  loss {record.train_loss:.4f}  val {100 * record.val_accuracy:6.2f}%"
-            f"  {record.epoch_seconds:6.1f}s{mark}"
+        self._eta.epoch_end(record.epoch_seconds + record.val_seconds, self._epochs)
+        mark = " *" if best_epoch == record.epoch else "  "
+        width = len(str(self._epochs))
+        _err(
+            f"  epoch {record.epoch:>{width}}/{self._epochs}  loss {record.train_loss:.4f}"
+            f"  val {100 * record.val_accuracy:6.2f}%  {record.epoch_seconds:6.1f}s{mark}  {self._times()}"
         )
 
     def pair_end(self, record: Mapping[str, Any]) -> None:
+        self._eta.pair_end(record.get("epochs_run") or 0)
         status = record["status"]
         if status == "ok":
-            acc = record["metrics"]["accuracy"]["accuracy"] if "accuracy" in (record.get("metrics") or {}) else None
+            acc = accuracy_of(record)
             text = f"test accuracy {100 * acc:.2f}%" if acc is not None else "done"
-            click.echo(f"  -> {text}, best epoch {record['best_epoch']}/{record['epochs_run']}")
+            _err(f"  -> {text}, best epoch {record['best_epoch']}/{record['epochs_run']}")
         else:
-            click.echo(f"  -> {status}: {record.get('reason')}")
+            _err(f"  -> {status}: {record.get('reason')}")
 
     def warn(self, message: str) -> None:
-        click.echo(f"seqbench: warning: {message}", err=True)
+        _err(f"seqbench: warning: {message}")
+
+    def run_end(self, results: Mapping[str, Any]) -> None:
+        _err(f"seqbench: done in {duration(self._clock() - self._start)}")
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def left_out_lines(unavailable: Sequence[Unavailable]) -> list[str]:
+    """What the run leaves out, one line per kind and reason."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for item in unavailable:
+        groups.setdefault((item.kind, item.reason), []).append(item.name)
+    lines = [f"seqbench: cannot run here, left out: {kind}{'s' if len(names) > 1 else ''} {', '.join(names)}: {reason}"
+             for (kind, reason), names in groups.items()]
+    return lines + (["  (--include-unavailable keeps them, as skipped records)"] if lines else [])
 
 
 def seeds_given(ctx: click.Context) -> bool:
-    return ctx.get_parameter_source("seeds") is not click.core.ParameterSource.DEFAULT
+    return ctx.get_parameter_source("seeds") is not ParameterSource.DEFAULT
 
 
 def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -98,6 +143,91 @@ def _parse_sets(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
         out[key.strip()] = val.strip()
     return out
+
+
+#: Where ``--config``'s own ``set`` table waits to be merged under the command line's ``--set``.
+_CONFIG_SET = "seqbench.config_set"
+
+
+def _read_config(ctx: click.Context, param: click.Parameter, path: Path | None) -> Path | None:
+    """Make the options of a ``--config`` TOML file the defaults: the command line wins."""
+    if path is not None:
+        values = read_config(ctx.command, path)
+        ctx.default_map = {**(ctx.default_map or {}), **values}
+        ctx.meta[_CONFIG_SET] = _parse_sets(ctx, param, tuple(values.get("overrides", ())))
+    return path
+
+
+def read_config(command: click.Command, path: Path) -> dict[str, Any]:
+    """A TOML file of ``command``'s options, keyed by long option name (``data-dir = "..."``), as
+    click parameter defaults; an unknown key or a value of the wrong type is a ``BadParameter``."""
+    import tomllib
+
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise click.BadParameter(f"{path}: {exc}") from None
+    options = {
+        max(o.opts, key=len).lstrip("-"): o for o in command.params
+        if isinstance(o, click.Option) and o.name not in ("config", "help")
+    }
+    values = {}
+    for key, value in data.items():
+        option = options.get(key.replace("_", "-"))
+        if option is None:
+            raise click.BadParameter(f"unknown key {key!r} in {path}; known: {', '.join(sorted(options))}")
+        values[option.name] = _config_value(option, key, value, path)
+    return values
+
+
+def _config_value(option: click.Option, key: str, value: Any, path: Path) -> Any:
+    """``value`` from the TOML file as the command line would give it."""
+    def bad(expected: str) -> click.BadParameter:
+        return click.BadParameter(f"{key!r} in {path} must be {expected}, got {value!r}")
+
+    if option.is_flag:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if option.name == "overrides" and isinstance(value, dict):
+        return [f"{k}={_toml_text(v)}" for k, v in value.items()]
+    if option.name == "seeds" and isinstance(value, (int, list)) and not isinstance(value, bool):
+        seeds = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds):
+            raise bad("a seed or a list of seeds")
+        return ",".join(map(str, seeds))
+    if option.multiple:
+        items = [value] if isinstance(value, str) else value
+        if not (isinstance(items, list) and all(isinstance(v, str) for v in items)):
+            raise bad("a text or a list of texts" + (", or a table" if option.name == "overrides" else ""))
+        return items
+    if not isinstance(value, str):
+        raise bad("a text")
+    return value
+
+
+def _toml_text(value: Any) -> str:
+    """A TOML value as ``--set`` text."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _command_line_wins(ctx: click.Context, all_pairs: bool, models: tuple[str, ...],
+                       datasets: tuple[str, ...]) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    """``--all`` against ``-m``/``-d``: what the command line says replaces what the config file says."""
+    def from_config(name: str) -> bool:
+        return ctx.get_parameter_source(name) is ParameterSource.DEFAULT_MAP
+
+    if all_pairs and (models or datasets):
+        if from_config("all_pairs") and not (from_config("models") and from_config("datasets")):
+            return False, models, datasets
+        if not from_config("all_pairs"):
+            return True, () if from_config("models") else models, () if from_config("datasets") else datasets
+    return all_pairs, models, datasets
 
 
 @contextlib.contextmanager
@@ -129,9 +259,11 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.option("--all", "all_pairs", is_flag=True, help="Every model x every dataset.")
-@click.option("-m", "--model", "models", multiple=True, help="Model to run (repeatable).")
-@click.option("-d", "--dataset", "datasets", multiple=True, help="Dataset to run on (repeatable).")
+@click.option("--all", "all_pairs", is_flag=True, help="Every model x every dataset that can run here.")
+@click.option("-m", "--model", "models", multiple=True, shell_complete=complete_names("model"),
+              help="Model to run, or a shell pattern such as 'rnn-*' (repeatable).")
+@click.option("-d", "--dataset", "datasets", multiple=True, shell_complete=complete_names("dataset"),
+              help="Dataset to run on, or a shell pattern (repeatable).")
 @click.option("--seeds", default="0", callback=_parse_seeds, show_default=True, help="Comma-separated seeds; each pair runs once per seed.")
 @click.option("--set", "overrides", multiple=True, callback=_parse_sets, metavar="KEY=VALUE", help="Override a hyperparameter (repeatable), e.g. --set lr=0.01.")
 @click.option("--quick", is_flag=True, help="Smoke profile: 2 epochs on a 4,000-sample subset.")
@@ -143,20 +275,36 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--no-augment", is_flag=True, help="No train-time augmentation (flips, shifts) where a dataset declares it.")
 @click.option("--no-plots", is_flag=True, help="Skip the plots (report.html is still written, without them).")
 @click.option("--plot-format", type=click.Choice(("png", "svg", "pdf")), default="png", show_default=True, help="File format of the plots.")
+@click.option("--include-unavailable", is_flag=True,
+              help="Keep models and datasets that cannot run here (not named with -m/-d) as skipped pairs, instead of leaving them out.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
+              help="Format of the summary table on stdout (progress goes to stderr).")
+@click.option("--dry-run", is_flag=True, help="List the pairs and the hyperparameters each would use; run and write nothing.")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), is_eager=True,
+              callback=_read_config, expose_value=False,
+              help="TOML file of run's options by long name (model = [\"rnn-*\"], seeds = [0, 1], [set] lr = 0.01); the command line wins.")
 @click.pass_context
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
-        data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str) -> None:
-    """Train and evaluate models on datasets under one protocol and write the results."""
+        data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
+        include_unavailable: bool, fmt: str, dry_run: bool) -> None:
+    """Train and evaluate models on datasets under one protocol and write the results.
+
+    Progress goes to stderr and the summary table to stdout; the run's events are logged to
+    events.jsonl in its directory.
+    """
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
     from seqbench.runner import RunError, RunRequest, Terminated, resume_request, run_benchmark
     from seqbench.tables import summary_text
 
+    all_pairs, models, datasets = _command_line_wins(ctx, all_pairs, models, datasets)
+    if ctx.get_parameter_source("overrides") is ParameterSource.COMMANDLINE:
+        overrides = {**ctx.meta.get(_CONFIG_SET, {}), **overrides}
     if resume_dir and (all_pairs or models or datasets or overrides or quick or out_dir or seeds_given(ctx)
-                       or no_standardize or no_augment):
+                       or no_standardize or no_augment or include_unavailable):
         raise click.UsageError("--resume continues a run with its own selection; leave out --all, -m, -d, --seeds, "
-                               "--set, --quick, --no-standardize, --no-augment and --out")
+                               "--set, --quick, --no-standardize, --no-augment, --include-unavailable and --out")
     if not (all_pairs or models or datasets or resume_dir):
         raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
     if all_pairs and (models or datasets):
@@ -173,21 +321,67 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                     models=list(models), datasets=list(datasets), seeds=seeds,
                     out_dir=out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
                     data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
-                    standardize=not no_standardize, augment=not no_augment, **options,
+                    standardize=not no_standardize, augment=not no_augment, include_unavailable=include_unavailable,
+                    **options,
                 )
-            results = run_benchmark(registry, request, ConsoleObserver(sys.stdout.isatty()))
+            if dry_run:
+                _dry_run(registry, request, fmt)
+                return
+            results = run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()))
     except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt as exc:
         what, code = ("terminated", EXIT_TERMINATED) if isinstance(exc, Terminated) else ("interrupted", EXIT_INTERRUPTED)
         if request is not None:
             out = request.out_dir
-            click.echo(f"\nseqbench: {what}; finished pairs are in {out}; continue with --resume {out}", err=True)
+            _err(f"\nseqbench: {what}; finished pairs are in {out}; continue with --resume {out}")
         ctx.exit(code)
-    click.echo("")
-    click.echo(summary_text(results))
-    click.echo(f"\nresults: {request.out_dir}")
+    click.echo(summary_text(results, fmt), nl=False)
+    _err(f"results: {request.out_dir}")
     code = exit_code(results["pairs"])
     if code == EXIT_NOTHING_RAN:
-        click.echo("seqbench: nothing ran: every pair was skipped", err=True)
+        _err("seqbench: nothing ran: every pair was skipped")
     ctx.exit(code)
+
+
+def _dry_run(registry: Any, request: Any, fmt: str) -> None:
+    """Print the pairs a run would train, with their hyperparameters, and what it leaves out."""
+    from seqbench.runner import finished_pairs, plan_run
+
+    plan = plan_run(registry, request)
+    done = finished_pairs(request.out_dir) if request.resume else {}
+    todo = [p for p in plan.pairs if p.key not in done]
+    for line in left_out_lines(plan.unavailable):
+        _err(line)
+    if done:
+        _err(f"seqbench: {len(done)} pair(s) finished before")
+    if fmt == "json":
+        click.echo(json.dumps({
+            "pairs": [{"model": p.model, "dataset": p.dataset, "seed": p.seed, "params": p.params} for p in todo],
+            "unavailable": [u.as_dict() for u in plan.unavailable],
+        }, indent=2))
+        return
+    rows: dict[tuple[str, str], list[Any]] = {}
+    for p in todo:
+        row = rows.setdefault((p.model, p.dataset), [p.model, p.dataset, [], _params_text(p.params)])
+        row[2].append(str(p.seed))
+    table = [[m, d, ",".join(seeds), params] for m, d, seeds, params in rows.values()]
+    headers = ["model", "dataset", "seeds", "hyperparameters"]
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([headers, *table])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    from tabulate import tabulate
+
+    click.echo(tabulate(table, headers=headers, tablefmt=fmt, disable_numparse=True))
+
+
+def _params_text(params: Mapping[str, Any] | None) -> str:
+    """``key=value ...`` without the seed; ``?`` when the model's defaults fail (so will the pair)."""
+    if params is None:
+        return "?"
+    return " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in params.items() if k != "seed")
