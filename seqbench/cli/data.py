@@ -33,16 +33,21 @@ def data() -> None:
 def fetch(ctx: click.Context, names: tuple[str, ...], data_dir: str | None) -> None:
     """Download missing dataset files, checksum-verified.
 
-    DATASET is mnist, fashion-mnist, cifar10 (or any plugin dataset that can be fetched), or all.
-    Files already present are left alone.
+    DATASET is mnist, fashion-mnist, cifar10 (or any plugin dataset that can be fetched), or all
+    (every dataset with a fetcher; a derived dataset fetches its source). Files already present
+    are left alone.
     """
     registry = registry_from(ctx)
-    fetchable = [name for name, spec in registry.datasets.items() if spec.fetch is not None]
+    fetchable = [name for name, spec in registry.datasets.items() if spec.fetch is not None and spec.source is None]
     chosen = fetchable if "all" in names else list(dict.fromkeys(names))
     for name in chosen:
-        if name not in fetchable:
+        if name not in registry.datasets:
             raise click.ClickException(f"unknown dataset {name!r}; choose from {', '.join(fetchable)} or all")
-    load_ctx = LoadContext(resolve_data_dir(data_dir), download=True)
+        if registry.datasets[name].fetch is None:
+            raise click.ClickException(f"dataset {name!r} (plugin {registry.plugin_of('dataset', name)!r}) has no "
+                                       "fetcher: seqbench cannot download it; `seqbench data info` says where its "
+                                       "files go")
+    load_ctx = LoadContext(resolve_data_dir(data_dir), download=True, datasets=registry.datasets)
     failed = []
     for name in chosen:
         try:
@@ -78,7 +83,7 @@ def _fetch_one(name: str, spec: DatasetSpec, load_ctx: LoadContext) -> str:
 def info(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     """Show each dataset's files, status, fingerprint and shapes."""
     registry = registry_from(ctx)
-    load_ctx = LoadContext(resolve_data_dir(data_dir), download=False)
+    load_ctx = LoadContext(resolve_data_dir(data_dir), download=False, datasets=registry.datasets)
     entries = []
     for name, spec in registry.datasets.items():
         entry: dict[str, Any] = {"name": name, "status": "unknown"}
@@ -106,7 +111,11 @@ def info(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     click.echo(tabulate(rows, headers=headers))
     for e in entries:
         if e.get("missing"):
-            click.echo(f"{e['name']}: missing {', '.join(e['missing'])}; run `seqbench data fetch {e['name']}`")
+            fix = (f"run `seqbench data fetch {e['name']}`" if registry.datasets[e["name"]].fetch is not None
+                   else "it has no fetcher: put them there yourself")
+            click.echo(f"{e['name']}: missing {', '.join(e['missing'])}; {fix}")
+        if e.get("derived_from"):
+            click.echo(f"{e['name']}: derived from {e['derived_from']} in memory (its files are those of {e['derived_from']})")
         if e.get("error"):
             click.echo(f"{e['name']}: {e['error']}")
 
