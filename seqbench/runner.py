@@ -12,7 +12,7 @@ import math
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from seqbench import preprocess, records
 from seqbench import results as res
@@ -97,6 +97,8 @@ class RunPlan:
     unavailable: list[Unavailable]
     #: Datasets kept, as skipped records, when they cannot load (named ones, or all).
     keep_datasets: frozenset[str] = frozenset()
+    #: Which models take each unscoped ``--set`` that not every model takes (:func:`override_notes`).
+    notes: tuple[str, ...] = ()
 
 
 def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
@@ -107,7 +109,7 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
     """
     models = check_names("model", request.models, registry.models)
     datasets = check_names("dataset", request.datasets, registry.datasets)
-    check_overrides(registry, models, datasets, request.overrides)
+    taken = check_overrides(registry, models, datasets, request.overrides)
     unavailable = []
     if not request.include_unavailable:
         named = set(request.models)
@@ -121,7 +123,8 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
                 pairs.append(PlannedPair(m, d, seed, (params or {}).get("epochs"),
                                          params={**params, "seed": seed} if params is not None else None))
     keep = frozenset(datasets if request.include_unavailable else request.datasets)
-    return RunPlan(models, datasets, pairs, unavailable, keep)
+    taken = {k: [m for m in takers if m in models] for k, takers in taken.items()}
+    return RunPlan(models, datasets, pairs, unavailable, keep, tuple(override_notes(taken, models, request.overrides)))
 
 
 def _unavailable(registry: Registry, model: str) -> str | None:
@@ -140,7 +143,7 @@ def _planned_params(registry: Registry, model: str, dataset: str, request: RunRe
     not known before it loads); None when the defaults fail (the pair will fail, naming why)."""
     try:
         defaults = registry.models[model].defaults(DatasetInfo(dataset, 1, 1, ("0", "1")))
-        return resolve_params(res.json_ready(dict(defaults), "defaults"), request.overrides, request.quick)
+        return resolve_params(res.json_ready(dict(defaults), "defaults"), request.overrides, request.quick, model=model)
     except (KeyboardInterrupt, RunError):
         raise
     except BaseException:
@@ -172,14 +175,30 @@ def parse_value(key: str, text: str, default: Any) -> Any:
     return text
 
 
-def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, str], quick: bool) -> dict[str, Any]:
-    """Harness protocol defaults < the model's defaults < ``--quick`` < ``--set`` (only known keys)."""
+def scope(key: str, models: Iterable[str]) -> tuple[str | None, str]:
+    """``(model, parameter)`` of a ``--set`` key: ``MODEL.KEY`` names one of ``models``
+    (the longest that matches), anything else is ``(None, key)`` for every model."""
+    owner = max((m for m in models if key.startswith(f"{m}.")), key=len, default=None)
+    return (owner, key[len(owner) + 1:]) if owner else (None, key)
+
+
+def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, str], quick: bool,
+                   model: str | None = None) -> dict[str, Any]:
+    """Harness protocol defaults < the model's defaults < ``--quick`` < ``--set KEY`` (only the
+    keys the model has) < ``--set MODEL.KEY`` (``model``'s own)."""
     params = {**PROTOCOL_DEFAULTS, **defaults}
     if quick:
         params.update(epochs=QUICK_PROFILE["epochs"], patience=QUICK_PROFILE["patience"])
+    scoped = {}
     for key, text in overrides.items():
-        if key in params:
+        owner, param = scope(key, [model] if model else [])
+        if owner:
+            scoped[param] = (key, text)
+        elif key in params:
             params[key] = parse_value(key, text, params[key])
+    for param, (key, text) in scoped.items():
+        if param in params:
+            params[param] = parse_value(key, text, params[param])
     return params
 
 
@@ -192,15 +211,16 @@ _PROTOCOL_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def check_overrides(registry: Registry, models: list[str], datasets: list[str], overrides: Mapping[str, str]) -> None:
-    """Refuse a ``--set`` key that no selected model knows, or a value of the wrong type or range.
+def check_overrides(registry: Registry, models: list[str], datasets: list[str],
+                    overrides: Mapping[str, str]) -> dict[str, list[str]]:
+    """Which selected models take each ``--set`` key: ``MODEL.KEY`` that model (which must be
+    selected and have the key), ``KEY`` every selected model that has it. Refuses a key that no
+    selected model takes, and a value of the wrong type or range.
 
     A model's defaults are asked for with a placeholder dataset shape; a plugin whose defaults
     raise is left to fail in its own pair.
     """
-    if "seed" in overrides:
-        raise RunError("--set seed=...: use --seeds instead")
-    known: set[str] = set(PROTOCOL_DEFAULTS)
+    known: dict[str, set[str]] = {m: set(PROTOCOL_DEFAULTS) for m in models}
     for m in models:
         for d in datasets:
             try:
@@ -209,16 +229,45 @@ def check_overrides(registry: Registry, models: list[str], datasets: list[str], 
                 raise
             except BaseException:
                 continue
-            known.update(defaults)
+            known[m].update(defaults)
             with contextlib.suppress(res.UnwritableValue):  # that pair will fail, naming the value
-                resolve_params(res.json_ready(defaults), overrides, quick=False)
-    unknown = sorted(set(overrides) - known)
+                resolve_params(res.json_ready(defaults), overrides, quick=False, model=m)
+    taken: dict[str, list[str]] = {}
+    for key, text in overrides.items():
+        owner, param = scope(key, models)
+        if param == "seed":
+            raise RunError(f"--set {key}=...: use --seeds instead")
+        if owner is not None:
+            if param not in known[owner]:
+                raise RunError(f"--set {key}: model {owner!r} has no parameter {param!r}; "
+                               f"it has: {', '.join(sorted(known[owner]))}")
+            taken[key] = [owner]
+            continue
+        other = scope(key, registry.models)[0]
+        if other is not None:
+            raise RunError(f"--set {key}: model {other!r} is not selected (selected: {', '.join(models)})")
+        taken[key] = [m for m in models if key in known[m]]
+    unknown = [k for k, takers in taken.items() if not takers]
     if unknown:
-        raise RunError(f"--set: unknown parameter {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
-    params = resolve_params({}, {k: v for k, v in overrides.items() if k in PROTOCOL_DEFAULTS}, quick=False)
-    for key, (ok, expected) in _PROTOCOL_CHECKS.items():
-        if key in overrides and not ok(params[key]):
-            raise RunError(f"--set {key}={overrides[key]}: must be {expected}")
+        every = sorted(set().union(*known.values())) if known else sorted(PROTOCOL_DEFAULTS)
+        raise RunError(f"--set: unknown parameter {', '.join(map(repr, unknown))}; known: {', '.join(every)}")
+    for key, text in overrides.items():
+        param = scope(key, models)[1]
+        if param in _PROTOCOL_CHECKS:
+            ok, expected = _PROTOCOL_CHECKS[param]
+            if not ok(parse_value(key, text, PROTOCOL_DEFAULTS[param])):
+                raise RunError(f"--set {key}={text}: must be {expected}")
+    return taken
+
+
+def override_notes(taken: Mapping[str, list[str]], models: list[str], overrides: Mapping[str, str]) -> list[str]:
+    """One line for each unscoped ``--set`` that not every selected model takes, saying which do."""
+    return [
+        f"--set {key}={overrides[key]} applies to {', '.join(takers)} only "
+        f"({', '.join(m for m in models if m not in takers)} {'has' if len(models) - len(takers) == 1 else 'have'} "
+        f"no {key!r}; MODEL.{key}=... sets one model's)"
+        for key, takers in taken.items() if scope(key, models)[0] is None and len(takers) < len(models)
+    ]
 
 
 def _make_out_dir(out_dir: Path) -> None:
@@ -324,9 +373,11 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     else:
         results = res.new_results(_config(registry, request, plan), session)
         _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
-    ctx = LoadContext(data_dir=request.data_dir, download=request.download)
+    ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
     pairs = [replace(p, done=p.key in done) for p in plan.pairs]
     observer.run_start(out, pairs, plan.unavailable, request.resume)
+    for note in plan.notes:
+        observer.warn(note)
     for ds_name in plan.datasets:
         ds_pairs = [p for p in pairs if p.dataset == ds_name]
         todo = any(not p.done for p in ds_pairs)
@@ -443,12 +494,16 @@ def _load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Data
 
 
 def _check_dataset_fields(name: str, dataset: Dataset, plugin: str) -> None:
-    """The fields of a dataset that go into every record must be text."""
+    """The fields of a dataset that go into every record must be text, and its meta JSON."""
     where = f"dataset {name!r} from plugin {plugin!r}"
     if not isinstance(dataset.fingerprint, str):
         raise PluginOutputError(f"{where}: fingerprint must be text, got {type(dataset.fingerprint).__name__}")
     if not all(isinstance(c, str) for c in dataset.class_names):
         raise PluginOutputError(f"{where}: class names must be text")
+    try:
+        res.json_ready(dict(dataset.meta), "meta")
+    except (res.UnwritableValue, TypeError, ValueError) as exc:
+        raise PluginOutputError(f"{where}: {exc}") from None
 
 
 def _run_pair(
@@ -474,16 +529,19 @@ def _run_pair(
         "fingerprint": str(dataset.fingerprint),
         "n_train_full": int(len(dataset.train_y)),
         "n_test_full": int(len(dataset.test_y)),
+        "meta": res.json_ready(dict(dataset.meta), "meta"),
     }
     record = dict(base)
     try:
         reason = spec.unavailable()
         if reason:
             return {**base, "status": "skipped", "reason": str(reason)}, None
-        params = resolve_params(res.json_ready(dict(spec.defaults(info)), "defaults"), request.overrides, request.quick)
+        params = resolve_params(res.json_ready(dict(spec.defaults(info)), "defaults"), request.overrides,
+                                request.quick, model=model_name)
         params["seed"] = seed
         record["params"] = params
         model = spec.build(info, params)
+        record["hyperparameters"] = res.json_ready({**params, **dict(model.hyperparameters())}, "hyperparameters")
         record["device"] = str(model.device)
         record["num_parameters"] = _num_parameters(model, plugin)
         limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
