@@ -132,13 +132,14 @@ def load_plugins(
     ``extra`` is ``(name, plugin)`` pairs registered after the built-ins, as installed plugins
     are: tests use it to register a plugin without installing it. A name or a plugin object
     that is already loaded (an installed copy of the same plugin) is a :class:`PluginError`
-    naming both. ``installed=False`` loads no installed distribution, whatever
-    ``SEQBENCH_LOAD_PLUGINS`` says; ``builtins=False`` loads no built-in plugin.
+    naming both. ``installed=False`` loads the built-ins and ``extra`` alone, whatever the
+    environment says (no installed distribution; ``SEQBENCH_LOAD_PLUGINS`` and
+    ``SEQBENCH_BLOCK_PLUGINS`` are not read); ``builtins=False`` loads no built-in plugin.
     """
     strict = strict_from_env() if strict is None else strict
     registry = Registry()
     pm = make_plugin_manager()
-    for name in _names_from_env("SEQBENCH_BLOCK_PLUGINS") or ():
+    for name in (_names_from_env("SEQBENCH_BLOCK_PLUGINS") or ()) if installed else ():
         pm.set_blocked(name)
 
     for name in BUILTIN_PLUGINS if builtins else ():

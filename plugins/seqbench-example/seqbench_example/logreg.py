@@ -62,3 +62,6 @@ class SoftmaxRegression(Model):
 
     def hyperparameters(self) -> dict[str, Any]:
         return dict(self._hparams)
+
+    def num_parameters(self) -> int:
+        return int(self.W.size + self.b.size)
