@@ -1,5 +1,6 @@
 """seqbench: a benchmarking harness for models that read images as sequences of rows."""
 
+from seqbench.default_plugins.models import defaults_of
 from seqbench.hookspecs import hookimpl
 from seqbench.types import (
     Dataset,
@@ -26,5 +27,6 @@ __all__ = [
     "ModelSpec",
     "Preprocessing",
     "__version__",
+    "defaults_of",
     "hookimpl",
 ]

@@ -76,6 +76,19 @@ def defaults_for(cell: str, dataset: str) -> dict[str, Any]:
     return {**table["*"], **table.get(dataset, {})}
 
 
+def defaults_of(model: str, dataset: DatasetInfo | str) -> dict[str, Any]:
+    """The hyperparameters of the built-in ``model`` (``rnn-cpu``, ``gru-gpu``, ...) for
+    ``dataset`` (its :class:`DatasetInfo`, or its name): a fresh dict, for a plugin whose
+    ``ModelSpec.defaults`` trains with the same settings as a built-in model. Unknown
+    names are a ValueError listing the built-in ones."""
+    cell, _, suffix = model.rpartition("-")
+    if cell not in CELLS or suffix not in BACKENDS:
+        names = ", ".join(f"{c}-{b}" for c in CELLS for b in BACKENDS)
+        raise ValueError(f"{model!r} is not a built-in model; built-in: {names}")
+    name = dataset if isinstance(dataset, str) else dataset.name
+    return {**defaults_for(cell, name), **({"cuda_graph": True} if BACKENDS[suffix] == "cupy" else {})}
+
+
 def _build(cell: str, backend: str):
     def build(info: DatasetInfo, params: Mapping[str, Any]) -> Model:
         import importlib
@@ -119,9 +132,7 @@ def register_models(register):
                 ModelSpec(
                     name=f"{cell}-{suffix}",
                     build=_build(cell, backend),
-                    defaults=lambda info, _cell=cell, _gpu=backend == "cupy": {
-                        **defaults_for(_cell, info.name), **({"cuda_graph": True} if _gpu else {})
-                    },
+                    defaults=lambda info, _name=f"{cell}-{suffix}": defaults_of(_name, info),
                     unavailable=_cupy_unavailable if backend == "cupy" else (lambda: None),
                     description=f"from-scratch {cell.upper()} with BPTT on {'CuPy (GPU)' if backend == 'cupy' else 'NumPy (CPU)'}",
                 )

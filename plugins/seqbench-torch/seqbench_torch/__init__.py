@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Callable, Mapping
 
-from seqbench import DatasetInfo, Model, ModelSpec, hookimpl
+from seqbench import DatasetInfo, Model, ModelSpec, defaults_of, hookimpl
 
 #: seqbench cell name -> torch.nn class name.
 CELLS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -22,11 +22,10 @@ PROTOCOL_KEYS = ("epochs", "batch_size", "patience", "val_fraction")
 
 
 def defaults(cell: str, info: DatasetInfo) -> dict[str, Any]:
-    """The from-scratch model's defaults for this cell and dataset, restricted to the options
-    implemented here: both sides of a comparison train with the same hyperparameters."""
-    from seqbench.default_plugins.models import defaults_for
-
-    return {k: v for k, v in defaults_for(cell, info.name).items() if k in OPTIONS or k in PROTOCOL_KEYS}
+    """The from-scratch CPU model's defaults for this cell and dataset (``seqbench.defaults_of``),
+    restricted to the options implemented here: both sides of a comparison train with the same
+    hyperparameters."""
+    return {k: v for k, v in defaults_of(f"{cell}-cpu", info).items() if k in OPTIONS or k in PROTOCOL_KEYS}
 
 
 def unavailable() -> str | None:
