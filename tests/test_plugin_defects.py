@@ -142,3 +142,18 @@ def test_model_without_num_parameters_is_unknown():
         def load_state_dict(self, state): pass
 
     assert Bare().num_parameters() is None
+
+
+def test_defaults_of_a_builtin_model_is_public_and_used_by_the_torch_plugin():
+    from pathlib import Path
+
+    from seqbench import DatasetInfo, defaults_of
+
+    registry = load_plugins()
+    for model in ("rnn-cpu", "gru-gpu"):
+        for dataset in ("mnist", "cifar10"):
+            assert defaults_of(model, dataset) == registry.models[model].defaults(DatasetInfo(dataset, 1, 1, ("a",)))
+    with pytest.raises(ValueError, match="'mlp' is not a built-in model; built-in: rnn-cpu, rnn-gpu"):
+        defaults_of("mlp", "mnist")
+    torch_plugin = Path(__file__).resolve().parents[1] / "plugins" / "seqbench-torch" / "seqbench_torch"
+    assert "default_plugins" not in "".join(p.read_text() for p in torch_plugin.glob("*.py"))
