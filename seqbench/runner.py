@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from seqbench import preprocess, records
+from seqbench import preprocess, provenance, records
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
 from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable
@@ -364,7 +364,7 @@ def finished_pairs(out_dir: Path) -> dict[res.PairKey, dict[str, Any]]:
 def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer: RunObserver) -> dict[str, Any]:
     out = request.out_dir
     _remove_stale_temp(request)
-    env = res.environment(plugin_versions(registry))
+    env = provenance.environment(plugin_versions(registry))
     session = res.new_session(request.command, str(request.data_dir), env)
     done: dict[res.PairKey, dict[str, Any]] = {}
     if request.resume:

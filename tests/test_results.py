@@ -15,6 +15,7 @@ import types
 import numpy as np
 import pytest
 
+from seqbench import provenance
 from seqbench import results as res
 
 
@@ -125,6 +126,7 @@ def test_stale_temporary_files_are_removed_and_young_ones_kept(tmp_path):
 HOLD = """
 import sys, time
 from pathlib import Path
+from seqbench import provenance
 from seqbench import results as res
 with res.run_lock(Path(sys.argv[1])):
     print("held", flush=True)
@@ -157,7 +159,7 @@ def test_the_run_lock_refuses_a_second_holder_and_a_dead_holders_lock_is_stale(t
 def test_the_environment_names_blas_threads_and_git(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    env = res.environment({"plug": "1.0"})
+    env = provenance.environment({"plug": "1.0"})
     assert env["thread_env"]["OMP_NUM_THREADS"] == "1" and env["thread_env"]["CUDA_VISIBLE_DEVICES"] == "0"
     assert env["blas"] and env["blas"][0]["num_threads"] >= 1
     assert env["packages"]["threadpoolctl"] and env["plugins"] == {"plug": "1.0"}
@@ -174,14 +176,14 @@ def test_git_info_hashes_the_diff_of_a_dirty_tree(tmp_path):
     (tmp_path / "f").write_text("a\n")
     git("add", "f")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
-    clean = res.git_info(tmp_path)
+    clean = provenance.git_info(tmp_path)
     assert clean["dirty"] is False and clean["diff_sha256"] is None and len(clean["commit"]) == 40
     (tmp_path / "f").write_text("b\n")
-    dirty = res.git_info(tmp_path)
+    dirty = provenance.git_info(tmp_path)
     (tmp_path / "f").write_text("c\n")
     assert dirty["dirty"] and len(dirty["diff_sha256"]) == 64
-    assert res.git_info(tmp_path)["diff_sha256"] != dirty["diff_sha256"]
-    assert res.git_commit(tmp_path) == clean["commit"] + "-dirty"
+    assert provenance.git_info(tmp_path)["diff_sha256"] != dirty["diff_sha256"]
+    assert provenance.git_commit(tmp_path) == clean["commit"] + "-dirty"
 
 
 def test_gpu_driver_and_cuda_runtimes_where_there_is_a_gpu(monkeypatch, tmp_path):
@@ -192,14 +194,14 @@ def test_gpu_driver_and_cuda_runtimes_where_there_is_a_gpu(monkeypatch, tmp_path
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(runtimeGetVersion=lambda: 12040)))
     monkeypatch.setitem(sys.modules, "cupy", cupy)
-    env = res.environment({})
+    env = provenance.environment({})
     assert env["machine"]["gpus"] == ["NVIDIA H200, 143771 MiB"]
     assert env["cuda"]["driver"] == "550.54.15" and env["cuda"]["runtime"]["cupy"] == "12.4"
 
 
 def test_no_gpu_no_cuda(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi, no git
-    env = res.environment({})
+    env = provenance.environment({})
     assert env["machine"]["gpus"] == [] and env["cuda"] is None and env["git"] is None
 
 
