@@ -135,7 +135,8 @@ def test_without_torch_the_models_are_listed_unavailable_and_skipped(monkeypatch
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
     registry = load_plugins(extra=[("torch", plugin), ("toy", toy_plugin(models={}))])
     listing = CliRunner().invoke(main, ["list", "models"], obj={"registry": registry})
-    assert listing.exit_code == 0 and listing.output.count("PyTorch is not installed") == 3
+    assert listing.exit_code == 0 and listing.output.count("no (PyTorch is not installed)") == 3
+    assert listing.output.count(f"] {reason}") == 1  # the whole reason once, as a footnote
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["run", "-m", "torch-rnn", "-m", "rnn-cpu", "-d", "toy", "--set", "epochs=1",
                                        "--set", "hidden=4", "--out", str(out), "--no-plots"], obj={"registry": registry})
