@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqbench import LoadContext
+from seqbench import LoadContext, Preprocessing
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.runner import RunRequest, run_benchmark
@@ -64,8 +64,9 @@ def site(tmp_path_factory) -> Path:
 
 def test_every_python_snippet_is_a_file_the_tests_run():
     python = [body for lang, body in BLOCKS if lang == "python"]
-    assert len(python) == 5 and all(body in FILES.values() for body in python)
-    assert {"seqbench_meanpool.py", "seqbench_blobs.py", "pyproject.toml", "test_seqbench_mine.py"} <= set(FILES)
+    assert len(python) == 6 and all(body in FILES.values() for body in python)
+    assert {"seqbench_meanpool.py", "seqbench_blobs.py", "seqbench_columns.py", "seqbench_top2.py", "pyproject.toml",
+            "test_seqbench_mine.py"} <= set(FILES)
 
 
 def test_model_dataset_and_metric_plugins_train_under_the_protocol(guide, tmp_path):
@@ -76,8 +77,28 @@ def test_model_dataset_and_metric_plugins_train_under_the_protocol(guide, tmp_pa
     assert pair["status"] == "ok", pair["reason"]
     assert pair["params"] == {"lr": 0.5, "epochs": 10, "batch_size": 32, "patience": 3, "val_fraction": 0.1, "seed": 0}
     accuracy = pair["metrics"]["accuracy"]["accuracy"]
-    assert accuracy > 0.9 and pair["metrics"]["top2"]["top2_accuracy"] >= accuracy
+    assert accuracy > 0.9 and pair["metrics"]["top2"]["top2"] >= accuracy
+    assert len(pair["metrics"]["calibration"]["histogram"]) == 10
     assert pair["dataset_info"]["fingerprint"].startswith("sha256:")
+    summary = (tmp_path / "run" / "summary.csv").read_text().splitlines()[0].split(",")
+    assert {"top2_mean", "calibration.gap_mean", "calibration.nll_mean"} <= set(summary)
+    assert not [c for c in summary if "histogram" in c]
+
+
+def test_derived_datasets_build_on_mnist(guide, monkeypatch, tmp_path):
+    from datasets_helpers import N_TEST, N_TRAIN, use_small, write_mnist
+
+    from seqbench.testing import PluginTester
+    from seqbench.types import derived_fingerprint
+
+    use_small(monkeypatch, "mnist", (N_TRAIN, N_TEST))
+    write_mnist(tmp_path / "data" / "mnist")
+    tester = PluginTester(guide["seqbench_columns"], tmp_path=tmp_path)
+    mnist, cols, perm = (tester.load(n) for n in ("mnist", "mnist-columns", "mnist-permuted"))
+    assert np.array_equal(cols.train_x, mnist.train_x.transpose(0, 2, 1)) and perm.test_x.shape == (N_TEST, 784, 1)
+    assert sorted(perm.test_x[0, :, 0]) == sorted(mnist.test_x[0].ravel())
+    assert perm.fingerprint == derived_fingerprint(mnist.fingerprint, "permuted-pixels/v1", {"seed": 0})
+    assert tester.registry.datasets["mnist-permuted"].preprocessing == Preprocessing()
 
 
 def test_file_dataset_is_skipped_when_missing_and_loads_when_present(guide, tmp_path):
@@ -107,7 +128,7 @@ def test_the_guides_own_tests_pass(guide, monkeypatch, tmp_path):
     tests = guide["test_seqbench_mine"]
     fixtures = {"monkeypatch": monkeypatch, "tmp_path": tmp_path}
     names = [n for n in dir(tests) if n.startswith("test_")]
-    assert len(names) == 2
+    assert len(names) == 3
     for name in names:
         fn = getattr(tests, name)
         (tmp_path / name).mkdir()
@@ -138,7 +159,7 @@ def test_the_guides_commands_work_with_the_distribution_installed(site, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEQBENCH_LOAD_PLUGINS", "seqbench-mine")  # whatever else is installed here
     commands = _commands()
-    assert len(commands) == 7
+    assert len(commands) == 9
     for env, args in commands:
         with monkeypatch.context() as m:
             for key, value in env.items():
