@@ -53,7 +53,9 @@ _GATED = {"*": {**_COMMON, "hidden": 256, "epochs": 25, "patience": 5},
           "cifar10": {"lr": 2e-3, "lr_schedule": "cosine", "epochs": 15, "patience": 6}}
 # The LSTM's validation accuracy still rose once the decayed learning rate was small (past epoch
 # 16 of the lstm-gpu seed-2 run), where patience 5 had stopped the other seeds: train longer.
-_LSTM = {**_GATED, "*": {**_GATED["*"], "epochs": 30, "patience": 8}}
+# On CIFAR-10 it learns more slowly than the GRU (60.98 % validation after the GRU's 15 epochs,
+# against 64.64 %): a cosine schedule twice as long.
+_LSTM = {"*": {**_GATED["*"], "epochs": 30, "patience": 8}, "cifar10": {**_GATED["cifar10"], "epochs": 30, "patience": 8}}
 
 #: Hyperparameters per cell and dataset (``"*"``: any dataset), chosen on the validation split.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {

@@ -1,0 +1,26 @@
+import sys, time, numpy as np, pathlib
+from seqbench.types import LoadContext
+from seqbench.datasets import loader
+from seqbench.preprocess import channel_stats, standardize
+from seqbench.models.recurrent import RecurrentClassifier
+from seqbench.models import rnn as rnnmod
+name, opt, lr, clip, std = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "std"
+ds = loader.load("cifar10", LoadContext(pathlib.Path("/tmp/data"), False))
+rng = np.random.default_rng(0); idx = rng.permutation(50000); tr, va = idx[:15000], idx[45000:]
+xtr, xva = ds.train_x[tr], ds.train_x[va]
+if std:
+    st = channel_stats(xtr, 3); xtr = standardize(xtr, *st, 3); xva = standardize(xva, *st, 3)
+ytr, yva = ds.train_y[tr], ds.train_y[va]
+scale = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
+orig = rnnmod.RNN.init
+def init(self, rng, F, H):
+    p = orig(self, rng, F, H); p["W_ax"] *= scale; return p
+rnnmod.RNN.init = init
+m = RecurrentClassifier(rnnmod.RNN, 96, 10, hidden=256, lr=lr, clip=clip, optimizer=opt, threads=1)
+r2 = np.random.default_rng(1)
+for ep in range(1, 7):
+    o = r2.permutation(len(ytr)); t=time.time(); L=[]
+    for b in range(0, len(o), 128):
+        i = o[b:b+128]; L.append(float(m.train_batch(xtr[i], ytr[i].astype(np.int64))))
+    acc = (m.predict_proba(xva).argmax(1) == yva).mean()
+    print(name, ep, round(np.mean(L),4), round(100*acc,2), round(time.time()-t,1), flush=True)
