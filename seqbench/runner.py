@@ -584,13 +584,13 @@ def _preprocessing(registry: Registry, dataset: str, request: RunRequest) -> Pre
 
 
 def _plots():
-    from seqbench import plots
+    from seqbench.reporting import plots
 
     return plots
 
 
 def _html_report():
-    from seqbench import html_report
+    from seqbench.reporting import html_report
 
     return html_report
 
@@ -606,7 +606,7 @@ def _guard(observer: RunObserver, what: str, fn: Callable[[], Any]) -> None:
 def _write_reports(out_dir: Path, results: dict[str, Any], record: dict[str, Any], plot_format: str | None,
                    observer: RunObserver) -> None:
     """Tables and records after every pair; the pair's own plots in ``plot_format`` (None: none)."""
-    from seqbench import tables
+    from seqbench.reporting import tables
 
     _guard(observer, "tables", lambda: tables.write_tables(out_dir, results))
     _guard(observer, records.RECORDS_FILE, lambda: records.write_records(out_dir, results))

@@ -15,7 +15,7 @@ from results_factory import (
     write_run,
 )
 
-from seqbench.compare import (
+from seqbench.reporting.compare import (
     EXIT_MISSING,
     EXIT_NOTHING_COMPARABLE,
     EXIT_OK,
@@ -28,7 +28,7 @@ from seqbench.compare import (
     verdict,
 )
 from seqbench.results import ResultsError, write_predictions
-from seqbench.tables import render
+from seqbench.reporting.tables import render
 
 ACCURACY = parse_threshold("accuracy:-0.5")
 TIME = parse_threshold("time:+10%")

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from results_factory import make_pair, make_results, seeded, write_run
 
 from seqbench.cli import main
-from seqbench.html_report import REPORT_FILE, merge_runs, render_report, write_report, write_run_report
-from seqbench.tables import render, summary_table, write_tables
+from seqbench.reporting.html_report import REPORT_FILE, merge_runs, render_report, write_report, write_run_report
+from seqbench.reporting.tables import render, summary_table, write_tables
 
 
 def _results(quick=False):

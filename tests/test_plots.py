@@ -6,7 +6,7 @@ import sys
 import pytest
 from results_factory import CIFAR10_CLASSES, make_pair, make_results, seeded
 
-from seqbench.plots import (
+from seqbench.reporting.plots import (
     NO_VAL_LOSS,
     PLOT_FORMATS,
     confusion_figure,
@@ -22,7 +22,7 @@ from seqbench.plots import (
     write_plots,
     write_run_plots,
 )
-from seqbench.tables import Stat
+from seqbench.reporting.tables import Stat
 
 MIN_PNG_BYTES = 10_000
 
@@ -63,7 +63,7 @@ def _all_text(fig):
 
 
 def test_matplotlib_is_imported_lazily():
-    code = "import sys, seqbench.plots, seqbench.html_report, seqbench.cli; assert 'matplotlib' not in sys.modules"
+    code = "import sys, seqbench.reporting.plots, seqbench.reporting.html_report, seqbench.cli; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

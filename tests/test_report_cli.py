@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from results_factory import balanced_labels, correct_mask, make_pair, make_results, predictions, seeded, write_run
 
 from seqbench.cli import main
-from seqbench.compare import EXIT_MISSING, EXIT_NOTHING_COMPARABLE, EXIT_REGRESSION
+from seqbench.reporting.compare import EXIT_MISSING, EXIT_NOTHING_COMPARABLE, EXIT_REGRESSION
 
 
 def invoke(*args):

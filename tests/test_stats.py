@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from seqbench.stats import (
+from seqbench.reporting.stats import (
     RESAMPLES,
     Estimate,
     mcnemar_exact,

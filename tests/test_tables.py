@@ -10,7 +10,7 @@ import pytest
 from results_factory import CIFAR10_CLASSES, make_pair, make_results, seeded
 
 from seqbench.results import ResultsError
-from seqbench.tables import (
+from seqbench.reporting.tables import (
     FORMATS,
     Stat,
     merged_summary_table,

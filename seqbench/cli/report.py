@@ -8,7 +8,7 @@ from typing import Any, Callable
 import click
 
 from seqbench.cli.common import registry_from
-from seqbench.compare import (
+from seqbench.reporting.compare import (
     DEFAULT_ALPHA,
     ThresholdError,
     compare_runs,
@@ -17,9 +17,9 @@ from seqbench.compare import (
     parse_threshold,
     verdict,
 )
-from seqbench.plots import PLOT_FORMATS
+from seqbench.reporting.plots import PLOT_FORMATS
 from seqbench.results import ResultsError, load_results
-from seqbench.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
+from seqbench.reporting.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
 
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
@@ -62,8 +62,8 @@ def _writing(where: Path, write: Callable[[], list[Path]]) -> list[Path]:
 
 def _redraw(run_dir: Path, label: str, results: dict[str, Any], plot_format: str | None) -> list[Path]:
     """Tables, each pair's plots, the run's plots and report.html, in the run directory."""
-    from seqbench.html_report import write_report
-    from seqbench.plots import write_pair_plots
+    from seqbench.reporting.html_report import write_report
+    from seqbench.reporting.plots import write_pair_plots
 
     pair_plots = [p for pair in results["pairs"] for p in write_pair_plots(run_dir, pair, plot_format)] \
         if plot_format else []
@@ -92,7 +92,7 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
     left untouched. With several directories the printed summary merges them: one row per
     model × dataset × run, and the plots of a model found in several runs say which run.
     """
-    from seqbench.html_report import write_report
+    from seqbench.reporting.html_report import write_report
 
     labels = _run_labels(run_dirs)
     runs = [(label, _load(path)) for label, path in zip(labels, run_dirs)]

@@ -17,7 +17,7 @@ from click.core import ParameterSource
 
 from seqbench.cli.common import complete_names, registry_from
 from seqbench.progress import Eta, PlannedPair, RunObserver, Unavailable, accuracy_of, duration
-from seqbench.tables import FORMATS
+from seqbench.reporting.tables import FORMATS
 
 
 #: Exit codes of ``seqbench run``.
@@ -296,7 +296,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
     from seqbench.runner import RunError, RunRequest, Terminated, resume_request, run_benchmark
-    from seqbench.tables import summary_text
+    from seqbench.reporting.tables import summary_text
 
     all_pairs, models, datasets = _command_line_wins(ctx, all_pairs, models, datasets)
     if ctx.get_parameter_source("overrides") is ParameterSource.COMMANDLINE:

@@ -2,8 +2,8 @@
 
 Pairs are matched by model × dataset and aggregated over their ``ok`` seeds. The accuracy
 difference is in percentage points (NEW − BASE); time is the ratio NEW / BASE of the seconds
-per epoch (each seed's median, see :func:`seqbench.tables.seconds_per_epoch`). Every difference
-comes with a confidence interval and a p-value (:mod:`seqbench.stats`): a permutation test over
+per epoch (each seed's median, see :func:`seqbench.reporting.tables.seconds_per_epoch`). Every difference
+comes with a confidence interval and a p-value (:mod:`seqbench.reporting.stats`): a permutation test over
 seeds and, for accuracy, a paired test on the test set's per-sample predictions (McNemar's
 exact test, paired bootstrap interval), seed paired with seed of the same number, where both
 runs stored predictions for the same data and the same test labels.
@@ -13,7 +13,7 @@ AND significant (p ≤ alpha), by the paired prediction test where there is one,
 permutation test over seeds. When no test can reach alpha (one seed, or three against three,
 and no stored predictions), significance is unknown and the threshold alone decides.
 
-Every metric plugin's scalar results (:func:`seqbench.tables.metric_values`) are compared too
+Every metric plugin's scalar results (:func:`seqbench.reporting.tables.metric_values`) are compared too
 (mean over seeds, NEW − BASE, permutation test over seeds) and can be gated on:
 ``--fail-on top2.top2_accuracy:-0.01`` (a change in the metric's own units) or ``...:-1%``
 (relative to BASE's mean). Which way is worse is the metric's declaration
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from seqbench.results import ResultsError
-from seqbench.tables import (
+from seqbench.reporting.tables import (
     Column,
     Stat,
     Table,
@@ -58,8 +58,8 @@ from seqbench.tables import (
     time_stat,
 )
 
-if TYPE_CHECKING:  # seqbench.stats imports NumPy: only where a comparison is made
-    from seqbench.stats import Estimate
+if TYPE_CHECKING:  # seqbench.reporting.stats imports NumPy: only where a comparison is made
+    from seqbench.reporting.stats import Estimate
 
 Key = tuple[str, str]
 _EPS = 1e-9  # a difference exactly at a threshold is not past it
@@ -228,7 +228,7 @@ class Comparison:
 
 
 def _accuracy_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | None:
-    from seqbench.stats import permutation_test
+    from seqbench.reporting.stats import permutation_test
 
     scores = [[100 * pair_accuracy(p) for p in ok_pairs(side)] for side in (base, new)]
     return permutation_test(*scores, alpha=alpha)
@@ -237,7 +237,7 @@ def _accuracy_test(base: list[dict], new: list[dict], alpha: float) -> Estimate 
 def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | None:
     """The ratio NEW / BASE of seconds per epoch (means over seeds); its interval is the
     permutation interval of the difference in seconds, divided by BASE's mean."""
-    from seqbench.stats import permutation_test
+    from seqbench.reporting.stats import permutation_test
 
     b, n = ([s for s in map(seconds_per_epoch, ok_pairs(side)) if s is not None] for side in (base, new))
     test = permutation_test(b, n, alpha=alpha)
@@ -246,7 +246,7 @@ def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | No
 
 
 def _metric_comparison(name: str, base: list[dict], new: list[dict], alpha: float) -> MetricComparison:
-    from seqbench.stats import permutation_test
+    from seqbench.reporting.stats import permutation_test
 
     values = [[v for p in ok_pairs(side) if (v := metric_values(p, builtins=True).get(name)) is not None]
               for side in (base, new)]
@@ -277,7 +277,7 @@ def _paired_test(dirs: tuple[Path, Path], base: list[dict], new: list[dict], alp
     the same data (fingerprint) and the same test labels; None when there are none."""
     import numpy as np
 
-    from seqbench.stats import paired_accuracy_test
+    from seqbench.reporting.stats import paired_accuracy_test
 
     new_by_seed = {p["seed"]: p for p in ok_pairs(new)}
     base_rows, new_rows = [], []

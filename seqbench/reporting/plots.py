@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 from seqbench.results import atomic_write_bytes, pair_stem
-from seqbench.tables import (
+from seqbench.reporting.tables import (
     Stat,
     dig,
     group_note,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from seqbench.results import atomic_write_bytes, atomic_write_text
-from seqbench.tables import (
+from seqbench.reporting.tables import (
     STATS_NOTE,
     Column,
     Table,
@@ -110,7 +110,7 @@ def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None
     ``fmt`` None draws nothing."""
     if fmt is None:
         return []
-    from seqbench.plots import PLOTS_DIR, check_format, figure_bytes, run_figures
+    from seqbench.reporting.plots import PLOTS_DIR, check_format, figure_bytes, run_figures
 
     check_format(fmt)
     embedded = []
@@ -203,7 +203,7 @@ def _with_run(build: Callable[[dict[str, Any]], Table], runs: Runs) -> Table:
 
 
 def _reference_models(runs: Runs) -> set[tuple[str, str]]:
-    from seqbench.plots import is_reference
+    from seqbench.reporting.plots import is_reference
 
     return {(label, p["model"]) for label, results in runs for p in pairs_of(results) if is_reference(p)}
 
