@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterator
 
+from seqbench.metrics import scalars
 from seqbench.results import atomic_write_text
 
 RECORDS_FILE = "records.csv"
@@ -33,20 +34,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _scalars(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
-    """``(dotted name, number)`` for every number in nested objects (lists are not descended)."""
-    if _is_number(value):
-        yield prefix, value
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            name = prefix if key == prefix.rsplit(".", 1)[-1] else f"{prefix}.{key}"  # accuracy.accuracy -> accuracy
-            yield from _scalars(name, inner)
-
-
 def pair_values(pair: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """The measured values of one pair record, by metric name."""
     for name, result in (pair.get("metrics") or {}).items():
-        yield from _scalars(name, result)
+        yield from ((s.name, s.value) for s in scalars(name, result))
     for name, value in (pair.get("timing") or {}).items():
         if _is_number(value):
             yield name, value
