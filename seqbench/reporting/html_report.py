@@ -19,7 +19,7 @@ from seqbench.reporting.tables import (
     STATS_NOTE,
     Column,
     Table,
-    _data_line,
+    data_line,
     dig,
     human_cells,
     is_quick,
@@ -180,7 +180,7 @@ def _run_header(label: str | None, results: dict[str, Any]) -> str:
         ("commit", f"<code>{html.escape(commit)}</code>" if isinstance(commit, str) else None),
         ("seeds", html.escape(", ".join(map(str, seeds))) if isinstance(seeds, list) else None),
         ("protocol", html.escape(protocol_line(results))),
-        ("data", html.escape(_data_line(results).removeprefix("Data, for every model: ")) or None),
+        ("data", html.escape(data_line(results).removeprefix("Data, for every model: ")) or None),
     ]
     quick = quick_note(results)
     items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows if value)

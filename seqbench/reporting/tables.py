@@ -611,7 +611,7 @@ def _run_line(results: dict[str, Any]) -> str:
     return " · ".join(str(p) for p in parts if p)
 
 
-def _data_line(results: dict[str, Any]) -> str:
+def data_line(results: dict[str, Any]) -> str:
     """What the harness did to each dataset's arrays (the same for every model)."""
     from seqbench.types import Preprocessing
 
@@ -629,7 +629,7 @@ def _data_line(results: dict[str, Any]) -> str:
 def markdown(table: Table, results: dict[str, Any]) -> str:
     """A Markdown document: title, where the run comes from, the table and how to read it."""
     quick = quick_note(results)
-    head = "\n\n".join(line for line in (f"**{quick}**" if quick else "", _run_line(results), _data_line(results))
+    head = "\n\n".join(line for line in (f"**{quick}**" if quick else "", _run_line(results), data_line(results))
                        if line)
     return f"# {table.title}\n\n{head}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
 
