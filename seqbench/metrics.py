@@ -20,7 +20,8 @@ class Scalar(NamedTuple):
     value: float
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A JSON number: an int or float, not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -30,7 +31,7 @@ def scalars(metric: str, result: Any) -> Iterator[Scalar]:
     ``scalars("top2", {"top2": 0.9, "n": 5})`` gives ``top2`` and ``top2.n``."""
 
     def walk(key: str, value: Any) -> Iterator[Scalar]:
-        if _is_number(value):
+        if is_number(value):
             yield Scalar(metric if key == metric else f"{metric}.{key}", key, value)
         elif isinstance(value, dict):
             for inner, v in value.items():

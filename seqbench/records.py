@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterator
 
-from seqbench.metrics import scalars
+from seqbench.metrics import is_number, scalars
 from seqbench.results import atomic_write_text
 
 RECORDS_FILE = "records.csv"
@@ -30,19 +30,16 @@ UNITS = {
 }
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
 
 def pair_values(pair: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """The measured values of one pair record, by metric name."""
     for name, result in (pair.get("metrics") or {}).items():
         yield from ((s.name, s.value) for s in scalars(name, result))
     for name, value in (pair.get("timing") or {}).items():
-        if _is_number(value):
+        if is_number(value):
             yield name, value
     for name in ("best_epoch", "epochs_run", "num_parameters"):
-        if _is_number(pair.get(name)):
+        if is_number(pair.get(name)):
             yield name, pair[name]
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
+from seqbench.metrics import is_number
+
 SCHEMA_VERSION = "1.1"
 #: The major version this seqbench reads (all of its minors; the integer 1 of old runs is 1.0).
 SCHEMA_MAJOR = 1
@@ -347,10 +349,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _is_list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, list) and all(check(x) for x in v)
 
@@ -410,10 +408,10 @@ def check_pair(record: Any, where: str) -> None:
         if not isinstance(value, dict):
             raise ResultsError(f"{where} metrics.{name} must be an object, not {type(value).__name__}")
     accuracy = (record.get("metrics") or {}).get("accuracy", {}).get("accuracy")
-    if accuracy is not None and not (_is_number(accuracy) and 0 <= accuracy <= 1):
+    if accuracy is not None and not (is_number(accuracy) and 0 <= accuracy <= 1):
         raise ResultsError(f"{where} metrics.accuracy.accuracy must be a number in [0, 1], not {accuracy!r}")
     for name, value in (record.get("timing") or {}).items():
-        if not (value is None or _is_number(value) or _is_list_of(_is_number)(value)):
+        if not (value is None or is_number(value) or _is_list_of(is_number)(value)):
             raise ResultsError(f"{where} timing.{name} must be a number, not {type(value).__name__}")
     if not all(isinstance(h, dict) for h in record.get("history") or []):
         raise ResultsError(f"{where} history must be a list of objects")
