@@ -9,7 +9,9 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from seqbench.models.backend import CudaGraphStep, NumpyBackend, _Cublas
+from seqbench.models.backend import NumpyBackend
+from seqbench.models.backend.cublas import Cublas
+from seqbench.models.backend.cuda_graph import CudaGraphStep
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
 
@@ -32,15 +34,15 @@ def test_row_major_product_is_one_column_major_gemm(m, k, n, a_order, b_order):
     rng = np.random.default_rng(0)
     a = np.asarray(rng.standard_normal((m, k)), order=a_order)
     b = np.asarray(rng.standard_normal((k, n)), order=b_order)
-    (op_a, ld_a), (op_b, ld_b) = _Cublas._layout(a), _Cublas._layout(b)
+    (op_a, ld_a), (op_b, ld_b) = Cublas._layout(a), Cublas._layout(b)
     raw = lambda x: x.ravel(order="K")  # noqa: E731  the buffer as it lies in memory
     out = _column_major_gemm(op_b, op_a, n, m, k, raw(b), ld_b, raw(a), ld_a)  # out^T, ldc = n
     np.testing.assert_allclose(out.reshape(m, n), a @ b, rtol=1e-12)
 
 
 def test_strided_views_are_not_handed_to_cublas():
-    assert _Cublas._layout(np.zeros((6, 10))[:, ::2]) is None
-    assert _Cublas._layout(np.zeros((4, 3)).T) == (1, 3)
+    assert Cublas._layout(np.zeros((6, 10))[:, ::2]) is None
+    assert Cublas._layout(np.zeros((4, 3)).T) == (1, 3)
 
 
 class _FakeCupy:
