@@ -1,4 +1,5 @@
-"""Built-in datasets: MNIST, Fashion-MNIST and CIFAR-10 as row sequences.
+"""Built-in datasets: MNIST, Fashion-MNIST and CIFAR-10 as row sequences, and their
+pixel-by-pixel versions (sMNIST, psMNIST, sCIFAR, sequential Fashion-MNIST) derived from them.
 
 Registered like any plugin's. Nothing heavy is imported until a dataset is used; the work is
 done by :mod:`seqbench.datasets`.
@@ -46,3 +47,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
                 preprocessing=defn.preprocessing,
             )
         )
+    from seqbench.datasets.sequential import specs
+
+    for spec in specs():
+        register(spec)

@@ -1,0 +1,110 @@
+"""The pixel-by-pixel tasks (issue 16): sMNIST, psMNIST, sCIFAR and sequential Fashion-MNIST,
+derived from the built-in row datasets; their shapes and values against the source images."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from datasets_helpers import N_TEST, N_TRAIN, cifar_members, mnist_arrays, use_small, write_cifar_folder, write_mnist
+from seqbench import DatasetSpec, LoadContext, Preprocessing
+from seqbench.datasets import sequential
+from seqbench.datasets.catalog import IDX_FILES
+from seqbench.preprocess import channel_stats
+from seqbench.testing import PluginTester
+from seqbench.types import derived_fingerprint
+
+
+@pytest.fixture
+def ctx(monkeypatch, tmp_path):
+    """A registry with the built-in datasets over small synthetic MNIST and CIFAR-10 files."""
+    use_small(monkeypatch, "mnist", (N_TRAIN, N_TEST))
+    write_mnist(tmp_path / "mnist")
+    use_small(monkeypatch, "cifar10", (5 * 4, 4))
+    write_cifar_folder(tmp_path / "cifar10", cifar_members())
+    return LoadContext(tmp_path, download=False, datasets=PluginTester(tmp_path=tmp_path).registry.datasets)
+
+
+def test_smnist_is_mnist_one_pixel_a_step_row_major(ctx):
+    images = mnist_arrays()[IDX_FILES[0]]  # the raw (N, 28, 28) uint8 images written to disk
+    seq = ctx.load("smnist")
+    assert seq.train_x.shape == (N_TRAIN, 784, 1) and seq.test_x.shape == (N_TEST, 784, 1)
+    assert seq.train_x.dtype == np.float32 and seq.channels == 1
+    r, c = 5, 17  # step 28 r + c is pixel (r, c)
+    assert np.array_equal(seq.train_x[:, 28 * r + c, 0], images[:, r, c] / np.float32(255))
+    assert np.array_equal(seq.train_x[:, :, 0] * 255, images.reshape(N_TRAIN, 784).astype(np.float32))
+    mnist = ctx.load("mnist")
+    assert np.array_equal(seq.train_y, mnist.train_y) and seq.class_names == mnist.class_names
+
+
+def test_psmnist_is_smnist_in_the_documented_fixed_order(ctx):
+    order = np.random.default_rng(sequential.PERMUTATION_SEED).permutation(784)
+    assert sorted(order.tolist()) == list(range(784)) and not np.array_equal(order, np.arange(784))
+    smnist, psmnist = ctx.load("smnist"), ctx.load("psmnist")
+    assert psmnist.train_x.shape == (N_TRAIN, 784, 1)
+    assert np.array_equal(psmnist.train_x, smnist.train_x[:, order]) and np.array_equal(psmnist.test_x, smnist.test_x[:, order])
+    assert np.array_equal(psmnist.test_y, smnist.test_y)
+    assert psmnist.meta["derived_from"]["params"] == {"permutation_seed": sequential.PERMUTATION_SEED}
+
+
+def test_the_permutation_is_the_same_in_another_process():
+    code = ("from seqbench.datasets.sequential import permutation; "
+            "print(','.join(map(str, permutation(784))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert [int(v) for v in out.strip().split(",")] == sequential.permutation(784).tolist()
+    # NumPy's Generator stream is stable across versions and machines: the documented order begins so
+    assert sequential.permutation(784)[:6].tolist() == np.random.default_rng(0).permutation(784)[:6].tolist()
+
+
+def test_the_fingerprint_changes_with_the_permutation_seed(ctx):
+    mnist = ctx.load("mnist").fingerprint
+    fingerprints = {name: ctx.load(name).fingerprint for name in ("smnist", "psmnist")}
+    assert fingerprints["psmnist"] == derived_fingerprint(mnist, "pixels/v1", {"permutation_seed": sequential.PERMUTATION_SEED})
+    assert len({mnist, *fingerprints.values()}) == 3
+    other = DatasetSpec.derive("psmnist-1", "mnist", sequential.pixels, identity="pixels/v1", params={"permutation_seed": 1})
+    seq1 = other.load(ctx)
+    assert seq1.fingerprint not in fingerprints.values()
+    assert not np.array_equal(seq1.train_x, ctx.load("psmnist").train_x)
+
+
+def test_scifar10_is_one_pixel_a_step_with_its_three_colours(ctx):
+    batch = pickle.loads(cifar_members()["data_batch_1"], encoding="bytes")  # what the fixture wrote
+    raw = batch[b"data"]  # (n, 3072) uint8: the R plane (1024), then G, then B, each row-major
+    seq = ctx.load("scifar10")
+    assert seq.train_x.shape == (20, 1024, 3) and seq.test_x.shape == (4, 1024, 3) and seq.channels == 3
+    first = seq.train_x[: len(raw)]  # the loader keeps the batches' order
+    expected = raw.reshape(len(raw), 3, 1024).transpose(0, 2, 1) / np.float32(255)
+    assert np.array_equal(first, expected.astype(np.float32))
+    r, c = 3, 30  # step 32 r + c is pixel (r, c); its values are that pixel's R, G, B
+    step = 32 * r + c
+    assert np.array_equal(first[:, step] * 255, raw[:, [step, 1024 + step, 2048 + step]].astype(np.float32))
+    # the same values as the row layout's pixel: 32 rows of 96 values, the 3 colours side by side
+    rows = ctx.load("cifar10").train_x
+    assert np.array_equal(seq.train_x[:, step], rows[:, r, 3 * c : 3 * c + 3])
+
+
+def test_scifar10_declares_standardisation_only_with_the_sources_statistics(ctx):
+    specs = ctx.datasets
+    assert specs["cifar10"].preprocessing.hflip and specs["cifar10"].preprocessing.shift == 2
+    assert specs["scifar10"].preprocessing == Preprocessing(standardize=True)  # no row flips or shifts of a pixel sequence
+    assert specs["smnist"].preprocessing == specs["psmnist"].preprocessing == Preprocessing()
+    rows, seq = ctx.load("cifar10"), ctx.load("scifar10")
+    for a, b in zip(channel_stats(rows.train_x, 3), channel_stats(seq.train_x, 3)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_list_datasets_says_the_order_and_layout():
+    from click.testing import CliRunner
+
+    from seqbench.cli import main
+
+    out = CliRunner().invoke(main, ["list", "datasets"]).output
+    lines = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    assert "row-major over the 32x32 pixels, 1024 steps x 3 values" in lines["scifar10"]
+    assert f"default_rng({sequential.PERMUTATION_SEED}).permutation(784)" in lines["psmnist"]
+    assert "784 steps x 1 value" in lines["smnist"] and "fashion-smnist" in lines
+    assert all(ctx_free in lines for ctx_free in ("mnist", "fashion-mnist", "cifar10"))
