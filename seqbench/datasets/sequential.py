@@ -8,7 +8,8 @@
   R, G, B as the step's 3 values: ``(1024, 3)``.
 * ``fashion-smnist``: Fashion-MNIST as ``smnist``.
 
-They are registered with :meth:`seqbench.DatasetSpec.derive`, as a plugin would register them.
+They are registered with :meth:`seqbench.DatasetSpec.derive`, as a plugin would register them
+(registering imports nothing heavy: NumPy is imported when a dataset is loaded).
 Preprocessing: the MNISTs declare none, as their sources. ``scifar10`` declares per-channel
 standardisation only: the source's flips and shifts move pixels within rows of an image, which
 a sequence of pixels no longer has (the literature's sCIFAR is trained without augmentation).
@@ -16,9 +17,12 @@ a sequence of pixels no longer has (the literature's sCIFAR is trained without a
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from seqbench.types import DatasetSpec, Preprocessing
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 #: The seed of psMNIST's permutation (``numpy.random.default_rng(PERMUTATION_SEED).permutation(784)``).
 PERMUTATION_SEED = 0
@@ -37,6 +41,8 @@ def pixels(train_x: np.ndarray, test_x: np.ndarray, *, channels: int = 1,
 
 def permutation(length: int, seed: int = PERMUTATION_SEED) -> np.ndarray:
     """The fixed order of ``length`` positions for ``seed``: the same on every machine."""
+    import numpy as np
+
     return np.random.default_rng(seed).permutation(length)
 
 
