@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
+import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from seqbench import preprocess, provenance, records
+from seqbench.executors import Executor, Matrix, PairJob
+from seqbench.executors.local import SequentialExecutor
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
 from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable
@@ -313,8 +316,9 @@ def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) 
     )
 
 
-def _record(model: str, dataset: str, seed: int, registry: Registry, status: str, reason: str | None,
-            env: dict[str, Any]) -> dict[str, Any]:
+def pair_record(model: str, dataset: str, seed: int, registry: Registry, status: str, reason: str | None,
+                env: dict[str, Any]) -> dict[str, Any]:
+    """A pair's record as it starts, with its status and the reason when not ok."""
     return {
         "schema_version": res.SCHEMA_VERSION,
         "model": model,
@@ -330,12 +334,14 @@ def _record(model: str, dataset: str, seed: int, registry: Registry, status: str
 
 
 def run_benchmark(
-    registry: Registry, request: RunRequest, observer: RunObserver | None = None
+    registry: Registry, request: RunRequest, observer: RunObserver | None = None, executor: Executor | None = None
 ) -> dict[str, Any]:
     """Run every requested pair and return the run's results (also written to ``out_dir``).
 
-    The run directory is locked while the run lives (:func:`seqbench.results.run_lock`): a
-    second run or resume on it is refused. Its events are appended to ``events.jsonl`` there.
+    ``executor`` trains the pairs (default: one after another in this process,
+    :class:`seqbench.executors.local.SequentialExecutor`). The run directory is locked while
+    the run lives (:func:`seqbench.results.run_lock`): a second run or resume on it is refused.
+    Its events are appended to ``events.jsonl`` there.
     """
     plan = plan_run(registry, request)
     _make_out_dir(request.out_dir)
@@ -345,7 +351,7 @@ def run_benchmark(
         log = EventLog(request.out_dir / EVENTS_FILE, request.command, observer.warn)
         both = Observers(observer, log)
         try:
-            return _run_locked(registry, request, plan, both)
+            return _run_locked(registry, request, plan, both, executor or SequentialExecutor())
         except KeyboardInterrupt as exc:
             both.interrupted("SIGTERM" if isinstance(exc, Terminated) else "SIGINT")
             raise
@@ -361,11 +367,14 @@ def finished_pairs(out_dir: Path) -> dict[res.PairKey, dict[str, Any]]:
     return {k: r for k, r in res.read_pairs(out_dir).items() if r["status"] in res.DONE_STATUSES}
 
 
-def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer: RunObserver) -> dict[str, Any]:
+def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer: RunObserver,
+                executor: Executor) -> dict[str, Any]:
     out = request.out_dir
     _remove_stale_temp(request)
     env = provenance.environment(plugin_versions(registry))
     session = res.new_session(request.command, str(request.data_dir), env)
+    session["executor"] = executor.describe()
+    started = time.monotonic()
     done: dict[res.PairKey, dict[str, Any]] = {}
     if request.resume:
         results = res.resumed_results(res.load_results(out, strict=True), session)
@@ -378,32 +387,59 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     observer.run_start(out, pairs, plan.unavailable, request.resume)
     for note in plan.notes:
         observer.warn(note)
-    for ds_name in plan.datasets:
-        ds_pairs = [p for p in pairs if p.dataset == ds_name]
-        todo = any(not p.done for p in ds_pairs)
-        dataset, ds_status, ds_reason = _load_dataset(registry, ds_name, ctx) if todo else (None, "ok", None)
-        if ds_status == "skipped" and ds_name not in plan.keep_datasets:
-            pairs = [p for p in pairs if p.dataset != ds_name]
-            _leave_out(out, results, Unavailable("dataset", ds_name, str(ds_reason)), len(ds_pairs), observer)
-            continue
-        if dataset is not None:
-            _check_same_data(ds_name, dataset.fingerprint, done, request.data_dir)
-        index = {p.key: i for i, p in enumerate(pairs, 1)}
-        for p in ds_pairs:
-            record = done.get(p.key)
-            if record is None:
-                observer.pair_start(index[p.key], len(pairs), p.model, ds_name, p.seed)
+    order = {p.key: i for i, p in enumerate(plan.pairs)}
+    kept: dict[res.PairKey, dict[str, Any]] = {}
+
+    def keep(record: dict[str, Any], plot_format: str | None) -> None:
+        """Add a record to the results (in the plan's order, however the pairs finish) and write them."""
+        kept[res.key_of(record)] = record
+        results["pairs"] = sorted(kept.values(), key=lambda r: order[res.key_of(r)])
+        _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
+        _write_reports(out, results, record, plot_format, observer)
+
+    def received(job: PairJob, record: dict[str, Any], predictions: Any) -> None:
+        for name, error in (record.get("metric_errors") or {}).items():
+            observer.warn(f"metric {name!r} from plugin {registry.plugin_of('metric', name)!r} failed: {error}")
+        record.setdefault("finished", res.now_iso())
+        _save_pair(out, record, predictions)
+        observer.pair_end(record)
+        keep(record, request.plot_format if request.plots else None)
+
+    def jobs() -> Iterator[tuple[PairJob, Dataset]]:
+        nonlocal pairs
+        for ds_name in plan.datasets:
+            ds_pairs = [p for p in pairs if p.dataset == ds_name]
+            todo = any(not p.done for p in ds_pairs)
+            dataset, ds_status, ds_reason = load_dataset(registry, ds_name, ctx) if todo else (None, "ok", None)
+            if ds_status == "skipped" and ds_name not in plan.keep_datasets:
+                pairs = [p for p in pairs if p.dataset != ds_name]
+                _leave_out(out, results, Unavailable("dataset", ds_name, str(ds_reason)), len(ds_pairs), observer)
+                continue
+            if dataset is not None:
+                _check_same_data(ds_name, dataset.fingerprint, done, request.data_dir)
+            index = {p.key: i for i, p in enumerate(pairs, 1)}
+            for p in ds_pairs:
+                if p.done:
+                    keep(done[p.key], None)
+                    continue
+                job = PairJob(p, index[p.key], len(pairs), str(dataset.fingerprint) if dataset is not None else "")
                 if dataset is None:
-                    record, predictions = _record(p.model, ds_name, p.seed, registry, ds_status, ds_reason, env), None
+                    observer.pair_start(job.index, job.total, *p.key)
+                    received(job, pair_record(p.model, ds_name, p.seed, registry, ds_status, ds_reason, env), None)
                 else:
-                    record, predictions = _run_pair(registry, p.model, ds_name, dataset, p.seed, request, observer, env)
-                record["finished"] = res.now_iso()
-                _save_pair(out, record, predictions)
-                observer.pair_end(record)
-            results["pairs"].append(record)
-            _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-            _write_reports(out, results, record, request.plot_format if request.plots and not p.done else None, observer)
-        del dataset
+                    yield job, dataset
+            dataset = None  # free it before the next dataset loads
+
+    def run_here(job: PairJob, dataset: Dataset) -> tuple[dict[str, Any], Any]:
+        return run_pair(registry, job.pair.model, job.pair.dataset, dataset, job.pair.seed, request, observer, env)
+
+    def failed(job: PairJob, reason: str) -> dict[str, Any]:
+        model, ds_name, seed = job.pair.key
+        return pair_record(model, ds_name, seed, registry, "failed", reason, env)
+
+    executor.run(Matrix(request, jobs(), run_here, failed, received, observer))
+    session["wall_seconds"] = round(time.monotonic() - started, 3)
+    _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
     _guard(observer, "report", lambda: _html_report().write_run_report(out, results, request.plot_format if request.plots else None))
     observer.run_end(results)
     return results
@@ -474,7 +510,8 @@ def _check_same_data(name: str, fingerprint: str, done: Mapping[res.PairKey, dic
         )
 
 
-def _load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Dataset | None, str, str | None]:
+def load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Dataset | None, str, str | None]:
+    """The dataset ``name`` checked, with ``"ok"``; or None with ``"skipped"`` or ``"failed"`` and why."""
     plugin = registry.plugin_of("dataset", name)
     try:
         dataset = registry.datasets[name].load(ctx)
@@ -506,7 +543,7 @@ def _check_dataset_fields(name: str, dataset: Dataset, plugin: str) -> None:
         raise PluginOutputError(f"{where}: {exc}") from None
 
 
-def _run_pair(
+def run_pair(
     registry: Registry,
     model_name: str,
     ds_name: str,
@@ -516,11 +553,12 @@ def _run_pair(
     observer: RunObserver,
     env: dict[str, Any],
 ) -> tuple[dict[str, Any], Any]:
-    """The pair's record (every value JSON-ready; a failed pair when a plugin fails) and its test predictions."""
+    """The pair's record (every value JSON-ready; a failed pair when a plugin fails) and its test
+    predictions. Runs wherever the dataset is: in the run's process, or on a worker."""
     spec = registry.models[model_name]
     plugin = registry.plugin_of("model", model_name)
     info = dataset.info
-    base = _record(model_name, ds_name, seed, registry, "ok", None, env)
+    base = pair_record(model_name, ds_name, seed, registry, "ok", None, env)
     base["dataset_info"] = {
         "name": ds_name,
         "seq_len": info.seq_len,
@@ -563,8 +601,6 @@ def _run_pair(
     except BaseException as exc:  # SystemExit too: a plugin must not end the run
         failed = {"status": "failed", "reason": f"model plugin {plugin!r}: {one_line(exc)}", "traceback": traceback.format_exc()}
         return {**record, **failed}, None
-    for name, error in (record.get("metric_errors") or {}).items():
-        observer.warn(f"metric {name!r} from plugin {registry.plugin_of('metric', name)!r} failed: {error}")
     return record, predictions
 
 

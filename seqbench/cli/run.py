@@ -96,7 +96,7 @@ class ConsoleObserver(RunObserver):
         if status == "ok":
             acc = accuracy_of(record)
             text = f"test accuracy {100 * acc:.2f}%" if acc is not None else "done"
-            _err(f"  -> {text}, best epoch {record['best_epoch']}/{record['epochs_run']}")
+            _err(f"  -> {text}, best epoch {record['best_epoch']}/{record['epochs_run']}{_on_worker(record)}")
         else:
             _err(f"  -> {status}: {record.get('reason')}")
 
@@ -105,6 +105,12 @@ class ConsoleObserver(RunObserver):
 
     def run_end(self, results: Mapping[str, Any]) -> None:
         _err(f"seqbench: done in {duration(self._clock() - self._start)}")
+
+
+def _on_worker(record: Mapping[str, Any]) -> str:
+    """`` on worker ADDRESS (host H)`` for a pair a Dask worker ran."""
+    worker = record.get("worker") or {}
+    return f" on worker {worker.get('address')} (host {worker.get('host')})" if worker else ""
 
 
 def _err(line: str) -> None:
@@ -280,6 +286,12 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
               help="Format of the summary table on stdout (progress goes to stderr).")
 @click.option("--dry-run", is_flag=True, help="List the pairs and the hyperparameters each would use; run and write nothing.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Train N pairs at a time on a local Dask cluster of N processes, each with cores/N threads "
+                   "(--set threads=...), plus one per GPU for GPU pairs. Needs: pip install 'seqbench[dask]'.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Train the pairs on the workers of the Dask cluster at ADDRESS (tcp://host:8786); they load "
+                   "plugins and data themselves (from --data-dir if given, else their default).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), is_eager=True,
               callback=_read_config, expose_value=False,
               help="TOML file of run's options by long name (model = [\"rnn-*\"], seeds = [0, 1], [set] lr = 0.01); the command line wins.")
@@ -287,7 +299,7 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
-        include_unavailable: bool, fmt: str, dry_run: bool) -> None:
+        include_unavailable: bool, fmt: str, dry_run: bool, workers: int | None, scheduler: str | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
 
     Progress goes to stderr and the summary table to stdout; the run's events are logged to
@@ -309,6 +321,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
         raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
     if all_pairs and (models or datasets):
         raise click.UsageError("--all runs every pair; leave out -m/-d, or drop --all")
+    if workers and scheduler:
+        raise click.UsageError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
     registry = registry_from(ctx)
     options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
     request = None
@@ -324,10 +338,13 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                     standardize=not no_standardize, augment=not no_augment, include_unavailable=include_unavailable,
                     **options,
                 )
+            if workers and not request.resume:
+                request = _split_threads(registry, request, workers)
             if dry_run:
                 _dry_run(registry, request, fmt)
                 return
-            results = run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()))
+            executor = _dask_executor(ctx, registry, request, workers, scheduler, data_dir) if workers or scheduler else None
+            results = run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()), executor)
     except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt as exc:
@@ -342,6 +359,39 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if code == EXIT_NOTHING_RAN:
         _err("seqbench: nothing ran: every pair was skipped")
     ctx.exit(code)
+
+
+def _split_threads(registry: Any, request: Any, workers: int) -> Any:
+    """``request`` with ``threads`` set so that ``workers`` local workers share this machine's cores."""
+    from seqbench.default_plugins.models import available_cores
+    from seqbench.executors.resources import split_threads, threads_per_worker
+
+    return split_threads(registry, request, threads_per_worker(workers, available_cores()))
+
+
+def _dask_executor(ctx: click.Context, registry: Any, request: Any, workers: int | None, scheduler: str | None,
+                   data_dir: Path | None) -> Any:
+    """The executor of ``--workers``/``--scheduler``: workers load the plugins as this command
+    does, and their data from the run's data directory (``--scheduler``: ``--data-dir`` or theirs)."""
+    try:
+        from seqbench.executors.dask_executor import DaskExecutor
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    from seqbench.default_plugins.models import available_cores
+    from seqbench.executors.resources import is_gpu_pair, threads_per_worker, visible_gpus
+    from seqbench.executors.worker import PluginSource
+    from seqbench.runner import plan_run
+
+    plugins = PluginSource(strict=(ctx.find_root().obj or {}).get("strict_plugins") or None)
+    if scheduler:
+        _err(f"seqbench: training on the Dask cluster at {scheduler}")
+        return DaskExecutor(plugins, scheduler=scheduler, data_dir=data_dir)
+    cores = available_cores()
+    gpus = tuple(visible_gpus()) if any(is_gpu_pair(p) for p in plan_run(registry, request).pairs) else ()
+    gpu_text = f", and {len(gpus)} GPU worker(s), one GPU each" if gpus else ""
+    _err(f"seqbench: training on a local Dask cluster of {workers} worker(s) sharing {cores} core(s), "
+         f"{threads_per_worker(workers, cores)} thread(s) each{gpu_text}")
+    return DaskExecutor(plugins, workers=workers, data_dir=request.data_dir, cores=cores, gpus=gpus)
 
 
 def _dry_run(registry: Any, request: Any, fmt: str) -> None:

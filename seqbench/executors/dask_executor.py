@@ -1,0 +1,165 @@
+"""Pairs on the workers of a Dask cluster: a local one (``--workers N``) or an existing one
+(``--scheduler ADDRESS``). Imported only when one of those options is given.
+
+Each pair is one Dask task (:func:`run_on_worker`) that returns the pair's record; the run's
+process writes each record the moment it arrives. Workers load their own plugins and data.
+A worker that dies while training a pair (killed, out of memory) makes the scheduler run
+the pair again elsewhere: once on a local cluster (``allowed-failures`` 1), as the scheduler's
+``distributed.scheduler.allowed-failures`` says on an existing one (Dask's default 3); after
+that the pair is recorded as failed with the reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import platform
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+try:
+    import distributed
+except ImportError as exc:  # pragma: no cover - the [dask] extra
+    raise ImportError("--workers and --scheduler need Dask: pip install 'seqbench[dask]'") from exc
+
+from seqbench.executors import Matrix, PairJob
+from seqbench.executors.resources import (
+    capacity,
+    declared_resources,
+    is_gpu_pair,
+    local_workers,
+    pair_class,
+    pair_resources,
+    threads_per_worker,
+)
+from seqbench.executors.worker import PairTask, PluginSource, WorkerInfo, run_task
+from seqbench.plugins import one_line
+
+#: Seconds to wait for a scheduler given with ``--scheduler`` before giving up.
+CONNECT_TIMEOUT = 10.0
+#: Deaths of the worker running a pair after which a local cluster gives the pair up.
+LOCAL_ALLOWED_FAILURES = 1
+
+
+def run_on_worker(task: PairTask) -> tuple[dict[str, Any], Any]:
+    """The Dask task of a pair: train it on this worker, returning its record and predictions."""
+    worker = distributed.get_worker()
+    return run_task(task, WorkerInfo(worker.address, platform.node(), os.getpid()))
+
+
+class DaskExecutor:
+    """Trains each pair as a Dask task: on a local cluster of ``workers`` CPU worker processes
+    (plus one per GPU in ``gpus``), or on the cluster of ``scheduler``.
+
+    ``data_dir`` is where workers find the data (None: each worker's default); ``cores`` are
+    the CPU cores the local workers share.
+    """
+
+    def __init__(self, plugins: PluginSource, *, workers: int | None = None, scheduler: str | None = None,
+                 data_dir: Path | None = None, cores: int = 1, gpus: tuple[str, ...] = ()) -> None:
+        if (workers is None) == (scheduler is None):
+            raise ValueError("give workers or scheduler")
+        self.plugins, self.workers, self.scheduler = plugins, workers, scheduler
+        self.data_dir, self.cores, self.gpus = data_dir, cores, gpus
+
+    def describe(self) -> dict[str, Any]:
+        if self.scheduler is not None:
+            return {"kind": "dask", "scheduler": self.scheduler}
+        return {"kind": "dask-local", "workers": self.workers, "cores": self.cores,
+                "threads_per_worker": threads_per_worker(self.workers or 1, self.cores), "gpu_workers": list(self.gpus)}
+
+    def run(self, matrix: Matrix) -> None:
+        """Submit pairs as workers free up (never more than the workers train at once, so a
+        worker that dies takes no waiting pair with it), and hand back each record as it comes."""
+        with self._client() as client:
+            waiting: dict[str, collections.deque[PairJob]] = {"cpu": collections.deque(), "gpu": collections.deque()}
+            running: dict[Any, tuple[str, PairJob]] = {}
+            finished = distributed.as_completed(loop=client.loop)
+
+            def fill() -> None:
+                workers = client.scheduler_info()["workers"]
+                slots = capacity(workers)
+                declared = declared_resources(workers)
+                for kind, queue in waiting.items():
+                    while queue and sum(k == kind for k, _ in running.values()) < slots[kind]:
+                        job = queue.popleft()
+                        future = self._submit(client, matrix, job, declared)
+                        running[future] = (kind, job)
+                        finished.add(future)
+
+            try:
+                declared = declared_resources(client.scheduler_info()["workers"])
+                for job, _ in matrix.jobs:  # workers start on the first dataset while the next loads
+                    waiting[pair_class(is_gpu_pair(job.pair), declared)].append(job)
+                    fill()
+                for future in finished:
+                    _, job = running.pop(future)
+                    record, predictions = self._outcome(future, job, matrix)
+                    matrix.observer.pair_start(job.index, job.total, *job.pair.key)
+                    matrix.received(job, record, predictions)
+                    fill()
+            finally:
+                if running:  # interrupted: no pair is left training
+                    with contextlib.suppress(Exception):
+                        client.cancel(list(running), force=True)
+
+    def _submit(self, client: Any, matrix: Matrix, job: PairJob, declared: set[str]) -> Any:
+        request = matrix.request
+        task = PairTask(*job.pair.key, fingerprint=job.fingerprint, plugins=self.plugins,
+                        request=replace(request, data_dir=self.data_dir))
+        model, dataset, seed = job.pair.key
+        return client.submit(run_on_worker, task, key=f"seqbench-{model}+{dataset}+seed{seed}-{uuid.uuid4().hex[:8]}",
+                             pure=False, resources=pair_resources(is_gpu_pair(job.pair), declared))
+
+    def _outcome(self, future: Any, job: PairJob, matrix: Matrix) -> tuple[dict[str, Any], Any]:
+        """The pair's record and predictions from its finished task; a failed record when the task failed."""
+        try:
+            return future.result()
+        except distributed.KilledWorker as exc:
+            attempts = exc.allowed_failures + 1
+            reason = (f"the worker running it died (killed, or out of memory) on each of {attempts} attempt(s); "
+                      f"the last was {exc.last_worker.address}")
+        except Exception as exc:  # the task itself broke: seqbench missing or different on the worker, ...
+            reason = f"could not run on the Dask cluster: {one_line(exc)}"
+        return matrix.failed(job, reason), None
+
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[Any]:
+        """A client of the scheduler, or of a new local cluster that is shut down afterwards."""
+        from seqbench.runner import RunError
+
+        if self.scheduler is not None:
+            try:
+                client = distributed.Client(self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise RunError(f"cannot reach the Dask scheduler at {self.scheduler} "
+                               f"(waited {CONNECT_TIMEOUT:g} s): {one_line(exc)}") from None
+            with contextlib.closing(client):
+                yield client
+            return
+        cluster = self._local_cluster()
+        try:
+            with contextlib.closing(distributed.Client(cluster, set_as_default=False)) as client:
+                yield client
+        finally:
+            cluster.close(timeout=30)
+
+    def _local_cluster(self) -> Any:
+        """A scheduler on 127.0.0.1 and one nanny-watched process per worker, dividing memory evenly."""
+        from distributed import Nanny, Scheduler, SpecCluster
+        from distributed.system import MEMORY_LIMIT
+
+        specs = local_workers(self.workers or 1, self.cores, self.gpus)
+        memory = MEMORY_LIMIT // len(specs)
+        workers = {spec.name: {"cls": Nanny, "options": {"nthreads": 1, "resources": dict(spec.resources),
+                                                          "env": dict(spec.env), "memory_limit": memory,
+                                                          "host": "127.0.0.1", "name": spec.name,
+                                                          "silence_logs": logging.ERROR}}
+                   for spec in specs}
+        scheduler = {"cls": Scheduler, "options": {"allowed_failures": LOCAL_ALLOWED_FAILURES, "host": "127.0.0.1",
+                                                    "port": 0, "dashboard": False, "dashboard_address": "127.0.0.1:0"}}
+        return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
