@@ -108,3 +108,94 @@ def test_list_datasets_says_the_order_and_layout():
     assert f"default_rng({sequential.PERMUTATION_SEED}).permutation(784)" in lines["psmnist"]
     assert "784 steps x 1 value" in lines["smnist"] and "fashion-smnist" in lines
     assert all(ctx_free in lines for ctx_free in ("mnist", "fashion-mnist", "cifar10"))
+
+
+# -- the cells at long sequences ---------------------------------------------------------------
+
+from gradcheck import max_relative_error  # noqa: E402
+from seqbench.models.backend import cupy_unavailable  # noqa: E402
+from seqbench.models.gru import GRU  # noqa: E402
+from seqbench.models.lstm import LSTM  # noqa: E402
+from seqbench.models.recurrent import RecurrentClassifier  # noqa: E402
+from seqbench.models.rnn import RNN  # noqa: E402
+
+CELLS = pytest.mark.parametrize("cell", [RNN, LSTM, GRU], ids=["rnn", "lstm", "gru"])
+
+
+def long_batch(T=64, B=4, F=2, C=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((B, T, F)), rng.integers(0, C, B)
+
+
+def in_chunks(model, steps: int, B: int, H: int):
+    """Make every cell of ``model`` run sequences in chunks of ``steps`` steps."""
+    for cell in model.cells:
+        cell.cache_bytes = 0
+        cell.chunk_bytes = steps * B * H * cell.widths * cell.dtype.itemsize
+    return model
+
+
+@CELLS
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunks"])
+def test_gradients_at_64_steps_match_finite_differences(cell, chunked):
+    x, y = long_batch()
+    model = RecurrentClassifier(cell, 2, 3, hidden=4, seed=1, dtype="float64")
+    if chunked:
+        in_chunks(model, 10, 4, 4)  # 64 steps: six chunks of 10, one of 4
+        assert model.cells[0].chunk_len(64, 4, 4) == 10
+    else:
+        assert model.cells[0].chunk_len(64, 4, 4) == 64
+    errors = max_relative_error(model, x, y)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@CELLS
+def test_chunks_give_the_gradients_and_predictions_of_the_whole_sequence(cell):
+    x, y = long_batch(T=97, B=8, F=3, C=4, seed=2)
+    whole = RecurrentClassifier(cell, 3, 4, hidden=6, seed=3, dtype="float64")
+    chunks = in_chunks(RecurrentClassifier(cell, 3, 4, hidden=6, seed=3, dtype="float64"), 16, 8, 6)
+    (lw, gw), (lc, gc) = whole.loss_and_grads(x, y), chunks.loss_and_grads(x, y)
+    assert lw == pytest.approx(lc, rel=1e-12)
+    for k in gw:
+        np.testing.assert_allclose(gc[k], gw[k], rtol=1e-10, atol=1e-13, err_msg=k)
+    np.testing.assert_allclose(chunks.predict_proba(x), whole.predict_proba(x), rtol=1e-12)
+
+
+@CELLS
+def test_the_bptt_workspace_is_bounded_at_long_sequences(cell):
+    """A step at T=1,024 in chunks keeps one state a chunk, not every step's buffers."""
+    import tracemalloc
+
+    T, B, F, H = 1024, 16, 3, 32
+    x = np.random.default_rng(0).random((B, T, F)).astype(np.float32)
+    y = np.arange(B) % 10
+    model = RecurrentClassifier(cell, F, 10, hidden=H, bptt_mb=0.25)  # 256 KiB: chunks
+    per_step = B * H * model.cell.widths * 4
+    K = model.cell.chunk_len(T, B, H)
+    assert T * per_step > 2**18 and K < T
+    model.train_batch(x, y)  # the workspace is made by the first step
+    tracemalloc.start()
+    model.train_batch(x, y)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    whole = T * per_step
+    assert peak < whole / 4, (peak, whole)  # a second step allocates no per-step buffers
+    held = sum(b.nbytes for b in model.cell.ws._buffers.values())
+    assert held < whole / 4, (held, whole)
+
+
+def test_bptt_mb_is_the_models_budget_and_a_hyperparameter():
+    model = RecurrentClassifier(GRU, 1, 10, hidden=256, threads=1)
+    assert model.hyperparameters()["bptt_mb"] == 256.0
+    assert model.cell.chunk_len(28, 128, 256) == 28  # the row tasks: whole sequences, as before
+    assert model.cell.chunk_len(784, 128, 256) < 784  # sMNIST at batch 128: chunks
+
+
+@pytest.mark.parametrize("name", ["rnn-cpu", "lstm-cpu", "gru-cpu"])
+def test_pixel_tasks_have_their_own_defaults(name):
+    from seqbench import defaults_of
+
+    rows, pixels = defaults_of(name, "mnist"), defaults_of(name, "smnist")
+    assert pixels["hidden"] == 128 and pixels["clip"] == 1.0 and "bptt_mb" in pixels and "bptt_mb" not in rows
+    assert defaults_of(name, "psmnist") == defaults_of(name, "scifar10") == pixels
+    assert defaults_of(name, "cifar10") != pixels

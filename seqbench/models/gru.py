@@ -12,6 +12,8 @@ Backward keeps, for every step, the pre-activation gradients dA_t = [da_r, da_z,
 recurrent counterparts dR_t = [da_r, da_z, r * da_n] (the n block reaches h_{t-1} W_hn + b_hn
 through r), so dW_x = X^T dA and dW_h = H_{t-1}^T dR are one product each over all T*B rows;
 per step one ``(B, 3H) @ (3H, H)`` product carries dh back, plus the direct path dh_t z.
+A sequence too long for its buffers is done in chunks of steps, each such product once a chunk
+(:class:`~seqbench.models.recurrent.CellBase`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class GRU(CellBase):
     Weights start as randn * sqrt(1 / fan_in) (as the RNN's), biases at 0.
     """
 
+    widths = 13  # a step's buffers, in (B, H) arrays: gx, gh, da, dr (3 each), h
+
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         return {
             "W_x": rng.standard_normal((n_features, 3 * hidden)) * math.sqrt(1.0 / n_features),
@@ -39,41 +43,75 @@ class GRU(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
-        xp, be, ws = self.xp, self.backend, self.ws
+        xp, ws = self.xp, self.ws
         T, B, F = x_t.shape
         H = p["W_h"].shape[0]
-        gx = ws.get(xp, "gx", (T * B, 3 * H), self.dtype)  # x W_x + b_x, then [r, z, n]
-        gh = ws.get(xp, "gh", (T, B, 3 * H), self.dtype)  # h_{t-1} W_h + b_h
-        hs = ws.get(xp, "h", (T + 1, B, H), self.dtype)  # hs[t + 1] = h_t
-        be.matmul(x_t.reshape(T * B, F), p["W_x"], out=gx)
-        gx += p["b_x"]
-        gx = gx.reshape(T, B, 3 * H)
+        K = self.chunk_len(T, B, H)
+        bufs = self._buffers(K, B, H)
+        hs = bufs[2]
+        starts = ws.get(xp, "h_start", (-(-T // K), B, H), self.dtype)  # each chunk's first state
         hs[0] = 0
-        for t in range(T):
+        n = 0
+        for i, c0 in enumerate(range(0, T, K)):
+            if i:
+                hs[0] = hs[n]
+            starts[i] = hs[0]
+            n = self._steps(p, x_t[c0 : c0 + K], *bufs)
+        h = ws.get(xp, "h_last", (B, H), self.dtype)
+        h[...] = hs[n]
+        return h, (x_t, K, starts)
+
+    def _buffers(self, K: int, B: int, H: int) -> tuple[Any, Any, Any]:
+        """A chunk's forward buffers: ``gx`` (x W_x + b_x, then [r, z, n]), ``gh`` (h W_h + b_h), ``hs``."""
+        xp, ws = self.xp, self.ws
+        return (ws.get(xp, "gx", (K * B, 3 * H), self.dtype), ws.get(xp, "gh", (K, B, 3 * H), self.dtype),
+                ws.get(xp, "h", (K + 1, B, H), self.dtype))
+
+    def _steps(self, p: Mapping[str, Any], x: Any, gx: Any, gh: Any, hs: Any) -> int:
+        """The forward steps of a chunk ``x`` ``(n, B, F)`` from the state ``hs[0]``; returns n."""
+        be = self.backend
+        n, B, F = x.shape
+        H = p["W_h"].shape[0]
+        gx = gx[: n * B]
+        be.matmul(x.reshape(n * B, F), p["W_x"], out=gx)
+        gx += p["b_x"]
+        gx = gx.reshape(n, B, 3 * H)
+        for t in range(n):
             be.matmul(hs[t], p["W_h"], out=gh[t])
             be.gru_forward(gx[t], gh[t], p["b_h"], hs[t], hs[t + 1])
-        return hs[T], (x_t, gx, gh, hs)
+        return n
 
     def backward(self, p: Mapping[str, Any], cache: Any, dh: Any) -> dict[str, Any]:
         xp, be, ws = self.xp, self.backend, self.ws
-        x_t, gx, gh, hs = cache
+        x_t, K, starts = cache
         T, B, F = x_t.shape
-        H = hs.shape[2]
-        da = ws.get(xp, "da", (T * B, 3 * H), self.dtype)
-        dr = ws.get(xp, "dr", (T * B, 3 * H), self.dtype)
-        da_t, dr_t = da.reshape(T, B, 3 * H), dr.reshape(T, B, 3 * H)
+        H = p["W_h"].shape[0]
+        gx, gh, hs = self._buffers(K, B, H)
+        da = ws.get(xp, "da", (K * B, 3 * H), self.dtype)
+        dr = ws.get(xp, "dr", (K * B, 3 * H), self.dtype)
         dh_direct = ws.get(xp, "dh", (B, H), self.dtype)  # dh_t * z, the path around the gates
         dh_rec = ws.get(xp, "dh_rec", (B, H), self.dtype)  # dR_{t+1} W_h^T
         dh_direct[...] = 0
         dh_rec[...] = dh
         W_h_T = p["W_h"].T
-        for t in range(T - 1, -1, -1):
-            be.gru_backward(gx[t], gh[t], hs[t], dh_rec, dh_direct, da_t[t], dr_t[t])
-            if t:
-                be.matmul(dr_t[t], W_h_T, out=dh_rec)
-        return {
-            "W_x": be.matmul(x_t.reshape(T * B, F).T, da),
-            "W_h": be.matmul(hs[:T].reshape(T * B, H).T, dr),
-            "b_x": da.sum(axis=0),
-            "b_h": dr.sum(axis=0),
-        }
+        grads: dict[str, Any] = {}
+        chunks = list(range(0, T, K))
+        for i in range(len(chunks) - 1, -1, -1):
+            c0 = chunks[i]
+            x = x_t[c0 : c0 + K]
+            n = x.shape[0]
+            if i < len(chunks) - 1:  # the last chunk's buffers still hold its forward pass
+                hs[0] = starts[i]
+                self._steps(p, x, gx, gh, hs)
+            gx_t = gx[: n * B].reshape(n, B, 3 * H)
+            da_c, dr_c = da[: n * B], dr[: n * B]
+            da_t, dr_t = da_c.reshape(n, B, 3 * H), dr_c.reshape(n, B, 3 * H)
+            for t in range(n - 1, -1, -1):
+                be.gru_backward(gx_t[t], gh[t], hs[t], dh_rec, dh_direct, da_t[t], dr_t[t])
+                if c0 + t:
+                    be.matmul(dr_t[t], W_h_T, out=dh_rec)
+            self._add(grads, "W_x", x.reshape(n * B, F).T, da_c)
+            self._add(grads, "W_h", hs[:n].reshape(n * B, H).T, dr_c)
+            self._add_sum(grads, "b_x", da_c)
+            self._add_sum(grads, "b_h", dr_c)
+        return grads

@@ -8,7 +8,9 @@ product; each step adds one ``(B, H) @ (H, 4H)`` product and one fused element-w
 overwrites the pre-activations with the gate activations kept for the backward pass. Backward
 keeps the gate pre-activation gradients dA_t ``(B, 4H)`` of every step, so dW_x = X^T dA,
 dW_h = H_{t-1}^T dA and db are each one product (or sum) over all T*B rows; per step one
-``(B, 4H) @ (4H, H)`` product carries dh_t back to dh_{t-1}.
+``(B, 4H) @ (4H, H)`` product carries dh_t back to dh_{t-1}. A sequence too long for its
+buffers is done in chunks of steps, each such product once a chunk
+(:class:`~seqbench.models.recurrent.CellBase`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class LSTM(CellBase):
     block, which starts at 1.
     """
 
+    widths = 11  # a step's buffers, in (B, H) arrays: gates and their gradients (4 each), h, c, tanh(c)
+
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         b = np.zeros(4 * hidden)
         b[hidden : 2 * hidden] = 1.0
@@ -38,42 +42,80 @@ class LSTM(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
-        xp, be, ws = self.xp, self.backend, self.ws
+        xp, ws = self.xp, self.ws
         T, B, F = x_t.shape
         H = p["W_h"].shape[0]
-        gates = ws.get(xp, "gates", (T * B, 4 * H), self.dtype)  # x W_x + b, then activations
-        hs = ws.get(xp, "h", (T + 1, B, H), self.dtype)  # hs[t + 1] = h_t
-        cs = ws.get(xp, "c", (T + 1, B, H), self.dtype)  # cs[t + 1] = c_t
-        tcs = ws.get(xp, "tanh_c", (T, B, H), self.dtype)  # tcs[t] = tanh(c_t)
-        rec = ws.get(xp, "rec", (B, 4 * H), self.dtype)
-        be.matmul(x_t.reshape(T * B, F), p["W_x"], out=gates)
-        gates += p["b"]
-        gates = gates.reshape(T, B, 4 * H)
+        K = self.chunk_len(T, B, H)
+        bufs = self._buffers(K, B, H)
+        _, hs, cs, _ = bufs
+        starts = ws.get(xp, "hc_start", (-(-T // K), 2, B, H), self.dtype)  # each chunk's first h and c
         hs[0] = 0
         cs[0] = 0
-        for t in range(T):
+        n = 0
+        for i, c0 in enumerate(range(0, T, K)):
+            if i:
+                hs[0] = hs[n]
+                cs[0] = cs[n]
+            starts[i, 0] = hs[0]
+            starts[i, 1] = cs[0]
+            n = self._steps(p, x_t[c0 : c0 + K], *bufs)
+        h = ws.get(xp, "h_last", (B, H), self.dtype)
+        h[...] = hs[n]
+        return h, (x_t, K, starts)
+
+    def _buffers(self, K: int, B: int, H: int) -> tuple[Any, Any, Any, Any]:
+        """A chunk's forward buffers: ``gates`` (x W_x + b, then activations), ``hs``, ``cs``
+        (hs[i + 1], cs[i + 1]: h and c after its step i) and ``tcs`` (tanh(c) of its step i)."""
+        xp, ws = self.xp, self.ws
+        return (ws.get(xp, "gates", (K * B, 4 * H), self.dtype), ws.get(xp, "h", (K + 1, B, H), self.dtype),
+                ws.get(xp, "c", (K + 1, B, H), self.dtype), ws.get(xp, "tanh_c", (K, B, H), self.dtype))
+
+    def _steps(self, p: Mapping[str, Any], x: Any, gates: Any, hs: Any, cs: Any, tcs: Any) -> int:
+        """The forward steps of a chunk ``x`` ``(n, B, F)`` from ``hs[0]``, ``cs[0]``; returns n."""
+        be = self.backend
+        n, B, F = x.shape
+        H = p["W_h"].shape[0]
+        rec = self.ws.get(self.xp, "rec", (B, 4 * H), self.dtype)
+        gates = gates[: n * B]
+        be.matmul(x.reshape(n * B, F), p["W_x"], out=gates)
+        gates += p["b"]
+        gates = gates.reshape(n, B, 4 * H)
+        for t in range(n):
             be.matmul(hs[t], p["W_h"], out=rec)
             be.lstm_forward(gates[t], rec, cs[t], cs[t + 1], tcs[t], hs[t + 1])
-        return hs[T], (x_t, gates, cs, tcs, hs)
+        return n
 
     def backward(self, p: Mapping[str, Any], cache: Any, dh: Any) -> dict[str, Any]:
         xp, be, ws = self.xp, self.backend, self.ws
-        x_t, gates, cs, tcs, hs = cache
+        x_t, K, starts = cache
         T, B, F = x_t.shape
-        H = hs.shape[2]
-        da = ws.get(xp, "da", (T * B, 4 * H), self.dtype)
-        da_t = da.reshape(T, B, 4 * H)
+        H = p["W_h"].shape[0]
+        bufs = self._buffers(K, B, H)
+        gates, hs, cs, tcs = bufs
+        da = ws.get(xp, "da", (K * B, 4 * H), self.dtype)
         dh_t = ws.get(xp, "dh", (B, H), self.dtype)
         dc = ws.get(xp, "dc", (B, H), self.dtype)
         dh_t[...] = dh
         dc[...] = 0
         W_h_T = p["W_h"].T
-        for t in range(T - 1, -1, -1):
-            be.lstm_backward(gates[t], cs[t], tcs[t], dh_t, dc, da_t[t])
-            if t:
-                be.matmul(da_t[t], W_h_T, out=dh_t)
-        return {
-            "W_x": be.matmul(x_t.reshape(T * B, F).T, da),
-            "W_h": be.matmul(hs[:T].reshape(T * B, H).T, da),
-            "b": da.sum(axis=0),
-        }
+        grads: dict[str, Any] = {}
+        chunks = list(range(0, T, K))
+        for i in range(len(chunks) - 1, -1, -1):
+            c0 = chunks[i]
+            x = x_t[c0 : c0 + K]
+            n = x.shape[0]
+            if i < len(chunks) - 1:  # the last chunk's buffers still hold its forward pass
+                hs[0] = starts[i, 0]
+                cs[0] = starts[i, 1]
+                self._steps(p, x, *bufs)
+            g_t = gates[: n * B].reshape(n, B, 4 * H)
+            da_c = da[: n * B]
+            da_t = da_c.reshape(n, B, 4 * H)
+            for t in range(n - 1, -1, -1):
+                be.lstm_backward(g_t[t], cs[t], tcs[t], dh_t, dc, da_t[t])
+                if c0 + t:
+                    be.matmul(da_t[t], W_h_T, out=dh_t)
+            self._add(grads, "W_x", x.reshape(n * B, F).T, da_c)
+            self._add(grads, "W_h", hs[:n].reshape(n * B, H).T, da_c)
+            self._add_sum(grads, "b", da_c)
+        return grads

@@ -39,12 +39,53 @@ class Cell(Protocol):
         """Given dL/dh_T ``(B, H)``, return dL/dparam for every cell parameter."""
 
 
+#: Default of ``bptt_mb``: the MiB of per-step buffers a model may keep for whole sequences.
+BPTT_MB = 256.0
+
+
 class CellBase:
-    """What every cell keeps: its backend, array module, dtype and its own buffers."""
+    """What every cell keeps: its backend, array module, dtype and its own buffers.
+
+    **Long sequences.** The per-step buffers of a pass (gate values, hidden states and their
+    gradients: ``widths`` arrays of ``(B, H)`` a step) are kept for the whole sequence when they
+    fit in ``cache_bytes``. Past that, the sequence is cut into chunks of steps that fit in
+    ``chunk_bytes`` (see :meth:`chunk_len`): the forward pass keeps only each chunk's first state, and the backward
+    pass recomputes a chunk's forward steps from it before going back through them
+    (checkpointing: one more forward pass, memory independent of T but for one state a chunk).
+    """
+
+    widths = 1
+    cache_bytes = int(BPTT_MB * 2**20)
+    chunk_bytes = 32 << 20
 
     def __init__(self, backend: Any, dtype: np.dtype) -> None:
         self.backend, self.xp, self.dtype = backend, backend.xp, dtype
         self.ws = Workspace()
+
+    def chunk_len(self, T: int, B: int, H: int) -> int:
+        """Steps a chunk holds: all ``T`` when they fit in ``cache_bytes``, else what fits in
+        ``chunk_bytes`` (or in ``cache_bytes``, when that is less but not 0); at least one."""
+        per_step = B * H * self.widths * self.dtype.itemsize
+        if T * per_step <= self.cache_bytes:
+            return T
+        budget = min(self.chunk_bytes, self.cache_bytes) if self.cache_bytes > 0 else self.chunk_bytes
+        return max(1, min(T, budget // per_step))
+
+    def _add(self, grads: dict[str, Any], name: str, a: Any, b: Any) -> None:
+        """``grads[name] += a @ b`` (``=`` for the first chunk), with no new array after the first."""
+        if name not in grads:
+            grads[name] = self.backend.matmul(a, b)
+            return
+        part = self.ws.get(self.xp, "part_" + name, grads[name].shape, self.dtype)
+        self.backend.matmul(a, b, out=part)
+        grads[name] += part
+
+    def _add_sum(self, grads: dict[str, Any], name: str, a: Any) -> None:
+        """``grads[name] += a.sum(axis=0)`` (``=`` for the first chunk)."""
+        if name not in grads:
+            grads[name] = a.sum(axis=0)
+        else:
+            grads[name] += a.sum(axis=0)
 
 
 class RecurrentClassifier(Model):
@@ -69,6 +110,7 @@ class RecurrentClassifier(Model):
         backend: str = "numpy",
         threads: int = 1,
         cuda_graph: bool = False,
+        bptt_mb: float = BPTT_MB,
     ) -> None:
         self.backend = get_backend(backend, threads)
         self.xp = self.backend.xp
@@ -76,12 +118,14 @@ class RecurrentClassifier(Model):
         self.dtype = np.dtype(dtype)
         # one cell (with its own buffers) per shard of a batch; see NumpyBackend.map_shards
         self.cells = [cell_type(self.backend, self.dtype) for _ in range(self.backend.threads)]
+        for c in self.cells:  # bptt_mb is the model's: its shards' cells share it
+            c.cache_bytes = int(bptt_mb * 2**20 / len(self.cells))
         self.cell = cell = self.cells[0]
         self._hparams = {
             "cell": cell_type.__name__, "n_features": n_features, "num_classes": num_classes,
             "hidden": hidden, "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum,
             "clip": clip, "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "dtype": self.dtype.name, "backend": backend,
-            "threads": self.backend.threads,
+            "threads": self.backend.threads, "bptt_mb": bptt_mb,
         }
         if backend == "cupy":
             self._hparams["cuda_graph"] = cuda_graph

@@ -4,7 +4,8 @@
 
 Forward: the input projection of all T steps is one matrix product; each step adds one
 ``(B, H) @ (H, H)`` product and one fused tanh. Backward keeps dz_t = dh_t * (1 - h_t^2) for
-every step, so dW_aa and dW_ax are each one matrix product over all steps.
+every step, so dW_aa and dW_ax are each one matrix product over all steps (once a chunk of steps
+for a sequence too long for its buffers: :class:`~seqbench.models.recurrent.CellBase`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from seqbench.models.recurrent import CellBase
 class RNN(CellBase):
     """tanh RNN cell; parameters ``W_ax (F, H)``, ``W_aa (H, H)``, ``b_a (H,)``."""
 
+    widths = 3  # a step's buffers, in (B, H) arrays: zx, h, dz
+
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         return {
             "W_ax": rng.standard_normal((n_features, hidden)) * math.sqrt(1.0 / n_features),
@@ -28,36 +31,69 @@ class RNN(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
-        xp, be = self.xp, self.backend
+        xp, ws = self.xp, self.ws
         T, B, F = x_t.shape
         H = p["W_aa"].shape[0]
-        hs = self.ws.get(xp, "h", (T + 1, B, H), self.dtype)  # hs[t + 1] = h_t
-        zx = self.ws.get(xp, "zx", (T * B, H), self.dtype)
-        rec = self.ws.get(xp, "rec", (B, H), self.dtype)
-        be.matmul(x_t.reshape(T * B, F), p["W_ax"], out=zx)
-        zx += p["b_a"]
-        zx = zx.reshape(T, B, H)
+        K = self.chunk_len(T, B, H)
+        zx, hs = self._buffers(K, B, H)
+        starts = ws.get(xp, "h_start", (-(-T // K), B, H), self.dtype)  # each chunk's first state
         hs[0] = 0
-        for t in range(T):
+        n = 0
+        for i, c0 in enumerate(range(0, T, K)):
+            if i:
+                hs[0] = hs[n]
+            starts[i] = hs[0]
+            n = self._steps(p, x_t[c0 : c0 + K], zx, hs)
+        h = ws.get(xp, "h_last", (B, H), self.dtype)
+        h[...] = hs[n]
+        return h, (x_t, K, starts)
+
+    def _buffers(self, K: int, B: int, H: int) -> tuple[Any, Any]:
+        """A chunk's forward buffers: ``zx`` (x W_ax + b_a) and ``hs`` (hs[i + 1] = h after its step i)."""
+        xp, ws = self.xp, self.ws
+        return ws.get(xp, "zx", (K * B, H), self.dtype), ws.get(xp, "h", (K + 1, B, H), self.dtype)
+
+    def _steps(self, p: Mapping[str, Any], x: Any, zx: Any, hs: Any) -> int:
+        """The forward steps of a chunk ``x`` ``(n, B, F)`` from the state ``hs[0]``; returns n."""
+        be = self.backend
+        n, B, F = x.shape
+        H = p["W_aa"].shape[0]
+        rec = self.ws.get(self.xp, "rec", (B, H), self.dtype)
+        zx = zx[: n * B]
+        be.matmul(x.reshape(n * B, F), p["W_ax"], out=zx)
+        zx += p["b_a"]
+        zx = zx.reshape(n, B, H)
+        for t in range(n):
             be.matmul(hs[t], p["W_aa"], out=rec)
             be.tanh_add(rec, zx[t], out=hs[t + 1])
-        return hs[T], (x_t, hs)
+        return n
 
     def backward(self, p: Mapping[str, Any], cache: Any, dh: Any) -> dict[str, Any]:
-        xp, be = self.xp, self.backend
-        x_t, hs = cache
+        xp, be, ws = self.xp, self.backend, self.ws
+        x_t, K, starts = cache
         T, B, F = x_t.shape
-        H = hs.shape[2]
-        dz = self.ws.get(xp, "dz", (T, B, H), self.dtype)
-        dh = dh.copy()
+        H = p["W_aa"].shape[0]
+        zx, hs = self._buffers(K, B, H)
+        dz = ws.get(xp, "dz", (K * B, H), self.dtype)
+        dh_t = ws.get(xp, "dh", (B, H), self.dtype)
+        dh_t[...] = dh
         W_aa_T = p["W_aa"].T
-        for t in range(T - 1, -1, -1):
-            be.tanh_backward(dh, hs[t + 1], out=dz[t])
-            if t:
-                be.matmul(dz[t], W_aa_T, out=dh)
-        dz2 = dz.reshape(T * B, H)
-        return {
-            "W_ax": be.matmul(x_t.reshape(T * B, F).T, dz2),
-            "W_aa": be.matmul(hs[:T].reshape(T * B, H).T, dz2),
-            "b_a": dz2.sum(axis=0),
-        }
+        grads: dict[str, Any] = {}
+        chunks = list(range(0, T, K))
+        for i in range(len(chunks) - 1, -1, -1):
+            c0 = chunks[i]
+            x = x_t[c0 : c0 + K]
+            n = x.shape[0]
+            if i < len(chunks) - 1:  # the last chunk's buffers still hold its forward pass
+                hs[0] = starts[i]
+                self._steps(p, x, zx, hs)
+            dz_c = dz[: n * B]
+            dz_t = dz_c.reshape(n, B, H)
+            for t in range(n - 1, -1, -1):
+                be.tanh_backward(dh_t, hs[t + 1], out=dz_t[t])
+                if c0 + t:
+                    be.matmul(dz_t[t], W_aa_T, out=dh_t)
+            self._add(grads, "W_ax", x.reshape(n * B, F).T, dz_c)
+            self._add(grads, "W_aa", hs[:n].reshape(n * B, H).T, dz_c)
+            self._add_sum(grads, "b_a", dz_c)
+        return grads
