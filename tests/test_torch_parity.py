@@ -94,3 +94,30 @@ def test_training_steps_stay_together(device, optimizer, clip):
     for name, value in scratch.state_dict().items():
         assert not np.allclose(value, initial[name]), f"{name} did not move"
         np.testing.assert_allclose(ours[name], value, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("lr_decay", [1.0, 0.5])
+def test_adam_steps_match_torch_optim_adam(lr_decay):
+    """The scratch Adam against ``torch.optim.Adam`` over five steps and two epochs (with a learning-rate
+    decay between them). eps is 0 on both sides: the scratch Adam adds eps to sqrt(v), torch to
+    sqrt(v / (1 - beta2^t)), which differ only by the scale of eps."""
+    scratch = scratch_model(optimizer="adam", lr=0.05, lr_decay=lr_decay)
+    twin = torch_twin(scratch, "cpu", optimizer="adam", lr=0.05, lr_decay=lr_decay)
+    twin.net.rnn.bias_hh_l0.requires_grad_(False)
+    assert isinstance(twin.optimizer, torch.optim.Adam)
+    scratch.optimizer.eps = 0.0
+    for group in twin.optimizer.param_groups:
+        group["eps"] = 0.0
+    initial = scratch.state_dict()
+    for step in range(5):
+        if step == 3:
+            scratch.epoch_end(1)
+            twin.epoch_end(1)
+        x, y = batch(step + 10)
+        loss = scratch.train_batch(x, y)
+        t_loss = twin.train_batch(twin.to_device(x), twin.to_device(y))
+        np.testing.assert_allclose(t_loss.item(), loss, rtol=RTOL, err_msg=f"loss at step {step}")
+    ours = torch_params_as_scratch(twin)
+    for name, value in scratch.state_dict().items():
+        assert not np.allclose(value, initial[name]), f"{name} did not move"
+        np.testing.assert_allclose(ours[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
