@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import platform
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +44,8 @@ from seqbench.plugins import one_line
 CONNECT_TIMEOUT = 10.0
 #: Deaths of the worker running a pair after which a local cluster gives the pair up.
 LOCAL_ALLOWED_FAILURES = 1
+#: Seconds between looks for finished pairs, and between looks for workers that joined.
+POLL_SECONDS, JOIN_SECONDS = 0.2, 5.0
 
 
 def run_on_worker(task: PairTask) -> tuple[dict[str, Any], Any]:
@@ -73,8 +76,8 @@ class DaskExecutor:
                 "threads_per_worker": threads_per_worker(self.workers or 1, self.cores), "gpu_workers": list(self.gpus)}
 
     def run(self, matrix: Matrix) -> None:
-        """Submit pairs as workers free up (never more than the workers train at once, so a
-        worker that dies takes no waiting pair with it), and hand back each record as it comes."""
+        """Submit pairs as workers free up or join (never more than the workers train at once,
+        so a worker that dies takes no waiting pair with it), and hand back each record as it comes."""
         with self._client() as client:
             waiting: dict[str, collections.deque[PairJob]] = {"cpu": collections.deque(), "gpu": collections.deque()}
             running: dict[Any, tuple[str, PairJob]] = {}
@@ -82,8 +85,7 @@ class DaskExecutor:
 
             def fill() -> None:
                 workers = client.scheduler_info()["workers"]
-                slots = capacity(workers)
-                declared = declared_resources(workers)
+                slots, declared = capacity(workers), declared_resources(workers)
                 for kind, queue in waiting.items():
                     while queue and sum(k == kind for k, _ in running.values()) < slots[kind]:
                         job = queue.popleft()
@@ -96,11 +98,19 @@ class DaskExecutor:
                 for job, _ in matrix.jobs:  # workers start on the first dataset while the next loads
                     waiting[pair_class(is_gpu_pair(job.pair), declared)].append(job)
                     fill()
-                for future in finished:
-                    _, job = running.pop(future)
-                    record, predictions = self._outcome(future, job, matrix)
-                    matrix.observer.pair_start(job.index, job.total, *job.pair.key)
-                    matrix.received(job, record, predictions)
+                asked = time.monotonic()
+                while running:
+                    if not finished.has_ready():
+                        time.sleep(POLL_SECONDS)
+                        if any(waiting.values()) and time.monotonic() - asked > JOIN_SECONDS:
+                            fill()  # workers may have joined (a batch system's jobs starting)
+                            asked = time.monotonic()
+                        continue
+                    for future in finished.next_batch(block=False):
+                        _, job = running.pop(future)
+                        record, predictions = self._outcome(future, job, matrix)
+                        matrix.observer.pair_start(job.index, job.total, *job.pair.key)
+                        matrix.received(job, record, predictions)
                     fill()
             finally:
                 if running:  # interrupted: no pair is left training
