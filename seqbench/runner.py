@@ -61,6 +61,8 @@ class RunRequest:
     command: str = "seqbench run"
     #: Keep models and datasets that cannot run here (skipped records) even when not named.
     include_unavailable: bool = False
+    #: Show published results of the run's datasets in its reports (seqbench.references).
+    published: bool = True
 
 
 #: The file of the run's events, one JSON object a line (:class:`seqbench.progress.EventLog`).
@@ -468,6 +470,7 @@ def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str,
         "data_dir": str(request.data_dir),
         "protocol": {**PROTOCOL_DEFAULTS, **({"quick_profile": QUICK_PROFILE} if request.quick else {})},
         "unavailable": [u.as_dict() for u in plan.unavailable],
+        "published": request.published,
     }
 
 

@@ -107,4 +107,4 @@ def test_completion_of_model_and_dataset_names(toy_registry):
 def test_completion_through_the_shell_protocol():
     complete = BashComplete(main, {}, "seqbench", "_SEQBENCH_COMPLETE")
     assert [c.value for c in complete.get_completions(["run", "-m"], "lstm-")] == ["lstm-cpu", "lstm-gpu"]
-    assert [c.value for c in complete.get_completions(["run", "--dataset"], "fash")] == ["fashion-mnist"]
+    assert [c.value for c in complete.get_completions(["run", "--dataset"], "fash")] == ["fashion-mnist", "fashion-smnist"]

@@ -199,3 +199,83 @@ def test_pixel_tasks_have_their_own_defaults(name):
     assert pixels["hidden"] == 128 and pixels["clip"] == 1.0 and "bptt_mb" in pixels and "bptt_mb" not in rows
     assert defaults_of(name, "psmnist") == defaults_of(name, "scifar10") == pixels
     assert defaults_of(name, "cifar10") != pixels
+
+
+# -- published results beside the run's rows ---------------------------------------------------
+
+from seqbench import ModelSpec, hookimpl  # noqa: E402
+from seqbench.references import for_datasets, published  # noqa: E402
+from seqbench.testing import tiny_dataset  # noqa: E402
+
+from helpers import MeanLogReg  # noqa: E402
+
+
+def test_the_published_anchors_are_there_with_their_sources():
+    s4 = {p.dataset: p.accuracy for p in published() if p.model == "S4"}
+    assert s4 == {"smnist": 99.63, "psmnist": 98.70, "scifar10": 91.13}
+    for p in published():
+        assert p.dataset in ("smnist", "psmnist", "scifar10", "fashion-smnist")
+        assert 0 < p.accuracy <= 100 and 2010 < p.year < 2030 and p.table.startswith("Table ") and str(p.year) in p.source
+    assert [p.dataset for p in for_datasets(["scifar10", "mnist"])] == ["scifar10", "scifar10"]
+    assert for_datasets(["mnist", "cifar10"]) == []
+
+
+class Mean:
+    """A fast model, to run a pixel task end to end."""
+
+    @hookimpl
+    def register_models(self, register):
+        register(ModelSpec("mean", lambda info, p: MeanLogReg(info.n_features, info.num_classes, 0.5, p["seed"]),
+                           lambda info: {"epochs": 1, "batch_size": 32}))
+
+
+def test_published_rows_are_shown_marked_for_the_runs_datasets_and_can_be_turned_off(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from seqbench.cli import main
+
+    use_small(monkeypatch, "mnist", (N_TRAIN, N_TEST))
+    write_mnist(tmp_path / "data" / "mnist")
+    tester = PluginTester(Mean(), tmp_path=tmp_path)
+    assert tester.run_pair("mean", "smnist")["status"] == "ok"
+    run = tester.run_dir
+    summary, report = (run / "summary.md").read_text(), (run / "report.html").read_text()
+    assert "## Published results (published, not run here)" in summary
+    rows = [line for line in summary.splitlines() if "| published, not run here |" in line]
+    assert len(rows) == 2 and all("| smnist " in r for r in rows)  # S4 and LSTM; not psmnist's, not in the run
+    assert any("| S4 " in r and "99.63" in r and "ICLR 2022" in r and "Table 6" in r for r in rows)
+    assert "99.63" not in (run / "summary.csv").read_text()  # the machine table holds the run's own rows only
+    assert report.count('<tr class="published">') == 2 and "published, not run here" in report
+    redrawn = CliRunner().invoke(main, ["report", str(run), "--no-published", "--no-plots"])
+    assert redrawn.exit_code == 0, redrawn.output
+    assert "published" not in (run / "summary.md").read_text().lower()
+    assert 'class="published"' not in (run / "report.html").read_text()
+
+
+def test_a_graph_whose_first_launch_fails_falls_back_to_eager_once():
+    """The CUDA-graph path at long sequences: a captured graph the device refuses to launch
+    (too many nodes, out of resources) trains eagerly from then on, with one warning."""
+    import warnings
+
+    from test_backend import _FakeCupy, _summing_step
+
+    from seqbench.models.backend.cuda_graph import CudaGraphStep
+
+    cupy, log = _FakeCupy(), []
+    capture_end = cupy.cuda.Stream  # wrap the fake's streams so that their graphs cannot launch
+
+    class Refusing(capture_end):
+        def end_capture(self):
+            super().end_capture()
+            return type("Graph", (), {"launch": lambda self: (_ for _ in ()).throw(RuntimeError("graph too large"))})()
+
+    cupy.cuda.Stream = Refusing
+    step = CudaGraphStep(cupy, _summing_step(cupy, log))
+    x, y = np.ones((2, 3)), np.ones(2)
+    assert float(step(x, y)) == 8.0
+    with pytest.warns(UserWarning, match="runs eagerly: RuntimeError: graph too large"):
+        assert float(step(2 * x, 2 * y)) == 16.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning
+        assert float(step(3 * x, 3 * y)) == 24.0 and float(step(np.ones((1, 3)), np.ones(1))) == 4.0
+    assert log == ["eager"] * 4 and step.graphs == {} and "graph too large" in step.failure

@@ -84,7 +84,10 @@ def _inside(path: Path, parent: Path) -> bool:
               help="File format of the plots (report.html embeds PNG or SVG; PDF plots are embedded as PNG).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write one report.html (and its plots) of all DIRs here, and nothing into the DIRs.")
-def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: str, out_dir: Path | None) -> None:
+@click.option("--no-published", is_flag=True,
+              help="Leave out the published results (other papers' accuracies) of the runs' datasets.")
+def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: str, out_dir: Path | None,
+           no_published: bool) -> None:
     """Regenerate the tables, plots and report.html of run directories from their results.json.
 
     Nothing is trained. Without --out, each DIR gets its tables, plots and report.html redrawn;
@@ -96,6 +99,9 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
 
     labels = _run_labels(run_dirs)
     runs = [(label, _load(path)) for label, path in zip(labels, run_dirs)]
+    if no_published:  # as if the runs had been made with --no-published (nothing is written back but the reports)
+        for _, results in runs:
+            results.setdefault("config", {})["published"] = False
     fmt_plots = None if no_plots else plot_format
     if out_dir is not None:
         inside = [str(path) for path in run_dirs if _inside(out_dir, path)]

@@ -281,6 +281,8 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--no-augment", is_flag=True, help="No train-time augmentation (flips, shifts) where a dataset declares it.")
 @click.option("--no-plots", is_flag=True, help="Skip the plots (report.html is still written, without them).")
 @click.option("--plot-format", type=click.Choice(("png", "svg", "pdf")), default="png", show_default=True, help="File format of the plots.")
+@click.option("--no-published", is_flag=True,
+              help="Leave out the published results (other papers' accuracies) shown beside the run's datasets in summary.md and report.html.")
 @click.option("--include-unavailable", is_flag=True,
               help="Keep models and datasets that cannot run here (not named with -m/-d) as skipped pairs, instead of leaving them out.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
@@ -299,7 +301,7 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
-        include_unavailable: bool, fmt: str, dry_run: bool, workers: int | None, scheduler: str | None) -> None:
+        no_published: bool, include_unavailable: bool, fmt: str, dry_run: bool, workers: int | None, scheduler: str | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
 
     Progress goes to stderr and the summary table to stdout; the run's events are logged to
@@ -324,7 +326,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
     registry = registry_from(ctx)
-    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
+    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, published=not no_published, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
     request = None
     try:
         with sigterm_interrupts():

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from seqbench.results import atomic_write_bytes, atomic_write_text
 from seqbench.reporting.tables import (
+    PUBLISHED_NOTE,
     STATS_NOTE,
     Column,
     Table,
@@ -26,6 +27,7 @@ from seqbench.reporting.tables import (
     merged_summary_table,
     pairs_of,
     per_class_table,
+    published_table,
     quick_note,
     section,
     summary_table,
@@ -53,6 +55,7 @@ table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-
 th, td { border: 1px solid #d6d6d6; padding: 3px 8px; white-space: nowrap; }
 th { background: #f3f5f7; text-align: left; white-space: normal; min-width: 3em; max-width: 9em; vertical-align: bottom; } td.num { text-align: right; }
 tr.reference td { background: #f1f6fc; } tr.quick td { background: #fff4e5; }
+tr.published td { background: #f3f3f3; color: #555; font-style: italic; }
 .badge { display: inline-block; font-size: 11px; padding: 0 5px; margin-left: 6px; border-radius: 3px;
          color: white; vertical-align: 1px; }
 .badge.reference { background: #1f5f9e; } .badge.quick { background: #c62828; }
@@ -231,6 +234,20 @@ def _html_table(table: Table, runs: Runs) -> str:
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
+def _published(runs: Runs) -> str:
+    """Published results for the runs' datasets, as a table of rows marked "published, not run here"."""
+    table = published_table([results for _, results in runs])
+    if table is None:
+        return ""
+    head = "".join(f"<th>{html.escape(c.header)}</th>" for c in table.columns)
+    body = "".join('<tr class="published">' + "".join(
+        f'<td class="num">{html.escape(cell)}</td>' if column.fmt else f"<td>{html.escape(cell)}</td>"
+        for column, cell in zip(table.columns, cells)) + "</tr>" for cells in human_cells(table))
+    return (f'<h3 id="published">{html.escape(table.title)}</h3><div class="scroll"><table>'
+            f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+            f'<p class="note">{html.escape(PUBLISHED_NOTE)}</p>')
+
+
 def params_table(results: dict[str, Any]) -> Table:
     """The hyperparameters of every model × dataset (of its first seed that has them), seed left out."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -270,7 +287,7 @@ def render_report(runs: Runs, figures: Iterable[Embedded] = ()) -> str:
     body = [
         f"<header><h1>{html.escape(title)}</h1>{header}</header>",
         _section("summary", "Summary", _html_table(summary, runs)
-                 + f'<p class="note">{html.escape(STATS_NOTE)} {" ".join(marks)}</p>'),
+                 + f'<p class="note">{html.escape(STATS_NOTE)} {" ".join(marks)}</p>' + _published(runs)),
         _section("plots", "Plots", plots),
         _section("hyperparameters", "Hyperparameters", _html_table(_with_run(params_table, runs), runs)),
         _section("per-class", "Per-class metrics (test set)", _html_table(_with_run(per_class_table, runs), runs)),

@@ -410,6 +410,43 @@ def merged_summary_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Table:
     return Table(title, columns, rows)
 
 
+PUBLISHED_STATUS = "published, not run here"
+PUBLISHED_NOTE = ("Published rows are other papers' test accuracies on these tasks (their own training, "
+                  "splits and, for psmnist, permutation), quoted for orientation; seqbench did not run them. "
+                  "Turn them off with --no-published.")
+
+
+def shows_published(results: dict[str, Any]) -> bool:
+    """Whether a run's reports show published results (``config.published``, default yes)."""
+    return dig(results, "config", "published") is not False
+
+
+def published_table(runs: Sequence[dict[str, Any]]) -> Table | None:
+    """Published results (:mod:`seqbench.references`) for the datasets of ``runs``, every row
+    marked "published, not run here"; None when there are none or a run turned them off."""
+    if not runs or not all(shows_published(results) for results in runs):
+        return None
+    from seqbench.references import for_datasets
+
+    datasets = [d for results in runs for d in [*(dig(results, "config", "datasets") or []),
+                                                 *(p["dataset"] for p in pairs_of(results))]]
+    found = for_datasets(d for d in datasets if isinstance(d, str))
+    if not found:
+        return None
+    columns = [Column("model", "model"), Column("dataset", "dataset"), Column("status", "status"),
+               Column("accuracy_pct", "test accuracy (%)", _PCT), Column("source", "source", max_width=120),
+               Column("table", "table")]
+    rows = [{"model": p.model, "dataset": p.dataset, "status": PUBLISHED_STATUS, "accuracy_pct": p.accuracy,
+             "source": p.source, "table": p.table} for p in found]
+    return Table(f"Published results ({PUBLISHED_STATUS})", columns, rows)
+
+
+def published_markdown(results: dict[str, Any]) -> str:
+    """The published-results section of ``summary.md`` ("" when there is none)."""
+    table = published_table([results])
+    return "" if table is None else f"\n## {table.title}\n\n{render(table, 'github')}\n{PUBLISHED_NOTE}\n"
+
+
 PER_CLASS_COLUMNS = [
     Column("class", "class"),
     N_COLUMN,
@@ -639,7 +676,8 @@ def write_tables(run_dir: Path, results: dict[str, Any]) -> list[Path]:
     paths = []
     for name, build in TABLES.items():
         table = build(results)
-        for path, text in ((run_dir / f"{name}.md", markdown(table, results)),
+        extra = published_markdown(results) if name == "summary" else ""
+        for path, text in ((run_dir / f"{name}.md", markdown(table, results) + extra),
                            (run_dir / f"{name}.csv", render(table, "csv"))):
             atomic_write_text(path, text)
             paths.append(path)

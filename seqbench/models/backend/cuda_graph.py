@@ -15,8 +15,9 @@ class CudaGraphStep:
     instead of hundreds. The step must do device work only (no host synchronisation, no
     values read back); host-side state such as an optimizer's step count is set before the call.
     Memory allocated during a capture comes from this object's own pool, so no other array can
-    ever be given an address that the graph writes to. If a capture fails, the step runs eagerly
-    from then on, with one warning.
+    ever be given an address that the graph writes to. If a capture or the first launch of a
+    captured graph fails, the step runs eagerly from then on, with one warning. A long sequence
+    captures every step of its loops (at 784 steps, several thousand kernels in one graph).
     """
 
     def __init__(self, cupy: Any, step: Callable[[Any, Any], Any]) -> None:
@@ -34,18 +35,30 @@ class CudaGraphStep:
         if entry is None:
             self.graphs[key] = "warm"
             return self.step(x, y)
-        if entry == "warm":
+        first = entry == "warm"
+        if first:
             try:
                 entry = self.graphs[key] = self._capture(x, y)
             except Exception as exc:  # a CuPy call that cannot be captured, an old driver...
-                self.failure = f"{type(exc).__name__}: {exc}"
-                warnings.warn(f"CUDA graph capture failed, training step runs eagerly: {self.failure}", stacklevel=2)
-                return self.step(x, y)
+                return self._eager_from_now(exc, x, y)
         xs, ys, graph, loss = entry
         xs[...] = x
         ys[...] = y
-        graph.launch()
+        if first:
+            try:  # a graph too large for the device (784 steps: thousands of kernels) fails here
+                graph.launch()
+            except Exception as exc:
+                return self._eager_from_now(exc, x, y)
+        else:
+            graph.launch()
         return loss.copy()
+
+    def _eager_from_now(self, exc: Exception, x: Any, y: Any) -> Any:
+        """Give up graphs for good, with one warning, and run this step eagerly."""
+        self.failure = f"{type(exc).__name__}: {exc}"
+        self.graphs.clear()
+        warnings.warn(f"CUDA graph capture failed, training step runs eagerly: {self.failure}", stacklevel=3)
+        return self.step(x, y)
 
     def _capture(self, x: Any, y: Any) -> tuple[Any, Any, Any, Any]:
         cupy, stream = self.cupy, self.stream
