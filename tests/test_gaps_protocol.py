@@ -4,6 +4,7 @@ model sees every training row once an epoch and never a validation or test row."
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -13,7 +14,8 @@ from click.testing import CliRunner
 from seqbench import Dataset
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
-from seqbench.protocol import split_train_val, train_and_evaluate
+from seqbench.progress import Progress
+from seqbench.protocol import PluginOutputError, split_train_val, train_and_evaluate
 
 from helpers import MeanLogReg, toy_plugin
 
@@ -42,9 +44,12 @@ class RowSpy(MeanLogReg):
         super().__init__(*a, **k)
         self.epochs: list[list[int]] = [[]]
         self.predicted: list[list[int]] = []
+        self.batches: list[np.ndarray] = []
+        self.inputs: list[np.ndarray] = []
 
     def train_batch(self, x, y):
         self.epochs[-1].extend(int(i) for i in x[:, 0, 0])
+        self.batches.append(np.array(x))
         return super().train_batch(x, y)
 
     def epoch_end(self, epoch):
@@ -52,6 +57,7 @@ class RowSpy(MeanLogReg):
 
     def predict_proba(self, x):
         self.predicted.append([int(i) for i in x[:, 0, 0]])
+        self.inputs.append(np.array(x))
         return super().predict_proba(x)
 
 
@@ -158,3 +164,217 @@ def test_max_train_subsets_before_the_split_and_max_test_limits_the_test_rows():
     test_passes = [p for p in spy.predicted if p and p[0] >= TEST_ID_OFFSET]
     assert len(test_passes) == 1 and len(set(test_passes[0])) == 30
     assert out["test_predictions"].shape == (2, 30)
+
+
+# --- sharper checks of the protocol's bookkeeping (found by mutation testing) --------------------
+
+
+class Recorder(Progress):
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def epoch_start(self, epoch, epochs, n_batches):
+        self.calls.append(("start", epoch, epochs, n_batches))
+
+    def epoch_end(self, record, best_epoch):
+        self.calls.append(("end", record.epoch, best_epoch))
+
+
+class ConstantLoss(MeanLogReg):
+    def train_batch(self, x, y):
+        super().train_batch(x, y)
+        return 0.25
+
+
+def test_timing_losses_and_progress_with_a_counting_clock():
+    """Each clock() call advances one second: every interval the protocol measures is one second."""
+    ticks = itertools.count()
+    progress = Recorder()
+    out = train_and_evaluate(ConstantLoss(4, 3), id_dataset(), {"epochs": 3, "batch_size": 100, "patience": 5,
+                                                                 "val_fraction": 0.1}, {}, seed=0,
+                             progress=progress, clock=lambda: float(next(ticks)))
+    assert [h["train_loss"] for h in out["history"]] == [0.25] * 3  # the mean over 3 batches
+    assert [(h["epoch_seconds"], h["val_seconds"]) for h in out["history"]] == [(1.0, 1.0)] * 3
+    t = out["timing"]
+    assert t["train_seconds"] == 3.0 and t["time_to_best_seconds"] == float(out["best_epoch"])
+    assert t["inference_seconds"] == 1.0 and t["inference_repeats_seconds"] == [1.0, 1.0, 1.0]
+    assert t["inference_timed_samples"] == 30 and t["inference_samples_per_second"] == 30.0
+    assert t["epoch_seconds_median"] == 1.0 and t["epochs_timed"] == 2
+    assert t["peak_host_rss_bytes"] > 10 * 2**20 and t["peak_host_rss_bytes"] % 1024 == 0
+    assert progress.calls[:2] == [("start", 1, 3, 3), ("end", 1, 1)]
+    assert [c[0] for c in progress.calls] == ["start", "end"] * 3
+
+
+def test_a_tie_keeps_the_first_best_epoch_and_a_divergence_at_epoch_1_has_no_best():
+    from test_protocol import NaNModel, ScriptedModel
+
+    n = 100
+    ds = dataclasses.replace(id_dataset(n_train=n), train_y=np.ones(n, dtype=np.int64))
+    model = ScriptedModel([0.5, 0.5, 0.5])
+    out = train_and_evaluate(model, ds, {"epochs": 5, "batch_size": 32, "patience": 2, "val_fraction": 0.1}, {}, seed=0)
+    assert out["best_epoch"] == 1 and out["epochs_run"] == 3 and model.epoch == 1
+    progress = Recorder()
+    nan = NaNModel(4, 3)
+    nan.b[0] = 1.0  # NaN from the first batch
+    out = train_and_evaluate(nan, id_dataset(), {"epochs": 3, "batch_size": 32, "patience": 2, "val_fraction": 0.1},
+                             {}, seed=0, progress=progress)
+    assert out["status"] == "diverged" and out["best_epoch"] == 0 and out["epochs_run"] == 1
+    assert out["history"][0]["train_loss"] is None and not out["stopped_early"]
+    assert progress.calls == [("start", 1, 3, 9), ("end", 1, 0)]
+    assert out["timing"]["time_to_best_seconds"] == 0.0
+
+
+def test_epoch_records_turn_a_non_finite_loss_into_null():
+    from seqbench.protocol import EpochRecord
+
+    assert EpochRecord(1, float("inf"), 0.5, 1.0, 0.1).as_dict() == {
+        "epoch": 1, "train_loss": None, "val_accuracy": 0.5, "epoch_seconds": 1.0, "val_seconds": 0.1}
+    assert EpochRecord(2, 0.75, 0.5, 1.0, 0.1).as_dict()["train_loss"] == 0.75
+
+
+def test_standardisation_statistics_come_from_the_training_rows_only():
+    from seqbench import preprocess
+    from seqbench.types import Preprocessing
+
+    ds = id_dataset()
+    ds = dataclasses.replace(ds, train_x=ds.train_x * 3 + 1, test_x=ds.test_x * 3 + 1)
+    spy = RowSpy(4, 3)
+    out = train_and_evaluate(spy, ds, {"epochs": 1, "batch_size": 300, "patience": 1, "val_fraction": 0.2},
+                             {}, seed=5, preprocessing=Preprocessing(standardize=True))
+    tr, val = split_train_val(300, 0.2, 5)
+    mean, std = preprocess.channel_stats(ds.train_x[tr], ds.channels)
+    assert out["preprocessing"]["standardize"] is True
+    np.testing.assert_allclose(out["preprocessing"]["mean"], mean)
+    np.testing.assert_allclose(out["preprocessing"]["std"], std)
+    seen = np.concatenate(spy.batches)
+    np.testing.assert_allclose(np.sort(seen.ravel()), np.sort(preprocess.standardize(ds.train_x[tr], mean, std, 1).ravel()), rtol=1e-5)
+    assert abs(seen.mean()) < 1e-5 and abs(seen.std() - 1) < 1e-4
+    np.testing.assert_allclose(spy.inputs[0], preprocess.standardize(ds.train_x[val], mean, std, 1), rtol=1e-5)
+    test_input = [x for x in spy.inputs if len(x) == 90][0]
+    np.testing.assert_allclose(test_input, preprocess.standardize(ds.test_x, mean, std, 1), rtol=1e-5)
+
+
+def test_augmented_batches_are_flips_of_training_rows():
+    from seqbench.types import Preprocessing
+
+    ds = id_dataset()
+    ds.train_x[:, 0, -1] = ds.train_x[:, 0, 0]  # the id at both ends of step 0 survives a flip
+    spy = RowSpy(4, 3)
+    train_and_evaluate(spy, ds, {"epochs": 2, "batch_size": 64, "patience": 5, "val_fraction": 0.25},
+                       {}, seed=1, preprocessing=Preprocessing(hflip=True))
+    tr, _ = split_train_val(300, 0.25, 1)
+    assert sorted(spy.epochs[0]) == tr.tolist()
+    flipped = 0
+    for x in np.concatenate(spy.batches):
+        original = ds.train_x[int(x[0, 0])]
+        assert np.array_equal(x, original) or np.array_equal(x, original[:, ::-1])
+        flipped += not np.array_equal(x, original)
+    assert 0.3 < flipped / (2 * len(tr)) < 0.7
+
+
+def test_the_default_plugin_name_and_int_or_float32_probabilities():
+    class Wrong(MeanLogReg):
+        def predict_proba(self, x):
+            return super().predict_proba(x)[:, :2]
+
+    with pytest.raises(PluginOutputError, match=r"plugin '\?'"):
+        train_and_evaluate(Wrong(4, 3), id_dataset(), {"epochs": 1, "batch_size": 64, "patience": 1,
+                                                       "val_fraction": 0.1}, {}, seed=0)
+
+    class Ints(MeanLogReg):
+        def predict_proba(self, x):
+            return np.eye(3, dtype=np.int64)[super().predict_proba(x).argmax(axis=1)]
+
+    with pytest.raises(PluginOutputError, match="returned dtype int64, expected floats"):
+        train_and_evaluate(Ints(4, 3), id_dataset(), {"epochs": 1, "batch_size": 64, "patience": 1,
+                                                      "val_fraction": 0.1}, {}, seed=0, model_plugin="p")
+
+    class Float32(MeanLogReg):
+        def predict_proba(self, x):
+            return super().predict_proba(x).astype(np.float32)
+
+    out = train_and_evaluate(Float32(4, 3), id_dataset(), {"epochs": 1, "batch_size": 64, "patience": 1,
+                                                           "val_fraction": 0.1}, {}, seed=0)
+    assert out["status"] == "ok"
+
+
+def test_bad_probabilities_are_described_exactly():
+    from seqbench.protocol import _check_probabilities
+
+    p = np.full((3, 2), 0.5)
+    p[1] = [0.5, 1.0]
+    with pytest.raises(PluginOutputError, match="rows must sum to 1, one sums to 1.5$"):
+        _check_probabilities(p, "x")
+    p[1] = [np.nan, 0.5]
+    p[2] = [np.inf, 0.5]
+    with pytest.raises(PluginOutputError, match="returned 2 non-finite value"):
+        _check_probabilities(p, "x")
+    with pytest.raises(PluginOutputError, match="plugin 'x': predict_proba returned dtype int64, expected floats"):
+        _check_probabilities(np.array([[1, 0]]), "x")
+
+
+def test_predictions_go_in_eval_batches_and_an_empty_split_has_none(monkeypatch):
+    import seqbench.protocol as protocol
+
+    monkeypatch.setattr(protocol, "EVAL_BATCH", 7)
+    spy = RowSpy(4, 3)
+    x = id_dataset().train_x[:20]
+    proba, labels = protocol.predict_labels(spy, x, 3, "p")
+    assert [len(p) for p in spy.predicted] == [7, 7, 6] and proba.shape == (20, 3) and len(labels) == 20
+    proba, labels = protocol.predict_labels(spy, x[:0], 3, "p")
+    assert proba.shape == (0, 3) and labels.shape == (0,)
+
+    class Bad(MeanLogReg):
+        def predict_proba(self, x):
+            return super().predict_proba(x)[:, :2]
+
+    with pytest.raises(PluginOutputError, match=r"shape \(7, 3\), got array of shape \(7, 2\) and dtype float64"):
+        protocol.predict_labels(Bad(4, 3), x, 3, "p")
+
+
+def test_metrics_receive_labels_predictions_probabilities_and_class_names():
+    from seqbench import MetricSpec
+
+    seen = {}
+
+    def record(y, pred, proba, names):
+        seen.update(y=y, pred=pred, proba=proba, names=names)
+        return {"ok": 1}
+
+    spy = RowSpy(4, 3)
+    out = train_and_evaluate(spy, id_dataset(), {"epochs": 1, "batch_size": 64, "patience": 1, "val_fraction": 0.1},
+                             {"rec": MetricSpec("rec", record)}, seed=0)
+    assert out["metrics"] == {"rec": {"ok": 1}} and out["metric_errors"] == {}
+    assert seen["names"] == ("a", "b", "c") and np.array_equal(seen["y"], id_dataset().test_y)
+    assert np.array_equal(seen["pred"], seen["proba"].argmax(axis=1)) and seen["proba"].shape == (90, 3)
+    assert np.array_equal(out["test_predictions"], np.stack([seen["y"], seen["pred"]]))
+
+
+def test_a_max_train_subset_is_the_same_for_a_seed():
+    runs = [RowSpy(4, 3) for _ in range(2)]
+    for spy in runs:
+        train_and_evaluate(spy, id_dataset(), {"epochs": 1, "batch_size": 64, "patience": 1, "val_fraction": 0.5},
+                           {}, seed=9, max_train=40)
+    assert sorted(runs[0].epochs[0]) == sorted(runs[1].epochs[0]) and len(runs[0].epochs[0]) == 20
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: dataclasses.replace(d, train_y=np.where(d.train_y == 2, 3, d.train_y)), r"labels outside \[0, 3\)"),
+    (lambda d: dataclasses.replace(d, test_x=d.test_x[:, :5]), r"train steps x features \(6, 4\) differ from test \(5, 4\)"),
+    (lambda d: dataclasses.replace(d, train_x=d.train_x[:1], train_y=d.train_y[:1]), "needs at least 2 training samples"),
+    (lambda d: dataclasses.replace(d, train_x=d.train_x[:, 0]), r"got array of shape \(300, 4\) and dtype float32"),
+    (lambda d: dataclasses.replace(d, test_y=list(d.test_y)), r"test_y must be a \(N,\) integer numpy array, got list"),
+    (lambda d: dataclasses.replace(d, test_y=d.test_y[:, None]), r"got array of shape \(90, 1\) and dtype int64"),
+])
+def test_dataset_validation_boundaries(change, message):
+    from seqbench.protocol import validate_dataset
+
+    with pytest.raises(PluginOutputError, match=message):
+        validate_dataset(change(id_dataset()), "plug")
+
+
+def test_two_training_samples_are_enough():
+    from seqbench.protocol import validate_dataset
+
+    ds = id_dataset()
+    validate_dataset(dataclasses.replace(ds, train_x=ds.train_x[:2], train_y=np.array([0, 2])), "plug")
