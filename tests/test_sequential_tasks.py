@@ -11,10 +11,18 @@ import numpy as np
 import pytest
 
 from datasets_helpers import N_TEST, N_TRAIN, cifar_members, mnist_arrays, use_small, write_cifar_folder, write_mnist
-from seqbench import DatasetSpec, LoadContext, Preprocessing
+from gradcheck import max_relative_error
+from helpers import MeanLogReg
+from seqbench import DatasetSpec, LoadContext, ModelSpec, Preprocessing, hookimpl
 from seqbench.datasets import sequential
 from seqbench.datasets.catalog import IDX_FILES
+from seqbench.models.backend import cupy_unavailable
+from seqbench.models.gru import GRU
+from seqbench.models.lstm import LSTM
+from seqbench.models.recurrent import RecurrentClassifier
+from seqbench.models.rnn import RNN
 from seqbench.preprocess import channel_stats
+from seqbench.references import for_datasets, published
 from seqbench.testing import PluginTester
 from seqbench.types import derived_fingerprint
 
@@ -107,17 +115,11 @@ def test_list_datasets_says_the_order_and_layout():
     assert "row-major over the 32x32 pixels, 1024 steps x 3 values" in lines["scifar10"]
     assert f"default_rng({sequential.PERMUTATION_SEED}).permutation(784)" in lines["psmnist"]
     assert "784 steps x 1 value" in lines["smnist"] and "fashion-smnist" in lines
-    assert all(ctx_free in lines for ctx_free in ("mnist", "fashion-mnist", "cifar10"))
+    assert all(name in lines for name in ("mnist", "fashion-mnist", "cifar10"))
 
 
 # -- the cells at long sequences ---------------------------------------------------------------
 
-from gradcheck import max_relative_error  # noqa: E402
-from seqbench.models.backend import cupy_unavailable  # noqa: E402
-from seqbench.models.gru import GRU  # noqa: E402
-from seqbench.models.lstm import LSTM  # noqa: E402
-from seqbench.models.recurrent import RecurrentClassifier  # noqa: E402
-from seqbench.models.rnn import RNN  # noqa: E402
 
 CELLS = pytest.mark.parametrize("cell", [RNN, LSTM, GRU], ids=["rnn", "lstm", "gru"])
 
@@ -138,13 +140,13 @@ def in_chunks(model, steps: int, B: int, H: int):
 @CELLS
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunks"])
 def test_gradients_at_64_steps_match_finite_differences(cell, chunked):
-    x, y = long_batch()
-    model = RecurrentClassifier(cell, 2, 3, hidden=4, seed=1, dtype="float64")
+    x, y = long_batch(B=3, F=1)
+    model = RecurrentClassifier(cell, 1, 3, hidden=3, seed=1, dtype="float64")
     if chunked:
-        in_chunks(model, 10, 4, 4)  # 64 steps: six chunks of 10, one of 4
-        assert model.cells[0].chunk_len(64, 4, 4) == 10
+        in_chunks(model, 10, 3, 3)  # 64 steps: six chunks of 10, one of 4
+        assert model.cells[0].chunk_len(64, 3, 3) == 10
     else:
-        assert model.cells[0].chunk_len(64, 4, 4) == 64
+        assert model.cells[0].chunk_len(64, 3, 3) == 64
     errors = max_relative_error(model, x, y)
     assert max(errors.values()) < 1e-6, errors
 
@@ -166,13 +168,13 @@ def test_the_bptt_workspace_is_bounded_at_long_sequences(cell):
     """A step at T=1,024 in chunks keeps one state a chunk, not every step's buffers."""
     import tracemalloc
 
-    T, B, F, H = 1024, 16, 3, 32
+    T, B, F, H = 1024, 8, 1, 16
     x = np.random.default_rng(0).random((B, T, F)).astype(np.float32)
     y = np.arange(B) % 10
-    model = RecurrentClassifier(cell, F, 10, hidden=H, bptt_mb=0.25)  # 256 KiB: chunks
+    model = RecurrentClassifier(cell, F, 10, hidden=H, bptt_mb=0.0625)  # 64 KiB: chunks
     per_step = B * H * model.cell.widths * 4
     K = model.cell.chunk_len(T, B, H)
-    assert T * per_step > 2**18 and K < T
+    assert T * per_step > 2**16 and K < T
     model.train_batch(x, y)  # the workspace is made by the first step
     tracemalloc.start()
     model.train_batch(x, y)
@@ -202,12 +204,6 @@ def test_pixel_tasks_have_their_own_defaults(name):
 
 
 # -- published results beside the run's rows ---------------------------------------------------
-
-from seqbench import ModelSpec, hookimpl  # noqa: E402
-from seqbench.references import for_datasets, published  # noqa: E402
-from seqbench.testing import tiny_dataset  # noqa: E402
-
-from helpers import MeanLogReg  # noqa: E402
 
 
 def test_the_published_anchors_are_there_with_their_sources():
@@ -279,3 +275,32 @@ def test_a_graph_whose_first_launch_fails_falls_back_to_eager_once():
         warnings.simplefilter("error")  # no second warning
         assert float(step(3 * x, 3 * y)) == 24.0 and float(step(np.ones((1, 3)), np.ones(1))) == 4.0
     assert log == ["eager"] * 4 and step.graphs == {} and "graph too large" in step.failure
+
+
+_NO_GPU = pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {cupy_unavailable()}")
+
+
+@pytest.mark.gpu
+@_NO_GPU
+@CELLS
+def test_chunks_on_the_gpu_match_the_cpu_and_replay_as_a_graph(cell):
+    """On CuPy, a long sequence in chunks gives the CPU's gradients (float64), and a captured
+    training step of it replays the eager losses and parameters (float32)."""
+    x, y = long_batch(T=150, B=8, F=3, C=4, seed=4)
+    cpu = RecurrentClassifier(cell, 3, 4, hidden=8, seed=5, dtype="float64")
+    gpu = in_chunks(RecurrentClassifier(cell, 3, 4, hidden=8, seed=5, dtype="float64", backend="cupy"), 32, 8, 8)
+    (lc, gc), (lg, gg) = cpu.loss_and_grads(x, y), gpu.loss_and_grads(gpu.to_device(x), gpu.to_device(y))
+    assert float(lg) == pytest.approx(float(lc), rel=1e-10)
+    for k in gc:
+        np.testing.assert_allclose(gpu.backend.to_host(gg[k]), gc[k], rtol=1e-8, atol=1e-11, err_msg=k)
+    kw = dict(hidden=16, seed=0, lr=1e-2, clip=1.0, backend="cupy", bptt_mb=0.01)
+    eager, graphed = RecurrentClassifier(cell, 3, 4, **kw), RecurrentClassifier(cell, 3, 4, cuda_graph=True, **kw)
+    assert eager.cell.chunk_len(150, 8, 16) < 150
+    xs, ys = x.astype(np.float32), y
+    for _ in range(4):
+        le = eager.train_batch(eager.to_device(xs), eager.to_device(ys))
+        lg = graphed.train_batch(graphed.to_device(xs), graphed.to_device(ys))
+        assert float(lg) == pytest.approx(float(le), rel=1e-5, abs=1e-6)
+    assert graphed._step.failure is None, graphed._step.failure
+    for k, v in eager.state_dict().items():
+        np.testing.assert_allclose(graphed.state_dict()[k], v, rtol=1e-5, atol=1e-6, err_msg=k)

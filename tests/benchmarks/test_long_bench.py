@@ -18,7 +18,7 @@ from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
 
-from test_rnn_bench import BACKENDS, _synced, backend_options, train_step
+from test_rnn_bench import BACKENDS, backend_options, train_step
 
 pytestmark = pytest.mark.bench
 B, T, F, H, C = 128, 784, 1, 128, 10
