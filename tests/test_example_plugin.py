@@ -157,10 +157,23 @@ def test_installed_plugin_whose_import_fails_is_one_warning(monkeypatch, tmp_pat
 
 
 def test_every_installed_plugin_loads_without_warnings(monkeypatch, capsys):
-    """With no plugin selection, the installed distributions (example, torch, ...) all load."""
+    """With no plugin selection, the installed distributions (example, torch, ...) all load, and
+    each registers something."""
+    installed = {ep.name: ep.dist.name for ep in importlib.metadata.entry_points(group="seqbench")}
+    if not installed:
+        pytest.skip("no seqbench plugin distribution is installed")
     monkeypatch.delenv("SEQBENCH_LOAD_PLUGINS")
     registry = load_plugins()
     assert registry.warnings == [] and capsys.readouterr().err == ""
+    loaded = {p.name: p for p in registry.plugins if not p.builtin}
+    assert set(loaded) == set(installed)
+    for name, dist in installed.items():
+        assert loaded[name].distribution == dist and loaded[name].registered, name
+        assert all(registry.plugin_of(*item.split(":", 1)) == name for item in loaded[name].registered)
+    if "seqbench-example" in installed.values():  # the two plugins this repository ships
+        assert registry.plugin_of("model", "logreg") == "example"
+    if "seqbench-torch" in installed.values():
+        assert {"torch-rnn", "torch-lstm", "torch-gru"} <= {m for m in registry.models if registry.plugin_of("model", m) == "torch"}
 
 
 def test_uninstalling_a_plugin_removes_it(monkeypatch, tmp_path):
