@@ -91,15 +91,20 @@ def test_server_errors_are_retried_a_bounded_number_of_times(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_connection_refused_fails_fast(tmp_path):
+def test_connection_refused_fails_fast(tmp_path, monkeypatch):
+    """Refused is not worth a retry: no backoff sleep at all (the retries would wait 1 + 2 s)."""
+    import seqbench.datasets.download as download_module
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
     resource = Resource("f", (Source(f"http://127.0.0.1:{port}/f", "md5:0"),))
-    start = time.monotonic()
-    with pytest.raises(DownloadError, match="connection refused"):
+    sleeps: list[float] = []
+    monkeypatch.setattr(download_module.time, "sleep", sleeps.append)
+    with pytest.raises(DownloadError, match=r"127\.0\.0\.1:\d+/f: connection refused$"):
         download(resource, tmp_path, progress=False)
-    assert time.monotonic() - start < 5
+    assert sleeps == []  # one attempt, no backoff
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_progress_bar_goes_to_stderr(server, tmp_path, capsys):
