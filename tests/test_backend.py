@@ -40,6 +40,109 @@ def test_row_major_product_is_one_column_major_gemm(m, k, n, a_order, b_order):
     np.testing.assert_allclose(out.reshape(m, n), a @ b, rtol=1e-12)
 
 
+class _DeviceArray:
+    """A NumPy array dressed as a CuPy one for :meth:`Cublas.gemm`: ``.data.ptr`` is its address."""
+
+    def __init__(self, array):
+        self.host = array
+        self.shape, self.ndim, self.dtype, self.flags = array.shape, array.ndim, array.dtype, array.flags
+        self.data = types.SimpleNamespace(ptr=array.__array_interface__["data"][0])
+
+
+class _FakeCublasLib:
+    """cuBLAS's C functions on the CPU: the gemms compute on the raw column-major buffers."""
+
+    def __init__(self, arrays):
+        self.by_ptr = {a.data.ptr: a.host for a in arrays}
+        self.calls: list[tuple] = []
+
+    def cublasSetStream_v2(self, handle, stream):
+        self.calls.append(("stream", handle, stream))
+        return 0
+
+    def cublasSetWorkspace_v2(self, handle, ptr, size):
+        self.calls.append(("workspace", handle, ptr, size))
+        return 0
+
+    def _gemm(self, name, ctype, h, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        import ctypes
+
+        self.calls.append((name, h, op_a, op_b, m, n, k, lda, ldb, ldc))
+        assert ctype.from_address(alpha).value == 1.0 and ctype.from_address(beta).value == 0.0
+        out = self.by_ptr[c]
+        assert ldc == m and out.size == m * n
+        result = _column_major_gemm(op_a, op_b, m, n, k, self.by_ptr[a].ravel(order="K"), lda,
+                                    self.by_ptr[b].ravel(order="K"), ldb)
+        out.reshape(-1)[:] = result  # out is C-contiguous: its buffer is C column-major, ldc = m
+        return 0
+
+    def cublasSgemm_v2(self, *args):
+        import ctypes
+
+        return self._gemm("sgemm", ctypes.c_float, *args)
+
+    def cublasDgemm_v2(self, *args):
+        import ctypes
+
+        return self._gemm("dgemm", ctypes.c_double, *args)
+
+
+def _fake_cublas(*arrays):
+    """A :class:`Cublas` wired to the fake library, without CuPy or a GPU."""
+    cublas = object.__new__(Cublas)
+    cublas.cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        get_current_stream=lambda: types.SimpleNamespace(ptr=4242)))
+    cublas.lib, cublas.handle, cublas.workspace = _FakeCublasLib(arrays), 7, 9999
+    cublas.one = {np.dtype(t): np.ones(1, t) for t in (np.float32, np.float64)}
+    cublas.zero = {np.dtype(t): np.zeros(1, t) for t in (np.float32, np.float64)}
+    return cublas
+
+
+@pytest.mark.parametrize("m, k, n", [(7, 5, 3), (1, 4, 6), (4, 1, 3), (3, 4, 1)])
+@pytest.mark.parametrize("a_order, b_order", [("C", "C"), ("F", "C"), ("C", "F"), ("F", "F")])
+@pytest.mark.parametrize("dtype, gemm", [(np.float64, "dgemm"), (np.float32, "sgemm")])
+def test_cublas_gemm_computes_the_row_major_product(m, k, n, a_order, b_order, dtype, gemm):
+    """:meth:`Cublas.gemm` itself, against a fake cuBLAS that computes what the real one would."""
+    rng = np.random.default_rng(1)
+    a = _DeviceArray(np.asarray(rng.standard_normal((m, k)), dtype=dtype, order=a_order))
+    b = _DeviceArray(np.asarray(rng.standard_normal((k, n)), dtype=dtype, order=b_order))
+    out = _DeviceArray(np.full((m, n), np.nan, dtype=dtype))
+    cublas = _fake_cublas(a, b, out)
+    assert cublas.gemm(a, b, out) is True
+    np.testing.assert_allclose(out.host, a.host @ b.host, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    calls = cublas.lib.calls
+    assert calls[0] == ("stream", 7, 4242) and calls[1] == ("workspace", 7, 9999, Cublas.WORKSPACE_BYTES)
+    assert calls[2][0] == gemm and calls[2][1] == 7 and len(calls) == 3
+
+
+def test_cublas_gemm_declines_what_it_cannot_do():
+    def dev(shape, dtype=np.float64, order="C"):
+        return _DeviceArray(np.zeros(shape, dtype=dtype, order=order))
+
+    a, b, out = dev((3, 4)), dev((4, 2)), dev((3, 2))
+    cases = [
+        (dev((3, 4), np.float16), dev((4, 2), np.float16), dev((3, 2), np.float16)),  # no half gemm
+        (a, dev((4, 2), np.float32), out),  # mixed dtypes
+        (a, b, dev((3, 2), np.float32)),
+        (_DeviceArray(np.zeros((3, 8))[:, ::2]), b, out),  # strided view
+        (a, _DeviceArray(np.zeros((8, 2))[::2]), out),
+        (a, b, dev((3, 2), order="F")),  # out must be C-ordered
+        (dev((0, 4)), b, dev((0, 2))), (dev((3, 0)), dev((0, 2)), out), (a, dev((4, 0)), dev((3, 0))),  # empty
+        (dev((2, 3, 4)), b, out),  # not 2-D
+    ]
+    for x, y, z in cases:
+        cublas = _fake_cublas(x, y, z)
+        assert cublas.gemm(x, y, z) is False and cublas.lib.calls == []
+
+
+def test_a_cublas_error_status_is_raised_with_its_name():
+    a, b, out = (_DeviceArray(np.ones(s)) for s in ((2, 2), (2, 2), (2, 2)))
+    cublas = _fake_cublas(a, b, out)
+    cublas.lib.cublasDgemm_v2 = lambda *args: 13
+    with pytest.raises(RuntimeError, match="cuBLAS gemm failed with status 13"):
+        cublas.gemm(a, b, out)
+
+
 def test_strided_views_are_not_handed_to_cublas():
     assert Cublas._layout(np.zeros((6, 10))[:, ::2]) is None
     assert Cublas._layout(np.zeros((4, 3)).T) == (1, 3)
