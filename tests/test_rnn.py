@@ -96,10 +96,35 @@ def test_sharded_batch_gives_the_same_loss_and_gradients():
     assert again.loss_and_grads(x, y)[0] == l2  # sharding is deterministic
 
 
-def test_cuda_graph_can_be_switched_off_with_set():
-    from seqbench.runner import RunError, check_overrides
+def test_cuda_graph_can_be_switched_off_with_set(monkeypatch):
+    """``--set cuda_graph=false`` reaches the model as False: its steps are never graphed. The GPU
+    backend is stood in for by a NumPy one that records what ``graphed`` is asked to wrap."""
+    import seqbench.models.recurrent as recurrent
+    from seqbench.models.backend import NumpyBackend
+    from seqbench.runner import RunError, check_overrides, resolve_params
 
     registry = load_plugins()
     check_overrides(registry, ["rnn-gpu"], ["mnist"], {"cuda_graph": "false"})
     with pytest.raises(RunError, match="cuda_graph=maybe"):
         check_overrides(registry, ["rnn-gpu"], ["mnist"], {"cuda_graph": "maybe"})
+
+    graphed: list = []
+
+    class RecordingBackend(NumpyBackend):
+        def graphed(self, step):
+            graphed.append(step)
+            return step
+
+    monkeypatch.setattr(recurrent, "get_backend", lambda name, threads=1: RecordingBackend(threads))
+    info = DatasetInfo(name="mnist", seq_len=4, n_features=3, class_names=("a", "b", "c"))
+    spec = registry.models["rnn-gpu"]
+    x, y = sequence_task(16)
+    losses = {}
+    for text, expected in (("false", False), ("true", True)):
+        params = {**resolve_params(spec.defaults(info), {"cuda_graph": text, "hidden": "8"}, False, "rnn-gpu"), "seed": 0}
+        assert params["cuda_graph"] is expected
+        model = spec.build(info, params)
+        assert model.hyperparameters()["cuda_graph"] is expected
+        assert len(graphed) == int(expected)
+        losses[text] = float(model.train_batch(x, y))
+    assert losses["false"] == losses["true"]  # the same step, graphed or not
