@@ -98,6 +98,15 @@ def test_an_unreachable_scheduler_is_one_error_line(tmp_path, monkeypatch, toy_r
     assert (tmp_path / "r" / "results.json").exists()  # resumable with --resume, like any stopped run
 
 
+def test_a_malformed_scheduler_address_is_refused_before_the_run_starts(toy_registry, tmp_path):
+    result = CliRunner().invoke(main, ["run", "-m", "logreg", "-d", "toy", "--scheduler", "host:port",
+                                       "--out", str(tmp_path / "r")], obj={"registry": toy_registry})
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.splitlines()[-1] == ("Error: --scheduler host:port: not a Dask scheduler address (invalid literal "
+                                              "for int() with base 10: 'port'); give one such as tcp://host:8786")
+    assert not (tmp_path / "r").exists()
+
+
 def test_workers_and_scheduler_together_are_refused(toy_registry, tmp_path):
     result = CliRunner().invoke(main, ["run", "-m", "logreg", "--workers", "2", "--scheduler", "tcp://h:8786"],
                                 obj={"registry": toy_registry})

@@ -54,6 +54,21 @@ def run_on_worker(task: PairTask) -> tuple[dict[str, Any], Any]:
     return run_task(task, WorkerInfo(worker.address, platform.node(), os.getpid()))
 
 
+def check_address(address: str) -> None:
+    """Refuse a scheduler address that Dask cannot parse (a RunError naming it)."""
+    from distributed.comm import parse_address, parse_host_port
+
+    from seqbench.runner import RunError
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location, 8786)
+    except ValueError as exc:
+        raise RunError(f"--scheduler {address}: not a Dask scheduler address ({exc}); "
+                       "give one such as tcp://host:8786") from None
+
+
 class DaskExecutor:
     """Trains each pair as a Dask task: on a local cluster of ``workers`` CPU worker processes
     (plus one per GPU in ``gpus``), or on the cluster of ``scheduler``.
@@ -66,6 +81,8 @@ class DaskExecutor:
                  data_dir: Path | None = None, cores: int = 1, gpus: tuple[str, ...] = ()) -> None:
         if (workers is None) == (scheduler is None):
             raise ValueError("give workers or scheduler")
+        if scheduler is not None:
+            check_address(scheduler)
         self.plugins, self.workers, self.scheduler = plugins, workers, scheduler
         self.data_dir, self.cores, self.gpus = data_dir, cores, gpus
 
@@ -168,7 +185,7 @@ class DaskExecutor:
         workers = {spec.name: {"cls": Nanny, "options": {"nthreads": 1, "resources": dict(spec.resources),
                                                           "env": dict(spec.env), "memory_limit": memory,
                                                           "host": "127.0.0.1", "name": spec.name,
-                                                          "silence_logs": logging.ERROR}}
+                                                          "silence_logs": logging.CRITICAL}}
                    for spec in specs}
         scheduler = {"cls": Scheduler, "options": {"allowed_failures": LOCAL_ALLOWED_FAILURES, "host": "127.0.0.1",
                                                     "port": 0, "dashboard": False, "dashboard_address": "127.0.0.1:0"}}
