@@ -9,6 +9,7 @@ from seqbench.models.backend import cupy_unavailable
 from seqbench.models.gru import GRU
 from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
+from seqbench.models.rnn import RNN
 from seqbench.plugins import load_plugins
 from seqbench.types import DatasetInfo
 
@@ -49,14 +50,37 @@ def test_learns_a_tiny_separable_sequence_task(cell):
     assert (model.predict_proba(x).argmax(1) == y).mean() == 1.0
 
 
-@pytest.mark.parametrize("name, cell, hidden", [("lstm-cpu", LSTM, 256), ("gru-cpu", GRU, 256)])
-def test_registered_with_per_dataset_defaults(name, cell, hidden):
+#: What each built-in model trains with on each kind of dataset (the tables in default_plugins/models.py):
+#: (hidden, lr, lr_schedule, epochs, patience).
+PER_DATASET = {
+    ("lstm", "mnist"): (256, 2e-3, "exp", 30, 8), ("lstm", "fashion-mnist"): (256, 2e-3, "exp", 30, 8),
+    ("lstm", "cifar10"): (256, 2e-3, "cosine", 30, 8), ("lstm", "smnist"): (128, 1e-3, "cosine", 50, 10),
+    ("gru", "mnist"): (256, 2e-3, "exp", 25, 5), ("gru", "fashion-mnist"): (256, 2e-3, "exp", 25, 5),
+    ("gru", "cifar10"): (256, 2e-3, "cosine", 15, 6), ("gru", "smnist"): (128, 1e-3, "cosine", 50, 10),
+    ("rnn", "cifar10"): (256, 1e-3, "cosine", 30, 8), ("rnn", "fashion-mnist"): (256, 1e-3, "exp", 40, 6),
+}
+SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "cifar10": (32, 96), "smnist": (784, 1)}
+
+
+@pytest.mark.parametrize("cell_name, dataset", sorted(PER_DATASET))
+def test_registered_with_per_dataset_defaults(cell_name, dataset):
+    from seqbench.default_plugins.models import defaults_of
+
     models = load_plugins().models
     assert {"lstm-cpu", "lstm-gpu", "gru-cpu", "gru-gpu"} <= set(models)
-    mnist = DatasetInfo(name="mnist", seq_len=28, n_features=28, class_names=tuple("0123456789"))
-    model = models[name].build(mnist, {**models[name].defaults(mnist), "seed": 0})
-    assert type(model.cell) is cell and model.device == "cpu"
-    assert model.hyperparameters()["hidden"] == hidden and model.hyperparameters()["n_features"] == 28
+    steps, features = SHAPES[dataset]
+    info = DatasetInfo(name=dataset, seq_len=steps, n_features=features, class_names=tuple("0123456789"))
+    name = f"{cell_name}-cpu"
+    defaults = models[name].defaults(info)
+    assert defaults == defaults_of(name, dataset) and "cuda_graph" not in defaults
+    assert models[f"{cell_name}-gpu"].defaults(info) == {**defaults, "cuda_graph": True}
+    hidden, lr, schedule, epochs, patience = PER_DATASET[(cell_name, dataset)]
+    assert (defaults["epochs"], defaults["patience"]) == (epochs, patience)
+    model = models[name].build(info, {**defaults, "seed": 0})
+    assert type(model.cell) is {"lstm": LSTM, "gru": GRU, "rnn": RNN}[cell_name] and model.device == "cpu"
+    h = model.hyperparameters()
+    assert (h["hidden"], h["lr"], h["lr_schedule"], h["epochs"]) == (hidden, lr, schedule, epochs)
+    assert h["n_features"] == features and h["optimizer"] == "adam" and h["clip"] == 1.0
 
 
 @pytest.mark.skipif(cupy_unavailable() is None, reason="a GPU is present")
