@@ -304,3 +304,22 @@ def test_chunks_on_the_gpu_match_the_cpu_and_replay_as_a_graph(cell):
     assert graphed._step.failure is None, graphed._step.failure
     for k, v in eager.state_dict().items():
         np.testing.assert_allclose(graphed.state_dict()[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_the_torch_plugin_evaluates_long_sequences_in_fewer_rows(torch_one_thread):
+    """nn.GRU returns every step's output: at 784 steps a 4,096-row chunk would be (4096, 784, H)."""
+    pytest.importorskip("torch")
+    from seqbench_torch import model as torch_model
+
+    model = torch_model.TorchRecurrentClassifier("gru", 1, 10, hidden=4, device="cpu")
+    seen, forward = [], model.net.forward
+    model.net.forward = lambda x: (seen.append(tuple(x.shape)), forward(x))[1]
+    x = np.random.default_rng(0).random((400, 784, 1), dtype=np.float32)
+    proba = model.predict_proba(x)
+    rows = torch_model.PREDICT_STEPS // 784
+    assert proba.shape == (400, 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert [s[0] for s in seen] == [rows, rows, 400 - 2 * rows] and all(s[0] * 784 <= torch_model.PREDICT_STEPS for s in seen)
+    np.testing.assert_allclose(proba[:5], model.predict_proba(x[:5]), rtol=1e-5, atol=1e-6)
+    seen.clear()
+    model.predict_proba(np.zeros((10, 28, 1), np.float32))
+    assert seen == [(10, 28, 1)]  # the row tasks: one chunk of up to 4,096 rows, as before

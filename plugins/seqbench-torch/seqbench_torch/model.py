@@ -17,6 +17,9 @@ from torch import nn
 from seqbench import Model
 
 PREDICT_CHUNK = 4096
+#: Rows x steps of one inference chunk: nn.RNN/LSTM/GRU return every step's output, (rows, T, H),
+#: so long sequences (sMNIST: 784 steps) are evaluated in fewer rows at a time.
+PREDICT_STEPS = PREDICT_CHUNK * 32
 
 
 class RecurrentNet(nn.Module):
@@ -124,7 +127,8 @@ class TorchRecurrentClassifier(Model):
     def predict_proba(self, x: Any) -> np.ndarray:
         self.net.eval()
         x = self._input(x)
-        out = [torch.softmax(self.net(x[i : i + PREDICT_CHUNK]), dim=1) for i in range(0, x.shape[0], PREDICT_CHUNK)]
+        rows = max(1, min(PREDICT_CHUNK, PREDICT_STEPS // max(1, x.shape[1])))
+        out = [torch.softmax(self.net(x[i : i + rows]), dim=1) for i in range(0, x.shape[0], rows)]
         if not out:
             return np.zeros((0, self.net.head.out_features), np.float32)
         return torch.cat(out).cpu().numpy()
