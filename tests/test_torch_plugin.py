@@ -79,14 +79,49 @@ def test_to_device_keeps_data_on_the_device_as_torch_tensors():
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
 
 
+def _clipped_grads(model, x, y, clip):
+    """The loss and the clipped gradients a step of ``model`` would take, on a copy of its network."""
+    import copy
+
+    net = copy.deepcopy(model.net)
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    loss.backward()
+    norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), clip).detach())
+    return float(loss.detach()), [p.grad.detach().clone() for p in net.parameters()], norm
+
+
 def test_optimizers_clipping_and_lr_decay():
+    """Each optimizer's step, from the clipped gradients: SGD p - lr g; momentum (0.9) p - lr (0.9 g1 + g2)
+    at its second step; Adam p - lr g / |g| at its first. Then the learning-rate decay."""
+    ds = make_toy_dataset(n_train=32)
     for optimizer in ("adam", "sgd", "momentum"):
-        model = build("torch-rnn", optimizer=optimizer, lr=0.1, clip=1.0, lr_decay=0.5)
-        ds = make_toy_dataset(n_train=32)
-        loss = model.train_batch(model.to_device(ds.train_x), model.to_device(ds.train_y))
-        assert loss.shape == () and np.isfinite(float(loss))
+        model = build("torch-rnn", optimizer=optimizer, lr=0.1, clip=0.5, lr_decay=0.5)
+        x, y = model.to_device(ds.train_x), model.to_device(ds.train_y)
+        group = model.optimizer.param_groups[0]
+        if optimizer == "adam":
+            assert isinstance(model.optimizer, torch.optim.Adam)
+        else:
+            assert isinstance(model.optimizer, torch.optim.SGD)
+            assert group["momentum"] == (0.9 if optimizer == "momentum" else 0.0)
+        before = [p.detach().clone() for p in model.net.parameters()]
+        expected_loss, g1, norm = _clipped_grads(model, x, y, 0.5)
+        assert norm > 0.5  # the clipping acts
+        loss = model.train_batch(x, y)
+        assert loss.shape == () and float(loss) == pytest.approx(expected_loss, rel=1e-6)
+        after = [p.detach().clone() for p in model.net.parameters()]
+        for p0, p1, g in zip(before, after, g1):
+            if optimizer == "adam":
+                moved = torch.where(g.abs() > 1e-4, 0.1 * torch.sign(g), p0 - p1)  # |g| >> eps only
+                torch.testing.assert_close(p0 - p1, moved, rtol=1e-3, atol=1e-6)
+            else:
+                torch.testing.assert_close(p1, p0 - 0.1 * g, rtol=1e-5, atol=1e-7)
+        if optimizer == "momentum":
+            _, g2, _ = _clipped_grads(model, x, y, 0.5)
+            model.train_batch(x, y)
+            for p1, p2, a, b in zip(after, model.net.parameters(), g1, g2):
+                torch.testing.assert_close(p2.detach(), p1 - 0.1 * (0.9 * a + b), rtol=1e-5, atol=1e-7)
         model.epoch_end(1)
-        assert model.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+        assert group["lr"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
         build("torch-rnn", optimizer="lbfgs")
 
