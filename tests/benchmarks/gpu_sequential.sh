@@ -6,8 +6,9 @@
 #   2. one training step at T=784 (B=128, H=128) of every cell on CuPy, eager and graphed, and
 #      torch-gru (cuDNN) in the same call,
 #   3. with MNIST_DATA_DIR (a folder holding mnist/): gru-gpu, lstm-gpu, torch-gru and torch-lstm
-#      on smnist and psmnist, seed 0, for what is left of the time; a run stopped by the time
-#      limit keeps its finished pairs (resume with seqbench run --resume OUT_DIR/runs/pixels).
+#      on smnist and psmnist, seed 0, EPOCHS epochs each (default 3: the cosine schedule over them,
+#      not the 50 of the defaults), for what is left of the time; a run stopped by the time limit
+#      keeps its finished pairs (resume with seqbench run --resume OUT_DIR/runs/pixels).
 # Writes tests.txt, bench.txt, bench.json, pixels.log and the run folder to OUT_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,7 +35,8 @@ echo "benchmarks exit $?"; grep -v "^$" "$out/bench.txt" | tail -n 20
 if [ -n "${MNIST_DATA_DIR:-}" ]; then
   echo "== smnist, psmnist ($(left) s left)"
   timeout $(( $(left) - 20 )) seqbench run -m gru-gpu -m lstm-gpu -m torch-gru -m torch-lstm -d smnist -d psmnist \
-    --seeds 0 --data-dir "$MNIST_DATA_DIR" --offline --out "$out/runs/pixels" >"$out/pixels.log" 2>&1
+    --seeds 0 --set epochs="${EPOCHS:-3}" --data-dir "$MNIST_DATA_DIR" --offline --out "$out/runs/pixels" \
+    >"$out/pixels.log" 2>&1
   echo "exit $? (124 or 143: stopped by the time limit; the epochs reached are in pixels.log)"
   grep -E "^\[|epoch|test accuracy" "$out/pixels.log" | tail -n 40
 fi
