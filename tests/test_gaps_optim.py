@@ -109,3 +109,13 @@ def test_clip_grad_norm_scales_all_gradients_together(max_norm, scaled):
     norm = clip_grad_norm(np, grads, max_norm)
     assert float(norm) == pytest.approx(5.0, rel=1e-12)
     np.testing.assert_allclose(np.concatenate([grads["a"], grads["b"]]), scaled, rtol=1e-6)
+
+
+def test_momentum_defaults_to_0_9():
+    params = {"w": np.array(P0)}
+    opt = Momentum(params, 0.1, NumpyBackend())
+    assert opt.mu == 0.9
+    for g in GRADS:
+        opt.prepare()
+        opt.apply(params, {"w": np.array(g)})
+    np.testing.assert_allclose(params["w"], [0.895, -1.9825], rtol=1e-12)
