@@ -49,9 +49,10 @@ class CellBase:
     **Long sequences.** The per-step buffers of a pass (gate values, hidden states and their
     gradients: ``widths`` arrays of ``(B, H)`` a step) are kept for the whole sequence when they
     fit in ``cache_bytes``. Past that, the sequence is cut into chunks of steps that fit in
-    ``chunk_bytes`` (see :meth:`chunk_len`): the forward pass keeps only each chunk's first state, and the backward
-    pass recomputes a chunk's forward steps from it before going back through them
-    (checkpointing: one more forward pass, memory independent of T but for one state a chunk).
+    ``chunk_bytes`` (see :meth:`chunk_len`): the forward pass keeps only each chunk's first
+    state, and the backward pass recomputes a chunk's forward steps from it before going back
+    through them (checkpointing: one more forward pass; memory independent of T but for one
+    state a chunk). The weight gradients are then one product a chunk, summed.
     """
 
     widths = 1
