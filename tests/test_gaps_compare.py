@@ -72,3 +72,43 @@ def test_one_failed_seed_among_ok_ones_is_missing_and_its_reason_is_kept():
     assert comparison.exit_code == EXIT_MISSING
     # the ok seed carries the accuracy: no regression once missing seeds are allowed
     assert compare_runs(base, new, [ACCURACY], allow_missing=True).exit_code == EXIT_OK
+
+
+# --- the statistics behind compare (found by mutation testing) ------------------------------------
+
+
+def test_significance_at_exactly_alpha():
+    from seqbench.reporting.stats import Estimate
+
+    at = Estimate(1.0, 0.5, 1.5, p=0.05, p_min=0.05, method="m")
+    assert at.significant(0.05) is True  # p <= alpha, and a test whose p_min is alpha can reach it
+    assert Estimate(1.0, 0.5, 1.5, p=0.06, p_min=0.05, method="m").significant(0.05) is False
+    assert Estimate(1.0, 0.5, 1.5, p=0.1, p_min=0.1, method="m").significant(0.05) is None
+
+
+def test_interval_ends_are_found_far_away_or_are_infinite():
+    from seqbench.reporting.stats import _boundary
+
+    far = _boundary(lambda d: d >= 1e20, 0.0, 1.0)
+    assert far == pytest.approx(1e20, rel=1e-9)
+    assert _boundary(lambda d: d <= -3.25, 0.0, -1.0) == pytest.approx(-3.25, abs=1e-9)
+    assert _boundary(lambda d: False, 0.0, 1.0) == float("inf")
+    assert _boundary(lambda d: False, 0.0, -1.0) == float("-inf")
+
+
+def test_paired_bootstrap_is_seeded_symmetric_and_follows_alpha():
+    import numpy as np
+
+    from seqbench.reporting.stats import paired_accuracy_test, paired_bootstrap
+
+    base = np.zeros((1, 200), bool)
+    new = base.copy()
+    base[0, :50] = True  # 50 samples only BASE gets right,
+    new[0, 50:100] = True  # 50 only NEW: no difference, a symmetric interval
+    low, high = paired_bootstrap(base, new)
+    assert (low, high) == paired_bootstrap(base, new)  # seeded
+    assert low < 0 < high and abs(low + high) < 0.004  # means lie on a grid of 1/200
+    wide, narrow = paired_accuracy_test(base, new, 0.05), paired_accuracy_test(base, new, 0.5)
+    assert narrow.high - narrow.low < 0.6 * (wide.high - wide.low)
+    assert (wide.low, wide.high) == (low, high) and wide.method == "McNemar's exact test"
+    assert wide.diff == 0.0 and wide.p == 1.0
