@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 try:
+    import dask
     import distributed
 except ImportError as exc:  # pragma: no cover - the [dask] extra
     raise ImportError("--workers and --scheduler need Dask: pip install 'seqbench[dask]'") from exc
@@ -126,6 +127,7 @@ class DaskExecutor:
                     for future in finished.next_batch(block=False):
                         _, job = running.pop(future)
                         record, predictions = self._outcome(future, job, matrix)
+                        # Workers send no progress: a pair is announced with its record.
                         matrix.observer.pair_start(job.index, job.total, *job.pair.key)
                         matrix.received(job, record, predictions)
                     fill()
@@ -189,4 +191,6 @@ class DaskExecutor:
                    for spec in specs}
         scheduler = {"cls": Scheduler, "options": {"allowed_failures": LOCAL_ALLOWED_FAILURES, "host": "127.0.0.1",
                                                     "port": 0, "dashboard": False, "dashboard_address": "127.0.0.1:0"}}
-        return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
+        # No dashboard, so no use for the workers' stack sampling (every 10 ms, holding the GIL).
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR)
