@@ -112,3 +112,14 @@ def test_paired_bootstrap_is_seeded_symmetric_and_follows_alpha():
     assert narrow.high - narrow.low < 0.6 * (wide.high - wide.low)
     assert (wide.low, wide.high) == (low, high) and wide.method == "McNemar's exact test"
     assert wide.diff == 0.0 and wide.p == 1.0
+
+
+def test_a_permutation_test_whose_smallest_p_is_alpha_still_has_an_interval():
+    """Three seeds against three at alpha 0.1: p_min = 2 / C(6, 3) = 0.1 can reject, so the interval
+    is finite (and holds the difference)."""
+    from seqbench.reporting.stats import permutation_test
+
+    est = permutation_test([90.0, 90.5, 91.0], [95.0, 95.5, 96.0], alpha=0.1)
+    assert est.p_min == pytest.approx(0.1) and est.p == pytest.approx(0.1) and est.significant(0.1)
+    assert est.diff == pytest.approx(5.0) and -float("inf") < est.low < est.diff < est.high < float("inf")
+    assert permutation_test([90.0, 90.5, 91.0], [95.0, 95.5, 96.0], alpha=0.05).low == -float("inf")
