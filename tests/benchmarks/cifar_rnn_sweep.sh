@@ -52,6 +52,6 @@ print(f"{'config':22} {'status':9} {'best val':>8} {'at epoch':>8} {'epochs':>6}
 for val, name, status, epoch, epochs, test in sorted(rows, reverse=True):
     print(f"{name:22} {status or '':9} {100 * val:7.2f}% {epoch!s:>8} {epochs:>6} {100 * (test or 0):6.2f}%")
 for log in sorted(pathlib.Path(sys.argv[1]).glob("*.log")):
-    if log.stem != "install" and not (log.parent / log.stem / "results.json").exists():
+    if log.stem != "install" and log.stem not in {row[1] for row in rows}:
         print(f"{log.stem:22} no finished pair (time limit or failure): see {log}")
 EOF
