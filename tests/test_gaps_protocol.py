@@ -378,3 +378,71 @@ def test_two_training_samples_are_enough():
 
     ds = id_dataset()
     validate_dataset(dataclasses.replace(ds, train_x=ds.train_x[:2], train_y=np.array([0, 2])), "plug")
+
+
+class DeviceRows(np.ndarray):
+    """What a spy model's ``to_device`` returns: the harness must hand these to ``train_batch``."""
+
+
+class DeviceSpy(MeanLogReg):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.device_bytes = 123
+
+    def to_device(self, array):
+        return np.asarray(array).view(DeviceRows)
+
+    def train_batch(self, x, y):
+        assert isinstance(x, DeviceRows) and isinstance(y, DeviceRows)
+        return super().train_batch(np.asarray(x), np.asarray(y))
+
+    def peak_memory_bytes(self):
+        return self.device_bytes
+
+
+def test_a_full_run_on_the_device_records_its_numbers_and_no_reason():
+    ticks = itertools.count(0, 2)  # every interval is two seconds
+    out = train_and_evaluate(DeviceSpy(4, 3), id_dataset(), {"epochs": 2, "batch_size": 64, "patience": 5,
+                                                             "val_fraction": 0.1}, {}, seed=0,
+                             clock=lambda: float(next(ticks)))
+    assert out["status"] == "ok" and out["reason"] is None and out["stopped_early"] is False
+    assert out["epochs_run"] == 2 and out["timing"]["peak_device_bytes"] == 123
+    assert out["timing"]["inference_samples_per_second"] == 15.0  # 30 validation rows in 2 s
+    assert out["test_predictions"].dtype == np.int8
+
+
+def test_a_clock_that_does_not_move_gives_no_throughput():
+    out = train_and_evaluate(MeanLogReg(4, 3), id_dataset(), {"epochs": 1, "batch_size": 64, "patience": 5,
+                                                              "val_fraction": 0.1}, {}, seed=0, clock=lambda: 5.0)
+    assert out["timing"]["inference_samples_per_second"] is None
+
+
+@pytest.mark.parametrize("classes, dtype", [(127, np.int8), (128, np.int32)])
+def test_test_predictions_are_int8_up_to_127_classes(classes, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2, 4)).astype(np.float32)
+    y = (np.arange(40) * 3 % classes).astype(np.int64)
+    ds = Dataset("many", x[:30], y[:30], x[30:], y[30:], tuple(str(i) for i in range(classes)), "sha256:m")
+    out = train_and_evaluate(MeanLogReg(4, classes), ds, {"epochs": 1, "batch_size": 16, "patience": 1,
+                                                          "val_fraction": 0.2}, {}, seed=0)
+    assert out["test_predictions"].dtype == dtype
+    assert out["test_predictions"][0].tolist() == y[30:].tolist()
+
+
+def test_a_model_that_fails_only_on_the_test_rows_is_named():
+    class TestOnly(MeanLogReg):
+        def predict_proba(self, x):
+            p = super().predict_proba(x)
+            return p[:, :2] if len(x) == 90 else p
+
+    with pytest.raises(PluginOutputError, match=r"plugin 'tplug'.*shape \(90, 3\)"):
+        train_and_evaluate(TestOnly(4, 3), id_dataset(), {"epochs": 1, "batch_size": 64, "patience": 1,
+                                                          "val_fraction": 0.1}, {}, seed=0, model_plugin="tplug")
+
+
+def test_the_row_furthest_from_one_is_named():
+    from seqbench.protocol import _check_probabilities
+
+    p = np.array([[0.5, 0.5], [0.25, 0.25], [0.5, 0.5]])
+    with pytest.raises(PluginOutputError, match="one sums to 0.5$"):
+        _check_probabilities(p, "x")
