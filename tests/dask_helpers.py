@@ -20,19 +20,20 @@ SAFE_PID = "SEQBENCH_TEST_SAFE_PID"
 
 
 class Killer(MeanLogReg):
-    """Kills its own process (as the kernel's OOM killer would) at its first batch: always
-    (``dies-always``, until a file ``heal`` appears in the crash directory) or on its first
-    attempt only (``dies-once``)."""
+    """Kills its own process at its first batch (as the kernel's OOM killer would), as long as
+    its deaths, counted in the crash directory, are fewer than the number in the file ``budget``
+    there (no file: always)."""
 
-    def __init__(self, name: str, n_features: int, num_classes: int, lr: float, seed: int) -> None:
+    def __init__(self, n_features: int, num_classes: int, lr: float, seed: int) -> None:
         super().__init__(n_features, num_classes, lr, seed)
-        self.name, self.seed = name, seed
+        self.seed = seed
 
     def train_batch(self, x: Any, y: Any) -> float:
         crash_dir = Path(os.environ[CRASH_DIR])
-        deaths = crash_dir / f"{self.name}-{self.seed}"
-        dies = not (crash_dir / "heal").exists() if self.name == "dies-always" else not deaths.exists()
-        if dies and str(os.getpid()) != os.environ.get(SAFE_PID):
+        deaths = crash_dir / f"killer-{self.seed}"
+        budget = crash_dir / "budget"
+        died = len(deaths.read_text().split()) if deaths.exists() else 0
+        if (not budget.exists() or died < int(budget.read_text())) and str(os.getpid()) != os.environ.get(SAFE_PID):
             with deaths.open("a") as f:
                 f.write(f"{os.getpid()}\n")
             os.kill(os.getpid(), signal.SIGKILL)
@@ -50,14 +51,10 @@ class Sleeper(MeanLogReg):
         return super().train_batch(x, y)
 
 
-def _killer(name: str) -> Any:
-    return lambda info, p: Killer(name, info.n_features, info.num_classes, p["lr"], p["seed"])
-
-
 def toy_plugins() -> list[tuple[str, object]]:
-    """Dataset ``toy``; models ``logreg``, ``dies-once``, ``dies-always`` and ``sleeper``."""
+    """Dataset ``toy``; models ``logreg``, ``killer`` and ``sleeper``."""
     models = {"logreg": lambda info, p: MeanLogReg(info.n_features, info.num_classes, p["lr"], p["seed"]),
-              "dies-once": _killer("dies-once"), "dies-always": _killer("dies-always"),
+              "killer": lambda info, p: Killer(info.n_features, info.num_classes, p["lr"], p["seed"]),
               "sleeper": lambda info, p: Sleeper(info.n_features, info.num_classes, p["lr"], p["seed"])}
     return [("toy", toy_plugin(models=models))]
 
