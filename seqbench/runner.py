@@ -401,7 +401,8 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
 
     def received(job: PairJob, record: dict[str, Any], predictions: Any) -> None:
         for name, error in (record.get("metric_errors") or {}).items():
-            observer.warn(f"metric {name!r} from plugin {registry.plugin_of('metric', name)!r} failed: {error}")
+            plugin = registry.owner.get(("metric", name), "?")  # a worker may have metrics this process lacks
+            observer.warn(f"metric {name!r} from plugin {plugin!r} failed: {error}")
         record.setdefault("finished", res.now_iso())
         _save_pair(out, record, predictions)
         observer.pair_end(record)
