@@ -20,6 +20,7 @@ from seqbench.progress import RunObserver  # noqa: E402
 from seqbench.runner import RunRequest, run_benchmark  # noqa: E402
 
 import dask_helpers  # noqa: E402
+from test_schema import validators  # noqa: E402
 
 TOY = PluginSource(extra="dask_helpers:toy_plugins")
 #: rnn-cpu tiny enough for a test; threads as the local cluster's workers get them on 2 cores.
@@ -64,6 +65,10 @@ def test_a_local_cluster_of_two_processes_gives_the_sequential_records(registry,
                                    "gpu_workers": []}
     assert session["wall_seconds"] > 0 and sequential["sessions"][-1]["executor"] == {"kind": "sequential"}
     assert res.load_results(tmp_path / "dask", strict=True)["pairs"] == parallel["pairs"]
+    results_validator, pair_validator = validators()  # the worker, executor and wall time are documented
+    results_validator.validate(json.loads((tmp_path / "dask" / "results.json").read_text()))
+    for path in (tmp_path / "dask" / "pairs").glob("*.json"):
+        pair_validator.validate(json.loads(path.read_text()))
 
 
 def test_a_killed_worker_retries_the_pair_once_then_fails_it_and_the_run_resumes(registry, tmp_path, monkeypatch):

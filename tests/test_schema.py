@@ -50,6 +50,7 @@ def test_the_schema_validates_a_real_quick_run_and_its_resume(monkeypatch, tmp_p
     results = json.loads((out / "results.json").read_text())
     results_validator.validate(results)
     assert results["schema_version"] == res.SCHEMA_VERSION == "1.1" and len(results["sessions"]) == 2
+    assert all(s["executor"] == {"kind": "sequential"} and s["wall_seconds"] > 0 for s in results["sessions"])
     assert {p["status"] for p in results["pairs"]} == {"ok", "skipped", "failed", "diverged"}
     records = sorted((out / "pairs").glob("*.json"))
     assert len(records) == len(results["pairs"]) == 20
@@ -66,6 +67,9 @@ def test_the_schema_rejects_what_readers_refuse():
         assert not pair_validator.is_valid({**pair, "status": "skipped", **bad}), bad
     assert pair_validator.is_valid({**pair, "status": "skipped", "schema_version": 1})
     assert not results_validator.is_valid({"schema_version": "1.1", "pairs": []})
+    skipped = {**pair, "status": "skipped"}
+    assert pair_validator.is_valid({**skipped, "worker": {"address": "tcp://127.0.0.1:1", "host": "h", "pid": 7}})
+    assert not pair_validator.is_valid({**skipped, "worker": {"address": "tcp://127.0.0.1:1"}})
 
 
 def committed_runs() -> list[Path]:
