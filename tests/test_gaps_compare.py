@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from results_factory import make_pair, make_results, seeded
 
+_pair = make_pair
+
 from seqbench.reporting.compare import (
     EXIT_MISSING,
     EXIT_OK,
     EXIT_REGRESSION,
+    ThresholdError,
     compare_runs,
     parse_threshold,
     verdict,
@@ -123,3 +126,181 @@ def test_a_permutation_test_whose_smallest_p_is_alpha_still_has_an_interval():
     assert est.p_min == pytest.approx(0.1) and est.p == pytest.approx(0.1) and est.significant(0.1)
     assert est.diff == pytest.approx(5.0) and -float("inf") < est.low < est.diff < est.high < float("inf")
     assert permutation_test([90.0, 90.5, 91.0], [95.0, 95.5, 96.0], alpha=0.05).low == -float("inf")
+
+
+# --- thresholds on metric scalars, and the paired test's seeds (found by mutation testing) ---------
+
+
+def _with_ece(pair, ece):
+    pair["metrics"]["calibration"]["ece"] = ece
+    return pair
+
+
+def _one_seed(ece_base, ece_new, macro_f1=None):
+    base, new = _pair(accuracy=0.95), _pair(accuracy=0.95)
+    _with_ece(base, ece_base), _with_ece(new, ece_new)
+    if macro_f1 is not None:
+        new["metrics"]["per_class"]["macro"]["f1"] = macro_f1
+    return make_results([base]), make_results([new])
+
+
+LOWER = {"calibration.ece": False}.get
+
+
+@pytest.mark.parametrize("limit, failed", [("+0.005", False), ("+0.004", True)])
+def test_a_lower_is_better_metric_exactly_at_its_limit_passes(limit, failed):
+    base, new = _one_seed(0.5, 0.505)  # +0.005 exactly (in floats: 0.505 - 0.5 = 0.0050000000000000044)
+    comparison = compare_runs(base, new, [parse_threshold(f"calibration.ece:{limit}")], directions=LOWER)
+    assert comparison.failed is failed
+
+
+@pytest.mark.parametrize("limit, failed", [("-0.01", False), ("-0.009", True)])
+def test_a_higher_is_better_metric_exactly_at_its_limit_passes(limit, failed):
+    base, new = _one_seed(0.01, 0.01)
+    f1 = base["pairs"][0]["metrics"]["per_class"]["macro"]["f1"]
+    base, new = _one_seed(0.01, 0.01, macro_f1=f1 - 0.01)
+    comparison = compare_runs(base, new, [parse_threshold(f"per_class.macro.f1:{limit}")], directions=lambda n: True)
+    assert comparison.failed is failed
+
+
+def test_a_relative_limit_is_in_percent_of_base():
+    base, new = _one_seed(0.01, 0.0105)  # +5 %
+    comparison = compare_runs(base, new, [parse_threshold("calibration.ece:+4%")], directions=LOWER)
+    assert [str(r) for r in comparison.regressions] == [
+        "rnn-cpu on mnist: calibration.ece +5 %, past the limit +4 %; significance unknown "
+        "(no test can reach p ≤ 0.05 with these seeds)"]
+    assert not compare_runs(base, new, [parse_threshold("calibration.ece:+6%")], directions=LOWER).failed
+    zero, new = _one_seed(0.0, 0.5)  # no relative change from a BASE mean of 0
+    assert not compare_runs(zero, new, [parse_threshold("calibration.ece:+6%")], directions=LOWER).failed
+
+
+def test_a_metric_missing_in_new_is_not_gated():
+    base, new = _one_seed(0.01, 0.5)
+    del new["pairs"][0]["metrics"]["calibration"]
+    comparison = compare_runs(base, new, [parse_threshold("calibration.ece:+0.01")], directions=LOWER)
+    assert not comparison.regressions and comparison.pairs[0].metrics["calibration.ece"].test is None
+
+
+def test_thresholds_resolve_to_one_scalar_with_its_direction():
+    base, new = _one_seed(0.01, 0.01)
+    comparison = compare_runs(base, new, [parse_threshold("calibration:+0.01"),
+                                          parse_threshold("per_class.macro.f1:-0.01")],
+                              directions=lambda n: n != "calibration.ece")
+    assert [(t.metric, t.higher_is_better) for t in comparison.thresholds] == [
+        ("calibration.ece", False), ("per_class.macro.f1", True)]
+
+
+@pytest.mark.parametrize("threshold, directions, message", [
+    ("top5:-0.01", LOWER, "--fail-on top5:-0.01: no metric scalar 'top5' in BASE or NEW (metric scalars: "
+                          "per_class.macro.precision, per_class.macro.recall, per_class.macro.f1, calibration.ece)"),
+    ("calibration.ece:+0.01", lambda n: None, "--fail-on calibration.ece:+0.01: the metric does not say whether "
+                                              "a higher calibration.ece is better (MetricSpec.higher_is_better)"),
+    ("calibration.ece:+0.01", None, "the metric does not say whether a higher calibration.ece is better"),
+    ("calibration.ece:-0.01", LOWER, "--fail-on calibration.ece:-0.01: a lower calibration.ece is better, "
+                                     "so its limit is a rise, e.g. +0.01"),
+    ("calibration.ece:+0.01", lambda n: True, "--fail-on calibration.ece:+0.01: a higher calibration.ece is "
+                                              "better, so its limit is a drop, e.g. -0.01"),
+])
+def test_threshold_errors_say_what_to_do(threshold, directions, message):
+    base, new = _one_seed(0.01, 0.01)
+    with pytest.raises(ThresholdError) as exc:
+        compare_runs(base, new, [parse_threshold(threshold)], directions=directions)
+    assert message in str(exc.value)
+
+
+def test_no_metric_scalars_are_listed_as_none():
+    base, new = _one_seed(0.01, 0.01)
+    for run in (base, new):
+        del run["pairs"][0]["metrics"]["calibration"], run["pairs"][0]["metrics"]["per_class"]
+    with pytest.raises(ThresholdError, match=r"\(metric scalars: none\)$"):
+        compare_runs(base, new, [parse_threshold("top5:-0.01")], directions=LOWER)
+
+
+@pytest.mark.parametrize("text, threshold", [
+    ("accuracy:0", ("accuracy", 0.0)), ("time:0%", ("time", 0.0)), ("time:+0.5%", ("time", 0.5)),
+])
+def test_zero_and_small_limits_are_accepted(text, threshold):
+    parsed = parse_threshold(text)
+    assert (parsed.metric, parsed.limit, parsed.relative) == (*threshold, False)
+
+
+def test_a_significant_slowdown_is_decided_by_the_time_test():
+    base = make_results(seeded("rnn-cpu", "mnist", [0.95] * 4, [2.0, 2.01, 2.02, 2.03]))
+    new = make_results(seeded("rnn-cpu", "mnist", [0.95] * 4, [3.0, 3.01, 3.02, 3.03]))
+    (regression,) = compare_runs(base, new, [parse_threshold("time:+10%")]).regressions
+    assert ", significant (p = 0.029, permutation test over seeds)" in str(regression)
+
+
+def test_alpha_reaches_every_interval():
+    base = make_results(seeded("rnn-cpu", "mnist", [0.950, 0.952, 0.954, 0.956], [2.0, 2.1, 2.2, 2.3]))
+    new = make_results(seeded("rnn-cpu", "mnist", [0.940, 0.941, 0.946, 0.948], [2.5, 2.4, 2.6, 2.9]))
+    wide, narrow = (compare_runs(base, new, alpha=a).pairs[0] for a in (0.05, 0.3))
+    assert narrow.accuracy.high - narrow.accuracy.low < wide.accuracy.high - wide.accuracy.low
+    assert narrow.time.high - narrow.time.low < wide.time.high - wide.time.low
+
+
+def test_pairs_without_timing_have_no_time_test():
+    pairs = [make_results([_pair(seed=s)]) for s in (0, 0)]
+    for run in pairs:
+        run["pairs"][0]["timing"] = None
+    assert compare_runs(*pairs).pairs[0].time is None
+
+
+def _paired_alpha(tmp_path, alpha):
+    from test_compare import _paired_runs
+
+    from seqbench.results import load_results
+
+    dirs = _paired_runs(tmp_path, 0.95, 0.94, n=2000)
+    return compare_runs(load_results(dirs[0]), load_results(dirs[1]), dirs=tuple(dirs), alpha=alpha).pairs[0].paired
+
+
+def test_the_paired_interval_follows_alpha(tmp_path):
+    wide, narrow = _paired_alpha(tmp_path / "a", 0.05), _paired_alpha(tmp_path / "b", 0.5)
+    assert narrow.high - narrow.low < 0.6 * (wide.high - wide.low)
+
+
+@pytest.mark.parametrize("spoil", ["no record", "no predictions", "other labels", "no fingerprints"])
+def test_a_seed_that_cannot_be_paired_leaves_the_others_paired(tmp_path, spoil):
+    """Seed 0 of NEW cannot be paired; seeds 1 and 2 still are (or, without fingerprints, none)."""
+    import numpy as np
+    from test_compare import _paired_runs
+
+    from seqbench.results import load_results, pair_path, read_predictions, write_predictions
+
+    dirs = _paired_runs(tmp_path, 0.95, 0.94, n=2000)
+    base, new = load_results(dirs[0]), load_results(dirs[1])
+    if spoil == "no fingerprints":  # the data cannot be told the same: no pairing at all
+        for p in base["pairs"] + new["pairs"]:
+            p["dataset_info"]["fingerprint"] = None
+    seed0 = next(p for p in new["pairs"] if p["seed"] == 0)
+    if spoil == "no record":
+        new["pairs"] = [p for p in new["pairs"] if p["seed"] != 0]
+    elif spoil == "no predictions":
+        pair_path(dirs[1], seed0, ".pred.npy").unlink()
+    elif spoil == "other labels":  # the same right/wrong pattern, on other test samples
+        rows = read_predictions(dirs[1], seed0)
+        write_predictions(dirs[1], seed0, np.roll(rows, 1, axis=1))
+    comparison = compare_runs(base, new, dirs=tuple(dirs), allow_missing=True)
+    paired = comparison.pairs[0].paired
+    if spoil == "no fingerprints":
+        assert paired is None
+    else:
+        from seqbench.reporting.stats import mcnemar_exact
+
+        assert paired is not None and paired.p_min == mcnemar_exact(2 * 2000, 0)  # two seeds of 2000
+    if spoil == "other labels":
+        assert any("test labels differ" in w for w in comparison.warnings)
+
+
+def test_base_predictions_that_disagree_with_the_record_are_warned_about(tmp_path):
+    from test_compare import _paired_runs
+
+    from seqbench.results import load_results
+
+    dirs = _paired_runs(tmp_path, 0.95, 0.94, n=2000, seeds=(0,))
+    base = load_results(dirs[0])
+    base["pairs"][0]["metrics"]["accuracy"]["accuracy"] = 0.5
+    comparison = compare_runs(base, load_results(dirs[1]), dirs=tuple(dirs))
+    assert comparison.pairs[0].paired is None
+    assert any("do not give the recorded accuracy" in w and str(dirs[0]) in w for w in comparison.warnings)
