@@ -3,6 +3,7 @@ and no temporary file behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -92,3 +93,62 @@ def test_temporary_names_are_hidden_beside_the_target_and_unique(tmp_path):
     fd, part = res.create_temp(target, ".part")
     os.close(fd)
     assert part.name.endswith(".part")
+
+
+# --- the run's results.json and which record of a pair wins (found by mutation testing) ------------
+
+
+def test_new_results_hold_the_session_and_no_pairs():
+    session = res.new_session("seqbench run -m x", "/data", {"python": "3.11"})
+    results = res.new_results({"seeds": [0]}, session)
+    assert results == {"schema_version": res.SCHEMA_VERSION, "created": session["started"],
+                       "updated": session["started"], "command": "seqbench run -m x", "config": {"seeds": [0]},
+                       "environment": {"python": "3.11"}, "sessions": [session], "pairs": []}
+
+
+def test_a_resume_of_a_run_with_sessions_appends_one():
+    first = res.new_session("seqbench run", "/d", {"python": "3"})
+    stored = {**res.new_results({"data_dir": "/d"}, first), "pairs": [{"model": "m"}]}
+    second = res.new_session("seqbench run --resume r", "/d", {"python": "3"})
+    resumed = res.resumed_results(stored, second)
+    assert resumed["sessions"] == [first, second] and resumed["pairs"] == []
+    assert stored["sessions"] == [first]  # the stored results are not changed
+
+
+def test_write_results_stamps_the_update_and_writes_json(tmp_path):
+    results = {"updated": "long ago", "pairs": []}
+    path = res.write_results(tmp_path, results)
+    assert path == tmp_path / "results.json" and results["updated"] != "long ago"
+    assert json.loads(path.read_text()) == results
+
+
+def _rec(status, finished=None, started=None, seed=0):
+    done = status in ("ok", "diverged")
+    return {"schema_version": "1.1", "model": "m", "dataset": "d", "seed": seed, "status": status, "reason": None,
+            "params": {}, "dataset_info": {"fingerprint": "sha256:x"}, "history": [{}] if done else None,
+            "best_epoch": 1 if done else None, "epochs_run": 1 if done else None,
+            "metrics": {"accuracy": {"accuracy": 0.5}} if status == "ok" else None, "timing": {} if done else None,
+            "finished": finished, "started": started}
+
+
+@pytest.mark.parametrize("first, second, winner", [
+    (("failed", "2026-01-03"), ("ok", "2026-01-01"), 1),  # a finished record beats a later failure
+    (("ok", "2026-01-01"), ("failed", "2026-01-03"), 0),
+    (("diverged", "2026-01-01"), ("skipped", "2026-01-02"), 0),  # diverged is finished too
+    (("ok", "2026-01-01"), ("ok", "2026-01-02"), 1),  # then the later wins
+    (("ok", "2026-01-02"), ("ok", "2026-01-01"), 0),
+    (("failed", None, "2026-01-05"), ("failed", "2026-01-04"), 0),  # 'started' where not finished
+])
+def test_which_record_of_a_pair_wins(tmp_path, first, second, winner):
+    (tmp_path / "pairs").mkdir()
+    records = [_rec(*first), _rec(*second)]
+    for name, record in zip(("a", "b"), records):  # read in file-name order: a, then b
+        (tmp_path / "pairs" / f"{name}.json").write_text(json.dumps(record))
+    assert res.read_pairs(tmp_path) == {("m", "d", 0): records[winner]}
+
+
+def test_an_unreadable_pair_record_names_its_file(tmp_path):
+    (tmp_path / "pairs").mkdir()
+    (tmp_path / "pairs" / "m+d+seed0.json").write_text('{"model": NaN}')
+    with pytest.raises(res.ResultsError, match=r"m\+d\+seed0.json: unreadable pair record .*move it away"):
+        res.read_pairs(tmp_path)
