@@ -152,3 +152,31 @@ def test_an_unreadable_pair_record_names_its_file(tmp_path):
     (tmp_path / "pairs" / "m+d+seed0.json").write_text('{"model": NaN}')
     with pytest.raises(res.ResultsError, match=r"m\+d\+seed0.json: unreadable pair record .*move it away"):
         res.read_pairs(tmp_path)
+
+
+def test_a_pair_record_that_fails_its_check_names_its_file(tmp_path):
+    (tmp_path / "pairs").mkdir()
+    (tmp_path / "pairs" / "x.json").write_text(json.dumps({**_rec("ok", "2026-01-01"), "status": "great"}))
+    with pytest.raises(res.ResultsError, match=r"pairs/x\.json: m x d seed 0: status 'great' is not one of"):
+        res.read_pairs(tmp_path)
+
+
+def test_stale_temporary_files_go_by_default_and_other_hidden_files_stay(tmp_path):
+    (tmp_path / "sub").mkdir()
+    temp, part = tmp_path / ".results.json.ab12.tmp", tmp_path / "sub" / ".f.part"
+    keep = [tmp_path / ".seqbench.lock", tmp_path / ".hidden.json", tmp_path / "visible.tmp"]
+    for path in [temp, part, *keep]:
+        path.write_text("x")
+    assert sorted(res.remove_stale_temp(tmp_path)) == sorted([temp, part])  # even just written
+    assert all(path.exists() for path in keep) and not temp.exists() and not part.exists()
+
+
+def test_json_ready_names_a_top_level_value_and_refuses_other_array_likes():
+    import array
+
+    with pytest.raises(res.UnwritableValue, match="^a value is NaN"):
+        res.json_ready(float("nan"))
+    with pytest.raises(res.UnwritableValue, match="^lr is infinity"):
+        res.json_ready({"lr": float("inf")})
+    with pytest.raises(res.UnwritableValue, match="^x is array, which JSON cannot hold"):
+        res.json_ready({"x": array.array("i", [1])})  # has tolist() but is not NumPy
