@@ -180,3 +180,76 @@ def test_json_ready_names_a_top_level_value_and_refuses_other_array_likes():
         res.json_ready({"lr": float("inf")})
     with pytest.raises(res.UnwritableValue, match="^x is array, which JSON cannot hold"):
         res.json_ready({"x": array.array("i", [1])})  # has tolist() but is not NumPy
+
+
+def test_non_finite_values_and_bad_keys_are_described():
+    with pytest.raises(res.UnwritableValue, match="^a value is -infinity"):
+        res.json_ready(float("-inf"))
+    with pytest.raises(res.UnwritableValue, match="^a value is object, which JSON cannot hold"):
+        res.json_ready(object())
+    with pytest.raises(res.UnwritableValue, match="^a mapping has a key of type tuple; JSON keys are text"):
+        res.json_ready({(1, 2): 3})
+
+
+def test_predictions_are_never_pickled(tmp_path):
+    import numpy as np
+
+    record = {"model": "m", "dataset": "d", "seed": 0}
+    with pytest.raises(ValueError):
+        res.write_predictions(tmp_path, record, np.array([[1, None]], dtype=object))
+    path = res.pair_path(tmp_path, record, res.PREDICTIONS_SUFFIX)
+    path.parent.mkdir(exist_ok=True)
+    np.save(path, np.array([[1, 2], [3, 4]], dtype=object), allow_pickle=True)
+    with pytest.raises(res.ResultsError, match=r"\.pred\.npy: unreadable predictions \("):
+        res.read_predictions(tmp_path, record)
+
+
+@pytest.mark.parametrize("array, shown", [("int3", r"shape \(3, 4\) and dtype int64"),
+                                          ("float", r"shape \(2, 4\) and dtype float64")])
+def test_predictions_must_be_two_integer_rows(tmp_path, array, shown):
+    import numpy as np
+
+    record = {"model": "m", "dataset": "d", "seed": 0}
+    value = np.zeros((3, 4), np.int64) if array == "int3" else np.zeros((2, 4))
+    res.write_predictions(tmp_path, record, value)
+    with pytest.raises(res.ResultsError, match=f"expected a \\(2, N\\) integer array, got {shown}"):
+        res.read_predictions(tmp_path, record)
+
+
+def test_schema_versions_read_and_refused():
+    assert res.parse_schema_version(1) == (1, 0) and res.parse_schema_version("1.2") == (1, 2)
+    assert res.parse_schema_version("12.30") == (12, 30)
+    with pytest.raises(ValueError, match="schema_version 'one' is not 'major.minor'"):
+        res.parse_schema_version("one")
+    with pytest.raises(res.ResultsError, match="^x: schema_version 'one' is not 'major.minor'"):
+        res.check_schema_version("one", "x:")
+    with pytest.raises(res.ResultsError, match=r"^x: results schema 2.0 is not readable by this seqbench \(it reads 1.x\)"):
+        res.check_schema_version("2.0", "x:")
+
+
+def test_a_temporary_name_already_taken_is_skipped(tmp_path, monkeypatch):
+    names = iter(["aaaa", "bbbb"])
+    monkeypatch.setattr(res.secrets, "token_hex", lambda n: next(names))
+    (tmp_path / ".f.json.aaaa.tmp").write_text("someone else's")
+    fd, tmp = res.create_temp(tmp_path / "f.json")
+    os.close(fd)
+    assert tmp.name == ".f.json.bbbb.tmp" and (tmp_path / ".f.json.aaaa.tmp").read_text() == "someone else's"
+
+
+def test_load_results_is_lenient_by_default_and_names_the_file(tmp_path):
+    from results_factory import make_pair, make_results, write_run
+
+    run = write_run(tmp_path / "run", make_results([make_pair()]))
+    path = run / "results.json"
+    path.write_text(path.read_text().replace('"ece": 0.01', '"ece": NaN'))
+    assert res.load_results(run)["pairs"][0]["metrics"]["calibration"]["ece"] != 0.01  # NaN read
+    with pytest.raises(res.ResultsError, match="finite"):
+        res.load_results(run, strict=True)
+    with pytest.raises(res.ResultsError, match=f"^{tmp_path / 'none'}: no such results file$"):
+        res.load_results(tmp_path / "none")
+    path.write_text("{not json")
+    with pytest.raises(res.ResultsError, match=f"^{path}: not a readable results file"):
+        res.load_results(path)
+    path.write_text('{"schema_version": "1.1"}')
+    with pytest.raises(res.ResultsError, match=f"^{path}:"):
+        res.load_results(run)
