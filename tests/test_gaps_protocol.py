@@ -446,3 +446,65 @@ def test_the_row_furthest_from_one_is_named():
     p = np.array([[0.5, 0.5], [0.25, 0.25], [0.5, 0.5]])
     with pytest.raises(PluginOutputError, match="one sums to 0.5$"):
         _check_probabilities(p, "x")
+
+
+# --- derived datasets (found by mutation testing) ---------------------------------------------------
+
+
+def _ctx(source: Dataset, locate=None):
+    """A stand-in LoadContext serving one source dataset ``src``."""
+    import types
+
+    from seqbench import DatasetSpec
+
+    spec = DatasetSpec("src", lambda ctx: source, locate=locate)
+    return types.SimpleNamespace(load=lambda name: source, spec=lambda name: spec)
+
+
+def test_a_derived_dataset_passes_its_params_and_keeps_only_its_lineage_in_meta():
+    from seqbench import DatasetSpec
+
+    src = dataclasses.replace(id_dataset(), meta={"from_source": 1})
+    arrays = DatasetSpec.derive("plus", "src", lambda tr, te, k: (tr + k, te + k), identity="add/v1", params={"k": 2})
+    out = arrays.load(_ctx(src))
+    assert np.array_equal(out.train_x, src.train_x + 2) and np.array_equal(out.test_x, src.test_x + 2)
+    assert out.meta == {"derived_from": {"dataset": "src", "fingerprint": "sha256:ids", "meta": {"from_source": 1},
+                                         "transform": "add/v1", "params": {"k": 2}}}
+    assert arrays.description == "src, add/v1" and arrays.source == "src"
+    whole = DatasetSpec.derive("w", "src", lambda ds, k: dataclasses.replace(ds, train_y=ds.train_y * 0 + k,
+                                                                             meta={"added": True}),
+                               identity="w/v1", params={"k": 1}, whole=True, description="mine")
+    out = whole.load(_ctx(src))
+    assert set(out.train_y.tolist()) == {1} and out.meta["added"] is True and whole.description == "mine"
+    bad = DatasetSpec.derive("bad", "src", lambda ds: 3, identity="bad/v1", whole=True)
+    with pytest.raises(TypeError, match="the transform of derived dataset 'bad' returned int, not a Dataset"):
+        bad.load(_ctx(src))
+
+
+def test_a_derived_dataset_locates_through_its_source():
+    from seqbench import DatasetSpec
+    from seqbench.types import derived_fingerprint
+
+    spec = DatasetSpec.derive("plus", "src", lambda tr, te, k: (tr, te), identity="add/v1", params={"k": 2})
+    assert spec.locate(_ctx(id_dataset())) == {"status": "unknown", "derived_from": "src"}
+    where = {"status": "ok", "directory": "/d", "missing": [], "error": None, "fingerprint": "sha256:f",
+             "train_shape": [3, 4, 5]}
+    assert spec.locate(_ctx(id_dataset(), lambda ctx: where)) == {
+        "status": "ok", "directory": "/d", "missing": [], "derived_from": "src",
+        "fingerprint": derived_fingerprint("sha256:f", "add/v1", {"k": 2})}
+    failed = spec.locate(_ctx(id_dataset(), lambda ctx: {"status": "error", "error": "boom"}))
+    assert failed == {"status": "error", "error": "boom", "derived_from": "src"}
+
+
+def test_the_derived_fingerprint_is_the_documented_hash():
+    import hashlib
+    from pathlib import PurePosixPath
+
+    from seqbench.types import derived_fingerprint
+
+    text = json.dumps({"params": {"a": 2, "b": 1}, "source": "sha256:s", "transform": "t/v1"}, sort_keys=True)
+    expected = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    assert derived_fingerprint("sha256:s", "t/v1", {"b": 1, "a": 2}) == expected  # key order does not matter
+    assert derived_fingerprint("sha256:s", "t/v1", {"a": 2, "b": 1}) == expected
+    odd = derived_fingerprint("sha256:s", "t/v1", {"p": PurePosixPath("/x")})  # not JSON: its repr counts
+    assert odd != derived_fingerprint("sha256:s", "t/v1", {"p": PurePosixPath("/y")})
