@@ -108,12 +108,15 @@ class RunPlan:
 
 def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
     """Resolve names and patterns, check ``--set``, leave out the models that cannot run here
-    (unless named or ``include_unavailable``) and resolve each pair's hyperparameters.
+    (unless named or ``include_unavailable``) and, when no dataset is named, the datasets not
+    ``in_all``; resolve each pair's hyperparameters.
 
     Reads nothing and writes nothing: ``--dry-run`` prints this.
     """
     models = check_names("model", request.models, registry.models)
     datasets = check_names("dataset", request.datasets, registry.datasets)
+    if not request.datasets:  # none named: the datasets a whole run includes
+        datasets = [d for d in datasets if registry.datasets[d].in_all]
     taken = check_overrides(registry, models, datasets, request.overrides)
     unavailable = []
     if not request.include_unavailable:

@@ -146,7 +146,9 @@ class DatasetSpec:
     (raising :class:`DatasetUnavailable` when it cannot); without it the dataset has no fetcher
     and ``seqbench data`` says so. ``preprocessing`` declares the standardisation and
     augmentation the harness applies to this dataset for every model. ``source`` is the
-    dataset a derived one is built from (see :meth:`derive`), else ``None``.
+    dataset a derived one is built from (see :meth:`derive`), else ``None``. ``in_all``:
+    whether a run that names no dataset (``seqbench run --all``, or ``-m`` alone) includes it;
+    set it ``False`` for tasks too long for that (the pixel-by-pixel ones): they run when named.
     """
 
     name: str
@@ -156,6 +158,7 @@ class DatasetSpec:
     fetch: Callable[[LoadContext], None] | None = None
     preprocessing: Preprocessing = Preprocessing()
     source: str | None = None
+    in_all: bool = True
 
     @classmethod
     def derive(
@@ -170,6 +173,7 @@ class DatasetSpec:
         channels: int | None = None,
         preprocessing: Preprocessing = Preprocessing(),
         description: str = "",
+        in_all: bool = True,
     ) -> "DatasetSpec":
         """A dataset built from the registered dataset ``source`` by ``transform``, in memory.
 
@@ -184,7 +188,8 @@ class DatasetSpec:
         source's). ``preprocessing`` is declared afresh, default none: the source's flips and
         shifts presume its row layout, so nothing is inherited; declare
         ``Preprocessing(standardize=True)`` where the source standardises and your layout
-        keeps its channels. ``seqbench data info`` and ``data fetch`` answer for the source.
+        keeps its channels. ``in_all`` as for any spec. ``seqbench data info`` and ``data fetch``
+        answer for the source.
         """
         params = dict(params or {})
 
@@ -218,7 +223,7 @@ class DatasetSpec:
                 raise DatasetUnavailable(f"dataset {name!r} derives from {source!r}, which has no fetcher")
             spec.fetch(ctx)
 
-        return cls(name, load, description or f"{source}, {identity}", locate, fetch, preprocessing, source)
+        return cls(name, load, description or f"{source}, {identity}", locate, fetch, preprocessing, source, in_all)
 
 
 def derived_fingerprint(source: str, identity: str, params: Mapping[str, Any] | None = None) -> str:

@@ -99,6 +99,7 @@ def test_derived_datasets_build_on_mnist(guide, monkeypatch, tmp_path):
     assert sorted(perm.test_x[0, :, 0]) == sorted(mnist.test_x[0].ravel())
     assert perm.fingerprint == derived_fingerprint(mnist.fingerprint, "permuted-pixels/v1", {"seed": 0})
     assert tester.registry.datasets["mnist-permuted"].preprocessing == Preprocessing()
+    assert not tester.registry.datasets["mnist-permuted"].in_all and tester.registry.datasets["mnist-columns"].in_all
 
 
 def test_file_dataset_is_skipped_when_missing_and_loads_when_present(guide, tmp_path):

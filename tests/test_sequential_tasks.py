@@ -323,3 +323,30 @@ def test_the_torch_plugin_evaluates_long_sequences_in_fewer_rows(torch_one_threa
     seen.clear()
     model.predict_proba(np.zeros((10, 28, 1), np.float32))
     assert seen == [(10, 28, 1)]  # the row tasks: one chunk of up to 4,096 rows, as before
+
+
+def test_a_run_that_names_no_dataset_leaves_the_pixel_tasks_out_and_a_named_one_runs(tmp_path):
+    from seqbench.plugins import load_plugins
+    from seqbench.runner import RunRequest, plan_run
+
+    registry = load_plugins()
+    pixel_tasks = {"smnist", "psmnist", "scifar10", "fashion-smnist"}
+    assert all(not registry.datasets[d].in_all for d in pixel_tasks)
+
+    def datasets(models, names):
+        return set(plan_run(registry, RunRequest(models, names, [0], tmp_path / "run", tmp_path)).datasets)
+
+    whole = datasets([], [])  # seqbench run --all
+    assert {"mnist", "fashion-mnist", "cifar10"} <= whole and not whole & pixel_tasks
+    assert not datasets(["rnn-cpu"], []) & pixel_tasks  # -m alone
+    assert datasets(["rnn-cpu"], ["smnist"]) == {"smnist"}
+    assert datasets(["rnn-cpu"], ["*mnist"]) == {"mnist", "smnist", "psmnist", "fashion-mnist", "fashion-smnist"}
+
+
+def test_a_derived_dataset_can_stay_out_of_whole_runs(ctx):
+    def negate(train_x, test_x):
+        return -train_x, -test_x
+
+    spec = DatasetSpec.derive("neg", "mnist", negate, identity="neg/v1", in_all=False)
+    assert spec.in_all is False and DatasetSpec.derive("neg", "mnist", negate, identity="neg/v1").in_all
+    assert spec.load(ctx).train_x.shape == ctx.load("mnist").train_x.shape

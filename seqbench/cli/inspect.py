@@ -58,6 +58,8 @@ def _entries(ctx: click.Context, kind: str) -> list[dict[str, Any]]:
             except Exception as exc:  # a plugin's own failure: report it and go on
                 reason = f"error: {one_line(exc)}"
             entry.update(available=reason is None, reason=None if reason is None else str(reason))
+        if kind == "dataset":
+            entry["in_all"] = spec.in_all
         entries.append({**entry, "description": spec.description})
     return entries
 
@@ -84,8 +86,10 @@ def _listing(ctx: click.Context, kind: str, as_json: bool) -> None:
             reason = e["reason"]
             note = notes.setdefault(reason, len(notes) + 1) if reason else None
             row.insert(2, "yes" if reason is None else f"no ({short_reason(reason)}) [{note}]")
+        else:
+            row.insert(2, "yes" if e["in_all"] else "no (name it)")
         rows.append(row)
-    headers = ["name", "plugin", "available", "description"] if kind == "model" else ["name", "plugin", "description"]
+    headers = ["name", "plugin", "available" if kind == "model" else "in --all", "description"]
     click.echo(tabulate(rows, headers=headers))
     if notes:
         click.echo("")

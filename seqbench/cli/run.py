@@ -265,7 +265,8 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.option("--all", "all_pairs", is_flag=True, help="Every model x every dataset that can run here.")
+@click.option("--all", "all_pairs", is_flag=True, help="Every model x every dataset that can run here (the pixel-by-pixel tasks, hours a pair "
+              "on a CPU, only when named with -d).")
 @click.option("-m", "--model", "models", multiple=True, shell_complete=complete_names("model"),
               help="Model to run, or a shell pattern such as 'rnn-*' (repeatable).")
 @click.option("-d", "--dataset", "datasets", multiple=True, shell_complete=complete_names("dataset"),

@@ -47,25 +47,30 @@ def permutation(length: int, seed: int = PERMUTATION_SEED) -> np.ndarray:
 
 
 def specs() -> list[DatasetSpec]:
-    """The derived pixel-sequence datasets, ready to register."""
+    """The derived pixel-sequence datasets, ready to register; a run includes them when it
+    names them (hours a pair on a CPU), not in ``--all``."""
     return [
         DatasetSpec.derive(
             "smnist", "mnist", pixels, identity="pixels/v1",
             description="sequential MNIST: one pixel a step, row-major, 784 steps x 1 value",
+            in_all=False,
         ),
         DatasetSpec.derive(
             "psmnist", "mnist", pixels, identity="pixels/v1", params={"permutation_seed": PERMUTATION_SEED},
             description=f"permuted sequential MNIST: the 784 pixels in one fixed random order "
                         f"(numpy default_rng({PERMUTATION_SEED}).permutation(784)), 784 steps x 1 value",
+            in_all=False,
         ),
         DatasetSpec.derive(
             "scifar10", "cifar10", pixels, identity="pixels/v1", params={"channels": 3},
             preprocessing=Preprocessing(standardize=True),
             description="sequential CIFAR-10: one pixel a step, row-major over the 32x32 pixels, "
                         "1024 steps x 3 values (R, G, B); standardised, not augmented",
+            in_all=False,
         ),
         DatasetSpec.derive(
             "fashion-smnist", "fashion-mnist", pixels, identity="pixels/v1",
             description="sequential Fashion-MNIST: one pixel a step, row-major, 784 steps x 1 value",
+            in_all=False,
         ),
     ]
