@@ -304,3 +304,14 @@ def test_base_predictions_that_disagree_with_the_record_are_warned_about(tmp_pat
     comparison = compare_runs(base, load_results(dirs[1]), dirs=tuple(dirs))
     assert comparison.pairs[0].paired is None
     assert any("do not give the recorded accuracy" in w and str(dirs[0]) in w for w in comparison.warnings)
+
+
+def test_time_ratios_below_one_second_and_one_side_without_timing():
+    def run(seconds):
+        return make_results(seeded("rnn-cpu", "mnist", [0.95], [seconds]))
+
+    fast = compare_runs(run(0.5), run(0.6)).pairs[0]
+    assert fast.time.diff == pytest.approx(1.2)
+    base, new = run(2.0), run(2.0)
+    new["pairs"][0]["timing"] = None
+    assert compare_runs(base, new).pairs[0].time is None
