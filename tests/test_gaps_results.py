@@ -108,17 +108,19 @@ def test_new_results_hold_the_session_and_no_pairs():
 
 def test_a_resume_of_a_run_with_sessions_appends_one():
     first = res.new_session("seqbench run", "/d", {"python": "3"})
+    second = res.new_session("seqbench run --resume r", "/e", {"python": "3.1"})
     stored = {**res.new_results({"data_dir": "/d"}, first), "pairs": [{"model": "m"}]}
-    second = res.new_session("seqbench run --resume r", "/d", {"python": "3"})
-    resumed = res.resumed_results(stored, second)
-    assert resumed["sessions"] == [first, second] and resumed["pairs"] == []
-    assert stored["sessions"] == [first]  # the stored results are not changed
+    stored["sessions"].append(second)
+    third = res.new_session("seqbench run --resume r", "/f", {"python": "3.2"})
+    resumed = res.resumed_results(stored, third)
+    assert resumed["sessions"] == [first, second, third] and resumed["pairs"] == []
+    assert stored["sessions"] == [first, second]  # the stored results are not changed
 
 
 def test_write_results_stamps_the_update_and_writes_json(tmp_path):
     results = {"updated": "long ago", "pairs": []}
     path = res.write_results(tmp_path, results)
-    assert path == tmp_path / "results.json" and results["updated"] != "long ago"
+    assert path == tmp_path / "results.json" and results["updated"][:2] == "20" and "T" in results["updated"]
     assert json.loads(path.read_text()) == results
 
 
