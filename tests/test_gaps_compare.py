@@ -315,3 +315,175 @@ def test_time_ratios_below_one_second_and_one_side_without_timing():
     base, new = run(2.0), run(2.0)
     new["pairs"][0]["timing"] = None
     assert compare_runs(base, new).pairs[0].time is None
+
+
+# --- the output format: the comparison table and the JSON document, pinned (golden) -----------------
+
+
+def _golden_runs():
+    """BASE and NEW: rnn-cpu on mnist with 5 seeds each (seed 4 without timing or calibration, so
+    s/epoch and calibration.ece have n=4), gru-cpu ok in BASE but diverged in NEW, lstm-cpu on
+    mnist only in BASE and on fashion-mnist only in NEW, and NEW on other software."""
+    base = seeded("rnn-cpu", "mnist", [0.950, 0.952, 0.954, 0.956, 0.958], [2.0, 2.1, 2.2, 2.3, 2.4])
+    new = seeded("rnn-cpu", "mnist", [0.940, 0.941, 0.946, 0.948, 0.949], [2.5, 2.4, 2.6, 2.9, 2.8])
+    for side, eces in ((base, [0.010, 0.012, 0.014, 0.016]), (new, [0.020, 0.021, 0.022, 0.023])):
+        for pair, ece in zip(side, eces):
+            pair["metrics"]["calibration"]["ece"] = ece
+        del side[4]["metrics"]["calibration"]
+        side[4]["timing"] = None
+    base += [make_pair("gru-cpu", accuracy=0.97, seconds=3.0), make_pair("lstm-cpu")]
+    new += [make_pair("gru-cpu", status="diverged", reason="loss is nan"), make_pair("lstm-cpu", "fashion-mnist")]
+    base, new = make_results(base), make_results(new)
+    new["environment"]["python"] = "3.12.1"
+    new["environment"]["packages"]["numpy"] = "2.0.0"
+    new["environment"]["plugins"]["models"] = "0.2.0"
+    return base, new
+
+
+GOLDEN_LIMITS = ("accuracy:-0.5", "time:+10%", "per_class.macro.f1:-0.05")
+
+
+def _golden(**kwargs):
+    kwargs.setdefault("allow_missing", True)
+    return compare_runs(*_golden_runs(), [parse_threshold(t) for t in GOLDEN_LIMITS],
+                        directions=lambda name: True, **kwargs)
+
+
+# Each row as (header, cell) as people read it; "—" where there is no value.
+GOLDEN_RNN = [
+    ("model", "rnn-cpu"), ("dataset", "mnist"), ("status", "ok"),
+    ("BASE n", "5"), ("NEW n", "5"),  # ok seeds on each side
+    ("BASE acc (%)", "95.40 ± 0.32"), ("NEW acc (%)", "94.48 ± 0.41"),  # mean ± std over seeds
+    ("Δ acc (pp)", "-0.92"), ("95% CI", "[-1.50, -0.35]"), ("p (seeds)", "0.0079"),  # permutation test
+    ("Δ acc paired (pp)", "—"), ("95% CI", "—"), ("p (McNemar)", "—"),  # no stored predictions
+    ("BASE s/epoch", "2.15 ± 0.13 (n=4)"), ("NEW s/epoch", "2.60 ± 0.22 (n=4)"),  # seed 4 has no timing
+    ("time ×", "1.21"), ("95% CI", "[1.05, 1.42]"), ("p (seeds)", "0.029"),  # NEW / BASE
+    # a metric plugin's scalar: BASE, NEW, NEW − BASE and its p-value (seed 4 has none)
+    ("BASE calibration.ece", "0.013 ± 0.002582 (n=4)"), ("NEW calibration.ece", "0.0215 ± 0.001291 (n=4)"),
+    ("Δ calibration.ece", "+0.0085"), ("p (seeds)", "0.029"),
+    # a built-in scalar, shown because a limit names it
+    ("BASE per_class.macro.f1", "0.954 ± 0.003162"), ("NEW per_class.macro.f1", "0.9448 ± 0.004087"),
+    ("Δ per_class.macro.f1", "-0.0092"), ("p (seeds)", "0.0079"),
+    ("gate", "FAIL"),  # past accuracy:-0.5 and time:+10%, significant
+]
+GOLDEN_GRU = [
+    ("model", "gru-cpu"), ("dataset", "mnist"), ("status", "ok → diverged"), ("BASE n", "1"), ("NEW n", "0"),
+    ("BASE acc (%)", "97.00"), *[(h, "—") for h, _ in GOLDEN_RNN[6:13]],
+    ("BASE s/epoch", "3.00"), *[(h, "—") for h, _ in GOLDEN_RNN[14:18]],
+    ("BASE calibration.ece", "0.01"), *[(h, "—") for h, _ in GOLDEN_RNN[19:22]],
+    ("BASE per_class.macro.f1", "0.97"), *[(h, "—") for h, _ in GOLDEN_RNN[23:26]],
+    ("gate", "FAIL"),  # an accuracy limit fails a NEW that lost its accuracy
+]
+
+
+def test_the_comparison_table_as_people_read_it():
+    from seqbench.reporting.compare import comparison_table
+    from seqbench.reporting.tables import human_cells
+
+    table = comparison_table(_golden())
+    headers = [c.header for c in table.columns]
+    assert table.title == "Comparison"
+    assert [list(zip(headers, row)) for row in human_cells(table)] == [GOLDEN_RNN, GOLDEN_GRU]
+
+
+def test_the_interval_columns_are_at_the_level_of_alpha():
+    from seqbench.reporting.compare import compare_columns
+
+    assert [c.header for c in compare_columns(0.1) if c.interval] == ["90% CI"] * 3
+    assert [c.header for c in compare_columns() if c.interval] == ["95% CI"] * 3
+    assert [c.key for c in compare_columns(metrics=["m"])][-5:] == ["base_m", "new_m", "m_diff", "m_p", "gate"]
+
+
+def _machine(prefix, n, mean, std):
+    return {f"{prefix}_mean": mean, f"{prefix}_std": std, f"{prefix}_n": n}
+
+
+GOLDEN_JSON_RNN = {
+    "model": "rnn-cpu", "dataset": "mnist", "status": "ok", "base_n": 5, "new_n": 5,
+    **_machine("base_accuracy_pct", 5, 95.4, 0.316228), **_machine("new_accuracy_pct", 5, 94.48, 0.408656),
+    "accuracy_diff_pp": -0.92, "accuracy_ci_pp_low": -1.5, "accuracy_ci_pp_high": -0.35,
+    "accuracy_p": 2 / 252,  # the smallest p of 5 seeds against 5: 2 / C(10, 5)
+    "paired_diff_pp": None, "paired_ci_pp_low": None, "paired_ci_pp_high": None, "paired_p": None,
+    **_machine("base_seconds_per_epoch", 4, 2.15, 0.129099), **_machine("new_seconds_per_epoch", 4, 2.6, 0.216025),
+    "time_ratio": 1.209302, "time_ci_low": 1.046512, "time_ci_high": 1.418605,
+    "time_p": 2 / 70,  # 4 seeds against 4: 2 / C(8, 4)
+    **_machine("base_calibration.ece", 4, 0.013, 0.002582), **_machine("new_calibration.ece", 4, 0.0215, 0.001291),
+    "calibration.ece_diff": 0.0085, "calibration.ece_p": 2 / 70,
+    **_machine("base_per_class.macro.f1", 5, 0.954, 0.003162),
+    **_machine("new_per_class.macro.f1", 5, 0.9448, 0.004087),
+    "per_class.macro.f1_diff": -0.0092, "per_class.macro.f1_p": 2 / 252,
+    "gate": "FAIL",
+}
+GOLDEN_JSON_GRU = {
+    **{k: None for k in GOLDEN_JSON_RNN}, "model": "gru-cpu", "dataset": "mnist", "status": "ok → diverged",
+    "base_n": 1, "new_n": 0, **_machine("base_accuracy_pct", 1, 97.0, None),
+    **_machine("base_seconds_per_epoch", 1, 3.0, None), **_machine("base_calibration.ece", 1, 0.01, None),
+    **_machine("base_per_class.macro.f1", 1, 0.97, None), "gate": "FAIL",
+}
+GOLDEN_REGRESSIONS = [
+    "rnn-cpu on mnist: accuracy -0.92 pp, past the limit -0.5 pp, significant (p = 0.0079, permutation test over seeds)",
+    "rnn-cpu on mnist: 1.21× seconds per epoch (+20.9 %), past the limit +10 %, significant (p = 0.029, "
+    "permutation test over seeds)",
+    "gru-cpu on mnist: no test accuracy in NEW (diverged at epoch 3: loss is nan)",
+]
+GOLDEN_MISSING = ["gru-cpu on mnist seed 0: diverged in NEW (diverged at epoch 3: loss is nan)",
+                  "lstm-cpu on mnist seed 0: missing in NEW"]
+
+
+def test_the_comparison_as_json():
+    import json
+
+    from seqbench.reporting.compare import comparison_json
+
+    document = comparison_json(_golden())
+    assert document.endswith("}\n") and document.startswith('{\n  "pairs": [\n')  # indented, one final newline
+    assert json.loads(document) == {
+        "pairs": [GOLDEN_JSON_RNN, GOLDEN_JSON_GRU],  # the table's cells; a stat as _mean/_std/_n, an interval _low/_high
+        "only_in_base": [["lstm-cpu", "mnist"]],
+        "only_in_new": [["lstm-cpu", "fashion-mnist"]],
+        "missing_in_new": GOLDEN_MISSING,
+        "warnings": ["different software: models 0.1.0 → 0.2.0, numpy 1.26.4 → 2.0.0, python 3.11.7 → 3.12.1",
+                     "only in BASE: lstm-cpu on mnist", "only in NEW: lstm-cpu on fashion-mnist"],
+        "alpha": 0.05,
+        "thresholds": ["accuracy:-0.5pp", "time:+10%", "per_class.macro.f1:-0.05"],
+        "regressions": GOLDEN_REGRESSIONS,
+        "not_significant": [],
+        "comparable": True,
+        "failed": True,
+        "exit_code": EXIT_REGRESSION,  # missing seeds allowed: the regressions decide
+    }
+
+
+def test_the_verdict_lists_missing_seeds_then_regressions():
+    limits = "accuracy:-0.5pp, time:+10%, per_class.macro.f1:-0.05"
+    assert verdict(_golden()).splitlines() == [
+        "missing or not ok in NEW, allowed by --allow-missing:", *[f"  {m}" for m in GOLDEN_MISSING],
+        f"REGRESSION past {limits} (alpha 0.05):", *[f"  {r}" for r in GOLDEN_REGRESSIONS]]
+    strict = _golden(allow_missing=False)
+    assert strict.exit_code == EXIT_MISSING
+    assert verdict(strict).splitlines()[0] == "MISSING OR NOT OK IN NEW (--allow-missing accepts this):"
+
+
+def test_the_verdict_without_regressions_or_thresholds():
+    base = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0]))
+    assert verdict(compare_runs(base, base, [ACCURACY], alpha=0.1)) == "OK: no regression past accuracy:-0.5pp (alpha 0.1)"
+    assert verdict(compare_runs(base, base)) == "no --fail-on thresholds given: nothing gated"
+    other = make_results(seeded("gru-cpu", "mnist", [0.95], [2.0]))
+    assert verdict(compare_runs(base, other, [ACCURACY], allow_missing=True)).splitlines() == [
+        "NOTHING COMPARABLE: no model × dataset has an ok seed in both BASE and NEW",
+        "missing or not ok in NEW, allowed by --allow-missing:", "  rnn-cpu on mnist seed 0: missing in NEW"]
+
+
+def test_the_paired_columns_of_runs_with_stored_predictions(tmp_path):
+    from test_compare import _paired_runs
+
+    from seqbench.reporting.compare import comparison_table
+    from seqbench.reporting.tables import human_cells, machine_rows
+    from seqbench.results import load_results
+
+    dirs = _paired_runs(tmp_path, 0.95, 0.94, n=2000, seeds=(0,))
+    table = comparison_table(compare_runs(load_results(dirs[0]), load_results(dirs[1]), dirs=tuple(dirs)))
+    cells = dict(zip([c.key for c in table.columns], human_cells(table)[0]))
+    assert [cells[k] for k in ("paired_diff_pp", "paired_ci_pp", "paired_p")] == ["-1.00", "[-2.40, +0.40]", "0.19"]  # McNemar, bootstrap
+    row = machine_rows(table)[0]
+    assert [row[k] for k in ("paired_diff_pp", "paired_ci_pp_low", "paired_ci_pp_high")] == [-1.0, -2.4, 0.4]

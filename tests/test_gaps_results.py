@@ -255,3 +255,164 @@ def test_load_results_is_lenient_by_default_and_names_the_file(tmp_path):
     path.write_text('{"schema_version": "1.1"}')
     with pytest.raises(res.ResultsError, match=f"^{path}:"):
         res.load_results(run)
+
+
+# --- the checks of records read back from disk: each way a record is refused, and its message ------
+
+
+def _good_pair(**changes):
+    from results_factory import make_pair
+
+    pair = make_pair()
+    pair.update(changes)
+    return pair
+
+
+W = "rnn-cpu x mnist seed 0:"  # how a message names the pair, after where it was read
+
+
+def _spoil(path, value):
+    """A good pair with the field at ``path`` (dotted) set to ``value`` (deleted when ``...``)."""
+    pair = _good_pair()
+    *parents, last = path.split(".")
+    obj = pair
+    for key in parents:
+        obj = obj[key]
+    if value is ...:
+        del obj[last]
+    else:
+        obj[last] = value
+    return pair
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("model", ..., "pair record lacks model, dataset or seed"),
+    ("dataset", ..., "pair record lacks model, dataset or seed"),
+    ("seed", ..., "pair record lacks model, dataset or seed"),
+    ("schema_version", "2.0", "results schema 2.0 is not readable by this seqbench (it reads 1.x);"
+                              " use the seqbench that wrote it"),
+    ("schema_version", "one", "schema_version 'one' is not 'major.minor'"),
+    ("model", 3, "model and dataset must be names and seed an integer"),
+    ("dataset", None, "model and dataset must be names and seed an integer"),
+    ("seed", True, "model and dataset must be names and seed an integer"),
+    ("seed", "0", "model and dataset must be names and seed an integer"),
+    ("status", "done", f"{W} status 'done' is not one of ok, diverged, skipped, failed"),
+    ("status", ..., f"{W} status None is not one of ok, diverged, skipped, failed"),
+    ("reason", 5, f"{W} reason must be text, not int"),
+    ("params", [], f"{W} params must be an object, not list"),
+    ("best_epoch", 4.0, f"{W} best_epoch must be an integer, not float"),
+    ("best_epoch", False, f"{W} best_epoch must be an integer, not bool"),
+    ("history", {}, f"{W} history must be a list, not dict"),
+    ("params", None, f"{W} an ok pair needs params"),
+    ("metrics", None, f"{W} an ok pair needs metrics"),
+    ("timing", ..., f"{W} an ok pair needs timing"),
+    ("epochs_run", None, f"{W} an ok pair needs epochs_run"),
+    ("metrics.calibration", 0.01, f"{W} metrics.calibration must be an object, not float"),
+    ("metrics.accuracy.accuracy", 1.5, f"{W} metrics.accuracy.accuracy must be a number in [0, 1], not 1.5"),
+    ("metrics.accuracy.accuracy", -0.1, f"{W} metrics.accuracy.accuracy must be a number in [0, 1], not -0.1"),
+    ("metrics.accuracy.accuracy", "0.9", f"{W} metrics.accuracy.accuracy must be a number in [0, 1], not '0.9'"),
+    ("timing.train_seconds", "12", f"{W} timing.train_seconds must be a number, not str"),
+    ("timing.inference_repeats_seconds", [0.5, "x"], f"{W} timing.inference_repeats_seconds must be a number, not list"),
+    ("history", [{"epoch": 1}, 3], f"{W} history must be a list of objects"),
+    ("dataset_info.fingerprint", 7, f"{W} dataset_info.fingerprint must be text"),
+])
+def test_check_pair_refuses_each_broken_field_with_its_message(path, value, message):
+    from seqbench.results import ResultsError, check_pair
+
+    with pytest.raises(ResultsError) as exc:
+        check_pair(_spoil(path, value), "pairs/x.json:")
+    assert str(exc.value).startswith("pairs/x.json: ") and str(exc.value).endswith(message)
+    if message.startswith(W):  # named once, after where
+        assert str(exc.value) == f"pairs/x.json: {message}"
+
+
+@pytest.mark.parametrize("record, message", [
+    ([], "pairs/x.json: a pair record must be an object, not list"),
+    ("pair", "pairs/x.json: a pair record must be an object, not str"),
+])
+def test_check_pair_refuses_what_is_not_an_object(record, message):
+    from seqbench.results import ResultsError, check_pair
+
+    with pytest.raises(ResultsError, match=f"^{message}$"):
+        check_pair(record, "pairs/x.json:")
+
+
+@pytest.mark.parametrize("status", ["skipped", "failed", "diverged"])
+def test_check_pair_accepts_good_records_and_unfinished_ones_without_results(status):
+    from results_factory import make_pair
+
+    from seqbench.results import check_pair
+
+    check_pair(_good_pair(), "w")
+    check_pair(_good_pair(schema_version=1, timing={"epoch_seconds_mean": None}, metrics={"accuracy": {"accuracy": 1}}),
+               "w")
+    check_pair(_good_pair(metrics={"accuracy": {"accuracy": 0}}, dataset_info={"fingerprint": None}), "w")
+    check_pair(make_pair(status=status, reason="r"), "w")  # params etc. may be null when not ok
+    check_pair(make_pair(status=status, reason="r") | {"params": None, "history": None}, "w")
+
+
+def _good_results(pairs=None):
+    from results_factory import make_pair, make_results
+
+    return make_results(pairs if pairs is not None else [make_pair(), make_pair(seed=1)])
+
+
+def _broken_results(change):
+    results = _good_results()
+    change(results)
+    return results
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.update(schema_version="9.0"), "r.json: results schema 9.0 is not readable by this seqbench"),
+    (lambda r: r.pop("schema_version"), "r.json: schema_version None is not 'major.minor'"),
+    (lambda r: r.update(pairs={}), "r.json: pairs must be a list, not dict"),
+    (lambda r: r.pop("pairs"), "r.json: pairs must be a list, not NoneType"),
+    (lambda r: r["pairs"].append(3), "r.json: pair #2 of the results file lacks model, dataset or seed"),
+    (lambda r: r["pairs"][1].pop("seed"), "r.json: pair #1 of the results file lacks model, dataset or seed"),
+    (lambda r: r["pairs"][0].pop("model"), "r.json: pair #0 of the results file lacks model, dataset or seed"),
+    (lambda r: r["pairs"][0].pop("dataset"), "r.json: pair #0 of the results file lacks model, dataset or seed"),
+    (lambda r: r["pairs"][1].update(schema_version="3.1"), "r.json: pair #1: results schema 3.1 is not readable"),
+])
+def test_check_results_refuses_even_when_lenient(change, message):
+    from seqbench.results import ResultsError, check_results
+
+    for strict in (False, True):
+        with pytest.raises(ResultsError) as exc:
+            check_results(_broken_results(change), "r.json:", strict)
+        assert str(exc.value).startswith(message)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["pairs"][1].update(status="done"), "r.json: pair #1: rnn-cpu x mnist seed 1: status 'done' is not"),
+    (lambda r: r["pairs"][1].update(seed=0), "r.json: rnn-cpu x mnist seed 0 is there twice"),
+    (lambda r: r.pop("config"), "r.json: lacks config (the run's selection)"),
+    (lambda r: r.update(config=[]), "r.json: config must be an object, not list"),
+    (lambda r: r["config"].pop("seeds"), "r.json: config lacks seeds"),
+    (lambda r: r["config"].update(quick="no"), "r.json: config.quick must be true or false, not str"),
+    (lambda r: r.update(command=["seqbench"]), "r.json: command must be text, not list"),
+    (lambda r: r.update(sessions={}), "r.json: sessions must be a list, not dict"),
+    (lambda r: r.update(sessions=[{}, "s"]), "r.json: sessions must be a list of objects"),
+    (lambda r: r["environment"].update(machine="ci"), "r.json: environment.machine must be an object, not str"),
+    (lambda r: r["environment"].update(packages=[]), "r.json: environment.packages must be an object, not list"),
+    (lambda r: r["environment"].update(git=1), "r.json: environment.git must be an object, not int"),
+])
+def test_check_results_strict_checks_every_field(change, message):
+    from seqbench.results import ResultsError, check_results
+
+    results = _broken_results(change)
+    check_results(results, "r.json:", strict=False)  # lenient: readers check what they read
+    with pytest.raises(ResultsError) as exc:
+        check_results(results, "r.json:")  # strict by default
+    assert str(exc.value).startswith(message)
+
+
+def test_check_results_accepts_good_runs():
+    from results_factory import make_pair
+
+    from seqbench.results import check_results
+
+    for results in (_good_results(), _good_results([]),
+                    _good_results([make_pair(), make_pair("gru-cpu"), make_pair(dataset="cifar10")])):
+        check_results(results, "r.json:")
+    check_results(_good_results() | {"environment": None, "sessions": [{}]}, "r.json:")
