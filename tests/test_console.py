@@ -195,4 +195,4 @@ def test_list_json_like_plugins_and_data_info(toy_registry):
                                  "description": ""}
     assert set(by_name["rnn-gpu"]) == {"name", "plugin", "available", "reason", "description"}
     datasets = json.loads(listing(toy_registry, "datasets", "--json").output)
-    assert datasets == [{"name": "toy", "plugin": "toy", "description": "synthetic toy"}]
+    assert datasets == [{"name": "toy", "plugin": "toy", "in_all": True, "description": "synthetic toy"}]
