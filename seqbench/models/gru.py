@@ -95,12 +95,9 @@ class GRU(CellBase):
         dh_rec[...] = dh
         W_h_T = p["W_h"].T
         grads: dict[str, Any] = {}
-        chunks = list(range(0, T, K))
-        for i in range(len(chunks) - 1, -1, -1):
-            c0 = chunks[i]
-            x = x_t[c0 : c0 + K]
+        for i, c0, x, recompute in self._chunks_backward(x_t, K):
             n = x.shape[0]
-            if i < len(chunks) - 1:  # the last chunk's buffers still hold its forward pass
+            if recompute:
                 hs[0] = starts[i]
                 self._steps(p, x, gx, gh, hs)
             gx_t = gx[: n * B].reshape(n, B, 3 * H)

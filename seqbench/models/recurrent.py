@@ -11,7 +11,7 @@ of shape ``(T, B, F)``; the hidden state is ``(B, H)``; logits are ``(B, C)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -80,6 +80,14 @@ class CellBase:
         part = self.ws.get(self.xp, "part_" + name, grads[name].shape, self.dtype)
         self.backend.matmul(a, b, out=part)
         grads[name] += part
+
+    @staticmethod
+    def _chunks_backward(x_t: Any, K: int) -> Iterator[tuple[int, int, Any, bool]]:
+        """The chunks of ``K`` steps of ``x_t``, last first: ``(index, first step, its inputs,
+        whether its forward pass must be recomputed)``; the last chunk's buffers still hold it."""
+        firsts = range(0, x_t.shape[0], K)
+        for i in range(len(firsts) - 1, -1, -1):
+            yield i, firsts[i], x_t[firsts[i] : firsts[i] + K], i < len(firsts) - 1
 
     def _add_sum(self, grads: dict[str, Any], name: str, a: Any) -> None:
         """``grads[name] += a.sum(axis=0)`` (``=`` for the first chunk)."""
