@@ -487,3 +487,88 @@ def test_the_paired_columns_of_runs_with_stored_predictions(tmp_path):
     assert [cells[k] for k in ("paired_diff_pp", "paired_ci_pp", "paired_p")] == ["-1.00", "[-2.40, +0.40]", "0.19"]  # McNemar, bootstrap
     row = machine_rows(table)[0]
     assert [row[k] for k in ("paired_diff_pp", "paired_ci_pp_low", "paired_ci_pp_high")] == [-1.0, -2.4, 0.4]
+
+
+def test_the_rendered_table_aligns_numbers_right_and_names_left():
+    from seqbench.reporting.compare import comparison_table
+    from seqbench.reporting.tables import render
+
+    line = render(comparison_table(_golden())).splitlines()[2]
+    assert line.startswith("| rnn-cpu | mnist     | ok            |        5 |       5 |   95.40 ± 0.32 |")
+
+
+def test_a_pair_only_ok_in_new_has_no_base_seeds_and_no_gate():
+    base = make_results([make_pair(status="failed", reason="Killed")])
+    new = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0]))
+    for run, ece in ((base, 0.0100001), (new, 0.0200003)):
+        run["pairs"][0]["metrics"] = run["pairs"][0]["metrics"] or make_pair()["metrics"]
+        run["pairs"][0]["metrics"]["calibration"]["ece"] = ece
+    base["pairs"][0]["status"] = "ok"  # one ok seed each, for the metric's difference
+    one_each = compare_runs(base, new, [ACCURACY])
+    from seqbench.reporting.compare import comparison_table
+    from seqbench.reporting.tables import machine_rows
+
+    (row,) = machine_rows(comparison_table(one_each))
+    assert row["calibration.ece_diff"] == 0.01 and row["gate"] is None  # 0.0100002 to six decimals; not past
+    base["pairs"][0]["status"] = "failed"
+    (row,) = machine_rows(comparison_table(compare_runs(base, new, [ACCURACY])))
+    assert (row["status"], row["base_n"], row["new_n"], row["gate"]) == ("failed → ok", 0, 1, None)
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_a_malformed_run_is_named_base_or_new(side):
+    from seqbench.results import ResultsError
+
+    runs = [make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0])) for _ in range(2)]
+    runs[side]["pairs"][0]["timing"]["epoch_seconds_median"] = "slow"
+    with pytest.raises(ResultsError, match=f"^{('BASE', 'NEW')[side]}: rnn-cpu .*epoch_seconds_median"):
+        compare_runs(*runs)
+    with pytest.raises(ResultsError, match=f"^{('old', 'new')[side]}: "):
+        compare_runs(*runs, labels=("old", "new"))
+
+
+def test_the_interval_of_a_metric_scalar_follows_alpha():
+    base, new = _golden_runs()
+    wide, narrow = (compare_runs(base, new, alpha=a).pairs[0].metrics["calibration.ece"].test for a in (0.05, 0.3))
+    assert narrow.high - narrow.low < wide.high - wide.low
+
+
+def test_warnings_name_each_difference_between_the_runs():
+    """Other data, hardware, configs, devices and params; long fingerprints are shortened."""
+    base = make_results(seeded("rnn-cpu", "mnist", [0.95, 0.95], [2.0, 2.0],
+                               params={"epochs": 3, "tag": "sha256:" + "a" * 13, "x": 1}))
+    new = make_results(seeded("rnn-cpu", "mnist", [0.95, 0.95], [2.0, 2.0],
+                              params={"epochs": 3, "tag": "sha256:" + "b" * 14, "y": 1j}, fingerprint="md5:c"))
+    new["pairs"][1]["device"] = "cuda:0"
+    new["pairs"][1]["dataset_info"]["fingerprint"] = "md5:d"
+    new["environment"]["machine"].update(cpu_count=4, gpu_name="H100", hostname="other", memory_bytes=1)
+    new["config"].update(seeds=[0, 1, 2], quick=False, protocol={"val_fraction": 0.2})
+    assert compare_runs(base, new).warnings == [
+        "mnist: different data (fingerprint): sha256:aaaaaaaaaaaa… → md5:c, md5:d",
+        'different hardware: cpu_count 2 → 4, gpu_name null → H100',
+        'different configs: protocol {"val_fraction": 0.1} → {"val_fraction": 0.2}, seeds [0, 1] → [0, 1, 2]',
+        "rnn-cpu on mnist: different device: cpu → cpu / cuda:0",
+        # a text of 20 characters is shown whole, of 21 shortened; other values as JSON (repr where not JSON)
+        'rnn-cpu on mnist: different params: tag sha256:aaaaaaaaaaaaa → sha256:bbbbbbbbbbbb…, x 1 → null, '
+        'y null → "1j"',
+    ]
+
+
+def test_no_warning_where_one_run_lacks_fingerprints_or_params():
+    base, new = (make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0])) for _ in range(2))
+    new["pairs"][0]["dataset_info"]["fingerprint"] = None
+    new["pairs"][0]["params"] = None
+    assert compare_runs(base, new).warnings == []
+    assert compare_runs(new, base).warnings == []
+
+
+def test_params_with_keys_of_mixed_types_are_compared():
+    base, new = (make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0], params=p)) for p in ({1: "a", "b": 2}, {1: "a", "b": 3}))
+    assert compare_runs(base, new).warnings == ["rnn-cpu on mnist: different params: b 2 → 3"]
+
+
+def test_a_missing_seed_without_a_reason_has_no_parentheses():
+    from seqbench.reporting.compare import Missing
+
+    assert str(Missing(("gru-cpu", "mnist"), 2, "failed")) == "gru-cpu on mnist seed 2: failed in NEW"
+    assert str(Missing(("gru-cpu", "mnist"), 2, "failed", "Killed")) == "gru-cpu on mnist seed 2: failed in NEW (Killed)"

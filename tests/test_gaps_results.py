@@ -416,3 +416,28 @@ def test_check_results_accepts_good_runs():
                     _good_results([make_pair(), make_pair("gru-cpu"), make_pair(dataset="cifar10")])):
         check_results(results, "r.json:")
     check_results(_good_results() | {"environment": None, "sessions": [{}]}, "r.json:")
+
+
+def test_records_without_a_schema_version_are_read_as_1_0():
+    from seqbench.results import check_pair, check_results
+
+    old = _good_pair()
+    del old["schema_version"]
+    check_pair(old, "w")
+    check_results(_good_results([old]), "r.json:")
+    check_results(_good_results([old]), "r.json:", strict=False)
+
+
+def test_check_pair_lists_every_missing_field_of_an_ok_pair():
+    from seqbench.results import ResultsError, check_pair
+
+    with pytest.raises(ResultsError, match=f"^w {W} an ok pair needs params, metrics$"):
+        check_pair(_good_pair(params=None, metrics=None), "w")
+
+
+@pytest.mark.parametrize("results, kind", [([], "list"), (None, "NoneType")])
+def test_check_results_refuses_what_is_not_an_object(results, kind):
+    from seqbench.results import ResultsError, check_results
+
+    with pytest.raises(ResultsError, match=f"^r.json: a results file must be an object, not {kind}$"):
+        check_results(results, "r.json:")
