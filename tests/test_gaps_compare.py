@@ -572,3 +572,11 @@ def test_a_missing_seed_without_a_reason_has_no_parentheses():
 
     assert str(Missing(("gru-cpu", "mnist"), 2, "failed")) == "gru-cpu on mnist seed 2: failed in NEW"
     assert str(Missing(("gru-cpu", "mnist"), 2, "failed", "Killed")) == "gru-cpu on mnist seed 2: failed in NEW (Killed)"
+
+
+def test_params_that_are_not_an_object_are_shown_whole():
+    base, new = (make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0])) for _ in range(2))
+    new["pairs"][0]["params"] = [128]  # not checked by the lenient load that compare uses
+    (warning,) = compare_runs(base, new).warnings
+    assert warning == ('rnn-cpu on mnist: different params: {"epochs": 30, "batch_size": 128, "lr": 0.002, '
+                       '"hidden": 128} → [128]')
