@@ -441,3 +441,111 @@ def test_check_results_refuses_what_is_not_an_object(results, kind):
 
     with pytest.raises(ResultsError, match=f"^r.json: a results file must be an object, not {kind}$"):
         check_results(results, "r.json:")
+
+
+# --- list fields, load_results' strictness, a session's fields (found by mutation testing) ----------
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("models", ["rnn-cpu", 3], "r.json: config.models must be a list of names, not list"),
+    ("datasets", "mnist", "r.json: config.datasets must be a list of names, not str"),
+    ("seeds", [0, -1], "r.json: config.seeds must be a list of integers 0 or more, not list"),
+    ("seeds", [0, True], "r.json: config.seeds must be a list of integers 0 or more, not list"),
+])
+def test_list_fields_of_the_config_check_every_item(field, value, message):
+    results = _good_results()
+    results["config"][field] = value
+    with pytest.raises(res.ResultsError, match=f"^{message}$"):
+        res.check_results(results, "r.json:")
+    results["config"][field] = []  # an empty list is a list of anything
+    res.check_results(results, "r.json:")
+
+
+def test_load_results_passes_its_strictness_to_the_checks(tmp_path):
+    from results_factory import write_run
+
+    results = _good_results()
+    results["config"]["quick"] = "no"  # a wrong type, not a NaN: only the strict check refuses it
+    run = write_run(tmp_path / "run", results)
+    assert res.load_results(run)["config"]["quick"] == "no"
+    assert res.load_results(run, strict=False)["config"]["quick"] == "no"
+    with pytest.raises(res.ResultsError, match=f"^{run / 'results.json'}: config.quick must be true or false"):
+        res.load_results(run, strict=True)
+
+
+def test_a_session_holds_exactly_its_fields():
+    session = res.new_session("seqbench run", "/data", {"python": "3"})
+    assert session == {"started": session["started"], "command": "seqbench run", "data_dir": "/data",
+                       "environment": {"python": "3"}}
+
+
+# --- the run lock: its file, its messages, and a lock file removed under it ------------------------
+
+
+def test_the_lock_file_gets_the_permissions_the_umask_gives(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with res.run_lock(tmp_path):
+            assert (tmp_path / res.LOCK_FILE).stat().st_mode & 0o777 == 0o644
+            assert (tmp_path / res.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    finally:
+        os.umask(old)
+    assert not (tmp_path / res.LOCK_FILE).exists()
+
+
+def test_a_lock_in_a_missing_directory_is_one_clear_line(tmp_path):
+    with pytest.raises(res.ResultsError) as exc:
+        with res.run_lock(tmp_path / "gone"):
+            pass
+    assert str(exc.value) == f"cannot write to output directory {tmp_path / 'gone'}: No such file or directory"
+
+
+@pytest.mark.parametrize("content, shown", [
+    (b"", "?"),
+    (b"  \n", "?"),
+    (b"4242\n", "4242"),
+    (b"\xff\xfe42", "\ufffd\ufffd42"),  # not UTF-8: shown replaced, never an error
+    (b"1" * 40, "1" * 32),  # a long file: its first 32 bytes
+])
+def test_a_held_lock_names_its_holder(tmp_path, content, shown):
+    import fcntl
+
+    path = tmp_path / res.LOCK_FILE
+    path.write_bytes(content)
+    holder = os.open(path, os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: flock refuses us too
+    try:
+        with pytest.raises(res.ResultsError) as exc:
+            with res.run_lock(tmp_path):
+                pass
+    finally:
+        os.close(holder)
+    assert str(exc.value) == f"{tmp_path} is in use by another seqbench run (pid {shown}); wait for it to end"
+    assert path.read_bytes() == content  # the holder's file is left alone
+
+
+def test_a_lock_file_removed_before_it_is_locked_is_made_again(tmp_path):
+    import fcntl
+
+    path = tmp_path / res.LOCK_FILE
+    calls = []
+
+    class Racing:
+        """fcntl whose first lock comes after the holder removed the file."""
+        LOCK_EX, LOCK_NB = fcntl.LOCK_EX, fcntl.LOCK_NB
+
+        @staticmethod
+        def flock(fd, op):
+            calls.append(os.fstat(fd).st_ino)
+            if len(calls) == 1:
+                path.unlink()
+            fcntl.flock(fd, op)
+
+    open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    fd = res._acquire(path, Racing)
+    try:
+        assert len(calls) == 2 and os.fstat(fd).st_ino == path.stat().st_ino
+        if open_before is not None:  # the first descriptor was closed
+            assert len(os.listdir("/proc/self/fd")) == open_before + 1
+    finally:
+        os.close(fd)
