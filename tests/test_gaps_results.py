@@ -549,3 +549,10 @@ def test_a_lock_file_removed_before_it_is_locked_is_made_again(tmp_path):
             assert len(os.listdir("/proc/self/fd")) == open_before + 1
     finally:
         os.close(fd)
+
+
+def test_a_config_lists_every_field_it_lacks():
+    results = _good_results()
+    del results["config"]["models"], results["config"]["seeds"]
+    with pytest.raises(res.ResultsError, match="^r.json: config lacks models, seeds$"):
+        res.check_results(results, "r.json:")
