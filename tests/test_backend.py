@@ -65,8 +65,6 @@ class _FakeCublasLib:
         return 0
 
     def _gemm(self, name, ctype, h, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        import ctypes
-
         self.calls.append((name, h, op_a, op_b, m, n, k, lda, ldb, ldc))
         assert ctype.from_address(alpha).value == 1.0 and ctype.from_address(beta).value == 0.0
         out = self.by_ptr[c]
@@ -251,3 +249,18 @@ def test_step_sizes_reach_the_device_array_each_step():
     model.epoch_end(0)
     model.train_batch(x, y)
     assert opt.rate[0] == pytest.approx(0.05 * (1 - 0.999**2) ** 0.5 / (1 - 0.9**2), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_model_keeps_its_parameters_in_its_dtype(dtype):
+    model = RecurrentClassifier(RNN, 3, 2, hidden=4, dtype=dtype)  # init draws float64 on the host
+    rng = np.random.default_rng(0)
+    model.train_batch(rng.standard_normal((8, 5, 3)), rng.integers(0, 2, 8))
+    assert {p.dtype.name for p in model.params.values()} == {dtype}
+    assert NumpyBackend().asarray([1, 2], dtype=np.float32).dtype == np.float32
+
+
+def test_a_batch_is_cut_into_contiguous_even_shards_one_a_thread():
+    backend = NumpyBackend(threads=2)
+    assert backend.map_shards(lambda i, rows: (i, rows.start, rows.stop), 100) == [(0, 0, 50), (1, 50, 100)]
+    assert backend.map_shards(lambda i, rows: (i, rows.start, rows.stop), 40) == [(0, 0, 40)]  # too few rows to split
