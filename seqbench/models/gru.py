@@ -43,22 +43,11 @@ class GRU(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
-        xp, ws = self.xp, self.ws
         T, B, F = x_t.shape
         H = p["W_h"].shape[0]
         K = self.chunk_len(T, B, H)
         bufs = self._buffers(K, B, H)
-        hs = bufs[2]
-        starts = ws.get(xp, "h_start", (-(-T // K), B, H), self.dtype)  # each chunk's first state
-        hs[0] = 0
-        n = 0
-        for i, c0 in enumerate(range(0, T, K)):
-            if i:
-                hs[0] = hs[n]
-            starts[i] = hs[0]
-            n = self._steps(p, x_t[c0 : c0 + K], *bufs)
-        h = ws.get(xp, "h_last", (B, H), self.dtype)
-        h[...] = hs[n]
+        h, starts = self._forward_chunks(x_t, K, (bufs[2],), lambda x: self._steps(p, x, *bufs))
         return h, (x_t, K, starts)
 
     def _buffers(self, K: int, B: int, H: int) -> tuple[Any, Any, Any]:
@@ -98,7 +87,7 @@ class GRU(CellBase):
         for i, c0, x, recompute in self._chunks_backward(x_t, K):
             n = x.shape[0]
             if recompute:
-                hs[0] = starts[i]
+                hs[0] = starts[i, 0]
                 self._steps(p, x, gx, gh, hs)
             gx_t = gx[: n * B].reshape(n, B, 3 * H)
             da_c, dr_c = da[: n * B], dr[: n * B]

@@ -42,25 +42,11 @@ class LSTM(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
-        xp, ws = self.xp, self.ws
         T, B, F = x_t.shape
         H = p["W_h"].shape[0]
         K = self.chunk_len(T, B, H)
         bufs = self._buffers(K, B, H)
-        _, hs, cs, _ = bufs
-        starts = ws.get(xp, "hc_start", (-(-T // K), 2, B, H), self.dtype)  # each chunk's first h and c
-        hs[0] = 0
-        cs[0] = 0
-        n = 0
-        for i, c0 in enumerate(range(0, T, K)):
-            if i:
-                hs[0] = hs[n]
-                cs[0] = cs[n]
-            starts[i, 0] = hs[0]
-            starts[i, 1] = cs[0]
-            n = self._steps(p, x_t[c0 : c0 + K], *bufs)
-        h = ws.get(xp, "h_last", (B, H), self.dtype)
-        h[...] = hs[n]
+        h, starts = self._forward_chunks(x_t, K, bufs[1:3], lambda x: self._steps(p, x, *bufs))
         return h, (x_t, K, starts)
 
     def _buffers(self, K: int, B: int, H: int) -> tuple[Any, Any, Any, Any]:

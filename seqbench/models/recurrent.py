@@ -11,7 +11,7 @@ of shape ``(T, B, F)``; the hidden state is ``(B, H)``; logits are ``(B, C)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -80,6 +80,25 @@ class CellBase:
         part = self.ws.get(self.xp, "part_" + name, grads[name].shape, self.dtype)
         self.backend.matmul(a, b, out=part)
         grads[name] += part
+
+    def _forward_chunks(self, x_t: Any, K: int, states: tuple[Any, ...],
+                        steps: Callable[[Any], int]) -> tuple[Any, Any]:
+        """Run ``steps(x)`` over the chunks of ``K`` steps of ``x_t``, each from the last state of
+        the one before. ``states`` are the chunk's state buffers (``hs``, and ``cs`` for the LSTM;
+        ``state[t]`` before its step t), ``steps`` runs a chunk from ``state[0]`` and returns its
+        length. Returns the last hidden state and each chunk's first states ``(chunks, S, B, H)``."""
+        T, B, _ = x_t.shape
+        H = states[0].shape[2]
+        starts = self.ws.get(self.xp, "starts", (-(-T // K), len(states), B, H), self.dtype)
+        n = 0
+        for i, c0 in enumerate(range(0, T, K)):
+            for j, state in enumerate(states):
+                state[0] = state[n] if i else 0
+                starts[i, j] = state[0]
+            n = steps(x_t[c0 : c0 + K])
+        h = self.ws.get(self.xp, "h_last", (B, H), self.dtype)
+        h[...] = states[0][n]
+        return h, starts
 
     @staticmethod
     def _chunks_backward(x_t: Any, K: int) -> Iterator[tuple[int, int, Any, bool]]:

@@ -31,21 +31,11 @@ class RNN(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
-        xp, ws = self.xp, self.ws
         T, B, F = x_t.shape
         H = p["W_aa"].shape[0]
         K = self.chunk_len(T, B, H)
         zx, hs = self._buffers(K, B, H)
-        starts = ws.get(xp, "h_start", (-(-T // K), B, H), self.dtype)  # each chunk's first state
-        hs[0] = 0
-        n = 0
-        for i, c0 in enumerate(range(0, T, K)):
-            if i:
-                hs[0] = hs[n]
-            starts[i] = hs[0]
-            n = self._steps(p, x_t[c0 : c0 + K], zx, hs)
-        h = ws.get(xp, "h_last", (B, H), self.dtype)
-        h[...] = hs[n]
+        h, starts = self._forward_chunks(x_t, K, (hs,), lambda x: self._steps(p, x, zx, hs))
         return h, (x_t, K, starts)
 
     def _buffers(self, K: int, B: int, H: int) -> tuple[Any, Any]:
@@ -82,7 +72,7 @@ class RNN(CellBase):
         for i, c0, x, recompute in self._chunks_backward(x_t, K):
             n = x.shape[0]
             if recompute:
-                hs[0] = starts[i]
+                hs[0] = starts[i, 0]
                 self._steps(p, x, zx, hs)
             dz_c = dz[: n * B]
             dz_t = dz_c.reshape(n, B, H)
