@@ -211,12 +211,22 @@ def _reference_models(runs: Runs) -> set[tuple[str, str]]:
     return {(label, p["model"]) for label, results in runs for p in pairs_of(results) if is_reference(p)}
 
 
+def _td(column: Column, text: str) -> str:
+    """A cell of escaped ``text``; numbers right-aligned."""
+    return f'<td class="num">{text}</td>' if column.fmt else f"<td>{text}</td>"
+
+
+def _table_markup(table: Table, rows: Iterable[str]) -> str:
+    """``table``'s header over the ``<tr>`` markup of ``rows``, scrolling sideways when wide."""
+    head = "".join(f"<th>{html.escape(c.header)}</th>" for c in table.columns)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
 def _html_table(table: Table, runs: Runs) -> str:
     """The table with reference rows badged and quick rows marked; numbers right-aligned."""
     references = _reference_models(runs)
     quick_runs = {label for label, results in runs if is_quick(results)}
     single = runs[0][0] if len(runs) == 1 else None
-    head = "".join(f"<th>{html.escape(c.header)}</th>" for c in table.columns)
     body = []
     for row, cells in zip(table.rows, human_cells(table)):
         run = row.get("run", single)
@@ -228,10 +238,10 @@ def _html_table(table: Table, runs: Runs) -> str:
             if column.key == "model":
                 text += '<span class="badge reference">reference</span>' * reference
                 text += '<span class="badge quick">quick</span>' * quick
-            tds.append(f'<td class="num">{text}</td>' if column.fmt else f"<td>{text}</td>")
+            tds.append(_td(column, text))
         kind = " ".join(k for k, on in (("reference", reference), ("quick", quick)) if on)
         body.append(f'<tr class="{kind}">' + "".join(tds) + "</tr>" if kind else "<tr>" + "".join(tds) + "</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    return _table_markup(table, body)
 
 
 def _published(runs: Runs) -> str:
@@ -239,12 +249,9 @@ def _published(runs: Runs) -> str:
     table = published_table([results for _, results in runs])
     if table is None:
         return ""
-    head = "".join(f"<th>{html.escape(c.header)}</th>" for c in table.columns)
-    body = "".join('<tr class="published">' + "".join(
-        f'<td class="num">{html.escape(cell)}</td>' if column.fmt else f"<td>{html.escape(cell)}</td>"
-        for column, cell in zip(table.columns, cells)) + "</tr>" for cells in human_cells(table))
-    return (f'<h3 id="published">{html.escape(table.title)}</h3><div class="scroll"><table>'
-            f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    rows = ('<tr class="published">' + "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells))
+            + "</tr>" for cells in human_cells(table))
+    return (f'<h3 id="published">{html.escape(table.title)}</h3>{_table_markup(table, rows)}'
             f'<p class="note">{html.escape(PUBLISHED_NOTE)}</p>')
 
 
