@@ -76,6 +76,14 @@ def test_same_loss_and_gradients(device):
     np.testing.assert_allclose(g["rnn.bias_hh_l0"], grads["b_a"], rtol=RTOL, atol=ATOL)
 
 
+def assert_moved_together(scratch, twin, initial, rtol, atol):
+    """Every scratch parameter moved from ``initial`` and equals the torch twin's, within the tolerances."""
+    ours = torch_params_as_scratch(twin)
+    for name, value in scratch.state_dict().items():
+        assert not np.allclose(value, initial[name]), f"{name} did not move"
+        np.testing.assert_allclose(ours[name], value, rtol=rtol, atol=atol, err_msg=name)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer, clip", [("sgd", 0.0), ("momentum", 0.5)])
 def test_training_steps_stay_together(device, optimizer, clip):
@@ -90,10 +98,7 @@ def test_training_steps_stay_together(device, optimizer, clip):
         loss = scratch.train_batch(x, y)
         t_loss = twin.train_batch(twin.to_device(x), twin.to_device(y))
         np.testing.assert_allclose(t_loss.item(), loss, rtol=RTOL, err_msg=f"loss at step {step}")
-    ours = torch_params_as_scratch(twin)
-    for name, value in scratch.state_dict().items():
-        assert not np.allclose(value, initial[name]), f"{name} did not move"
-        np.testing.assert_allclose(ours[name], value, rtol=RTOL, atol=ATOL, err_msg=name)
+    assert_moved_together(scratch, twin, initial, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("lr_decay", [1.0, 0.5])
@@ -117,7 +122,4 @@ def test_adam_steps_match_torch_optim_adam(lr_decay):
         loss = scratch.train_batch(x, y)
         t_loss = twin.train_batch(twin.to_device(x), twin.to_device(y))
         np.testing.assert_allclose(t_loss.item(), loss, rtol=RTOL, err_msg=f"loss at step {step}")
-    ours = torch_params_as_scratch(twin)
-    for name, value in scratch.state_dict().items():
-        assert not np.allclose(value, initial[name]), f"{name} did not move"
-        np.testing.assert_allclose(ours[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+    assert_moved_together(scratch, twin, initial, rtol=1e-9, atol=1e-12)
