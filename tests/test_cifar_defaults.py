@@ -14,9 +14,11 @@ from seqbench.default_plugins.models import defaults_for
 from seqbench.plugins import load_plugins
 from seqbench.types import DatasetInfo
 
-#: The notebook's CIFAR-10 recipe (SGD lr 0.01, hidden 256, no clipping, no decay, raw pixels), as README gives it.
+#: The notebook's CIFAR-10 recipe (SGD lr 0.01, hidden 256, no clipping, no decay, raw pixels, the
+#: head on the last step), as README gives it.
 NOTEBOOK = ["--no-standardize", "--no-augment", "--set", "optimizer=sgd", "--set", "lr=0.01", "--set", "hidden=256",
-            "--set", "clip=0", "--set", "lr_decay=1", "--set", "lr_schedule=exp", "--set", "batch_size=128"]
+            "--set", "clip=0", "--set", "lr_decay=1", "--set", "lr_schedule=exp", "--set", "readout=last",
+            "--set", "batch_size=128"]
 
 
 def tiny_cifar() -> Dataset:
@@ -72,6 +74,7 @@ def test_the_notebook_recipe_is_accepted_and_recorded(cifar_registry, tmp_path):
     (pair,) = results["pairs"]
     assert pair["status"] == "ok"
     p = pair["params"]
-    assert (p["optimizer"], p["lr"], p["hidden"], p["clip"], p["lr_decay"], p["lr_schedule"]) == ("sgd", 0.01, 256, 0.0, 1.0, "exp")
+    assert (p["optimizer"], p["lr"], p["hidden"], p["clip"], p["lr_decay"], p["lr_schedule"], p["readout"]) == (
+        "sgd", 0.01, 256, 0.0, 1.0, "exp", "last")
     assert pair["preprocessing"] == {"standardize": False, "hflip": False, "shift": 0}
     assert results["config"]["preprocessing"]["cifar10"] == {"standardize": False, "hflip": False, "shift": 0}

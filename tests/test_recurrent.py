@@ -49,3 +49,24 @@ def test_same_seed_is_bit_identical_on_the_cpu(cell):
     (l1, s1), (l2, s2) = train(), train()
     assert l1 == l2
     assert all(np.array_equal(s1[k], s2[k]) for k in s1)
+
+
+@CELLS
+def test_the_mean_readout_averages_the_hidden_states_of_every_step(cell):
+    """readout="mean" predicts from (h_1 + ... + h_T) / T; each h_t is the last state of the
+    first t steps, which the last-state model computes."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 6, 3))
+    mean = RecurrentClassifier(cell, 3, 4, hidden=7, seed=2, dtype="float64", readout="mean")
+    last = RecurrentClassifier(cell, 3, 4, hidden=7, seed=2, dtype="float64")
+    states = [last.cells[0].forward(last.params, last._time_major(x[:, :t]))[0].copy() for t in range(1, 7)]
+    h_mean = np.mean(states, axis=0)
+    logits = h_mean @ last.params["W_ya"] + last.params["b_y"]
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(mean.predict_proba(x), expected / expected.sum(axis=1, keepdims=True), rtol=1e-12)
+    assert not np.allclose(mean.predict_proba(x), last.predict_proba(x))
+
+
+def test_an_unknown_readout_is_refused():
+    with pytest.raises(ValueError, match="unknown readout 'max'"):
+        RecurrentClassifier(RNN, 3, 2, readout="max")

@@ -139,9 +139,10 @@ def in_chunks(model, steps: int, B: int, H: int):
 
 @CELLS
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunks"])
-def test_gradients_at_64_steps_match_finite_differences(cell, chunked):
+@pytest.mark.parametrize("readout", ["last", "mean"])
+def test_gradients_at_64_steps_match_finite_differences(cell, chunked, readout):
     x, y = long_batch(B=3, F=1)
-    model = RecurrentClassifier(cell, 1, 3, hidden=3, seed=1, dtype="float64")
+    model = RecurrentClassifier(cell, 1, 3, hidden=3, seed=1, dtype="float64", readout=readout)
     if chunked:
         in_chunks(model, 10, 3, 3)  # 64 steps: six chunks of 10, one of 4
         assert model.cells[0].chunk_len(64, 3, 3) == 10
@@ -152,10 +153,11 @@ def test_gradients_at_64_steps_match_finite_differences(cell, chunked):
 
 
 @CELLS
-def test_chunks_give_the_gradients_and_predictions_of_the_whole_sequence(cell):
+@pytest.mark.parametrize("readout", ["last", "mean"])
+def test_chunks_give_the_gradients_and_predictions_of_the_whole_sequence(cell, readout):
     x, y = long_batch(T=97, B=8, F=3, C=4, seed=2)
-    whole = RecurrentClassifier(cell, 3, 4, hidden=6, seed=3, dtype="float64")
-    chunks = in_chunks(RecurrentClassifier(cell, 3, 4, hidden=6, seed=3, dtype="float64"), 16, 8, 6)
+    whole = RecurrentClassifier(cell, 3, 4, hidden=6, seed=3, dtype="float64", readout=readout)
+    chunks = in_chunks(RecurrentClassifier(cell, 3, 4, hidden=6, seed=3, dtype="float64", readout=readout), 16, 8, 6)
     (lw, gw), (lc, gc) = whole.loss_and_grads(x, y), chunks.loss_and_grads(x, y)
     assert lw == pytest.approx(lc, rel=1e-12)
     for k in gw:
@@ -283,17 +285,19 @@ _NO_GPU = pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {c
 @pytest.mark.gpu
 @_NO_GPU
 @CELLS
-def test_chunks_on_the_gpu_match_the_cpu_and_replay_as_a_graph(cell):
+@pytest.mark.parametrize("readout", ["last", "mean"])
+def test_chunks_on_the_gpu_match_the_cpu_and_replay_as_a_graph(cell, readout):
     """On CuPy, a long sequence in chunks gives the CPU's gradients (float64), and a captured
     training step of it replays the eager losses and parameters (float32)."""
     x, y = long_batch(T=150, B=8, F=3, C=4, seed=4)
-    cpu = RecurrentClassifier(cell, 3, 4, hidden=8, seed=5, dtype="float64")
-    gpu = in_chunks(RecurrentClassifier(cell, 3, 4, hidden=8, seed=5, dtype="float64", backend="cupy"), 32, 8, 8)
+    cpu = RecurrentClassifier(cell, 3, 4, hidden=8, seed=5, dtype="float64", readout=readout)
+    gpu = in_chunks(RecurrentClassifier(cell, 3, 4, hidden=8, seed=5, dtype="float64", backend="cupy",
+                                        readout=readout), 32, 8, 8)
     (lc, gc), (lg, gg) = cpu.loss_and_grads(x, y), gpu.loss_and_grads(gpu.to_device(x), gpu.to_device(y))
     assert float(lg) == pytest.approx(float(lc), rel=1e-10)
     for k in gc:
         np.testing.assert_allclose(gpu.backend.to_host(gg[k]), gc[k], rtol=1e-8, atol=1e-11, err_msg=k)
-    kw = dict(hidden=16, seed=0, lr=1e-2, clip=1.0, backend="cupy", bptt_mb=0.01)
+    kw = dict(hidden=16, seed=0, lr=1e-2, clip=1.0, backend="cupy", bptt_mb=0.01, readout=readout)
     eager, graphed = RecurrentClassifier(cell, 3, 4, **kw), RecurrentClassifier(cell, 3, 4, cuda_graph=True, **kw)
     assert eager.cell.chunk_len(150, 8, 16) < 150
     xs, ys = x.astype(np.float32), y

@@ -53,9 +53,10 @@ def batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_same_loss_and_gradients(device):
-    scratch = scratch_model()
-    twin = torch_twin(scratch, device)
+@pytest.mark.parametrize("readout", ["last", "mean"])
+def test_same_loss_and_gradients(device, readout):
+    scratch = scratch_model(readout=readout)
+    twin = torch_twin(scratch, device, readout=readout)
     x, y = batch(0)
     loss, grads = scratch.loss_and_grads(x, y)
 

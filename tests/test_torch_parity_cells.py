@@ -26,16 +26,19 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class TorchTwin(torch.nn.Module):
-    """``nn.LSTM`` or ``nn.GRU`` (batch first) and an ``nn.Linear`` head on the last step."""
+    """``nn.LSTM`` or ``nn.GRU`` (batch first) and an ``nn.Linear`` head on the last step, or on
+    the mean of the steps (``readout="mean"``), written here independently of the plugin."""
 
-    def __init__(self, cell: type) -> None:
+    def __init__(self, cell: type, readout: str = "last") -> None:
         super().__init__()
         layer = torch.nn.LSTM if cell is LSTM else torch.nn.GRU
         self.rnn = layer(F, H, batch_first=True, dtype=torch.float64)
         self.head = torch.nn.Linear(H, C, dtype=torch.float64)
+        self.readout = readout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.rnn(x)[0][:, -1])
+        out = self.rnn(x)[0]
+        return self.head(out.sum(dim=1) / out.shape[1] if self.readout == "mean" else out[:, -1])
 
 
 def scratch_model(cell: type, **kw) -> RecurrentClassifier:
@@ -69,8 +72,8 @@ def as_scratch(state: dict[str, np.ndarray], cell: type) -> dict[str, np.ndarray
     return out
 
 
-def torch_twin(scratch: RecurrentClassifier, cell: type) -> TorchTwin:
-    twin = TorchTwin(cell)
+def torch_twin(scratch: RecurrentClassifier, cell: type, readout: str = "last") -> TorchTwin:
+    twin = TorchTwin(cell, readout)
     state = as_torch(scratch.state_dict())
     twin.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
     if cell is LSTM:
@@ -90,9 +93,10 @@ def torch_loss(twin: TorchTwin, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
 
 
 @CELLS
-def test_same_loss_and_gradients(cell):
-    scratch = scratch_model(cell)
-    twin = torch_twin(scratch, cell)
+@pytest.mark.parametrize("readout", ["last", "mean"])
+def test_same_loss_and_gradients(cell, readout):
+    scratch = scratch_model(cell, readout=readout)
+    twin = torch_twin(scratch, cell, readout)
     x, y = batch(0)
     loss, grads = scratch.loss_and_grads(x, y)
     t_loss = torch_loss(twin, x, y)

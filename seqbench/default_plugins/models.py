@@ -36,18 +36,18 @@ RANGES: dict[str, tuple[Any, str]] = {
 def check_params(params: Mapping[str, Any]) -> None:
     """Refuse a hyperparameter out of its range or set, with a message naming it."""
     from seqbench.models.optim import OPTIMIZERS
-    from seqbench.models.recurrent import LR_SCHEDULES
+    from seqbench.models.recurrent import LR_SCHEDULES, READOUTS
 
     for key, (ok, expected) in RANGES.items():
         if key in params and not ok(params[key]):
             raise ValueError(f"{key}={params[key]!r}: must be {expected.format(cores=available_cores())}")
-    for key, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
+    for key, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("readout", READOUTS)):
         if key in params and params[key] not in allowed:
             raise ValueError(f"{key}={params[key]!r}: must be one of {', '.join(allowed)}")
 
 
 _COMMON = {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9, "lr_schedule": "exp",
-           "batch_size": 128, "momentum": 0.9, "threads": default_threads()}
+           "batch_size": 128, "momentum": 0.9, "readout": "last", "threads": default_threads()}
 _GATED = {"*": {**_COMMON, "hidden": 256, "epochs": 25, "patience": 5},
           # CIFAR-10 (standardised, flipped and shifted by the harness): a cosine schedule over
           # 15 epochs, chosen on validation (results/cifar10-dev-tuning/)
@@ -127,6 +127,7 @@ def _build(cell: str, backend: str):
             backend=backend,
             threads=int(params["threads"]),
             cuda_graph=bool(params.get("cuda_graph", False)),
+            readout=str(params.get("readout", "last")),
             **({"bptt_mb": float(params["bptt_mb"])} if "bptt_mb" in params else {}),
         )
 

@@ -80,8 +80,9 @@ class GRU(CellBase):
         dr = ws.get(xp, "dr", (K * B, 3 * H), self.dtype)
         dh_direct = ws.get(xp, "dh", (B, H), self.dtype)  # dh_t * z, the path around the gates
         dh_rec = ws.get(xp, "dh_rec", (B, H), self.dtype)  # dR_{t+1} W_h^T
+        dh_last, dh_every = self._readout_grads(dh, T)
         dh_direct[...] = 0
-        dh_rec[...] = dh
+        dh_rec[...] = dh_last
         W_h_T = p["W_h"].T
         grads: dict[str, Any] = {}
         for i, c0, x, recompute in self._chunks_backward(x_t, K):
@@ -96,6 +97,8 @@ class GRU(CellBase):
                 be.gru_backward(gx_t[t], gh[t], hs[t], dh_rec, dh_direct, da_t[t], dr_t[t])
                 if c0 + t:
                     be.matmul(dr_t[t], W_h_T, out=dh_rec)
+                    if dh_every is not None:
+                        dh_rec += dh_every
             self._add(grads, "W_x", x.reshape(n * B, F).T, da_c)
             self._add(grads, "W_h", hs[:n].reshape(n * B, H).T, dr_c)
             self._add_sum(grads, "b_x", da_c)

@@ -81,7 +81,8 @@ class LSTM(CellBase):
         da = ws.get(xp, "da", (K * B, 4 * H), self.dtype)
         dh_t = ws.get(xp, "dh", (B, H), self.dtype)
         dc = ws.get(xp, "dc", (B, H), self.dtype)
-        dh_t[...] = dh
+        dh_last, dh_every = self._readout_grads(dh, T)
+        dh_t[...] = dh_last
         dc[...] = 0
         W_h_T = p["W_h"].T
         grads: dict[str, Any] = {}
@@ -98,6 +99,8 @@ class LSTM(CellBase):
                 be.lstm_backward(g_t[t], cs[t], tcs[t], dh_t, dc, da_t[t])
                 if c0 + t:
                     be.matmul(da_t[t], W_h_T, out=dh_t)
+                    if dh_every is not None:
+                        dh_t += dh_every
             self._add(grads, "W_x", x.reshape(n * B, F).T, da_c)
             self._add(grads, "W_h", hs[:n].reshape(n * B, H).T, da_c)
             self._add_sum(grads, "b", da_c)

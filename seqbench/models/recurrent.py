@@ -1,4 +1,8 @@
-"""A recurrent classifier: a cell unrolled over the rows, a softmax head on the last hidden state.
+"""A recurrent classifier: a cell unrolled over the rows, a softmax head on its readout state.
+
+The readout is the last hidden state h_T (``readout="last"``, the notebook's model) or the mean
+of all hidden states (``readout="mean"``): r = (h_1 + ... + h_T) / T, whose gradient reaches every
+step directly (dL/dh_t gets dL/dr / T on top of what flows back from step t + 1).
 
 Everything a cell (RNN, LSTM, GRU) shares lives here: the head, the cross-entropy loss, the
 optimizer, gradient clipping, the learning-rate schedule, state and the NumPy/CuPy plumbing.
@@ -21,6 +25,7 @@ from seqbench.types import Model
 
 PREDICT_CHUNK = 2048
 LR_SCHEDULES = ("exp", "cosine")
+READOUTS = ("last", "mean")
 
 
 class Cell(Protocol):
@@ -33,10 +38,10 @@ class Cell(Protocol):
         """Fresh float64 host parameters."""
 
     def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
-        """Run over ``x_t`` ``(T, B, F)``; return the last hidden state ``(B, H)`` and a cache."""
+        """Run over ``x_t`` ``(T, B, F)``; return the readout state ``(B, H)`` and a cache."""
 
     def backward(self, p: Mapping[str, Any], cache: Any, dh: Any) -> dict[str, Any]:
-        """Given dL/dh_T ``(B, H)``, return dL/dparam for every cell parameter."""
+        """Given dL/d(readout state) ``(B, H)``, return dL/dparam for every cell parameter."""
 
 
 #: Default of ``bptt_mb``: the MiB of per-step buffers a model may keep for whole sequences.
@@ -56,6 +61,7 @@ class CellBase:
     """
 
     widths = 1
+    readout = "last"
     cache_bytes = int(BPTT_MB * 2**20)
     chunk_bytes = 32 << 20
 
@@ -86,19 +92,37 @@ class CellBase:
         """Run ``steps(x)`` over the chunks of ``K`` steps of ``x_t``, each from the last state of
         the one before. ``states`` are the chunk's state buffers (``hs``, and ``cs`` for the LSTM;
         ``state[t]`` before its step t), ``steps`` runs a chunk from ``state[0]`` and returns its
-        length. Returns the last hidden state and each chunk's first states ``(chunks, S, B, H)``."""
+        length. Returns the readout state (the last hidden state, or the mean of all of them)
+        and each chunk's first states ``(chunks, S, B, H)``."""
         T, B, _ = x_t.shape
         H = states[0].shape[2]
         starts = self.ws.get(self.xp, "starts", (-(-T // K), len(states), B, H), self.dtype)
+        mean = self.readout == "mean"
+        h = self.ws.get(self.xp, "h_out", (B, H), self.dtype)
+        if mean:
+            h[...] = 0
         n = 0
         for i, c0 in enumerate(range(0, T, K)):
             for j, state in enumerate(states):
                 state[0] = state[n] if i else 0
                 starts[i, j] = state[0]
             n = steps(x_t[c0 : c0 + K])
-        h = self.ws.get(self.xp, "h_last", (B, H), self.dtype)
-        h[...] = states[0][n]
+            if mean:
+                h += states[0][1 : n + 1].sum(axis=0)
+        if mean:
+            h /= T
+        else:
+            h[...] = states[0][n]
         return h, starts
+
+    def _readout_grads(self, dh: Any, T: int) -> tuple[Any, Any]:
+        """What dL/d(readout) gives the hidden states: (dL/dh_T from it, what it adds to every
+        earlier dL/dh_t, or None when nothing: the last-state readout)."""
+        if self.readout == "last":
+            return dh, None
+        every = self.ws.get(self.xp, "dh_every", dh.shape, self.dtype)
+        self.xp.divide(dh, T, out=every)
+        return every, every
 
     @staticmethod
     def _chunks_backward(x_t: Any, K: int) -> Iterator[tuple[int, int, Any, bool]]:
@@ -139,6 +163,7 @@ class RecurrentClassifier(Model):
         threads: int = 1,
         cuda_graph: bool = False,
         bptt_mb: float = BPTT_MB,
+        readout: str = "last",
     ) -> None:
         self.backend = get_backend(backend, threads)
         self.xp = self.backend.xp
@@ -146,14 +171,17 @@ class RecurrentClassifier(Model):
         self.dtype = np.dtype(dtype)
         # one cell (with its own buffers) per shard of a batch; see NumpyBackend.map_shards
         self.cells = [cell_type(self.backend, self.dtype) for _ in range(self.backend.threads)]
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r} (expected one of {', '.join(READOUTS)})")
         for c in self.cells:  # bptt_mb is the model's: its shards' cells share it
             c.cache_bytes = int(bptt_mb * 2**20 / len(self.cells))
+            c.readout = readout
         self.cell = cell = self.cells[0]
         self._hparams = {
             "cell": cell_type.__name__, "n_features": n_features, "num_classes": num_classes,
             "hidden": hidden, "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum,
             "clip": clip, "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "dtype": self.dtype.name, "backend": backend,
-            "threads": self.backend.threads, "bptt_mb": bptt_mb,
+            "threads": self.backend.threads, "bptt_mb": bptt_mb, "readout": readout,
         }
         if backend == "cupy":
             self._hparams["cuda_graph"] = cuda_graph

@@ -66,7 +66,8 @@ class RNN(CellBase):
         zx, hs = self._buffers(K, B, H)
         dz = ws.get(xp, "dz", (K * B, H), self.dtype)
         dh_t = ws.get(xp, "dh", (B, H), self.dtype)
-        dh_t[...] = dh
+        dh_last, dh_every = self._readout_grads(dh, T)
+        dh_t[...] = dh_last
         W_aa_T = p["W_aa"].T
         grads: dict[str, Any] = {}
         for i, c0, x, recompute in self._chunks_backward(x_t, K):
@@ -80,6 +81,8 @@ class RNN(CellBase):
                 be.tanh_backward(dh_t, hs[t + 1], out=dz_t[t])
                 if c0 + t:
                     be.matmul(dz_t[t], W_aa_T, out=dh_t)
+                    if dh_every is not None:
+                        dh_t += dh_every
             self._add(grads, "W_ax", x.reshape(n * B, F).T, dz_c)
             self._add(grads, "W_aa", hs[:n].reshape(n * B, H).T, dz_c)
             self._add_sum(grads, "b_a", dz_c)

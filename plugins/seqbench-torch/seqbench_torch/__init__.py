@@ -17,7 +17,7 @@ from seqbench import DatasetInfo, Model, ModelSpec, defaults_of, hookimpl
 CELLS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 #: The options this plugin implements, besides the harness's protocol keys.
-OPTIONS = ("hidden", "optimizer", "lr", "momentum", "clip", "lr_decay", "lr_schedule")
+OPTIONS = ("hidden", "optimizer", "lr", "momentum", "clip", "lr_decay", "lr_schedule", "readout")
 PROTOCOL_KEYS = ("epochs", "batch_size", "patience", "val_fraction")
 
 
@@ -52,6 +52,7 @@ def _builder(cell: str) -> Callable[[DatasetInfo, Mapping[str, Any]], Model]:
             lr_decay=float(params["lr_decay"]),
             lr_schedule=str(params.get("lr_schedule", "exp")),
             epochs=int(params["epochs"]),
+            readout=str(params.get("readout", "last")),
         )
 
     return build
@@ -66,6 +67,6 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
                 build=_builder(cell),
                 defaults=lambda info, _cell=cell: defaults(_cell, info),
                 unavailable=unavailable,
-                description=f"PyTorch nn.{torch_name} + linear head on the last step (cuDNN on CUDA, else CPU)",
+                description=f"PyTorch nn.{torch_name} + linear head on the last step or the steps' mean (cuDNN on CUDA, else CPU)",
             )
         )

@@ -23,17 +23,21 @@ PREDICT_STEPS = PREDICT_CHUNK * 32
 
 
 class RecurrentNet(nn.Module):
-    """A recurrent layer and a linear head on its last time step."""
+    """A recurrent layer and a linear head on its last time step (``readout="last"``) or on the
+    mean of all its steps (``"mean"``)."""
 
-    def __init__(self, cell: str, n_features: int, hidden: int, num_classes: int) -> None:
+    def __init__(self, cell: str, n_features: int, hidden: int, num_classes: int, readout: str = "last") -> None:
         super().__init__()
+        if readout not in ("last", "mean"):
+            raise ValueError(f"unknown readout {readout!r} (expected last or mean)")
         layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = layer(n_features, hidden, batch_first=True)
         self.head = nn.Linear(hidden, num_classes)
+        self.readout = readout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)  # (B, T, H)
-        return self.head(out[:, -1])
+        return self.head(out.mean(dim=1) if self.readout == "mean" else out[:, -1])
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -50,7 +54,8 @@ class TorchRecurrentClassifier(Model):
     The options mean what they mean for the from-scratch models: ``clip`` is the global L2
     norm of all gradients (0 disables), ``lr_decay`` multiplies the learning rate after each
     epoch (``lr_schedule="exp"``) or ``"cosine"`` anneals it to 0 over ``epochs``, ``momentum``
-    is used by the ``momentum`` optimizer only.
+    is used by the ``momentum`` optimizer only, ``readout`` is the head's input (``"last"``
+    step or ``"mean"`` of all steps).
     """
 
     def __init__(
@@ -68,13 +73,14 @@ class TorchRecurrentClassifier(Model):
         lr_decay: float = 1.0,
         lr_schedule: str = "exp",
         epochs: int = 1,
+        readout: str = "last",
         dtype: str = "float32",
         device: str | None = None,
     ) -> None:
         self.torch_device = pick_device(device)
         self.dtype = getattr(torch, dtype)
         torch.manual_seed(seed)
-        self.net = RecurrentNet(cell, n_features, hidden, num_classes).to(self.torch_device, self.dtype)
+        self.net = RecurrentNet(cell, n_features, hidden, num_classes, readout).to(self.torch_device, self.dtype)
         params = self.net.parameters()
         if optimizer == "adam":
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr)
@@ -94,7 +100,7 @@ class TorchRecurrentClassifier(Model):
         self._hparams = {
             "cell": cell, "n_features": n_features, "num_classes": num_classes, "hidden": hidden,
             "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum, "clip": clip,
-            "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "dtype": dtype, "torch": torch.__version__,
+            "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "readout": readout, "dtype": dtype, "torch": torch.__version__,
             "cudnn": torch.backends.cudnn.version() if self.cuda else None,
         }
 
