@@ -22,14 +22,14 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . >"$out/install.txt
 # name | options (the harness's standardisation, flips and shifts stay on: they are the dataset's)
 configs=(
   "defaults|"
-  "cos100|--set epochs=100 --set patience=100"
-  "cos100-lr5e-4|--set epochs=100 --set patience=100 --set lr=5e-4"
-  "cos100-lr2e-3|--set epochs=100 --set patience=100 --set lr=2e-3"
-  "cos100-b64|--set epochs=100 --set patience=100 --set batch_size=64"
-  "cos100-h512-lr5e-4|--set epochs=100 --set patience=100 --set hidden=512 --set lr=5e-4"
-  "cos100-momentum|--set epochs=100 --set patience=100 --set optimizer=momentum --set lr=0.01"
-  "cos100-sgd-noclip|--set epochs=100 --set patience=100 --set optimizer=sgd --set lr=0.01 --set clip=0"
-  "notebook-recipe|--no-standardize --no-augment --set optimizer=sgd --set lr=0.01 --set clip=0 --set lr_decay=1 --set lr_schedule=exp --set epochs=150 --set patience=10"
+  "cos60|--set epochs=60 --set patience=60"
+  "cos60-h512|--set epochs=60 --set patience=60 --set hidden=512"
+  "cos60-h512-lr5e-4|--set epochs=60 --set patience=60 --set hidden=512 --set lr=5e-4"
+  "cos60-lr2e-3|--set epochs=60 --set patience=60 --set lr=2e-3"
+  "cos60-b64|--set epochs=60 --set patience=60 --set batch_size=64"
+  "cos60-momentum|--set epochs=60 --set patience=60 --set optimizer=momentum --set lr=0.01"
+  "last-readout-h256|--set readout=last --set hidden=256"
+  "notebook-recipe|--no-standardize --no-augment --set optimizer=sgd --set lr=0.01 --set hidden=256 --set clip=0 --set lr_decay=1 --set lr_schedule=exp --set readout=last --set epochs=150 --set patience=10"
 )
 for entry in "${configs[@]}"; do
   name=${entry%%|*}
