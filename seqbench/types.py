@@ -189,7 +189,8 @@ class DatasetSpec:
         shifts presume its row layout, so nothing is inherited; declare
         ``Preprocessing(standardize=True)`` where the source standardises and your layout
         keeps its channels. ``in_all`` as for any spec. ``seqbench data info`` and ``data fetch``
-        answer for the source.
+        answer for the source's files; ``data info`` gives the result's shapes (from one sample
+        of each split, or from the whole transform with ``whole=True``).
         """
         params = dict(params or {})
 
@@ -215,7 +216,20 @@ class DatasetSpec:
             out = {k: where[k] for k in ("status", "directory", "missing", "error") if where.get(k) is not None}
             if where.get("fingerprint"):
                 out["fingerprint"] = derived_fingerprint(where["fingerprint"], identity, params)
+            if where.get("status") == "ok":
+                out.update(shapes(ctx))
             return {**out, "derived_from": source}
+
+        def shapes(ctx: LoadContext) -> dict[str, list[int]]:
+            """The result's shapes: a per-sample transform needs one sample of each split (it
+            keeps the labels, hence the counts); a whole-dataset one runs in full."""
+            if whole:
+                out = load(ctx)
+                return {"train_shape": list(out.train_x.shape), "test_shape": list(out.test_x.shape)}
+            src = ctx.load(source)
+            train_x, test_x = transform(src.train_x[:1], src.test_x[:1], **params)
+            return {"train_shape": [len(src.train_x), *train_x.shape[1:]],
+                    "test_shape": [len(src.test_x), *test_x.shape[1:]]}
 
         def fetch(ctx: LoadContext) -> None:
             spec = ctx.spec(source)

@@ -141,6 +141,9 @@ def test_a_derived_mnist_reads_the_files_once_through_the_builtin(monkeypatch, t
     spec = tester.registry.datasets["mnist-pixels"]
     where = spec.locate(ctx)
     assert where["status"] == "ok" and where["derived_from"] == "mnist" and where["fingerprint"] == seq.fingerprint
+    assert (where["train_shape"], where["test_shape"]) == ([N_TRAIN, 784, 1], [N_TEST, 784, 1])
+    table = CliRunner().invoke(main, ["data", "info", "--data-dir", str(tmp_path)], obj={"registry": tester.registry})
+    assert f"{N_TRAIN}x784x1" in table.output and f"{N_TEST}x784x1" in table.output, table.output
 
 
 def test_data_info_and_fetch_answer_for_the_source(monkeypatch, tmp_path):
@@ -174,3 +177,23 @@ def test_data_info_and_fetch_answer_for_the_source(monkeypatch, tmp_path):
     assert bare.exit_code == 1 and "dataset 'bare-cols' derives from 'bare', which has no fetcher" in bare.output
     everything = CliRunner().invoke(main, ["data", "fetch", "all", "--data-dir", str(tmp_path)])
     assert everything.exit_code == 0 and fetched == [tmp_path, tmp_path]  # the source once, not again for the derived
+
+
+def test_data_info_gives_the_shapes_of_what_a_run_would_load(tmp_path):
+    """Per-sample transforms are sized from one sample a split, whole-dataset ones in full: both
+    agree with the dataset a run loads."""
+    source = tiny_dataset("src")
+
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register(DatasetSpec("src", lambda ctx: source, locate=lambda ctx: {"status": "ok"}))
+            register(DatasetSpec.derive("src-perm", "src", pixels, identity="pixels/v1", params={"permutation_seed": 7}))
+            register(DatasetSpec.derive("src-2", "src", first_two_classes, identity="classes01/v1", whole=True))
+
+    tester = PluginTester(("p", Plugin()), tmp_path=tmp_path)
+    ctx = LoadContext(tmp_path, download=False, datasets=tester.registry.datasets)
+    for name in ("src-perm", "src-2"):
+        where, loaded = tester.registry.datasets[name].locate(ctx), ctx.load(name)
+        assert (where["train_shape"], where["test_shape"]) == (list(loaded.train_x.shape), list(loaded.test_x.shape))
+    assert ctx.load("src-2").train_x.shape[0] < source.train_x.shape[0]  # the whole transform changed the count
