@@ -55,8 +55,10 @@ _GATED = {"*": {**_COMMON, "hidden": 256, "epochs": 25, "patience": 5},
 # The LSTM's validation accuracy still rose once the decayed learning rate was small (past epoch
 # 16 of the lstm-gpu seed-2 run), where patience 5 had stopped the other seeds: train longer.
 # On CIFAR-10 it learns more slowly than the GRU (60.98 % validation after the GRU's 15 epochs,
-# against 64.64 %): a cosine schedule twice as long.
-_LSTM = {"*": {**_GATED["*"], "epochs": 30, "patience": 8}, "cifar10": {**_GATED["cifar10"], "epochs": 30, "patience": 8}}
+# against 64.64 %): a cosine schedule twice as long, and the head on the mean of the hidden
+# states (63.64 % validation against 62.58 % on the last one, seed 0).
+_LSTM = {"*": {**_GATED["*"], "epochs": 30, "patience": 8},
+         "cifar10": {**_GATED["cifar10"], "epochs": 30, "patience": 8, "readout": "mean"}}
 
 #: Hyperparameters per cell and dataset (``"*"``: any dataset), chosen on the validation split.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
