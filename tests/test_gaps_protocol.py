@@ -489,9 +489,11 @@ def test_a_derived_dataset_locates_through_its_source():
     assert spec.locate(_ctx(id_dataset())) == {"status": "unknown", "derived_from": "src"}
     where = {"status": "ok", "directory": "/d", "missing": [], "error": None, "fingerprint": "sha256:f",
              "train_shape": [3, 4, 5]}
-    assert spec.locate(_ctx(id_dataset(), lambda ctx: where)) == {
+    source = id_dataset()
+    assert spec.locate(_ctx(source, lambda ctx: where)) == {  # shapes of the result, not the source's claim
         "status": "ok", "directory": "/d", "missing": [], "derived_from": "src",
-        "fingerprint": derived_fingerprint("sha256:f", "add/v1", {"k": 2})}
+        "fingerprint": derived_fingerprint("sha256:f", "add/v1", {"k": 2}),
+        "train_shape": list(source.train_x.shape), "test_shape": list(source.test_x.shape)}
     failed = spec.locate(_ctx(id_dataset(), lambda ctx: {"status": "error", "error": "boom"}))
     assert failed == {"status": "error", "error": "boom", "derived_from": "src"}
 
