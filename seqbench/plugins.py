@@ -28,6 +28,7 @@ from typing import Any, Iterable
 import pluggy
 
 from seqbench import hookspecs
+from seqbench.safe_text import terminal
 from seqbench.types import DatasetSpec, MetricSpec, ModelSpec
 
 ENTRY_POINT_GROUP = "seqbench"
@@ -105,7 +106,7 @@ def _warn(registry: Registry, message: str, strict: bool) -> None:
     if strict:
         raise PluginError(message)
     registry.warnings.append(message)
-    print(f"seqbench: warning: {message}", file=sys.stderr)
+    print(f"seqbench: warning: {terminal(message)}", file=sys.stderr)
 
 
 def one_line(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 Columns: ``run, commit, model, dataset, seed, metric, value, unit``. Metrics are the scalar
 results of every metric plugin (``accuracy``, ``per_class.macro.f1``, ``<plugin metric>.<key>``),
 the timing of the pair (``epoch_seconds_median``, ``inference_samples_per_second``, ...), its
-epochs and its parameter count. Only pairs that finished ``ok`` have rows.
+epochs and its parameter count. Only pairs that finished ``ok`` have rows. Text that a
+spreadsheet would run as a formula is neutralised (:func:`seqbench.safe_text.csv_cell`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Iterator
 
 from seqbench.metrics import is_number, scalars
 from seqbench.results import atomic_write_text
+from seqbench.safe_text import csv_row
 
 RECORDS_FILE = "records.csv"
 COLUMNS = ("run", "commit", "model", "dataset", "seed", "metric", "value", "unit")
@@ -63,7 +65,7 @@ def write_records(run_dir: Path, results: dict[str, Any]) -> Path:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows(results, Path(run_dir).resolve().name))
+    writer.writerows(csv_row(row) for row in rows(results, Path(run_dir).resolve().name))
     path = Path(run_dir) / RECORDS_FILE
     atomic_write_text(path, buf.getvalue())
     return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from seqbench import __version__
@@ -9,9 +11,22 @@ from seqbench.cli.data import data
 from seqbench.cli.inspect import list_cmd, plugins_cmd
 from seqbench.cli.report import compare, report
 from seqbench.cli.run import run
+from seqbench.safe_text import terminal
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; its one-line errors, which may quote plugins and results files, are
+    shown with their control characters escaped."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = terminal(exc.message)
+            raise
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="seqbench")
 @click.option(
     "--strict-plugins",

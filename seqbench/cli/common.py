@@ -10,6 +10,13 @@ import click
 from click.shell_completion import CompletionItem
 
 from seqbench.plugins import PluginError, Registry, load_plugins
+from seqbench.safe_text import terminal
+
+
+def echo(message: str = "", err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` of text that may hold names and reasons from plugins or results files,
+    with their control characters escaped (:func:`seqbench.safe_text.terminal`)."""
+    click.echo(terminal(message), err=err, nl=nl)
 
 
 def registry_from(ctx: click.Context) -> Registry:

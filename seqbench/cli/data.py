@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from seqbench.cli.common import registry_from
+from seqbench.cli.common import echo, registry_from
 from seqbench.plugins import one_line
 from seqbench.datasets.errors import DataError
 from seqbench.datasets.paths import resolve_data_dir
@@ -51,11 +51,11 @@ def fetch(ctx: click.Context, names: tuple[str, ...], data_dir: str | None) -> N
     failed = []
     for name in chosen:
         try:
-            click.echo(_fetch_one(name, registry.datasets[name], load_ctx))
+            echo(_fetch_one(name, registry.datasets[name], load_ctx))
         except click.ClickException as exc:
             if len(chosen) == 1:
                 raise
-            click.echo(f"Error: {name}: {exc.message}", err=True)
+            echo(f"Error: {name}: {exc.message}", err=True)
             failed.append(name)
     if failed:
         raise click.ClickException(f"could not fetch {', '.join(failed)}")
@@ -97,25 +97,25 @@ def info(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
         entry.update(plugin=registry.plugin_of("dataset", name), description=spec.description)
         entries.append(entry)
     if as_json:
-        click.echo(json.dumps({"data_dir": str(load_ctx.data_dir), "datasets": entries}, indent=2, default=str))
+        echo(json.dumps({"data_dir": str(load_ctx.data_dir), "datasets": entries}, indent=2, default=str))
         return
     from tabulate import tabulate
 
-    click.echo(f"data dir: {load_ctx.data_dir}")
+    echo(f"data dir: {load_ctx.data_dir}")
     headers = ["dataset", "status", "location", "train", "test", "fingerprint"]
     rows = [
         [e["name"], e["status"], e.get("directory", ""), _shape(e.get("train_shape")),
          _shape(e.get("test_shape")), _short(e.get("fingerprint"))]
         for e in entries
     ]  # fmt: skip
-    click.echo(tabulate(rows, headers=headers))
+    echo(tabulate(rows, headers=headers))
     for e in entries:
         if e.get("missing"):
             fix = (f"run `seqbench data fetch {e['name']}`" if registry.datasets[e["name"]].fetch is not None
                    else "it has no fetcher: put them there yourself")
-            click.echo(f"{e['name']}: missing {', '.join(e['missing'])}; {fix}")
+            echo(f"{e['name']}: missing {', '.join(e['missing'])}; {fix}")
         if e.get("derived_from"):
-            click.echo(f"{e['name']}: derived from {e['derived_from']} in memory (its files are those of {e['derived_from']})")
+            echo(f"{e['name']}: derived from {e['derived_from']} in memory (its files are those of {e['derived_from']})")
         if e.get("error"):
             click.echo(f"{e['name']}: {e['error']}")
 

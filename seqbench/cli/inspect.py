@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from seqbench.cli.common import registry_from
+from seqbench.cli.common import echo, registry_from
 from seqbench.plugins import PluginInfo, one_line
 
 
@@ -21,10 +21,10 @@ def plugins_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     registry = registry_from(ctx)
     shown = [p for p in registry.plugins if show_all or not p.builtin or p.blocked]
     if as_json:
-        click.echo(json.dumps([asdict(p) for p in shown], indent=2))
+        echo(json.dumps([asdict(p) for p in shown], indent=2))
         return
     if not shown:
-        click.echo("no third-party plugins installed (--all shows the built-ins)")
+        echo("no third-party plugins installed (--all shows the built-ins)")
         return
     from tabulate import tabulate
 
@@ -33,7 +33,7 @@ def plugins_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
          ", ".join(p.registered) or "-", p.error or ""]
         for p in shown
     ]
-    click.echo(tabulate(rows, headers=["plugin", "distribution", "version", "status", "hooks", "registers", "error"]))
+    echo(tabulate(rows, headers=["plugin", "distribution", "version", "status", "hooks", "registers", "error"]))
 
 
 def _status(plugin: PluginInfo) -> str:
@@ -74,7 +74,7 @@ def short_reason(reason: str, width: int = 30) -> str:
 def _listing(ctx: click.Context, kind: str, as_json: bool) -> None:
     entries = _entries(ctx, kind)
     if as_json:
-        click.echo(json.dumps(entries, indent=2))
+        echo(json.dumps(entries, indent=2))
         return
     from tabulate import tabulate
 
@@ -90,11 +90,11 @@ def _listing(ctx: click.Context, kind: str, as_json: bool) -> None:
             row.insert(2, "yes" if e["in_all"] else "no (name it)")
         rows.append(row)
     headers = ["name", "plugin", "available" if kind == "model" else "in --all", "description"]
-    click.echo(tabulate(rows, headers=headers))
+    echo(tabulate(rows, headers=headers))
     if notes:
-        click.echo("")
+        echo("")
     for reason, note in notes.items():
-        click.echo(f"[{note}] {reason}")
+        echo(f"[{note}] {reason}")
 
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -130,4 +130,4 @@ def list_metrics(ctx: click.Context) -> None:
         better = ("higher" if way else "lower") if isinstance(way, bool) else ", ".join(
             f"{key}: {'higher' if up else 'lower'}" for key, up in way.items())
         rows.append([name, registry.plugin_of("metric", name), better, spec.description])
-    click.echo(tabulate(rows, headers=["name", "plugin", "better", "description"]))
+    echo(tabulate(rows, headers=["name", "plugin", "better", "description"]))

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import click
 
-from seqbench.cli.common import registry_from
+from seqbench.cli.common import echo, registry_from
 from seqbench.reporting.compare import (
     DEFAULT_ALPHA,
     ThresholdError,
@@ -112,14 +112,14 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
     else:
         for path, (label, results) in zip(run_dirs, runs):
             written = _writing(path, lambda: _redraw(path, label, results, fmt_plots))
-            click.echo(f"{path}: wrote {len(written)} files", err=True)
+            echo(f"{path}: wrote {len(written)} files", err=True)
     try:
         table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None
     except MALFORMED as exc:
         raise _malformed("", exc) from None
-    click.echo(render(table, fmt), nl=False)
+    echo(render(table, fmt), nl=False)
 
 
 def _thresholds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Any]:
@@ -196,11 +196,11 @@ def compare(ctx: click.Context, base: Path, new: Path, thresholds: list[Any], al
     except MALFORMED as exc:
         raise _malformed("", exc) from None
     if fmt == "json":
-        click.echo(comparison_json(comparison), nl=False)
+        echo(comparison_json(comparison), nl=False)
     else:
-        click.echo(render(comparison_table(comparison), fmt), nl=False)
+        echo(render(comparison_table(comparison), fmt), nl=False)
         for warning in comparison.warnings:
-            click.echo(f"warning: {warning}", err=True)
-        click.echo(verdict(comparison), err=True)
+            echo(f"warning: {warning}", err=True)
+        echo(verdict(comparison), err=True)
     if comparison.exit_code:
         raise SystemExit(comparison.exit_code)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import click
 from click.core import ParameterSource
 
-from seqbench.cli.common import complete_names, registry_from
+from seqbench.cli.common import complete_names, echo, registry_from
 from seqbench.progress import Eta, PlannedPair, RunObserver, Unavailable, accuracy_of, duration
 from seqbench.reporting.tables import FORMATS
 
@@ -114,7 +114,7 @@ def _on_worker(record: Mapping[str, Any]) -> str:
 
 
 def _err(line: str) -> None:
-    click.echo(line, err=True)
+    echo(line, err=True)
 
 
 def left_out_lines(unavailable: Sequence[Unavailable]) -> list[str]:
@@ -356,7 +356,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
             out = request.out_dir
             _err(f"\nseqbench: {what}; finished pairs are in {out}; continue with --resume {out}")
         ctx.exit(code)
-    click.echo(summary_text(results, fmt), nl=False)
+    echo(summary_text(results, fmt), nl=False)
     _err(f"results: {request.out_dir}")
     code = exit_code(results["pairs"])
     if code == EXIT_NOTHING_RAN:
@@ -409,7 +409,7 @@ def _dry_run(registry: Any, request: Any, fmt: str) -> None:
     if done:
         _err(f"seqbench: {len(done)} pair(s) finished before")
     if fmt == "json":
-        click.echo(json.dumps({
+        echo(json.dumps({
             "pairs": [{"model": p.model, "dataset": p.dataset, "seed": p.seed, "params": p.params} for p in todo],
             "unavailable": [u.as_dict() for u in plan.unavailable],
         }, indent=2))
@@ -424,13 +424,15 @@ def _dry_run(registry: Any, request: Any, fmt: str) -> None:
         import csv
         import io
 
+        from seqbench.safe_text import csv_cell
+
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([headers, *table])
-        click.echo(buffer.getvalue(), nl=False)
+        csv.writer(buffer, lineterminator="\n").writerows([headers, *([csv_cell(c) for c in row] for row in table)])
+        echo(buffer.getvalue(), nl=False)
         return
     from tabulate import tabulate
 
-    click.echo(tabulate(table, headers=headers, tablefmt=fmt, disable_numparse=True))
+    echo(tabulate(table, headers=headers, tablefmt=fmt, disable_numparse=True))
 
 
 def _params_text(params: Mapping[str, Any] | None) -> str:

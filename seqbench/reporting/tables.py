@@ -27,6 +27,7 @@ from tabulate import tabulate
 
 from seqbench.metrics import scalars
 from seqbench.results import ResultsError, atomic_write_text
+from seqbench.safe_text import csv_cell
 
 FORMATS = ("github", "grid", "csv", "json")
 MISSING = "—"
@@ -595,10 +596,12 @@ def _machine_headers(table: Table) -> list[str]:
 
 
 def _csv(table: Table) -> str:
+    """The machine rows as CSV, every cell and header safe to open in a spreadsheet (:func:`csv_cell`)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=_machine_headers(table), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(machine_rows(table))
+    headers = _machine_headers(table)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([csv_cell(h) for h in headers])
+    writer.writerows([csv_cell(row.get(h)) for h in headers] for row in machine_rows(table))
     return out.getvalue()
 
 
