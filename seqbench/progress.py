@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,18 @@ def accuracy_of(record: Mapping[str, Any]) -> float | None:
     return value if isinstance(value, (int, float)) else None
 
 
+def is_event_log(path: Path) -> bool:
+    """Whether ``path`` is a plain file of seqbench events (each line an object with ``time`` and
+    ``event``; empty too): what a run killed before it wrote ``results.json`` leaves."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open(encoding="utf-8") as f:
+            return all(isinstance(e := json.loads(line), dict) and {"time", "event"} <= e.keys() for line in f)
+    except (OSError, ValueError):
+        return False
+
+
 class EventLog(RunObserver):
     """The run's events as JSON lines (``time``, ``event``, fields), appended to ``path`` and
     flushed line by line, so that ``tail -f`` follows a run and a killed run keeps its log.
@@ -151,10 +164,14 @@ class EventLog(RunObserver):
         self._file: IO[str] | None = None
         self._pair: dict[str, Any] = {}
         self._epochs = 0
+        from seqbench.results import ResultsError, open_own
+
         try:
-            self._file = path.open("a", encoding="utf-8")
+            self._file = os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8")
         except OSError as exc:
             self._fail(exc)
+        except ResultsError as exc:
+            self.on_error(f"no event log: {exc}")
 
     def _fail(self, exc: OSError) -> None:
         self._file = None

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
 import re
 import secrets
+import stat
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
 from seqbench.metrics import is_number
@@ -42,6 +44,13 @@ STATUSES = ("ok", "diverged", "skipped", "failed")
 DONE_STATUSES = ("ok", "diverged")
 #: Suffixes of the temporary files of interrupted writes.
 TEMP_SUFFIXES = (".tmp", ".part")
+#: The name :func:`create_temp` gives: ``.<name>.<8 hex digits><suffix>``; nothing else is ours to delete.
+TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.(?:tmp|part)")
+#: The folders of a run directory that seqbench creates and writes into.
+OWN_DIRS = (PAIRS_DIR, "plots")
+#: Longest name part (model or dataset, percent-encoded) in a file name: the files of a pair
+#: (with their suffixes and temporary-file decorations) stay under the 255 bytes of NAME_MAX.
+NAME_PART_MAX = 80
 
 PairKey = tuple[str, str, int]
 
@@ -96,22 +105,61 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
-def remove_stale_temp(directory: Path, pattern: str = "**/.*", older_than: float = 0.0) -> list[Path]:
-    """Delete the temporary files of interrupted writes (``.*.tmp``, ``.*.part``) matching ``pattern``
-    in ``directory``.
+def is_own_temp(path: Path) -> bool:
+    """Whether ``path`` is named as :func:`create_temp` names its files (and is a plain file)."""
+    return TEMP_NAME.fullmatch(path.name) is not None and path.is_file() and not path.is_symlink()
+
+
+def remove_stale_temp(directories: Iterable[Path], older_than: float = 0.0) -> list[Path]:
+    """Delete the temporary files of interrupted writes that seqbench made (:func:`is_own_temp`)
+    directly in each of ``directories``; nothing else, and nothing in their subfolders.
 
     Only files last written more than ``older_than`` seconds ago go: a live writer's file is
     younger. Returns what was deleted.
     """
     now = time.time()
     removed = []
-    for path in directory.glob(pattern):
-        if path.name.endswith(TEMP_SUFFIXES) and path.is_file():
+    for directory in directories:
+        if directory.is_symlink() or not directory.is_dir():
+            continue
+        for path in directory.iterdir():
             with contextlib.suppress(OSError):
-                if now - path.stat().st_mtime >= older_than:
+                if is_own_temp(path) and now - path.lstat().st_mtime >= older_than:
                     path.unlink()
                     removed.append(path)
     return removed
+
+
+def run_dirs(run_dir: Path) -> list[Path]:
+    """The run directory and the folders of it that seqbench writes (:data:`OWN_DIRS`)."""
+    return [run_dir, *(run_dir / name for name in OWN_DIRS)]
+
+
+def check_own_dirs(run_dir: Path) -> None:
+    """Refuse a run directory whose ``pairs/`` or ``plots/`` is not a real folder (a symbolic
+    link would send the run's files elsewhere)."""
+    for path in run_dirs(run_dir)[1:]:
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            what = "a symbolic link" if path.is_symlink() else "not a folder"
+            raise ResultsError(f"{path} is {what}; seqbench writes only into folders it made: move it away")
+
+
+def open_own(path: Path, flags: int) -> int:
+    """``os.open(path, flags | O_CREAT)`` that never follows a symbolic link and refuses anything
+    but a plain file with one name (a hard link to another file would be written through), each
+    with a :class:`ResultsError`; other failures are the ``OSError``."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except OSError:
+        if path.is_symlink():
+            raise ResultsError(f"{path} is a symbolic link; seqbench never writes through one: move it away") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "not a plain file" if not stat.S_ISREG(info.st_mode) else "a hard link to another file"
+        raise ResultsError(f"{path} is {what}; seqbench never writes through one: move it away")
+    return fd
 
 
 @contextlib.contextmanager
@@ -145,7 +193,7 @@ def _acquire(path: Path, fcntl: Any) -> int:
     """An open descriptor of ``path``, exclusively flocked; the file it names is still ``path``."""
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = open_own(path, os.O_RDWR)
         except OSError as exc:
             raise ResultsError(f"cannot write to output directory {path.parent}: {exc.strerror or exc}") from None
         try:
@@ -217,17 +265,23 @@ def loads(text: str) -> Any:
 # --- pair files ------------------------------------------------------------------------------
 
 
-def _name_part(name: str) -> str:
-    return quote(str(name), safe="._-")
+def name_part(name: str) -> str:
+    """``name`` for a file name: percent-encoded (never ``+``, ``/`` or ``__``-ambiguous), and at
+    most :data:`NAME_PART_MAX` characters: a longer one is cut and ends in ``~`` and a hash of the whole."""
+    encoded = quote(str(name), safe="._-")
+    if len(encoded) <= NAME_PART_MAX:
+        return encoded
+    digest = hashlib.sha256(encoded.encode()).hexdigest()[:16]
+    return f"{encoded[:NAME_PART_MAX - 17]}~{digest}"
 
 
 def pair_stem(model: str, dataset: str, seed: int) -> str:
-    """The stem of a pair's files: ``<model>+<dataset>+seed<k>``, names percent-encoded.
+    """The stem of a pair's files: ``<model>+<dataset>+seed<k>``, names as :func:`name_part` gives.
 
     Valid names never contain ``+`` (and any other name has it encoded), so two pairs never
-    share a stem.
+    share a stem; a long name's hash keeps it apart from another with the same start.
     """
-    return f"{_name_part(model)}+{_name_part(dataset)}+seed{int(seed)}"
+    return f"{name_part(model)}+{name_part(dataset)}+seed{int(seed)}"
 
 
 def pair_key(model: str, dataset: str, seed: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
+import os
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,7 @@ from seqbench.executors import Executor, Matrix, PairJob
 from seqbench.executors.local import SequentialExecutor
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
-from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable
+from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable, is_event_log
 from seqbench.protocol import (
     PROTOCOL_DEFAULTS,
     QUICK_PROFILE,
@@ -63,6 +64,8 @@ class RunRequest:
     include_unavailable: bool = False
     #: Show published results of the run's datasets in its reports (seqbench.references).
     published: bool = True
+    #: Write a new run into an ``out_dir`` that holds other things (they may be overwritten).
+    allow_nonempty: bool = False
 
 
 #: The file of the run's events, one JSON object a line (:class:`seqbench.progress.EventLog`).
@@ -279,22 +282,50 @@ def override_notes(taken: Mapping[str, list[str]], models: list[str], overrides:
 
 
 def _make_out_dir(out_dir: Path) -> None:
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise RunError(f"output directory {out_dir} is a symbolic link to {os.readlink(out_dir)}, which does not exist")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"output directory {out_dir} is a file, not a directory; choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None
 
 
-def prepare_out_dir(out_dir: Path, resume: bool) -> None:
-    """Check that ``out_dir`` (locked by this process) can be written, and holds a run exactly when resuming."""
+def check_run_dir(out_dir: Path) -> None:
+    """Refuse a directory with pair records but no ``results.json``: neither a run nor a place for one."""
+    if (out_dir / res.PAIRS_DIR).exists() and not (out_dir / res.RESULTS_FILE).exists():
+        raise RunError(f"{out_dir} holds pair records ({res.PAIRS_DIR}/) but no {res.RESULTS_FILE}, so it cannot be "
+                       f"resumed; move {res.PAIRS_DIR}/ away, or choose another --out")
+
+
+def foreign_entries(out_dir: Path) -> list[str]:
+    """What ``out_dir`` holds besides what a run killed before its ``results.json`` leaves: its
+    lock, its event log and the temporary files seqbench names."""
+    def own(path: Path) -> bool:
+        return path.name == res.LOCK_FILE or res.is_own_temp(path) or (path.name == EVENTS_FILE and is_event_log(path))
+
+    return sorted(p.name for p in out_dir.iterdir() if not own(p))
+
+
+def prepare_out_dir(out_dir: Path, resume: bool, allow_nonempty: bool = False) -> None:
+    """Check that ``out_dir`` (locked by this process) can be written, and holds a run exactly when
+    resuming; a new run refuses a directory with other things in it unless ``allow_nonempty``."""
+    check_run_dir(out_dir)
+    res.check_own_dirs(out_dir)
     has_run = (out_dir / res.RESULTS_FILE).exists()
     if resume and not has_run:
         raise RunError(f"--resume {out_dir}: no {res.RESULTS_FILE} there")
-    if not resume and (has_run or (out_dir / res.PAIRS_DIR).exists()):
+    if not resume and has_run:
         raise RunError(f"{out_dir} already holds a run; continue it with --resume {out_dir}, or choose another --out")
+    others = [] if resume or allow_nonempty else foreign_entries(out_dir)
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise RunError(f"--out {out_dir} is not empty and holds no seqbench run ({shown}); choose a new or empty "
+                       f"directory, or add --allow-nonempty-out to write into it")
     try:
-        probe = out_dir / ".seqbench-write-test"
-        probe.write_text("")
+        fd, probe = res.create_temp(out_dir / ".seqbench-write-test")
+        os.close(fd)
         probe.unlink()
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}") from None
@@ -302,6 +333,7 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> None:
 
 def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) -> RunRequest:
     """The request of the run stored in ``out_dir``, to continue it (``data_dir`` may move)."""
+    check_run_dir(out_dir)
     config = res.load_results(out_dir, strict=True)["config"]
     stored_dir = config.get("data_dir")
     if data_dir is None and stored_dir is None:
@@ -351,7 +383,7 @@ def run_benchmark(
     plan = plan_run(registry, request)
     _make_out_dir(request.out_dir)
     with res.run_lock(request.out_dir):
-        prepare_out_dir(request.out_dir, request.resume)
+        prepare_out_dir(request.out_dir, request.resume, request.allow_nonempty)
         observer = observer or RunObserver()
         log = EventLog(request.out_dir / EVENTS_FILE, request.command, observer.warn)
         both = Observers(observer, log)
@@ -395,12 +427,15 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     order = {p.key: i for i, p in enumerate(plan.pairs)}
     kept: dict[res.PairKey, dict[str, Any]] = {}
 
-    def keep(record: dict[str, Any], plot_format: str | None) -> None:
-        """Add a record to the results (in the plan's order, however the pairs finish) and write them."""
+    plot_format = request.plot_format if request.plots else None
+
+    def keep(record: dict[str, Any], only_missing: bool = False) -> None:
+        """Add a record to the results (in the plan's order, however the pairs finish), write them
+        and the pair's plots (``only_missing``: those a killed run did not draw)."""
         kept[res.key_of(record)] = record
         results["pairs"] = sorted(kept.values(), key=lambda r: order[res.key_of(r)])
         _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-        _write_reports(out, results, record, plot_format, observer)
+        _write_reports(out, results, record, plot_format, observer, only_missing)
 
     def received(job: PairJob, record: dict[str, Any], predictions: Any) -> None:
         for name, error in (record.get("metric_errors") or {}).items():
@@ -409,7 +444,7 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         record.setdefault("finished", res.now_iso())
         _save_pair(out, record, predictions)
         observer.pair_end(record)
-        keep(record, request.plot_format if request.plots else None)
+        keep(record)
 
     def jobs() -> Iterator[tuple[PairJob, Dataset]]:
         nonlocal pairs
@@ -426,7 +461,7 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
             index = {p.key: i for i, p in enumerate(pairs, 1)}
             for p in ds_pairs:
                 if p.done:
-                    keep(done[p.key], None)
+                    keep(done[p.key], only_missing=True)
                     continue
                 job = PairJob(p, index[p.key], len(pairs), str(dataset.fingerprint) if dataset is not None else "")
                 if dataset is None:
@@ -446,7 +481,7 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     executor.run(Matrix(request, jobs(), run_here, failed, received, observer))
     session["wall_seconds"] = round(time.monotonic() - started, 3)
     _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-    _guard(observer, "report", lambda: _html_report().write_run_report(out, results, request.plot_format if request.plots else None))
+    _guard(observer, "report", lambda: _html_report().write_run_report(out, results, plot_format))
     observer.run_end(results)
     return results
 
@@ -479,11 +514,14 @@ def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str,
 
 
 def _remove_stale_temp(request: RunRequest) -> None:
-    """Temporary files of killed writes: all of the (locked) run directory's, and the data
-    directory's downloads that nothing has written to for an hour."""
-    res.remove_stale_temp(request.out_dir)
-    if request.data_dir.is_dir():
-        res.remove_stale_temp(request.data_dir, "*/.*.part", older_than=STALE_DOWNLOAD_SECONDS)
+    """Temporary files of killed writes, as seqbench names them (:func:`seqbench.results.is_own_temp`):
+    all in the (locked) run directory's own folders, and those nothing has written to for an hour
+    in the data directory's folders of the built-in datasets."""
+    from seqbench.datasets import catalog
+
+    res.remove_stale_temp(res.run_dirs(request.out_dir))
+    res.remove_stale_temp([request.data_dir / d.subdir for d in catalog.DATASETS.values()],
+                          older_than=STALE_DOWNLOAD_SECONDS)
 
 
 def _write(out_dir: Path, what: str, write: Callable[[], Any]) -> None:
@@ -647,11 +685,12 @@ def _guard(observer: RunObserver, what: str, fn: Callable[[], Any]) -> None:
 
 
 def _write_reports(out_dir: Path, results: dict[str, Any], record: dict[str, Any], plot_format: str | None,
-                   observer: RunObserver) -> None:
-    """Tables and records after every pair; the pair's own plots in ``plot_format`` (None: none)."""
+                   observer: RunObserver, only_missing: bool = False) -> None:
+    """Tables and records after every pair; the pair's own plots in ``plot_format`` (None: none;
+    ``only_missing``: only those not on disk)."""
     from seqbench.reporting import tables
 
     _guard(observer, "tables", lambda: tables.write_tables(out_dir, results))
     _guard(observer, records.RECORDS_FILE, lambda: records.write_records(out_dir, results))
     if plot_format and record.get("status") in res.DONE_STATUSES:
-        _guard(observer, "pair plots", lambda: _plots().write_pair_plots(out_dir, record, plot_format))
+        _guard(observer, "pair plots", lambda: _plots().write_pair_plots(out_dir, record, plot_format, only_missing))

@@ -165,11 +165,12 @@ def test_a_pair_record_that_fails_its_check_names_its_file(tmp_path):
 
 def test_stale_temporary_files_go_by_default_and_other_hidden_files_stay(tmp_path):
     (tmp_path / "sub").mkdir()
-    temp, part = tmp_path / ".results.json.ab12.tmp", tmp_path / "sub" / ".f.part"
-    keep = [tmp_path / ".seqbench.lock", tmp_path / ".hidden.json", tmp_path / "visible.tmp"]
+    temp, part = tmp_path / ".results.json.ab12cd34.tmp", tmp_path / "sub" / ".f.0123abcd.part"
+    keep = [tmp_path / ".seqbench.lock", tmp_path / ".hidden.json", tmp_path / "visible.tmp",
+            tmp_path / ".results.json.ab12.tmp", tmp_path / ".f.part"]  # not named as seqbench names its own
     for path in [temp, part, *keep]:
         path.write_text("x")
-    assert sorted(res.remove_stale_temp(tmp_path)) == sorted([temp, part])  # even just written
+    assert sorted(res.remove_stale_temp([tmp_path, tmp_path / "sub"])) == sorted([temp, part])  # even just written
     assert all(path.exists() for path in keep) and not temp.exists() and not part.exists()
 
 

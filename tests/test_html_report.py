@@ -43,7 +43,7 @@ def test_the_page_is_self_contained_with_every_plot_inline(tmp_path):
     assert "<script" not in page and "<link" not in page and "http://" not in page and "https://" not in page
     assert not re.search(r'src="(?!data:)', page)
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
-        "confusion__rnn-cpu__mnist.png", "confusion__torch-rnn__mnist.png", "curves__mnist.png", "summary.png"]
+        "confusion__rnn-cpu+mnist.png", "confusion__torch-rnn+mnist.png", "curves__mnist.png", "summary.png"]
 
 
 def test_the_header_says_where_the_numbers_come_from(tmp_path):

@@ -181,8 +181,8 @@ def test_quick_runs_are_marked_in_every_figure(two_models):
 
 def test_run_figures_are_the_summary_curves_per_dataset_and_confusion_per_model_and_dataset(two_models):
     names = [figure.name for figure in run_figures(two_models)]
-    assert names == ["summary", "curves__mnist", "curves__cifar10", "confusion__rnn-cpu__mnist",
-                     "confusion__torch-rnn__mnist", "confusion__gru-cpu__cifar10"]
+    assert names == ["summary", "curves__mnist", "curves__cifar10", "confusion__rnn-cpu+mnist",
+                     "confusion__torch-rnn+mnist", "confusion__gru-cpu+cifar10"]
 
 
 @pytest.mark.parametrize("fmt", PLOT_FORMATS)
@@ -192,7 +192,7 @@ def test_every_plot_is_written_in_each_format(tmp_path, fmt):
     paths = write_plots(tmp_path, results, fmt)
     pair = results["pairs"][0]
     assert paths == [plot_path(tmp_path, pair, "confusion", fmt), plot_path(tmp_path, pair, "curves", fmt)] + [
-        tmp_path / "plots" / f"{name}.{fmt}" for name in ("summary", "curves__mnist", "confusion__rnn-cpu__mnist")]
+        tmp_path / "plots" / f"{name}.{fmt}" for name in ("summary", "curves__mnist", "confusion__rnn-cpu+mnist")]
     for path in paths:
         assert path.read_bytes()[:5].startswith(magic) and path.stat().st_size > 5_000, path.name
     if fmt == "png":

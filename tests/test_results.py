@@ -115,11 +115,11 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
 
 def test_stale_temporary_files_are_removed_and_young_ones_kept(tmp_path):
     (tmp_path / "mnist").mkdir()
-    old, young, data = tmp_path / "mnist" / ".a.gz.x.part", tmp_path / "mnist" / ".b.gz.y.part", tmp_path / "mnist" / "c.gz"
+    old, young, data = tmp_path / "mnist" / ".a.gz.0a1b2c3d.part", tmp_path / "mnist" / ".b.gz.4e5f6a7b.part", tmp_path / "mnist" / "c.gz"
     for path in (old, young, data):
         path.write_text("x")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
-    assert res.remove_stale_temp(tmp_path, "*/.*.part", older_than=3600) == [old]
+    assert res.remove_stale_temp([tmp_path / "mnist"], older_than=3600) == [old]
     assert young.exists() and data.exists()
 
 

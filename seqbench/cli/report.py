@@ -18,7 +18,7 @@ from seqbench.reporting.compare import (
     verdict,
 )
 from seqbench.reporting.plots import PLOT_FORMATS
-from seqbench.results import ResultsError, load_results
+from seqbench.results import ResultsError, check_own_dirs, load_results
 from seqbench.reporting.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
 
 format_option = click.option(
@@ -65,9 +65,18 @@ def _redraw(run_dir: Path, label: str, results: dict[str, Any], plot_format: str
     from seqbench.reporting.html_report import write_report
     from seqbench.reporting.plots import write_pair_plots
 
+    check_own_dirs(run_dir)
     pair_plots = [p for pair in results["pairs"] for p in write_pair_plots(run_dir, pair, plot_format)] \
         if plot_format else []
     return write_tables(run_dir, results) + pair_plots + [write_report(run_dir, [(label, results)], plot_format)]
+
+
+def _report_into(out_dir: Path, runs: list[tuple[str, dict[str, Any]]], plot_format: str | None) -> list[Path]:
+    """One report.html of ``runs`` (and its plots) in ``out_dir``."""
+    from seqbench.reporting.html_report import write_report
+
+    check_own_dirs(out_dir)
+    return [write_report(out_dir, runs, plot_format)]
 
 
 def _inside(path: Path, parent: Path) -> bool:
@@ -107,8 +116,8 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
         inside = [str(path) for path in run_dirs if _inside(out_dir, path)]
         if inside:
             raise click.UsageError(f"--out {out_dir} is inside the input {inside[0]}; choose a directory outside the inputs")
-        written = _writing(out_dir, lambda: [write_report(out_dir, runs, fmt_plots)])
-        click.echo(f"{out_dir}: wrote {written[0]}", err=True)
+        written = _writing(out_dir, lambda: _report_into(out_dir, runs, fmt_plots))
+        echo(f"{out_dir}: wrote {written[0]}", err=True)
     else:
         for path, (label, results) in zip(run_dirs, runs):
             written = _writing(path, lambda: _redraw(path, label, results, fmt_plots))

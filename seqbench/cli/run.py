@@ -20,6 +20,9 @@ from seqbench.progress import Eta, PlannedPair, RunObserver, Unavailable, accura
 from seqbench.reporting.tables import FORMATS
 
 
+#: Where a run goes without --out: ``runs/<timestamp>/`` in the current directory.
+DEFAULT_OUT = Path("runs")
+
 #: Exit codes of ``seqbench run``.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_RAN = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -131,14 +134,29 @@ def seeds_given(ctx: click.Context) -> bool:
     return ctx.get_parameter_source("seeds") is not ParameterSource.DEFAULT
 
 
-def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+def parse_seeds(value: str) -> list[int]:
+    """The seeds of ``--seeds`` text (``0,1,2``), without repeats; a ValueError saying what is wrong."""
     try:
         seeds = [int(s) for s in value.split(",") if s.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+        raise ValueError(f"expected comma-separated integers, got {value!r}") from None
     if not seeds or min(seeds) < 0:
-        raise click.BadParameter(f"give one or more seeds, each 0 or more, got {value!r}")
+        raise ValueError(f"give one or more seeds, each 0 or more, got {value!r}")
     return list(dict.fromkeys(seeds))
+
+
+def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        return parse_seeds(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _out_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """``--out``/``--resume`` as a path; an empty one is refused (it would be the current directory)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty path; name a directory")
+    return None if value is None else Path(value)
 
 
 def _parse_sets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
@@ -274,8 +292,12 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--seeds", default="0", callback=_parse_seeds, show_default=True, help="Comma-separated seeds; each pair runs once per seed.")
 @click.option("--set", "overrides", multiple=True, callback=_parse_sets, metavar="KEY=VALUE", help="Override a hyperparameter (repeatable), e.g. --set lr=0.01.")
 @click.option("--quick", is_flag=True, help="Smoke profile: 2 epochs on a 4,000-sample subset.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output directory [default: results/<timestamp>/].")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the run in DIR with its own selection, skipping its finished pairs.")
+@click.option("--out", "out_dir", type=click.Path(), callback=_out_path,
+              help="Output directory, new or empty [default: runs/<timestamp>/ in the current directory].")
+@click.option("--allow-nonempty-out", is_flag=True,
+              help="Write a new run into an --out directory that holds other files (files of the same names are overwritten).")
+@click.option("--resume", "resume_dir", type=click.Path(), callback=_out_path,
+              help="Continue the run in DIR with its own selection, skipping its finished pairs.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Root data directory [default: $SEQBENCH_DATA_DIR or the user cache].")
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--no-standardize", is_flag=True, help="Feed raw pixels in [0, 1]: no per-channel standardisation.")
@@ -300,7 +322,7 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
               help="TOML file of run's options by long name (model = [\"rnn-*\"], seeds = [0, 1], [set] lr = 0.01); the command line wins.")
 @click.pass_context
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
-        overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
+        overrides: dict[str, str], quick: bool, out_dir: Path | None, allow_nonempty_out: bool, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
         no_published: bool, include_unavailable: bool, fmt: str, dry_run: bool, workers: int | None, scheduler: str | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
@@ -336,7 +358,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
             else:
                 request = RunRequest(
                     models=list(models), datasets=list(datasets), seeds=seeds,
-                    out_dir=out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
+                    out_dir=out_dir or DEFAULT_OUT / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
+                    allow_nonempty=allow_nonempty_out,
                     data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
                     standardize=not no_standardize, augment=not no_augment, include_unavailable=include_unavailable,
                     **options,

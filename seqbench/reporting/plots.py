@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import statistics
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
-from seqbench.results import atomic_write_bytes, pair_stem
+from seqbench.results import atomic_write_bytes, name_part, pair_stem
 from seqbench.reporting.tables import (
     Stat,
     dig,
@@ -526,22 +525,20 @@ def _save(fig: Figure, path: Path, fmt: str) -> Path:
     return path
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^\w.+-]", "_", name)
-
-
 def plot_path(run_dir: Path, pair: dict[str, Any], kind: str, fmt: str = "png") -> Path:
     """``<run_dir>/plots/<pair stem>__<kind>.<fmt>``, the pair named as its record is (never colliding)."""
     return run_dir / PLOTS_DIR / f"{pair_stem(pair['model'], pair['dataset'], pair['seed'])}__{kind}.{fmt}"
 
 
-def write_pair_plots(run_dir: Path, pair: dict[str, Any], fmt: str = "png") -> list[Path]:
-    """Save a pair's confusion matrix and learning curves, where its record has the data."""
+def write_pair_plots(run_dir: Path, pair: dict[str, Any], fmt: str = "png", only_missing: bool = False) -> list[Path]:
+    """Save a pair's confusion matrix and learning curves, where its record has the data
+    (``only_missing``: those not on disk yet, as a resume after a kill needs)."""
     paths = []
-    if _confusion(pair) is not None:
-        paths.append(_save(confusion_figure(pair), plot_path(run_dir, pair, "confusion", fmt), fmt))
-    if pair.get("history"):
-        paths.append(_save(curves_figure(pair), plot_path(run_dir, pair, "curves", fmt), fmt))
+    for kind, has_data, draw in (("confusion", _confusion(pair) is not None, confusion_figure),
+                                 ("curves", bool(pair.get("history")), curves_figure)):
+        path = plot_path(run_dir, pair, kind, fmt)
+        if has_data and not (only_missing and path.exists()):
+            paths.append(_save(draw(pair), path, fmt))
     return paths
 
 
@@ -554,12 +551,12 @@ def run_figures(results: dict[str, Any]) -> Iterator[RunFigure]:
     yield RunFigure("summary", "Test accuracy and training time per model and dataset", summary_figure(results))
     for dataset in dict.fromkeys(d for _, d in groups):
         if any(p.get("history") for (_, d), pairs in groups.items() if d == dataset for p in pairs):
-            yield RunFigure(f"curves__{_safe(dataset)}", f"Learning curves on {dataset}",
+            yield RunFigure(f"curves__{name_part(dataset)}", f"Learning curves on {dataset}",
                             curves_figure_for(results, dataset))
     for (model, dataset), pairs in groups.items():
         done = [p for p in pairs if p.get("status") == "ok"]
         if summed_confusion(done) is not None:
-            yield RunFigure(f"confusion__{_safe(model)}__{_safe(dataset)}", f"Confusion matrix of {model} on {dataset}",
+            yield RunFigure(f"confusion__{name_part(model)}+{name_part(dataset)}", f"Confusion matrix of {model} on {dataset}",
                             confusion_figure(done, results))
 
 
