@@ -167,7 +167,8 @@ def load_plugins(
             raise
         except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             info.error = one_line(exc)
-            _warn(registry, f"plugin {label!r} failed to load: {info.error}", strict)
+            _warn(registry, f"plugin {label!r} failed to load: {info.error}; to skip it, block its entry point: "
+                            f"SEQBENCH_BLOCK_PLUGINS={ep.name}", strict)
 
     for name, plugin in extra:
         _register_extra(pm, registry, name, plugin)

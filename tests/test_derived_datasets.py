@@ -170,7 +170,7 @@ def test_data_info_and_fetch_answer_for_the_source(monkeypatch, tmp_path):
     by_name = {d["name"]: d for d in json.loads(info.output)["datasets"]}
     assert by_name["files-cols"]["status"] == "missing" and by_name["files-cols"]["derived_from"] == "files"
     table = CliRunner().invoke(main, ["data", "info", "--data-dir", str(tmp_path)]).output
-    assert "files-cols: missing files.npz; run `seqbench data fetch files-cols`" in table
+    assert f"files-cols: missing files.npz; run `seqbench data fetch files-cols --data-dir {tmp_path}`" in table
     assert CliRunner().invoke(main, ["data", "fetch", "files-cols", "--data-dir", str(tmp_path)]).exit_code == 0
     assert fetched == [tmp_path]
     bare = CliRunner().invoke(main, ["data", "fetch", "bare-cols", "--data-dir", str(tmp_path)])

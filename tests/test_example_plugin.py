@@ -144,7 +144,8 @@ def test_installed_plugin_whose_import_fails_is_one_warning(monkeypatch, tmp_pat
     assert code == 0 and any(ln.startswith("rnn-cpu ") for ln in out)
     assert warnings == [
         "seqbench: warning: plugin 'seqbench-broken' failed to load: "
-        "ModuleNotFoundError: No module named 'seqbench_missing_dependency'"
+        "ModuleNotFoundError: No module named 'seqbench_missing_dependency'; "
+        "to skip it, block its entry point: SEQBENCH_BLOCK_PLUGINS=seqbench_broken"
     ]
     code, out, _ = cli("plugins")
     (line,) = [ln for ln in out if "seqbench-broken" in ln]
@@ -152,7 +153,8 @@ def test_installed_plugin_whose_import_fails_is_one_warning(monkeypatch, tmp_pat
     code, out, _ = cli("--strict-plugins", "list", "models")
     assert code == 1 and out == [
         "Error: plugin 'seqbench-broken' failed to load: "
-        "ModuleNotFoundError: No module named 'seqbench_missing_dependency'"
+        "ModuleNotFoundError: No module named 'seqbench_missing_dependency'; "
+        "to skip it, block its entry point: SEQBENCH_BLOCK_PLUGINS=seqbench_broken"
     ]
 
 

@@ -80,7 +80,8 @@ def test_broken_entry_point_warns_and_the_rest_loads(monkeypatch, capsys):
     )
     reg = load_plugins()
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["seqbench: warning: plugin 'seqbench-broken' failed to load: ImportError: No module named 'torch'"]
+    assert err == ["seqbench: warning: plugin 'seqbench-broken' failed to load: ImportError: No module named 'torch'; "
+                   "to skip it, block its entry point: SEQBENCH_BLOCK_PLUGINS=broken"]
     assert "good-model" in reg.models and "rnn-cpu" in reg.models
     broken = next(p for p in reg.plugins if p.name == "broken")
     assert broken.error and broken.version == "0.1"
@@ -99,7 +100,8 @@ def test_strict_mode_makes_a_broken_plugin_fatal(monkeypatch):
     result = CliRunner().invoke(main, ["--strict-plugins", "list", "models"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "Error: plugin 'seqbench-broken' failed to load: RuntimeError: bad plugin"
+        "Error: plugin 'seqbench-broken' failed to load: RuntimeError: bad plugin; "
+        "to skip it, block its entry point: SEQBENCH_BLOCK_PLUGINS=broken"
     ]
 
 

@@ -218,11 +218,21 @@ def _config_value(option: click.Option, key: str, value: Any, path: Path) -> Any
         return value
     if option.name == "overrides" and isinstance(value, dict):
         return [f"{k}={_toml_text(v)}" for k, v in value.items()]
-    if option.name == "seeds" and isinstance(value, (int, list)) and not isinstance(value, bool):
-        seeds = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds):
-            raise bad("a seed or a list of seeds")
-        return ",".join(map(str, seeds))
+    if option.name == "seeds":
+        seeds = value if isinstance(value, (list, str)) else [value]
+        text = seeds if isinstance(seeds, str) else ",".join(map(str, seeds))
+        if isinstance(seeds, list) and not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds):
+            raise bad("a seed or a list of seeds, each an integer 0 or more")
+        try:
+            parse_seeds(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"{key!r} in {path}: {exc}") from None
+        return text
+    if isinstance(option.type, (click.types.IntParamType, click.types.FloatParamType)):
+        number = int if isinstance(option.type, click.types.IntParamType) else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number):
+            raise bad("a number" if number is not int else "an integer")
+        return value
     if option.multiple:
         items = [value] if isinstance(value, str) else value
         if not (isinstance(items, list) and all(isinstance(v, str) for v in items)):

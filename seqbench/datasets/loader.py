@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import replace
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -28,8 +30,8 @@ def load(name: str, ctx: LoadContext) -> Dataset:
     found = reader.find(defn, ctx.data_dir)
     if found.missing:
         if not ctx.download:
-            raise DatasetUnavailable(unavailable_message(defn, found, "downloads are off"))
-        _download_missing(defn, found)
+            raise DatasetUnavailable(unavailable_message(defn, found, "downloads are off", ctx.data_dir))
+        _download_missing(defn, found, ctx.data_dir)
         found = reader.find(defn, ctx.data_dir)
     raw = reader.read(defn, found)
     return Dataset(
@@ -82,11 +84,12 @@ def fetch(name: str, ctx: LoadContext) -> None:
     defn, reader = _lookup(name)
     found = reader.find(defn, ctx.data_dir)
     if found.missing:
-        _download_missing(defn, found)
+        _download_missing(defn, found, ctx.data_dir)
 
 
-def unavailable_message(defn: DatasetDef, found: Found, reason: str) -> str:
-    """The one message for missing files: which, where to put them, and where to get them."""
+def unavailable_message(defn: DatasetDef, found: Found, reason: str, data_dir: Path) -> str:
+    """The one message for missing files: which, where to put them, and where to get them (the
+    fetch command names ``data_dir``, the data directory the files were looked for in)."""
     where = f"{found.directory}{os.sep}"
     mirrors: list[str] = []
     for resource in defn.resources:
@@ -100,7 +103,7 @@ def unavailable_message(defn: DatasetDef, found: Found, reason: str) -> str:
     return (
         f"dataset {defn.name!r} is not available: {', '.join(found.missing)} missing from {where} "
         f"({reason}). Download {them} by hand from {' or '.join(mirrors)} into {where}{hint}, "
-        f"or run `seqbench data fetch {defn.name}` with network access."
+        f"or run `seqbench data fetch {defn.name} --data-dir {shlex.quote(str(data_dir))}` with network access."
     )
 
 
@@ -109,7 +112,7 @@ def _lookup(name: str) -> tuple[DatasetDef, ModuleType]:
     return defn, _READERS[defn.format]
 
 
-def _download_missing(defn: DatasetDef, found: Found) -> None:
+def _download_missing(defn: DatasetDef, found: Found, data_dir: Path) -> None:
     remaining = list(found.missing)
     for resource in defn.resources:
         if resource.filename in remaining:
@@ -117,7 +120,7 @@ def _download_missing(defn: DatasetDef, found: Found) -> None:
                 download(resource, found.directory)
             except DownloadError as exc:
                 left = replace(found, missing=tuple(remaining))
-                raise DatasetUnavailable(unavailable_message(defn, left, f"download failed: {exc}")) from None
+                raise DatasetUnavailable(unavailable_message(defn, left, f"download failed: {exc}", data_dir)) from None
             remaining.remove(resource.filename)
 
 

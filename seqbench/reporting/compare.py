@@ -369,9 +369,9 @@ def _gate(pc: PairComparison, threshold: Threshold, alpha: float) -> tuple[str |
         without = " and no paired predictions" if threshold.metric == "accuracy" else ""
         return f"{past}; significance unknown (no test can reach p ≤ {alpha:g} with these seeds{without})", None
     if test.significant(alpha):
-        return f"{past}, significant (p = {test.p:.2g}, {test.method})", None
+        return f"{past}, significant ({p_text(test.p)}, {test.method})", None
     return None, (f"{_name((pc.model, pc.dataset))}: {past} but not significant"
-                  f" (p = {test.p:.2g} > {alpha:g}, {test.method}): not gated")
+                  f" ({p_text(test.p)} > {alpha:g}, {test.method}): not gated")
 
 
 def _missing(bg: dict[Key, list[dict]], ng: dict[Key, list[dict]]) -> list[Missing]:
@@ -563,8 +563,17 @@ def _signed(decimals: int) -> Callable[[float], str]:
     return lambda x: f"{x:+,.{decimals}f}"
 
 
+#: The smallest p-value printed as a number; below it (or where it underflowed to 0), a bound.
+P_FLOOR = 1e-300
+
+
 def _p_value(p: float) -> str:
-    return f"{p:.2g}"
+    return f"< {P_FLOOR:g}" if p < P_FLOOR else f"{p:.2g}"
+
+
+def p_text(p: float) -> str:
+    """``p = 0.012``, or ``p < 1e-300`` where the p-value is too small to print (or underflowed to 0)."""
+    return f"p {_p_value(p)}" if p < P_FLOOR else f"p = {_p_value(p)}"
 
 
 def _metric_columns(name: str) -> list[Column]:

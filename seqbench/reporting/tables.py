@@ -182,6 +182,8 @@ def pair_accuracy(pair: dict[str, Any]) -> float | None:
     accuracy = number(pair, "metrics", "accuracy", "accuracy")
     if accuracy is None and pair.get("status") == "ok":
         raise ResultsError(f"{pair_name(pair)}: status ok but no metrics.accuracy.accuracy")
+    if accuracy is not None and not 0 <= accuracy <= 1:
+        raise ResultsError(f"{pair_name(pair)}: metrics.accuracy.accuracy is {_short(accuracy)}, not a fraction in [0, 1]")
     return accuracy
 
 
