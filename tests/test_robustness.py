@@ -180,7 +180,8 @@ def test_files_are_created_with_the_umasks_permissions(hostile, tmp_path):
 def test_resume_removes_stale_temporary_files(hostile, tmp_path):
     out = tmp_path / "run"
     assert invoke(hostile, "-m", "h-ok", "-d", "y", "--out", out, "--no-plots").exit_code == 0
-    stale = [out / ".results.json.a1b2c3.tmp", out / "pairs" / ".h-ok+y+seed0.json.x.tmp", out / ".summary.md.q.part"]
+    stale = [out / ".results.json.a1b2c3d4.tmp", out / "pairs" / ".h-ok+y+seed0.json.0a0b0c0d.tmp",
+             out / ".summary.md.12345678.part"]  # as results.create_temp names them
     for path in stale:
         path.write_text("half")
     assert invoke(hostile, "--resume", out, "--no-plots").exit_code == 0
@@ -326,11 +327,14 @@ def hostile_env(tmp_path) -> dict[str, str]:
             "SEQBENCH_BLOCK_PLUGINS": "datasets"}
 
 
-def spawn(env: dict[str, str], log: Path, *args) -> subprocess.Popen:
-    """``seqbench run ARGS`` in a new process, its output to ``log``.out/.err."""
+def spawn(env: dict[str, str], log: Path, *args, plots: bool = False) -> subprocess.Popen:
+    """``seqbench run ARGS`` in a new process (``--no-plots`` unless ``plots``), its output to
+    ``log``.out/.err; Ctrl-C (SIGINT) stops it as it would on a terminal."""
     return subprocess.Popen(
-        [sys.executable, "-c", "from seqbench.cli import main; main()", "run", *map(str, args), "--no-plots"],
+        [sys.executable, "-c", "from seqbench.cli import main; main()", "run", *map(str, args),
+         *(() if plots else ("--no-plots",))],
         env=env, stdout=log.with_suffix(".out").open("w"), stderr=log.with_suffix(".err").open("w"),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
     )
 
 
@@ -373,6 +377,46 @@ def test_killed_at_random_moments_and_resumed_nothing_lost_nothing_counted_twice
     keys = [tuple(r.split(",")[2:6]) for r in rows]
     assert len(keys) == len(set(keys)) and {k[:3] for k in keys} == {(m, "y", str(s)) for m, _, s in pairs}
     assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".part"))]
+
+
+def test_random_signals_during_a_quick_run_then_resume_lose_no_pair_and_no_plot(hostile_env, tmp_path):
+    """Issue 26: SIGKILL, SIGTERM and SIGINT at random moments of a real --quick run with plots
+    (training, writing a record, drawing), each followed by --resume, until one finishes."""
+    out, rng = tmp_path / "run", random.Random(26)
+    signals = rng.sample([signal.SIGKILL, signal.SIGTERM, signal.SIGINT] * 2, 6)
+    sent = []  # (signal, seconds after the start) of each signal that found the process alive
+    for attempt in range(12):
+        started = (out / "results.json").exists()
+        args = ("--resume", out) if started else (*SLOW, "--quick", "--out", out)
+        proc = spawn(hostile_env, tmp_path / f"log{attempt}", *args, plots=True)
+        if signals:  # then let it finish
+            moment = rng.uniform(0.5, 6.0)
+            time.sleep(moment)
+            if proc.poll() is None:
+                sig = signals.pop()
+                proc.send_signal(sig)
+                sent.append((sig.name, round(moment, 2)))
+        code = proc.wait(timeout=120)
+        if code == 0 and not signals:
+            break
+        # 130, 143: stopped by the signal's handler; -15, -2: the signal came as the process was exiting
+        assert code in (0, -signal.SIGKILL, 130, 143, -signal.SIGTERM, -signal.SIGINT), \
+            (code, (tmp_path / f"log{attempt}.err").read_text())
+        assert "Traceback" not in (tmp_path / f"log{attempt}.err").read_text()
+    else:
+        pytest.fail(f"the run never finished (signals {sent})")
+    assert {name for name, _ in sent} == {"SIGKILL", "SIGTERM", "SIGINT"}, sent
+    pairs = stored_pairs(out)
+    assert set(pairs) == {(m, "y", s) for m in ("h-slow", "h-ok") for s in (0, 1)}
+    assert all(p["status"] == "ok" for p in pairs.values())
+    assert len(list((out / "pairs").glob("*.json"))) == 4 and len(list((out / "pairs").glob("*.pred.npy"))) == 4
+    rows = (out / "records.csv").read_text().splitlines()[1:]
+    keys = [tuple(r.split(",")[2:6]) for r in rows]
+    assert len(keys) == len(set(keys)) and {k[:3] for k in keys} == {(m, "y", str(s)) for m, _, s in pairs}
+    expected = {f"{res.pair_stem(*key)}__{kind}.png" for key in pairs for kind in ("confusion", "curves")}
+    expected |= {"summary.png", "curves__y.png", "confusion__h-slow+y.png", "confusion__h-ok+y.png"}
+    assert {p.name for p in (out / "plots").iterdir()} == expected, sent
+    assert (out / "report.html").exists() and not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".part"))]
 
 
 def test_sigterm_stops_the_run_with_the_resume_hint(hostile_env, tmp_path):
