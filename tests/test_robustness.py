@@ -346,6 +346,19 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
+def holds_lock(out: Path, proc: subprocess.Popen, timeout: float = 60) -> bool:
+    """Wait until ``proc`` holds the run directory ``out``; False when it exits first."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if (out / res.LOCK_FILE).read_text().strip() == str(proc.pid):
+                return True
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return False
+
+
 SLOW = ("-m", "h-slow", "-m", "h-ok", "-d", "y", "--seeds", "0,1")
 
 
@@ -384,13 +397,13 @@ def test_random_signals_during_a_quick_run_then_resume_lose_no_pair_and_no_plot(
     (training, writing a record, drawing), each followed by --resume, until one finishes."""
     out, rng = tmp_path / "run", random.Random(26)
     signals = rng.sample([signal.SIGKILL, signal.SIGTERM, signal.SIGINT] * 2, 6)
-    sent = []  # (signal, seconds after the start) of each signal that found the process alive
-    for attempt in range(12):
+    sent = []  # (signal, seconds after the run took its directory) of each signal that found it running
+    for attempt in range(25):
         started = (out / "results.json").exists()
         args = ("--resume", out) if started else (*SLOW, "--quick", "--out", out)
         proc = spawn(hostile_env, tmp_path / f"log{attempt}", *args, plots=True)
-        if signals:  # then let it finish
-            moment = rng.uniform(0.5, 6.0)
+        if signals and holds_lock(out, proc):  # past the interpreter's start; then let it finish
+            moment = rng.uniform(0.0, 4.0)
             time.sleep(moment)
             if proc.poll() is None:
                 sig = signals.pop()
