@@ -42,6 +42,7 @@ PLOT_FORMATS = ("png", "svg", "pdf")
 DPI = 150
 ANNOTATE_MAX_CLASSES = 30  # beyond this, cells are too small to hold their counts
 SHORT_LABEL = 5  # class names longer than this are cut on the confusion matrix's unrotated x axis
+LABEL_WIDTH = 40  # model names longer than this are shortened in the middle on axes and legends
 REFERENCE_PLUGINS = frozenset({"torch"})  # seqbench-torch: the PyTorch reference models
 NO_VAL_LOSS = "Validation loss is not recorded by the protocol (only validation accuracy)."
 CI_LEVEL = 0.95
@@ -98,8 +99,16 @@ def model_colours(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _label(pairs: list[dict[str, Any]]) -> str:
-    model = pairs[0]["model"]
+    model = short_name(pairs[0]["model"])
     return f"{model} (reference)" if is_reference(pairs[0]) else model
+
+
+def short_name(name: str, width: int = LABEL_WIDTH) -> str:
+    """``name`` as a label: a longer one keeps its start and end around an ellipsis."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return f"{name[:head]}…{name[len(name) - (width - 1 - head):]}"
 
 
 def _style(pairs: list[dict[str, Any]]) -> dict[str, Any]:
