@@ -42,9 +42,8 @@ LOCK_FILE = ".seqbench.lock"
 PREDICTIONS_SUFFIX = ".pred.npy"
 STATUSES = ("ok", "diverged", "skipped", "failed")
 DONE_STATUSES = ("ok", "diverged")
-#: Suffixes of the temporary files of interrupted writes.
-TEMP_SUFFIXES = (".tmp", ".part")
-#: The name :func:`create_temp` gives: ``.<name>.<8 hex digits><suffix>``; nothing else is ours to delete.
+#: The name :func:`create_temp` gives its temporary files, ``.<name>.<8 hex digits>.tmp`` (or ``.part``,
+#: downloads): nothing else is seqbench's to delete.
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.(?:tmp|part)")
 #: The folders of a run directory that seqbench creates and writes into.
 OWN_DIRS = (PAIRS_DIR, "plots")
@@ -266,7 +265,7 @@ def loads(text: str) -> Any:
 
 
 def name_part(name: str) -> str:
-    """``name`` for a file name: percent-encoded (never ``+``, ``/`` or ``__``-ambiguous), and at
+    """``name`` for a file name: percent-encoded (never ``+`` nor ``/``, so ``+`` can join parts), and at
     most :data:`NAME_PART_MAX` characters: a longer one is cut and ends in ``~`` and a hash of the whole."""
     encoded = quote(str(name), safe="._-")
     if len(encoded) <= NAME_PART_MAX:
