@@ -132,3 +132,27 @@ def test_fused_and_numpy_kernels_train_to_the_same_parameters(cell, readout, chu
         assert not np.allclose(v, initial[k]), f"{k} did not move"
         np.testing.assert_allclose(fused.state_dict()[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
     np.testing.assert_allclose(fused.predict_proba(x), numpy.predict_proba(x), rtol=1e-4, atol=1e-6)
+
+
+def test_on_cupy_each_kernel_is_one_elementwise_kernel_of_its_cuda_form(monkeypatch):
+    """What CupyBackend.kernel builds, against a stand-in for CuPy (no GPU here): one
+    ``ElementwiseKernel`` a kernel, from its CUDA form, under a name of its own."""
+    import sys
+    import types
+
+    from seqbench.models.backend import cupy_backend
+
+    made = []
+    fake = types.SimpleNamespace(ElementwiseKernel=lambda *args, **kw: made.append((args, kw)) or len(made))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    cupy_backend._compiled.cache_clear()
+    try:
+        backend = object.__new__(cupy_backend.CupyBackend)
+        for k in KERNELS.values():
+            assert backend.kernel(k) == backend.kernel(k)  # compiled once
+        assert made == [((k.cuda.in_params, k.cuda.out_params, k.cuda.body, k.name), {"preamble": k.cuda.preamble})
+                        for k in KERNELS.values()]
+        assert len({k.name for k in KERNELS.values()}) == len(KERNELS)
+        assert all("sigm(" not in k.cuda.body or "sigm(" in k.cuda.preamble for k in KERNELS.values())
+    finally:
+        cupy_backend._compiled.cache_clear()
