@@ -21,8 +21,9 @@ CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
 
 
 @CELLS
-def test_bptt_gradients_match_finite_differences(cell):
-    model = RecurrentClassifier(cell, 5, 3, hidden=6, seed=0, dtype="float64")
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
+def test_bptt_gradients_match_finite_differences(cell, fused):
+    model = RecurrentClassifier(cell, 5, 3, hidden=6, seed=0, dtype="float64", fused=fused)
     rng = np.random.default_rng(1)
     for p in model.params.values():  # a generic point: every bias and gate path matters
         p += 0.3 * rng.standard_normal(p.shape)

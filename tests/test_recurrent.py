@@ -59,7 +59,7 @@ def test_the_mean_readout_averages_the_hidden_states_of_every_step(cell):
     x = rng.standard_normal((5, 6, 3))
     mean = RecurrentClassifier(cell, 3, 4, hidden=7, seed=2, dtype="float64", readout="mean")
     last = RecurrentClassifier(cell, 3, 4, hidden=7, seed=2, dtype="float64")
-    states = [last.cells[0].forward(last.params, last._time_major(x[:, :t]))[0].copy() for t in range(1, 7)]
+    states = [last.cells[0].forward(last.params, last._time_major(x[:, :t]), "last")[0].copy() for t in range(1, 7)]
     h_mean = np.mean(states, axis=0)
     logits = h_mean @ last.params["W_ya"] + last.params["b_y"]
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))

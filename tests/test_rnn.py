@@ -18,8 +18,9 @@ def tiny_model(cell=RNN, **kw):
     return RecurrentClassifier(cell, 5, 3, hidden=6, seed=0, dtype="float64", **kw)
 
 
-def test_bptt_gradients_match_finite_differences():
-    model = tiny_model()
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
+def test_bptt_gradients_match_finite_differences(fused):
+    model = tiny_model(fused=fused)
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((4, 7, 5)), rng.integers(0, 3, 4)
     errors = max_relative_error(model, x, y)
@@ -115,7 +116,7 @@ def test_cuda_graph_can_be_switched_off_with_set(monkeypatch):
             graphed.append(step)
             return step
 
-    monkeypatch.setattr(recurrent, "get_backend", lambda name, threads=1: RecordingBackend(threads))
+    monkeypatch.setattr(recurrent, "get_backend", lambda name, threads=1, fused=True: RecordingBackend(threads, fused))
     info = DatasetInfo(name="mnist", seq_len=4, n_features=3, class_names=("a", "b", "c"))
     spec = registry.models["rnn-gpu"]
     x, y = sequence_task(16)

@@ -140,9 +140,10 @@ def in_chunks(model, steps: int, B: int, H: int):
 @CELLS
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunks"])
 @pytest.mark.parametrize("readout", ["last", "mean"])
-def test_gradients_at_64_steps_match_finite_differences(cell, chunked, readout):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
+def test_gradients_at_64_steps_match_finite_differences(cell, chunked, readout, fused):
     x, y = long_batch(B=3, F=1)
-    model = RecurrentClassifier(cell, 1, 3, hidden=3, seed=1, dtype="float64", readout=readout)
+    model = RecurrentClassifier(cell, 1, 3, hidden=3, seed=1, dtype="float64", readout=readout, fused=fused)
     if chunked:
         in_chunks(model, 10, 3, 3)  # 64 steps: six chunks of 10, one of 4
         assert model.cells[0].chunk_len(64, 3, 3) == 10

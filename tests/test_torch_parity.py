@@ -12,6 +12,8 @@ seqbench_torch_model = pytest.importorskip("seqbench_torch.model")
 from seqbench.models.recurrent import RecurrentClassifier  # noqa: E402
 from seqbench.models.rnn import RNN  # noqa: E402
 
+from test_sequential_tasks import in_chunks  # noqa: E402
+
 F, H, C, T, B = 5, 7, 4, 9, 6
 RTOL, ATOL = 1e-10, 1e-13
 
@@ -52,10 +54,19 @@ def batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal((B, T, F)), rng.integers(0, C, B)
 
 
+#: The CPU code paths: the fused (numba) or NumPy element-wise kernels, whole sequences or
+#: chunked BPTT (chunks of 4 of the 9 steps).
+PATHS = pytest.mark.parametrize("fused, chunked", [(True, False), (False, False), (True, True), (False, True)],
+                                ids=["fused-whole", "numpy-whole", "fused-chunks", "numpy-chunks"])
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("readout", ["last", "mean"])
-def test_same_loss_and_gradients(device, readout):
-    scratch = scratch_model(readout=readout)
+@PATHS
+def test_same_loss_and_gradients(device, readout, fused, chunked):
+    scratch = scratch_model(readout=readout, fused=fused)
+    if chunked:
+        in_chunks(scratch, 4, B, H)
     twin = torch_twin(scratch, device, readout=readout)
     x, y = batch(0)
     loss, grads = scratch.loss_and_grads(x, y)

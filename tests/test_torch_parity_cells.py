@@ -17,6 +17,8 @@ from seqbench.models.gru import GRU  # noqa: E402
 from seqbench.models.lstm import LSTM  # noqa: E402
 from seqbench.models.recurrent import RecurrentClassifier  # noqa: E402
 
+from test_sequential_tasks import in_chunks  # noqa: E402
+
 F, H, C, T, B = 5, 7, 4, 9, 6
 RTOL, ATOL = 1e-10, 1e-13
 CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
@@ -92,10 +94,19 @@ def torch_loss(twin: TorchTwin, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
 
 
+#: The CPU code paths: the fused (numba) or NumPy element-wise kernels, whole sequences or
+#: chunked BPTT (chunks of 4 of the 9 steps).
+PATHS = pytest.mark.parametrize("fused, chunked", [(True, False), (False, False), (True, True), (False, True)],
+                                ids=["fused-whole", "numpy-whole", "fused-chunks", "numpy-chunks"])
+
+
 @CELLS
 @pytest.mark.parametrize("readout", ["last", "mean"])
-def test_same_loss_and_gradients(cell, readout):
-    scratch = scratch_model(cell, readout=readout)
+@PATHS
+def test_same_loss_and_gradients(cell, readout, fused, chunked):
+    scratch = scratch_model(cell, readout=readout, fused=fused)
+    if chunked:
+        in_chunks(scratch, 4, B, H)
     twin = torch_twin(scratch, cell, readout)
     x, y = batch(0)
     loss, grads = scratch.loss_and_grads(x, y)
@@ -112,9 +123,10 @@ def test_same_loss_and_gradients(cell, readout):
 
 
 @CELLS
-def test_sgd_steps_stay_together(cell):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
+def test_sgd_steps_stay_together(cell, fused):
     lr = 0.3
-    scratch = scratch_model(cell, optimizer="sgd", lr=lr)
+    scratch = scratch_model(cell, optimizer="sgd", lr=lr, fused=fused)
     twin = torch_twin(scratch, cell)
     opt = torch.optim.SGD([p for p in twin.parameters() if p.requires_grad], lr=lr)
     initial = scratch.state_dict()

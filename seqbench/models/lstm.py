@@ -4,13 +4,16 @@
     c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t),   h_0 = c_0 = 0
 
 Forward: the input projection of all four gates and all T steps is one ``(T*B, F) @ (F, 4H)``
-product; each step adds one ``(B, H) @ (H, 4H)`` product and one fused element-wise step, which
-overwrites the pre-activations with the gate activations kept for the backward pass. Backward
-keeps the gate pre-activation gradients dA_t ``(B, 4H)`` of every step, so dW_x = X^T dA,
-dW_h = H_{t-1}^T dA and db are each one product (or sum) over all T*B rows; per step one
-``(B, 4H) @ (4H, H)`` product carries dh_t back to dh_{t-1}. A sequence too long for its
-buffers is done in chunks of steps, each such product once a chunk
+product; each step adds one ``(B, H) @ (H, 4H)`` product and one fused element-wise step
+(:data:`FORWARD`), which overwrites the pre-activations with the gate activations kept for the
+backward pass. Backward keeps the gate pre-activation gradients dA_t ``(B, 4H)`` of every step
+(:data:`BACKWARD`), so dW_x = X^T dA, dW_h = H_{t-1}^T dA and db are each one product (or sum)
+over all T*B rows; per step one ``(B, 4H) @ (4H, H)`` product carries dh_t back to dh_{t-1}.
+A sequence too long for its buffers is done in chunks of steps, each such product once a chunk
 (:class:`~seqbench.models.recurrent.CellBase`).
+
+The element-wise steps are below the cell, each in its three forms (NumPy, numba, CUDA; see
+:mod:`seqbench.models.kernels`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from seqbench.models.kernels import CUDA_BLOCK_INDEX, CUDA_SIGMOID, Cuda, Kernel, jit, one, sigmoid, sigmoid_numpy, tanh
 from seqbench.models.recurrent import CellBase
 
 
@@ -32,6 +36,10 @@ class LSTM(CellBase):
 
     widths = 11  # a step's buffers, in (B, H) arrays: gates and their gradients (4 each), h, c, tanh(c)
 
+    def __init__(self, backend: Any, dtype: np.dtype) -> None:
+        super().__init__(backend, dtype)
+        self._forward_step, self._backward_step = backend.kernel(FORWARD), backend.kernel(BACKWARD)
+
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         b = np.zeros(4 * hidden)
         b[hidden : 2 * hidden] = 1.0
@@ -41,13 +49,13 @@ class LSTM(CellBase):
             "b": b,
         }
 
-    def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
+    def forward(self, p: Mapping[str, Any], x_t: Any, readout: str) -> tuple[Any, Any]:
         T, B, F = x_t.shape
         H = p["W_h"].shape[0]
         K = self.chunk_len(T, B, H)
         bufs = self._buffers(K, B, H)
-        h, starts = self._forward_chunks(x_t, K, bufs[1:3], lambda x: self._steps(p, x, *bufs))
-        return h, (x_t, K, starts)
+        h, starts = self._forward_chunks(x_t, K, bufs[1:3], lambda x: self._steps(p, x, *bufs), readout)
+        return h, (x_t, K, starts, readout)
 
     def _buffers(self, K: int, B: int, H: int) -> tuple[Any, Any, Any, Any]:
         """A chunk's forward buffers: ``gates`` (x W_x + b, then activations), ``hs``, ``cs``
@@ -68,12 +76,12 @@ class LSTM(CellBase):
         gates = gates.reshape(n, B, 4 * H)
         for t in range(n):
             be.matmul(hs[t], p["W_h"], out=rec)
-            be.lstm_forward(gates[t], rec, cs[t], cs[t + 1], tcs[t], hs[t + 1])
+            self._forward_step(rec, cs[t], H, gates[t], cs[t + 1], tcs[t], hs[t + 1])
         return n
 
     def backward(self, p: Mapping[str, Any], cache: Any, dh: Any) -> dict[str, Any]:
         xp, be, ws = self.xp, self.backend, self.ws
-        x_t, K, starts = cache
+        x_t, K, starts, readout = cache
         T, B, F = x_t.shape
         H = p["W_h"].shape[0]
         bufs = self._buffers(K, B, H)
@@ -81,7 +89,7 @@ class LSTM(CellBase):
         da = ws.get(xp, "da", (K * B, 4 * H), self.dtype)
         dh_t = ws.get(xp, "dh", (B, H), self.dtype)
         dc = ws.get(xp, "dc", (B, H), self.dtype)
-        dh_last, dh_every = self._readout_grads(dh, T)
+        dh_last, dh_every = self._readout_grads(dh, T, readout)
         dh_t[...] = dh_last
         dc[...] = 0
         W_h_T = p["W_h"].T
@@ -96,7 +104,7 @@ class LSTM(CellBase):
             da_c = da[: n * B]
             da_t = da_c.reshape(n, B, 4 * H)
             for t in range(n - 1, -1, -1):
-                be.lstm_backward(g_t[t], cs[t], tcs[t], dh_t, dc, da_t[t])
+                self._backward_step(g_t[t], cs[t], tcs[t], dh_t, H, dc, da_t[t])
                 if c0 + t:
                     be.matmul(da_t[t], W_h_T, out=dh_t)
                     if dh_every is not None:
@@ -105,3 +113,126 @@ class LSTM(CellBase):
             self._add(grads, "W_h", hs[:n].reshape(n * B, H).T, da_c)
             self._add_sum(grads, "b", da_c)
         return grads
+
+
+# -- the element-wise steps -------------------------------------------------------------------------
+# FORWARD(rec, c_prev, H, g, c, tc, h): ``g``, ``rec`` (B, 4H), blocks [i, f, g, o], the rest
+# (B, H). In: ``g`` = x_t W_x + b, ``rec`` = h_{t-1} W_h. Out: ``g`` = the gate activations
+# [sigma, sigma, tanh, sigma](g + rec); c = f c_prev + i g; tc = tanh(c); h = o tc.
+
+
+def _forward_numpy(rec: np.ndarray, c_prev: np.ndarray, H: int, g: np.ndarray, c: np.ndarray,
+                   tc: np.ndarray, h: np.ndarray) -> None:
+    gi, gf, gg, go = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+    np.add(g, rec, out=g)
+    sigmoid_numpy(g[:, : 2 * H], out=g[:, : 2 * H])
+    np.tanh(gg, out=gg)
+    sigmoid_numpy(go, out=go)
+    np.multiply(gf, c_prev, out=c)
+    np.multiply(gi, gg, out=tc)
+    np.add(c, tc, out=c)
+    np.tanh(c, out=tc)
+    np.multiply(go, tc, out=h)
+
+
+@jit
+def _forward_fused(rec, c_prev, H, g, c, tc, h):  # pragma: no cover - compiled by numba
+    for b in range(c.shape[0]):
+        gr, rr = g[b], rec[b]
+        for j in range(2 * H):  # i and f
+            gr[j] = sigmoid(gr[j] + rr[j])
+        gg, rg = gr[2 * H : 3 * H], rr[2 * H : 3 * H]
+        for j in range(H):
+            gg[j] = tanh(gg[j] + rg[j])
+        go, ro = gr[3 * H :], rr[3 * H :]
+        for j in range(H):
+            go[j] = sigmoid(go[j] + ro[j])
+        cp, cr, tr, hr = c_prev[b], c[b], tc[b], h[b]
+        for j in range(H):
+            cr[j] = gr[H + j] * cp[j] + gr[j] * gr[2 * H + j]
+            tr[j] = tanh(cr[j])
+            hr[j] = gr[3 * H + j] * tr[j]
+
+
+_CUDA_FORWARD = CUDA_BLOCK_INDEX.format(blocks=4) + """
+const T gi = sigm(g[k] + rec[k]);
+const T gf = sigm(g[k + H] + rec[k + H]);
+const T gg = tanh(g[k + 2 * H] + rec[k + 2 * H]);
+const T go = sigm(g[k + 3 * H] + rec[k + 3 * H]);
+g[k] = gi; g[k + H] = gf; g[k + 2 * H] = gg; g[k + 3 * H] = go;
+c = gf * c_prev + gi * gg;
+tc = tanh(c);
+h = go * tc;
+"""
+
+FORWARD = Kernel("seqbench_lstm_forward", _forward_numpy, _forward_fused,
+                 Cuda("raw T rec, T c_prev, int32 H", "raw T g, T c, T tc, T h", _CUDA_FORWARD, CUDA_SIGMOID))
+
+# BACKWARD(g, c_prev, tc, dh, H, dc, dg): backward of FORWARD given its activations ``g`` =
+# [i, f, g, o] and dL/dh_t. In/out ``dc``: dL/dc_t through c_{t+1}, becomes dL/dc_{t-1}. Out
+# ``dg`` (B, 4H), the pre-activation gradients: with d = dc + dh o (1 - tc^2),
+# [d g i(1-i), d c_prev f(1-f), d i (1-g^2), dh tc o(1-o)]; then dc = d f.
+
+
+def _backward_numpy(g: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.ndarray, H: int,
+                    dc: np.ndarray, dg: np.ndarray) -> None:
+    gi, gf, gg, go = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+    di, df, dgg, do = dg[:, :H], dg[:, H : 2 * H], dg[:, 2 * H : 3 * H], dg[:, 3 * H :]
+    np.subtract(1, go, out=do)
+    np.multiply(do, go, out=do)
+    np.multiply(do, tc, out=do)
+    np.multiply(do, dh, out=do)
+    np.multiply(tc, tc, out=dgg)  # dgg is scratch until its own turn
+    np.subtract(1, dgg, out=dgg)
+    np.multiply(dgg, go, out=dgg)
+    np.multiply(dgg, dh, out=dgg)
+    np.add(dc, dgg, out=dc)
+    np.subtract(1, gi, out=di)
+    np.multiply(di, gi, out=di)
+    np.multiply(di, gg, out=di)
+    np.multiply(di, dc, out=di)
+    np.subtract(1, gf, out=df)
+    np.multiply(df, gf, out=df)
+    np.multiply(df, c_prev, out=df)
+    np.multiply(df, dc, out=df)
+    np.multiply(gg, gg, out=dgg)
+    np.subtract(1, dgg, out=dgg)
+    np.multiply(dgg, gi, out=dgg)
+    np.multiply(dgg, dc, out=dgg)
+    np.multiply(dc, gf, out=dc)
+
+
+@jit
+def _backward_fused(g, c_prev, tc, dh, H, dc, dg):  # pragma: no cover - compiled by numba
+    u = one(g)
+    for b in range(dc.shape[0]):
+        gr, dgr = g[b], dg[b]
+        gi, gf, gg, go = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
+        di, df, dgg, do = dgr[:H], dgr[H : 2 * H], dgr[2 * H : 3 * H], dgr[3 * H :]
+        t, dhr, d, cp = tc[b], dh[b], dc[b], c_prev[b]
+        for j in range(H):
+            do[j] = (u - go[j]) * go[j] * t[j] * dhr[j]
+        for j in range(H):
+            d[j] += (u - t[j] * t[j]) * go[j] * dhr[j]
+        for j in range(H):
+            di[j] = (u - gi[j]) * gi[j] * gg[j] * d[j]
+        for j in range(H):
+            df[j] = (u - gf[j]) * gf[j] * cp[j] * d[j]
+        for j in range(H):
+            dgg[j] = (u - gg[j] * gg[j]) * gi[j] * d[j]
+        for j in range(H):
+            d[j] *= gf[j]
+
+
+_CUDA_BACKWARD = CUDA_BLOCK_INDEX.format(blocks=4) + """
+const T gi = g[k], gf = g[k + H], gg = g[k + 2 * H], go = g[k + 3 * H];
+dg[k + 3 * H] = (T(1) - go) * go * tc * dh;
+const T d = dc + (T(1) - tc * tc) * go * dh;
+dg[k] = (T(1) - gi) * gi * gg * d;
+dg[k + H] = (T(1) - gf) * gf * c_prev * d;
+dg[k + 2 * H] = (T(1) - gg * gg) * gi * d;
+dc = d * gf;
+"""
+
+BACKWARD = Kernel("seqbench_lstm_backward", _backward_numpy, _backward_fused,
+                  Cuda("raw T g, T c_prev, T tc, T dh, int32 H", "T dc, raw T dg", _CUDA_BACKWARD))

@@ -6,7 +6,9 @@ step directly (dL/dh_t gets dL/dr / T on top of what flows back from step t + 1)
 
 Everything a cell (RNN, LSTM, GRU) shares lives here: the head, the cross-entropy loss, the
 optimizer, gradient clipping, the learning-rate schedule, state and the NumPy/CuPy plumbing.
-The cell supplies its parameters and its forward and backward passes through time.
+The cell supplies its parameters, its forward and backward passes through time and its
+element-wise step kernels (:mod:`seqbench.models.kernels`); the readout is an argument of its
+forward pass, chosen by the head. DEVELOPING.md, "Adding a cell", lists what a new cell needs.
 
 Shapes: ``x`` is ``(B, T, F)``; the cells work time-major, on ``x_t = x.transpose(1, 0, 2)``
 of shape ``(T, B, F)``; the hidden state is ``(B, H)``; logits are ``(B, C)``.
@@ -37,8 +39,9 @@ class Cell(Protocol):
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         """Fresh float64 host parameters."""
 
-    def forward(self, p: Mapping[str, Any], x_t: Any) -> tuple[Any, Any]:
-        """Run over ``x_t`` ``(T, B, F)``; return the readout state ``(B, H)`` and a cache."""
+    def forward(self, p: Mapping[str, Any], x_t: Any, readout: str) -> tuple[Any, Any]:
+        """Run over ``x_t`` ``(T, B, F)``; return the readout state ``(B, H)`` (one of
+        :data:`READOUTS`) and a cache."""
 
     def backward(self, p: Mapping[str, Any], cache: Any, dh: Any) -> dict[str, Any]:
         """Given dL/d(readout state) ``(B, H)``, return dL/dparam for every cell parameter."""
@@ -61,7 +64,6 @@ class CellBase:
     """
 
     widths = 1
-    readout = "last"
     cache_bytes = int(BPTT_MB * 2**20)
     chunk_bytes = 32 << 20
 
@@ -88,16 +90,16 @@ class CellBase:
         grads[name] += part
 
     def _forward_chunks(self, x_t: Any, K: int, states: tuple[Any, ...],
-                        steps: Callable[[Any], int]) -> tuple[Any, Any]:
+                        steps: Callable[[Any], int], readout: str) -> tuple[Any, Any]:
         """Run ``steps(x)`` over the chunks of ``K`` steps of ``x_t``, each from the last state of
         the one before. ``states`` are the chunk's state buffers (``hs``, and ``cs`` for the LSTM;
         ``state[t]`` before its step t), ``steps`` runs a chunk from ``state[0]`` and returns its
-        length. Returns the readout state (the last hidden state, or the mean of all of them)
+        length. Returns the ``readout`` state (the last hidden state, or the mean of all of them)
         and each chunk's first states ``(chunks, S, B, H)``."""
         T, B, _ = x_t.shape
         H = states[0].shape[2]
         starts = self.ws.get(self.xp, "starts", (-(-T // K), len(states), B, H), self.dtype)
-        mean = self.readout == "mean"
+        mean = readout == "mean"
         h = self.ws.get(self.xp, "h_out", (B, H), self.dtype)
         if mean:
             h[...] = 0
@@ -115,10 +117,10 @@ class CellBase:
             h[...] = states[0][n]
         return h, starts
 
-    def _readout_grads(self, dh: Any, T: int) -> tuple[Any, Any]:
+    def _readout_grads(self, dh: Any, T: int, readout: str) -> tuple[Any, Any]:
         """What dL/d(readout) gives the hidden states: (dL/dh_T from it, what it adds to every
         earlier dL/dh_t, or None when nothing: the last-state readout)."""
-        if self.readout == "last":
+        if readout == "last":
             return dh, None
         every = self.ws.get(self.xp, "dh_every", dh.shape, self.dtype)
         self.xp.divide(dh, T, out=every)
@@ -141,7 +143,11 @@ class CellBase:
 
 
 class RecurrentClassifier(Model):
-    """A :class:`seqbench.Model` made of a :class:`Cell` and a linear softmax head."""
+    """A :class:`seqbench.Model` made of a :class:`Cell` and a linear softmax head.
+
+    ``readout`` is the head's input (:data:`READOUTS`); ``fused`` runs the cells' element-wise
+    steps on the CPU as numba-compiled kernels (False, or numba missing: as NumPy ufuncs; the
+    ``kernels`` hyperparameter says which ran)."""
 
     def __init__(
         self,
@@ -164,8 +170,9 @@ class RecurrentClassifier(Model):
         cuda_graph: bool = False,
         bptt_mb: float = BPTT_MB,
         readout: str = "last",
+        fused: bool = True,
     ) -> None:
-        self.backend = get_backend(backend, threads)
+        self.backend = get_backend(backend, threads, fused)
         self.xp = self.backend.xp
         self.device = self.backend.device
         self.dtype = np.dtype(dtype)
@@ -173,15 +180,16 @@ class RecurrentClassifier(Model):
         self.cells = [cell_type(self.backend, self.dtype) for _ in range(self.backend.threads)]
         if readout not in READOUTS:
             raise ValueError(f"unknown readout {readout!r} (expected one of {', '.join(READOUTS)})")
+        self.readout = readout
         for c in self.cells:  # bptt_mb is the model's: its shards' cells share it
             c.cache_bytes = int(bptt_mb * 2**20 / len(self.cells))
-            c.readout = readout
         self.cell = cell = self.cells[0]
         self._hparams = {
             "cell": cell_type.__name__, "n_features": n_features, "num_classes": num_classes,
             "hidden": hidden, "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum,
             "clip": clip, "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "dtype": self.dtype.name, "backend": backend,
             "threads": self.backend.threads, "bptt_mb": bptt_mb, "readout": readout,
+            "kernels": self.backend.kernels,
         }
         if backend == "cupy":
             self._hparams["cuda_graph"] = cuda_graph
@@ -228,7 +236,7 @@ class RecurrentClassifier(Model):
     def _shard(self, cell: Cell, x: Any, y: Any, n: int) -> tuple[Any, dict[str, Any]]:
         """Summed cross-entropy of a shard of a batch of ``n``, and its share of the gradients."""
         xp, be, p = self.xp, self.backend, self.params
-        h, cache = cell.forward(p, self._time_major(x))
+        h, cache = cell.forward(p, self._time_major(x), self.readout)
         logits = self._logits(h)
         z = logits - logits.max(axis=1, keepdims=True)
         log_p = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
@@ -269,7 +277,7 @@ class RecurrentClassifier(Model):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         def proba(i: int, rows: slice) -> np.ndarray:
-            h, _ = self.cells[i].forward(self.params, self._time_major(chunk[rows]))
+            h, _ = self.cells[i].forward(self.params, self._time_major(chunk[rows]), self.readout)
             return self.backend.to_host(self._softmax(self._logits(h)))
 
         out = []
