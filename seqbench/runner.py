@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from seqbench import checkpoints, preprocess, provenance, records
 from seqbench.executors import Executor, Matrix, PairJob
 from seqbench.executors.local import SequentialExecutor
+from seqbench.loggers import LoggerObserver
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
 from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable
@@ -400,6 +401,8 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         results = res.new_results(_config(registry, request, plan), session)
         _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
     ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
+    if any(registry.loggers.values()):
+        observer = Observers(observer, LoggerObserver(registry.loggers, request.command, results["config"], observer.warn))
     pairs = [replace(p, done=p.key in done) for p in plan.pairs]
     observer.run_start(out, pairs, plan.unavailable, request.resume)
     for note in plan.notes:
