@@ -289,7 +289,7 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
               help="Format of the summary table on stdout (progress goes to stderr).")
 @click.option("--save-models", is_flag=True,
-              help="Keep each ok pair's best-validation model beside its record (pairs/<pair>.ckpt.*, with a "
+              help="Keep each ok pair's best-validation model beside its record (pairs/<pair>.ckpt/, with a "
                    "manifest and SHA-256), for seqbench eval.")
 @click.option("--dry-run", is_flag=True, help="List the pairs and the hyperparameters each would use; run and write nothing.")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
