@@ -122,6 +122,7 @@ def pack(model: Model, record: Mapping[str, Any], plugin: str, dataset: "Dataset
         },
         "preprocessing": record.get("preprocessing") or {},
         "max_test": max_test,
+        "history": history,
         "best_epoch": best,
         "epochs_run": record.get("epochs_run"),
         "validation_accuracy": history[best - 1]["val_accuracy"] if 0 < best <= len(history) else None,

@@ -175,7 +175,8 @@ def evaluate_pair(registry: Registry, saved: SavedModel, model: Model, ds_name: 
             "n_test": int(len(test_y)), "meta": res.json_ready(dict(dataset.meta), "meta"),
         },
         # The model's training, as its checkpoint records it: no epochs were run here.
-        "history": [], "best_epoch": m.get("best_epoch") or 0, "epochs_run": m.get("epochs_run") or 0,
+        "history": m.get("history") or [], "best_epoch": m.get("best_epoch") or 0,
+        "epochs_run": m.get("epochs_run") or 0,
         "preprocessing": prep, "metrics": metrics, "metric_errors": errors,
         "timing": {"inference_seconds": seconds, "inference_samples_per_second": len(test_y) / seconds if seconds > 0 else None},
         "evaluated": {
