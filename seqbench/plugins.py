@@ -35,6 +35,8 @@ ENTRY_POINT_GROUP = "seqbench"
 BUILTIN_PLUGINS = ("datasets", "models", "metrics")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 HOOKS = ("register_datasets", "register_models", "register_metrics")
+#: The hooks of loggers, called with a run's events (:mod:`seqbench.loggers`).
+LOG_HOOKS = ("log_run_start", "log_epoch_end", "log_pair_end", "log_run_end")
 
 
 class PluginError(Exception):
@@ -65,6 +67,8 @@ class Registry:
     owner: dict[tuple[str, str], str] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The implementations of each ``log_*`` hook, in registration order.
+    loggers: dict[str, list[pluggy.HookImpl]] = field(default_factory=dict)
 
     def plugin_of(self, kind: str, name: str) -> str:
         """The name of the plugin that registered ``name`` of ``kind`` (``model``, ...)."""
@@ -177,6 +181,7 @@ def load_plugins(
     _check_implements_hooks(pm, registry, strict)
 
     _collect(pm, registry, strict)
+    _collect_loggers(pm, registry)
     return registry
 
 
@@ -270,6 +275,15 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None
                 info.error = error
                 _warn(registry, f"plugin {label!r} failed in {hook}: {error}", strict)
             info.registered.extend(f"{kind}:{n}" for n in added)
+
+
+def _collect_loggers(pm: pluggy.PluginManager, registry: Registry) -> None:
+    infos = {info.name: info for info in registry.plugins}
+    for hook in LOG_HOOKS:
+        impls = getattr(pm.hook, hook).get_hookimpls()  # in registration order
+        registry.loggers[hook] = impls
+        for impl in impls:
+            infos[impl.plugin_name].hooks.append(hook)
 
 
 def _version(dist: str) -> str | None:

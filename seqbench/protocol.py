@@ -113,6 +113,19 @@ def _subset(n: int, limit: int | None, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng([seed, 0x5B5]).choice(n, size=limit, replace=False))
 
 
+def test_split(dataset: Dataset, seed: int, max_test: int | None = None,
+               stats: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The test rows a pair of ``seed`` is evaluated on: at most ``max_test`` of them (a seeded
+    subset), standardised with the training ``stats`` when given."""
+    test_x, test_y = dataset.test_x, dataset.test_y
+    keep = _subset(len(test_y), max_test, seed)
+    if keep is not None:
+        test_x, test_y = test_x[keep], test_y[keep]
+    if stats is not None:
+        test_x = preprocess.standardize(test_x, *stats, dataset.channels)
+    return test_x, test_y
+
+
 def predict_labels(model: Model, x: Any, num_classes: int, plugin: str) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities and predicted labels of ``x`` (on the model's device), in batches."""
     probs = []
@@ -178,7 +191,7 @@ def time_inference(model: Model, x: Any, num_classes: int, plugin: str, clock: C
     }
 
 
-def _compute_metrics(
+def compute_metrics(
     metrics: Mapping[str, MetricSpec], y: np.ndarray, pred: np.ndarray, proba: np.ndarray, ds: Dataset
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Every metric's result; a metric that raises is reported in the errors, the rest go on."""
@@ -313,12 +326,7 @@ def train_and_evaluate(
 
     model.load_state_dict(best_state)
     # The test split is read here, once, after training and selection are over.
-    test_x, test_y = dataset.test_x, dataset.test_y
-    keep = _subset(len(test_y), max_test, seed)
-    if keep is not None:
-        test_x, test_y = test_x[keep], test_y[keep]
-    if stats is not None:
-        test_x = preprocess.standardize(test_x, *stats, dataset.channels)
+    test_x, test_y = test_split(dataset, seed, max_test, stats)
     x_test = model.to_device(test_x)
     model.synchronize()
     t0 = clock()
@@ -326,7 +334,7 @@ def train_and_evaluate(
     model.synchronize()
     infer_seconds = clock() - t0
     result["split"]["n_test"] = int(len(test_y))
-    result["metrics"], result["metric_errors"] = _compute_metrics(metrics, test_y, pred, proba, dataset)
+    result["metrics"], result["metric_errors"] = compute_metrics(metrics, test_y, pred, proba, dataset)
     result["test_predictions"] = np.stack([test_y, pred]).astype(np.int8 if num_classes <= 127 else np.int32)
     result["timing"].update(
         inference_seconds=infer_seconds,

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from seqbench import preprocess, provenance, records
+from seqbench import checkpoints, preprocess, provenance, records
 from seqbench.executors import Executor, Matrix, PairJob
 from seqbench.executors.local import SequentialExecutor
+from seqbench.loggers import LoggerObserver
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
 from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable, is_event_log
@@ -66,6 +67,17 @@ class RunRequest:
     published: bool = True
     #: Write a new run into an ``out_dir`` that holds other things (they may be overwritten).
     allow_nonempty: bool = False
+    #: Keep each ok pair's restored best-validation model beside its record (seqbench.checkpoints).
+    save_models: bool = False
+
+
+@dataclass(frozen=True)
+class PairFiles:
+    """What a pair leaves beside its record: its test predictions (``(2, n_test)`` labels and
+    predicted labels) and, with ``save_models``, its checkpoint."""
+
+    predictions: Any = None
+    checkpoint: checkpoints.Checkpoint | None = None
 
 
 #: The file of the run's events, one JSON object a line (:class:`seqbench.progress.EventLog`).
@@ -348,6 +360,7 @@ def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) 
         quick=bool(config.get("quick")),
         standardize=bool(config.get("standardize", True)),
         augment=bool(config.get("augment", True)),
+        save_models=bool(config.get("save_models", False)),
         resume=True,
         **options,
     )
@@ -420,6 +433,8 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         results = res.new_results(_config(registry, request, plan), session)
         _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
     ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
+    if any(registry.loggers.values()):
+        observer = Observers(observer, LoggerObserver(registry.loggers, request.command, results["config"], observer.warn))
     pairs = [replace(p, done=p.key in done) for p in plan.pairs]
     observer.run_start(out, pairs, plan.unavailable, request.resume)
     for note in plan.notes:
@@ -437,12 +452,15 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
         _write_reports(out, results, record, plot_format, observer, only_missing)
 
-    def received(job: PairJob, record: dict[str, Any], predictions: Any) -> None:
+    def received(job: PairJob, record: dict[str, Any], files: PairFiles | None) -> None:
         for name, error in (record.get("metric_errors") or {}).items():
             plugin = registry.owner.get(("metric", name), "?")  # a worker may have metrics this process lacks
             observer.warn(f"metric {name!r} from plugin {plugin!r} failed: {error}")
+        if record.get("checkpoint_error"):
+            observer.warn(f"no checkpoint of {record['model']} x {record['dataset']} seed {record['seed']}: "
+                          f"{record['checkpoint_error']}")
         record.setdefault("finished", res.now_iso())
-        _save_pair(out, record, predictions)
+        _save_pair(out, record, files)
         observer.pair_end(record)
         keep(record)
 
@@ -510,6 +528,7 @@ def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str,
         "protocol": {**PROTOCOL_DEFAULTS, **({"quick_profile": QUICK_PROFILE} if request.quick else {})},
         "unavailable": [u.as_dict() for u in plan.unavailable],
         "published": request.published,
+        "save_models": request.save_models,
     }
 
 
@@ -535,11 +554,15 @@ def _write(out_dir: Path, what: str, write: Callable[[], Any]) -> None:
         ) from None
 
 
-def _save_pair(out_dir: Path, record: dict[str, Any], predictions: Any) -> None:
-    what = f"the pair record of {record['model']} x {record['dataset']} seed {record['seed']}"
-    if predictions is not None:
-        _write(out_dir, what, lambda: res.write_predictions(out_dir, record, predictions))
-    _write(out_dir, what, lambda: res.write_pair(out_dir, record))
+def _save_pair(out_dir: Path, record: dict[str, Any], files: PairFiles | None) -> None:
+    """The pair's checkpoint and predictions, then its record (a record names complete files)."""
+    pair = f"{record['model']} x {record['dataset']} seed {record['seed']}"
+    if files is not None and files.checkpoint is not None:
+        _write(out_dir, f"the checkpoint of {pair}",
+               lambda: record.update(checkpoint=checkpoints.write(out_dir, record, files.checkpoint)))
+    if files is not None and files.predictions is not None:
+        _write(out_dir, f"the pair record of {pair}", lambda: res.write_predictions(out_dir, record, files.predictions))
+    _write(out_dir, f"the pair record of {pair}", lambda: res.write_pair(out_dir, record))
 
 
 def _check_same_data(name: str, fingerprint: str, done: Mapping[res.PairKey, dict[str, Any]], data_dir: Path) -> None:
@@ -597,9 +620,10 @@ def run_pair(
     request: RunRequest,
     observer: RunObserver,
     env: dict[str, Any],
-) -> tuple[dict[str, Any], Any]:
-    """The pair's record (every value JSON-ready; a failed pair when a plugin fails) and its test
-    predictions. Runs wherever the dataset is: in the run's process, or on a worker."""
+) -> tuple[dict[str, Any], PairFiles | None]:
+    """The pair's record (every value JSON-ready; a failed pair when a plugin fails) and its
+    files: test predictions, and its checkpoint when the request saves models. Runs wherever
+    the dataset is: in the run's process, or on a worker."""
     spec = registry.models[model_name]
     plugin = registry.plugin_of("model", model_name)
     info = dataset.info
@@ -637,6 +661,12 @@ def run_pair(
         record.update(out)
         record["dataset_info"] = {**base["dataset_info"], **split}
         record = res.json_ready(record)
+        checkpoint = None
+        if request.save_models and record["status"] == "ok":
+            try:
+                checkpoint = checkpoints.pack(model, record, plugin, dataset, limits.get("max_test"))
+            except checkpoints.CheckpointError as exc:  # the pair's results stand without it
+                record["checkpoint_error"] = str(exc)
     except PluginOutputError as exc:
         return {**record, "status": "failed", "reason": str(exc)}, None
     except res.UnwritableValue as exc:
@@ -646,7 +676,7 @@ def run_pair(
     except BaseException as exc:  # SystemExit too: a plugin must not end the run
         failed = {"status": "failed", "reason": f"model plugin {plugin!r}: {one_line(exc)}", "traceback": traceback.format_exc()}
         return {**record, **failed}, None
-    return record, predictions
+    return record, PairFiles(predictions, checkpoint)
 
 
 def _num_parameters(model: Any, plugin: str) -> int | None:

@@ -17,7 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -303,6 +303,36 @@ class Model(abc.ABC):
     def num_parameters(self) -> int | None:
         """How many trainable numbers the model has (recorded per pair); ``None``: unknown."""
         return None
+
+    #: The file suffix of the format :meth:`write_checkpoint` writes (``seqbench run --save-models``).
+    checkpoint_format: str = "npz"
+
+    def write_checkpoint(self, file: BinaryIO) -> None:
+        """Write the parameters to the binary ``file``, for ``seqbench run --save-models``.
+
+        The default writes :meth:`state_dict` as a NumPy ``.npz`` of plain arrays. A plugin with
+        a format of its own overrides this, :meth:`read_checkpoint` and :attr:`checkpoint_format`
+        together; its reader must never run code from the file (no ``pickle``: e.g.
+        ``torch.load(..., weights_only=True)``, safetensors).
+        """
+        import numpy as np
+
+        state = self.state_dict()
+        pickled = [k for k, v in state.items() if np.asarray(v).dtype.hasobject]
+        if pickled:
+            raise TypeError(f"state_dict() entries {', '.join(pickled)} hold Python objects, which only pickle "
+                            "can store: give plain numeric arrays")
+        np.savez(file, **state)
+
+    def read_checkpoint(self, file: BinaryIO) -> None:
+        """Replace the parameters with those :meth:`write_checkpoint` wrote to ``file`` (its bytes
+        already checked against the checkpoint's SHA-256). The default reads the ``.npz`` with
+        ``allow_pickle=False``, so a planted object array is refused, never unpickled."""
+        import numpy as np
+
+        with np.load(file, allow_pickle=False) as f:
+            state = {k: f[k] for k in f.files}
+        self.load_state_dict(state)
 
     def save(self, path: str | Path) -> None:
         """Save parameters and hyperparameters to an ``.npz`` file."""

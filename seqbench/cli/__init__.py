@@ -8,6 +8,7 @@ import click
 
 from seqbench import __version__
 from seqbench.cli.data import data
+from seqbench.cli.evaluate import evaluate
 from seqbench.cli.inspect import list_cmd, plugins_cmd
 from seqbench.cli.report import compare, report
 from seqbench.cli.run import run
@@ -41,6 +42,7 @@ def main(ctx: click.Context, strict_plugins: bool) -> None:
 
 
 main.add_command(run)
+main.add_command(evaluate)
 main.add_command(list_cmd)
 main.add_command(plugins_cmd)
 main.add_command(data)

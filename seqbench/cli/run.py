@@ -320,6 +320,9 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
               help="Keep models and datasets that cannot run here (not named with -m/-d) as skipped pairs, instead of leaving them out.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
               help="Format of the summary table on stdout (progress goes to stderr).")
+@click.option("--save-models", is_flag=True,
+              help="Keep each ok pair's best-validation model beside its record (pairs/<pair>.ckpt/, with a "
+                   "manifest and SHA-256), for seqbench eval.")
 @click.option("--dry-run", is_flag=True, help="List the pairs and the hyperparameters each would use; run and write nothing.")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
               help="Train N pairs at a time on a local Dask cluster of N processes, each with cores/N threads "
@@ -334,7 +337,8 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, allow_nonempty_out: bool, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
-        no_published: bool, include_unavailable: bool, fmt: str, dry_run: bool, workers: int | None, scheduler: str | None) -> None:
+        no_published: bool, include_unavailable: bool, fmt: str, save_models: bool, dry_run: bool, workers: int | None,
+        scheduler: str | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
 
     Progress goes to stderr and the summary table to stdout; the run's events are logged to
@@ -352,6 +356,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                        or no_standardize or no_augment or include_unavailable):
         raise click.UsageError("--resume continues a run with its own selection; leave out --all, -m, -d, --seeds, "
                                "--set, --quick, --no-standardize, --no-augment, --include-unavailable and --out")
+    if resume_dir and save_models:
+        raise click.UsageError("--resume keeps the run's own --save-models setting; leave it out")
     if not (all_pairs or models or datasets or resume_dir):
         raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
     if all_pairs and (models or datasets):
@@ -372,7 +378,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                     allow_nonempty=allow_nonempty_out,
                     data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
                     standardize=not no_standardize, augment=not no_augment, include_unavailable=include_unavailable,
-                    **options,
+                    save_models=save_models, **options,
                 )
             if workers and not request.resume:
                 request = _split_threads(registry, request, workers)

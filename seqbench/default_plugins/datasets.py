@@ -1,5 +1,6 @@
 """Built-in datasets: MNIST, Fashion-MNIST and CIFAR-10 as row sequences, and their
-pixel-by-pixel versions (sMNIST, psMNIST, sCIFAR, sequential Fashion-MNIST) derived from them.
+pixel-by-pixel versions (sMNIST, psMNIST, sCIFAR, sequential Fashion-MNIST) derived from them,
+and MNIST with noise, a shift or its pixels permuted, for evaluating saved models.
 
 Registered like any plugin's. Nothing heavy is imported until a dataset is used; the work is
 done by :mod:`seqbench.datasets`.
@@ -47,7 +48,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
                 preprocessing=defn.preprocessing,
             )
         )
-    from seqbench.datasets.sequential import specs
+    from seqbench.datasets import perturbed, sequential
 
-    for spec in specs():
+    for spec in [*sequential.specs(), *perturbed.specs()]:
         register(spec)
