@@ -15,7 +15,6 @@ A loss that becomes NaN or infinite stops the pair, which is recorded as diverge
 
 from __future__ import annotations
 
-import json
 import math
 import resource
 import sys
@@ -81,6 +80,9 @@ def validate_dataset(ds: Dataset, plugin: str) -> None:
             raise PluginOutputError(f"{where}: {split}_y must be a (N,) integer numpy array, got {_describe(y)}")
         if len(y) != len(x):
             raise PluginOutputError(f"{where}: {split}_x has {len(x)} samples but {split}_y has {len(y)}")
+        if not len(y):
+            raise PluginOutputError(f"{where}: the {split} split is empty")
+        _check_finite(x, f"{where}: {split}_x")
         if len(y) and (y.min() < 0 or y.max() >= len(ds.class_names)):
             raise PluginOutputError(
                 f"{where}: {split}_y has labels outside [0, {len(ds.class_names)}) (the class names)"
@@ -90,6 +92,12 @@ def validate_dataset(ds: Dataset, plugin: str) -> None:
         raise PluginOutputError(f"{where}: train steps x features {shapes[0]} differ from test {shapes[1]}")
     if len(ds.train_y) < 2:
         raise PluginOutputError(f"{where}: needs at least 2 training samples")
+
+
+def _check_finite(x: np.ndarray, where: str) -> None:
+    """Refuse NaN or infinite features; the float64 sum of float32 values overflows only when one is."""
+    if not math.isfinite(float(x.sum(dtype=np.float64))):
+        raise PluginOutputError(f"{where} has {int(np.count_nonzero(~np.isfinite(x)))} non-finite value(s) (NaN or inf)")
 
 
 def _describe(a: Any) -> str:
@@ -180,17 +188,34 @@ def time_inference(model: Model, x: Any, num_classes: int, plugin: str, clock: C
 
 def _compute_metrics(
     metrics: Mapping[str, MetricSpec], y: np.ndarray, pred: np.ndarray, proba: np.ndarray, ds: Dataset
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Every metric's result; a metric that raises is reported in the errors, the rest go on."""
-    values, errors = {}, {}
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """Every metric's result, NumPy values made plain JSON; a metric that raises or returns what
+    JSON cannot hold is reported in the errors (naming the key), the rest go on. The warnings
+    name the metrics whose result holds text alone (tables and compare will not show them)."""
+    from seqbench.results import UnwritableValue, json_ready
+
+    values, errors, warnings = {}, {}, {}
     for name, spec in metrics.items():
         try:
-            value = dict(spec.compute(y, pred, proba, tuple(ds.class_names)))
-            json.dumps(value, allow_nan=False)  # it goes into results.json: refuse what JSON can't hold
-            values[name] = value
+            value = spec.compute(y, pred, proba, tuple(ds.class_names))
+            if not isinstance(value, Mapping):
+                raise PluginOutputError(f"compute must return a mapping of name to value, got {type(value).__name__}")
+            values[name] = json_ready(dict(value))  # it goes into results.json: refuse what JSON can't hold
+        except UnwritableValue as exc:
+            errors[name] = f"ValueError: {exc}"
         except (Exception, SystemExit) as exc:  # a metric plugin must not end the run
-            errors[name] = f"{type(exc).__name__}: {exc}"
-    return values, errors
+            errors[name] = str(exc) if isinstance(exc, PluginOutputError) else f"{type(exc).__name__}: {exc}"
+        else:
+            if _only_text(values[name]):
+                warnings[name] = "returned no number, only text: tables and compare will not show it"
+    return values, errors, warnings
+
+
+def _only_text(value: Any) -> bool:
+    """Whether a metric's result holds text and nothing else (no number, no list)."""
+    if isinstance(value, dict):
+        return bool(value) and all(_only_text(v) for v in value.values())
+    return isinstance(value, str)
 
 
 def peak_host_rss_bytes() -> int:
@@ -326,7 +351,9 @@ def train_and_evaluate(
     model.synchronize()
     infer_seconds = clock() - t0
     result["split"]["n_test"] = int(len(test_y))
-    result["metrics"], result["metric_errors"] = _compute_metrics(metrics, test_y, pred, proba, dataset)
+    result["metrics"], result["metric_errors"], notes = _compute_metrics(metrics, test_y, pred, proba, dataset)
+    if notes:
+        result["metric_warnings"] = notes
     result["test_predictions"] = np.stack([test_y, pred]).astype(np.int8 if num_classes <= 127 else np.int32)
     result["timing"].update(
         inference_seconds=infer_seconds,

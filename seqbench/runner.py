@@ -406,6 +406,8 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         for name, error in (record.get("metric_errors") or {}).items():
             plugin = registry.owner.get(("metric", name), "?")  # a worker may have metrics this process lacks
             observer.warn(f"metric {name!r} from plugin {plugin!r} failed: {error}")
+        for name, note in (record.get("metric_warnings") or {}).items():
+            observer.warn(f"metric {name!r} from plugin {registry.owner.get(('metric', name), '?')!r} {note}")
         record.setdefault("finished", res.now_iso())
         _save_pair(out, record, predictions)
         observer.pair_end(record)

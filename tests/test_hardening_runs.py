@@ -1,0 +1,113 @@
+"""Issue 26, part B: hostile plugins, datasets and results that used to give silent wrong
+results, tracebacks or hangs (each test failed on the code before its fix)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from seqbench import DatasetSpec, MetricSpec, hookimpl
+from seqbench.cli import main
+from seqbench.plugins import load_plugins
+
+from helpers import make_toy_dataset, toy_plugin
+
+
+def invoke(registry, *args):
+    return CliRunner().invoke(main, ["run", *args], obj={"registry": registry})
+
+
+def registry_with(monkeypatch, *extra):
+    monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
+    return load_plugins(extra=[("toy", toy_plugin()), *extra])
+
+
+def metric_plugin(name, compute):
+    class Plugin:
+        @hookimpl
+        def register_metrics(self, register):
+            register(MetricSpec(name, compute))
+
+    return Plugin()
+
+
+def dataset_plugin(datasets):
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            for name, ds in datasets.items():
+                register(DatasetSpec(name, lambda ctx, _ds=ds: _ds))
+
+    return Plugin()
+
+
+def pairs_of(out):
+    return json.loads((out / "results.json").read_text())["pairs"]
+
+
+# --- item 8: a dataset's splits are checked when it loads -------------------------------------
+
+
+@pytest.mark.parametrize("spoil, expected", [
+    (lambda ds: replace(ds, test_x=ds.test_x[:0], test_y=ds.test_y[:0]), "test split is empty"),
+    (lambda ds: replace(ds, train_x=np.where(np.arange(6)[None, :, None] == 2, np.nan, ds.train_x).astype(np.float32)),
+     "train_x has 1200 non-finite value(s)"),
+    (lambda ds: replace(ds, test_x=np.full_like(ds.test_x, np.inf)), "test_x has 2160 non-finite value(s)"),
+])
+def test_a_dataset_with_an_empty_or_non_finite_split_fails_naming_its_plugin(monkeypatch, tmp_path, spoil, expected):
+    registry = registry_with(monkeypatch, ("baddata", dataset_plugin({"bad": spoil(make_toy_dataset("bad"))})))
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "logreg", "-d", "bad", "--out", str(out), "--no-plots")
+    assert result.exit_code == 1, result.output
+    (pair,) = pairs_of(out)
+    assert pair["status"] == "failed"
+    assert "dataset 'bad' from plugin 'baddata'" in pair["reason"] and expected in pair["reason"], pair["reason"]
+    assert "model plugin" not in pair["reason"]
+
+
+# --- item 15: metric values of NumPy types ---------------------------------------------------
+
+
+def test_numpy_metric_values_are_converted(monkeypatch, tmp_path):
+    def compute(y, pred, proba, names):
+        return {"f32": np.float32(0.5), "i64": np.int64(3), "flag": np.bool_(True), "zero_d": np.array(0.25),
+                "small": np.array([1, 2]), "nested": {"v": np.float64(0.75)}}
+
+    registry = registry_with(monkeypatch, ("npmetric", metric_plugin("npm", compute)))
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "logreg", "-d", "toy", "--out", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    (pair,) = pairs_of(out)
+    assert pair["metrics"]["npm"] == {"f32": 0.5, "i64": 3, "flag": True, "zero_d": 0.25, "small": [1, 2],
+                                      "nested": {"v": 0.75}}
+    assert "npm" not in (pair.get("metric_errors") or {})
+    assert "warning" not in result.stderr
+
+
+@pytest.mark.parametrize("returned, expected", [
+    (0.5, "compute must return a mapping of name to value, got float"),
+    (np.float32(0.5), "compute must return a mapping of name to value, got float32"),
+    ({"good": 1.0, "bad": np.float32("nan")}, "bad is NaN"),
+    ({"good": 1.0, "obj": object()}, "obj is object"),
+])
+def test_a_broken_metric_is_named_with_its_key(monkeypatch, tmp_path, returned, expected):
+    registry = registry_with(monkeypatch, ("badmetric", metric_plugin("bm", lambda *a: returned)))
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "logreg", "-d", "toy", "--out", str(out), "--no-plots")
+    (pair,) = pairs_of(out)
+    assert pair["status"] == "ok" and "bm" not in pair["metrics"]
+    assert expected in pair["metric_errors"]["bm"], pair["metric_errors"]
+    assert "metric 'bm' from plugin 'badmetric' failed" in result.stderr and expected in result.stderr
+
+
+def test_a_metric_of_strings_only_is_kept_with_a_warning(monkeypatch, tmp_path):
+    registry = registry_with(monkeypatch, ("strmetric", metric_plugin("words", lambda *a: {"verdict": "fine"})))
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "logreg", "-d", "toy", "--out", str(out), "--no-plots")
+    (pair,) = pairs_of(out)
+    assert pair["metrics"]["words"] == {"verdict": "fine"}
+    assert "metric 'words' from plugin 'strmetric' returned no number, only text" in result.stderr, result.stderr
