@@ -111,3 +111,64 @@ def test_a_metric_of_strings_only_is_kept_with_a_warning(monkeypatch, tmp_path):
     (pair,) = pairs_of(out)
     assert pair["metrics"]["words"] == {"verdict": "fine"}
     assert "metric 'words' from plugin 'strmetric' returned no number, only text" in result.stderr, result.stderr
+
+
+# --- item 16: plugin names that clash with the built-ins' ------------------------------------
+
+
+def _use_entry_points(monkeypatch, *eps):
+    from seqbench import plugins as plugins_mod
+
+    monkeypatch.setattr(plugins_mod, "_entry_points", lambda: list(eps))
+    monkeypatch.delenv("SEQBENCH_LOAD_PLUGINS", raising=False)
+
+
+def _models_module(*names):
+    import types
+
+    from seqbench import ModelSpec
+
+    from helpers import MeanLogReg
+
+    def register_models(register):
+        for n in names:
+            register(ModelSpec(n, lambda info, p: MeanLogReg(info.n_features, info.num_classes)))
+
+    module = types.ModuleType("clash")
+    module.register_models = hookimpl(register_models)
+    return module
+
+
+@pytest.mark.parametrize("name", ["models", "datasets", "metrics"])
+def test_an_entry_point_named_like_a_builtin_is_refused_in_one_line(monkeypatch, capsys, name):
+    from helpers import fake_entry_point
+
+    _use_entry_points(monkeypatch, fake_entry_point(name, "seqbench-clash", "1.0", lambda: _models_module("mine")))
+    registry = load_plugins()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Plugin name already registered" not in err, err
+    assert (f"plugin {name!r} (distribution 'seqbench-clash') has the name of the built-in plugin {name!r}; "
+            "rename its entry point") in err
+    builtin, clash = [p for p in registry.plugins if p.name == name or p.distribution == "seqbench-clash"]
+    assert builtin.builtin and builtin.hooks and not builtin.error
+    assert clash.distribution == "seqbench-clash" and clash.error and clash.hooks == [] and clash.registered == []
+    assert clash.name != builtin.name  # names are unambiguous
+    result = CliRunner().invoke(main, ["plugins", "--json", "--all"])
+    shown = {p["distribution"]: p for p in json.loads(result.stdout) if not p["builtin"]}
+    assert shown["seqbench-clash"]["hooks"] == [] and shown["seqbench-clash"]["error"]
+
+
+def test_strict_plugin_errors_do_not_say_ignored(monkeypatch):
+    from helpers import fake_entry_point
+    from seqbench.plugins import PluginError
+
+    _use_entry_points(monkeypatch,
+                      fake_entry_point("first", "seqbench-first", "1.0", lambda: _models_module("dup")),
+                      fake_entry_point("second", "seqbench-second", "1.0", lambda: _models_module("dup")))
+    with pytest.raises(PluginError) as err:
+        load_plugins(strict=True)
+    assert "already registered by plugin 'first'" in str(err.value) and not str(err.value).endswith("ignored")
+    _use_entry_points(monkeypatch, fake_entry_point("models", "seqbench-clash", "1.0", lambda: _models_module("x")))
+    with pytest.raises(PluginError) as err:
+        load_plugins(strict=True)
+    assert "rename its entry point" in str(err.value) and "ignored" not in str(err.value)
