@@ -172,3 +172,66 @@ def test_strict_plugin_errors_do_not_say_ignored(monkeypatch):
     with pytest.raises(PluginError) as err:
         load_plugins(strict=True)
     assert "rename its entry point" in str(err.value) and "ignored" not in str(err.value)
+
+
+# --- item 9: compare ---------------------------------------------------------------------------
+
+
+def compare(tmp_path, base_pairs, new_pairs, *args):
+    from results_factory import make_results, write_run
+
+    dirs = []
+    for label, pairs in (("base", base_pairs), ("new", new_pairs)):
+        (tmp_path / label).mkdir(exist_ok=True)
+        dirs.append(str(write_run(tmp_path / label, make_results(pairs))))
+    return CliRunner().invoke(main, ["compare", *dirs, *args])
+
+
+def test_allow_missing_compares_only_the_seeds_both_runs_have(tmp_path):
+    from results_factory import make_pair, seeded
+
+    base = seeded("m", "mnist", [0.90, 0.80], [2.0, 2.0])
+    new = [make_pair("m", "mnist", 0, accuracy=0.90, seconds=2.0)]  # seed 0 bit-identical, seed 1 not run
+    result = compare(tmp_path, base, new, "--allow-missing", "--fail-on", "accuracy:-1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["pairs"][0]
+    assert row["base_accuracy_pct_mean"] == pytest.approx(90.0) and row["base_n"] == 1
+    assert row["accuracy_diff_pp"] == 0
+    warning = "m on mnist: compared on the seeds both runs have (0); BASE's seed 1 left out"
+    assert warning in json.loads(result.stdout)["warnings"]
+    assert warning in compare(tmp_path, base, new, "--allow-missing").stderr
+
+
+def test_a_time_gate_with_base_at_zero_seconds_is_not_ok(tmp_path):
+    from results_factory import seeded
+
+    base = seeded("m", "mnist", [0.9, 0.9, 0.9], [0.0, 0.0, 0.0])
+    new = seeded("m", "mnist", [0.9, 0.9, 0.9], [5.0, 5.0, 5.0])
+    result = compare(tmp_path, base, new, "--fail-on", "time:+10%")
+    assert result.exit_code == 1, result.output
+    assert "OK: no regression" not in result.stderr
+    assert "m on mnist: time cannot be gated: BASE has 0 seconds per epoch" in result.stderr
+
+
+@pytest.mark.parametrize("spoil, expected", [
+    (lambda p: p["metrics"]["accuracy"].update(accuracy=1.5), "accuracy 1.5 is outside [0, 1]"),
+    (lambda p: p["timing"].update(epoch_seconds_median=-2.0), "timing.epoch_seconds_median is negative (-2.0)"),
+    (lambda p: p["timing"].update(train_seconds=-1), "timing.train_seconds is negative (-1)"),
+])
+def test_compare_refuses_impossible_records(tmp_path, spoil, expected):
+    from results_factory import seeded
+
+    base = seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0])
+    spoil(base[1])
+    result = compare(tmp_path, base, seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "BASE" in result.stderr and "m on mnist seed 1" in result.stderr and expected in result.stderr, result.stderr
+
+
+def test_compare_refuses_duplicate_seeds(tmp_path):
+    from results_factory import make_pair, seeded
+
+    new = seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]) + [make_pair("m", "mnist", 1, accuracy=0.5)]
+    result = compare(tmp_path, seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]), new)
+    assert result.exit_code == 1
+    assert "NEW" in result.stderr and "m on mnist seed 1 is there twice" in result.stderr, result.stderr
