@@ -235,3 +235,45 @@ def test_compare_refuses_duplicate_seeds(tmp_path):
     result = compare(tmp_path, seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]), new)
     assert result.exit_code == 1
     assert "NEW" in result.stderr and "m on mnist seed 1 is there twice" in result.stderr, result.stderr
+
+
+# --- item 10: overflow -------------------------------------------------------------------------
+
+
+def test_huge_metric_values_and_parameter_counts_never_crash_a_run(monkeypatch, tmp_path):
+    from helpers import MeanLogReg
+
+    class Huge(MeanLogReg):
+        def num_parameters(self):
+            return 10**400
+
+    huge = toy_plugin(datasets={}, models={"huge": lambda info, p: Huge(info.n_features, info.num_classes, 0.5, p["seed"])})
+    registry = registry_with(monkeypatch, ("hugemodel", huge),
+                             ("bigmetric", metric_plugin("big", lambda *a: {"big": 1e308, "small": -1e308})))
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "huge", "-d", "toy", "--seeds", "0,1", "--out", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert "OverflowError" not in result.output and "could not write" not in result.stderr, result.stderr
+    for name in ("summary.md", "summary.csv", "report.html", "records.csv", "timing.md"):
+        assert (out / name).stat().st_size > 0
+    assert "1e+308" in (out / "summary.md").read_text()
+    report = CliRunner().invoke(main, ["report", str(out)])
+    assert report.exit_code == 0 and "OverflowError" not in report.output, report.output
+
+
+def test_huge_times_never_crash_report_or_compare(tmp_path):
+    from results_factory import make_results, seeded, write_run
+
+    pairs = seeded("m", "mnist", [0.9, 0.9], [1e308, 1e308])
+    for p in pairs:
+        p["timing"].update(train_seconds=1e308, time_to_best_seconds=1e308)
+        p["num_parameters"] = 10**400
+    for label in ("base", "new"):
+        (tmp_path / label).mkdir()
+        write_run(tmp_path / label, make_results(pairs))
+    report = CliRunner().invoke(main, ["report", str(tmp_path / "base")])
+    assert report.exit_code == 0 and "OverflowError" not in report.output, report.output
+    assert (tmp_path / "base" / "summary.md").exists() and (tmp_path / "base" / "report.html").exists()
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--fail-on", "time:+10%"])
+    assert result.exit_code in (0, 1) and "OverflowError" not in result.output, result.output
+    assert "Traceback" not in result.output

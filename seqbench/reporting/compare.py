@@ -47,6 +47,7 @@ from seqbench.reporting.tables import (
     metric_column,
     metric_names,
     metric_stat,
+    mean_std,
     metric_values,
     ok_pairs,
     pair_accuracy,
@@ -241,7 +242,7 @@ def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | No
 
     b, n = ([s for s in map(seconds_per_epoch, ok_pairs(side)) if s is not None] for side in (base, new))
     test = permutation_test(b, n, alpha=alpha)
-    base_mean = sum(b) / len(b) if b else 0.0
+    base_mean = mean_std(b)[0] if b else 0.0
     return test.affine(1 / base_mean, 1.0) if test is not None and base_mean > 0 else None
 
 

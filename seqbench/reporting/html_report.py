@@ -113,12 +113,16 @@ def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None
     ``fmt`` None draws nothing."""
     if fmt is None:
         return []
-    from seqbench.reporting.plots import PLOTS_DIR, check_format, figure_bytes, run_figures
+    from seqbench.reporting.plots import PLOTS_DIR, UndrawableFigure, check_format, figure_bytes, run_figures
 
     check_format(fmt)
     embedded = []
     for figure in run_figures(results):
-        data = figure_bytes(figure.figure, fmt)
+        try:
+            data = figure_bytes(figure.figure, fmt)
+        except UndrawableFigure as exc:  # the page says so in the figure's place
+            embedded.append(Embedded(figure.name, f"{figure.caption}: not drawn ({exc})", 0, "", b""))
+            continue
         if out_dir is not None:
             atomic_write_bytes(out_dir / PLOTS_DIR / f"{figure.name}.{fmt}", data)
         shown = (fmt, data) if fmt in _MIME else ("png", figure_bytes(figure.figure, "png"))
@@ -129,6 +133,8 @@ def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None
 
 
 def _img(figure: Embedded) -> str:
+    if not figure.data:
+        return f'<figure id="fig-{html.escape(figure.name)}"><figcaption>{html.escape(figure.caption)}</figcaption></figure>'
     uri = f"data:{_MIME[figure.fmt]};base64,{base64.b64encode(figure.data).decode('ascii')}"
     return (f'<figure id="fig-{html.escape(figure.name)}"><img src="{uri}" style="width: {figure.width}px"'
             f' alt="{html.escape(figure.caption)}">'
