@@ -380,18 +380,24 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     session = res.new_session(request.command, str(request.data_dir), env)
     session["executor"] = executor.describe()
     started = time.monotonic()
-    done: dict[res.PairKey, dict[str, Any]] = {}
+    ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
+    done = finished_pairs(out) if request.resume else {}
+    plan, missing = locate_datasets(registry, plan, ctx, done)
     if request.resume:
         results = res.resumed_results(res.load_results(out, strict=True), session)
-        done = finished_pairs(out)
+        for item in plan.unavailable:
+            if item.kind == "dataset" and item.name in results["config"]["datasets"]:
+                _drop_dataset(results["config"], item)
     else:
         results = res.new_results(_config(registry, request, plan), session)
         _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
-    ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
     pairs = [replace(p, done=p.key in done) for p in plan.pairs]
     observer.run_start(out, pairs, plan.unavailable, request.resume)
     for note in plan.notes:
         observer.warn(note)
+    for name, reason in missing.items():
+        count = sum(p.dataset == name for p in pairs if not p.done)
+        observer.warn(f"dataset {name} cannot load here: {reason}; its {count} pair(s) will be recorded as skipped")
     order = {p.key: i for i, p in enumerate(plan.pairs)}
     kept: dict[res.PairKey, dict[str, Any]] = {}
 
@@ -455,12 +461,44 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
 
 def _leave_out(out: Path, results: dict[str, Any], item: Unavailable, pairs: int, observer: RunObserver) -> None:
     """A dataset that cannot load here leaves the run: out of its config, into ``config.unavailable``."""
-    config = results["config"]
+    _drop_dataset(results["config"], item)
+    _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
+    observer.unavailable(item, pairs)
+
+
+def _drop_dataset(config: dict[str, Any], item: Unavailable) -> None:
     config["datasets"] = [d for d in config["datasets"] if d != item.name]
     config.get("preprocessing", {}).pop(item.name, None)
     config.setdefault("unavailable", []).append(item.as_dict())
-    _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-    observer.unavailable(item, pairs)
+
+
+def locate_datasets(registry: Registry, plan: RunPlan, ctx: LoadContext,
+                    done: Mapping[res.PairKey, Any]) -> tuple[RunPlan, dict[str, str]]:
+    """Check every dataset with pairs to run, cheaply (``DatasetSpec.check``: no data is read),
+    before the first pair trains. Those that cannot load and were not named leave the plan (its
+    ``unavailable``), so that all are reported at once and the pair counts hold from the start;
+    returns the plan and, for the named ones (kept as skipped pairs), why each cannot load.
+
+    A check that fails otherwise is left to ``load``, which names the plugin."""
+    missing: dict[str, str] = {}
+    for name in plan.datasets:
+        spec = registry.datasets[name]
+        if spec.check is None or all(p.key in done for p in plan.pairs if p.dataset == name):
+            continue
+        try:
+            spec.check(ctx)
+        except DatasetUnavailable as exc:
+            missing[name] = str(exc)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            continue
+    gone = {name: reason for name, reason in missing.items() if name not in plan.keep_datasets}
+    if gone:
+        plan = replace(plan, datasets=[d for d in plan.datasets if d not in gone],
+                       pairs=[p for p in plan.pairs if p.dataset not in gone],
+                       unavailable=[*plan.unavailable, *(Unavailable("dataset", d, r) for d, r in gone.items())])
+    return plan, {name: reason for name, reason in missing.items() if name not in gone}
 
 
 def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str, Any]:

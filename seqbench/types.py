@@ -149,6 +149,10 @@ class DatasetSpec:
     dataset a derived one is built from (see :meth:`derive`), else ``None``. ``in_all``:
     whether a run that names no dataset (``seqbench run --all``, or ``-m`` alone) includes it;
     set it ``False`` for tasks too long for that (the pixel-by-pixel ones): they run when named.
+    ``check(ctx)``, when given, raises :class:`DatasetUnavailable` as ``load`` would when the
+    data cannot be had here (files missing and downloads off), cheaply: without reading the
+    data. A run calls it for every selected dataset before the first pair trains, so that all
+    missing data is reported at once.
     """
 
     name: str
@@ -159,6 +163,7 @@ class DatasetSpec:
     preprocessing: Preprocessing = Preprocessing()
     source: str | None = None
     in_all: bool = True
+    check: Callable[[LoadContext], None] | None = None
 
     @classmethod
     def derive(
@@ -237,7 +242,13 @@ class DatasetSpec:
                 raise DatasetUnavailable(f"dataset {name!r} derives from {source!r}, which has no fetcher")
             spec.fetch(ctx)
 
-        return cls(name, load, description or f"{source}, {identity}", locate, fetch, preprocessing, source, in_all)
+        def check(ctx: LoadContext) -> None:
+            spec = ctx.spec(source)
+            if spec.check is not None:
+                spec.check(ctx)
+
+        return cls(name, load, description or f"{source}, {identity}", locate, fetch, preprocessing, source, in_all,
+                   check)
 
 
 def derived_fingerprint(source: str, identity: str, params: Mapping[str, Any] | None = None) -> str:

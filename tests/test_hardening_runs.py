@@ -277,3 +277,71 @@ def test_huge_times_never_crash_report_or_compare(tmp_path):
     result = CliRunner().invoke(main, ["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--fail-on", "time:+10%"])
     assert result.exit_code in (0, 1) and "OverflowError" not in result.output, result.output
     assert "Traceback" not in result.output
+
+
+# --- item 13: every selected dataset is located before the first pair trains ------------------
+
+
+def test_missing_datasets_are_all_reported_before_the_first_pair(monkeypatch, tmp_path):
+    from seqbench import DatasetUnavailable
+
+    loaded = []
+
+    def gone(name):
+        def check(ctx):
+            raise DatasetUnavailable(f"dataset {name!r} is not available: files missing")
+
+        def load(ctx):
+            loaded.append(name)
+            check(ctx)
+
+        return DatasetSpec(name, load, check=check)
+
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register(gone("gone1"))
+            register(gone("gone2"))
+
+    registry = registry_with(monkeypatch, ("gone", Plugin()))
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "logreg", "--out", str(out), "--no-plots")  # every dataset, none named
+    assert result.exit_code == 0, result.output
+    before = result.stderr.split("[1/")[0]
+    assert "1 pair(s) to run" in before, result.stderr
+    assert "dataset 'gone1' is not available" in before and "dataset 'gone2' is not available" in before
+    assert "[1/1] logreg x toy" in result.stderr and "[2/" not in result.stderr
+    assert loaded == []  # located cheaply, never loaded
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert config["datasets"] == ["toy"] and {u["name"] for u in config["unavailable"]} == {"gone1", "gone2"}
+
+
+def test_named_missing_datasets_are_announced_before_the_first_pair(monkeypatch, tmp_path):
+    from seqbench import DatasetUnavailable
+
+    def check(ctx):
+        raise DatasetUnavailable("files missing")
+
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register(DatasetSpec("zzz", lambda ctx: check(ctx), check=check))
+
+    registry = registry_with(monkeypatch, ("gone", Plugin()))
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "logreg", "-d", "toy", "-d", "zzz", "--out", str(out), "--no-plots")
+    before = result.stderr.split("[1/")[0]
+    assert "dataset zzz cannot load here: files missing; its 1 pair(s) will be recorded as skipped" in before, result.stderr
+    assert {p["dataset"]: p["status"] for p in pairs_of(out)} == {"toy": "ok", "zzz": "skipped"}
+
+
+def test_builtin_datasets_are_located_without_reading(tmp_path):
+    from seqbench import DatasetUnavailable
+    from seqbench.types import LoadContext
+
+    registry = load_plugins()
+    ctx = LoadContext(tmp_path, download=False, datasets=registry.datasets)
+    for name in ("mnist", "cifar10", "smnist", "scifar10"):
+        with pytest.raises(DatasetUnavailable, match="missing from"):
+            registry.datasets[name].check(ctx)
+    registry.datasets["mnist"].check(LoadContext(tmp_path, download=True, datasets=registry.datasets))  # fetchable
