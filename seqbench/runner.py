@@ -395,6 +395,9 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     observer.run_start(out, pairs, plan.unavailable, request.resume)
     for note in plan.notes:
         observer.warn(note)
+    if any(not p.done for p in pairs):
+        for line in resume_differences(env, plan, done):
+            observer.warn(line)
     for name, reason in missing.items():
         count = sum(p.dataset == name for p in pairs if not p.done)
         observer.warn(f"dataset {name} cannot load here: {reason}; its {count} pair(s) will be recorded as skipped")
@@ -457,6 +460,41 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     _guard(observer, "report", lambda: _html_report().write_run_report(out, results, request.plot_format if request.plots else None))
     observer.run_end(results)
     return results
+
+
+def resume_differences(env: Mapping[str, Any], plan: RunPlan, done: Mapping[res.PairKey, dict[str, Any]]) -> list[str]:
+    """What differs between the finished pairs of a resumed run and the pairs it will run now,
+    which would be averaged together: the code (commit, dirty state), plugin versions, and
+    each model × dataset's hyperparameters (changed plugin defaults)."""
+    lines = []
+    now = provenance.code_state(env)
+    before = sorted({s for r in done.values() if (s := provenance.code_state(r.get("environment"))) and s != now})
+    if before:
+        lines.append(f"the finished pairs ran under other code: {' · '.join(before)}; now {now or 'unknown code'}: "
+                     "their seeds will be averaged with this code's (summary.md and report.html list every commit)")
+    plugins = dict(env.get("plugins") or {})
+    changed = sorted({f"{name} {version} → {plugins.get(name)}" for r in done.values()
+                      for name, version in ((r.get("environment") or {}).get("plugins") or {}).items()
+                      if plugins.get(name) != version})
+    if changed:
+        lines.append(f"plugin versions differ from the finished pairs': {', '.join(changed)}")
+    for pair in plan.pairs:
+        if pair.params is None or pair.key in done:
+            continue
+        old = next((r.get("params") for (m, d, _), r in done.items() if (m, d) == (pair.model, pair.dataset)), None)
+        if not isinstance(old, dict):
+            continue
+        diffs = [f"{k} {_shown(old.get(k))} → {_shown(pair.params.get(k))}" for k in sorted(set(old) | set(pair.params))
+                 if k != "seed" and old.get(k) != pair.params.get(k)]
+        line = (f"{pair.model} on {pair.dataset}: the finished pairs ran with other hyperparameters ({', '.join(diffs)}); "
+                "their seeds will be averaged with these")
+        if diffs and line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value)
 
 
 def _leave_out(out: Path, results: dict[str, Any], item: Unavailable, pairs: int, observer: RunObserver) -> None:

@@ -345,3 +345,48 @@ def test_builtin_datasets_are_located_without_reading(tmp_path):
         with pytest.raises(DatasetUnavailable, match="missing from"):
             registry.datasets[name].check(ctx)
     registry.datasets["mnist"].check(LoadContext(tmp_path, download=True, datasets=registry.datasets))  # fetchable
+
+
+# --- item 7: a resume under other code says so, and the reports show every commit --------------
+
+
+def _finished_run(registry, tmp_path):
+    """A run of seeds 0 and 1 whose seed 1 is to be run again, seed 0 edited by ``spoil``."""
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--out", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    (out / "pairs" / "logreg+toy+seed1.json").unlink()
+    return out, out / "pairs" / "logreg+toy+seed0.json"
+
+
+def test_a_resume_under_another_commit_warns_and_the_reports_show_both(toy_registry, tmp_path):
+    out, seed0 = _finished_run(toy_registry, tmp_path)
+    record = json.loads(seed0.read_text())
+    record["environment"]["git"] = {"commit": "f" * 40, "dirty": True, "diff_sha256": "ab" * 32}
+    record["environment"]["git_commit"] = "f" * 40 + "-dirty"
+    seed0.write_text(json.dumps(record))
+    result = CliRunner().invoke(main, ["run", "--resume", str(out), "--no-plots"], obj={"registry": toy_registry})
+    assert result.exit_code == 0, result.output
+    warning = result.stderr.split("[2/2]")[0]
+    assert "the finished pairs ran under other code: commit ffffffffffff (dirty, diff abababababab)" in warning, \
+        result.stderr
+    assert "their seeds will be averaged with this code's" in warning
+    summary, page = (out / "summary.md").read_text(), (out / "report.html").read_text()
+    for text in (summary, page):
+        assert "(dirty, diff abababababab; 1 pair)" in text and "ffffffffffff" in text, text[:800]
+    current = json.loads((out / "pairs" / "logreg+toy+seed1.json").read_text())["environment"]["git_commit"]
+    if current:
+        assert current[:12] in summary and current[:12] in page
+
+
+def test_a_resume_with_changed_plugin_defaults_warns(toy_registry, tmp_path):
+    out, seed0 = _finished_run(toy_registry, tmp_path)
+    record = json.loads(seed0.read_text())
+    record["params"]["lr"] = 0.1
+    record["environment"]["plugins"] = {"toy": "0.9"}
+    seed0.write_text(json.dumps(record))
+    result = CliRunner().invoke(main, ["run", "--resume", str(out), "--no-plots"], obj={"registry": toy_registry})
+    assert result.exit_code == 0, result.output
+    warning = result.stderr.split("[2/2]")[0]
+    assert "logreg on toy: the finished pairs ran with other hyperparameters (lr 0.1 → 0.5)" in warning, result.stderr
+    assert "plugin versions differ from the finished pairs': toy 0.9 → None" in warning, result.stderr

@@ -20,6 +20,7 @@ from seqbench.reporting.tables import (
     STATS_NOTE,
     Column,
     Table,
+    code_line,
     data_line,
     dig,
     human_cells,
@@ -179,14 +180,14 @@ def protocol_line(results: dict[str, Any]) -> str:
 
 
 def _run_header(label: str | None, results: dict[str, Any]) -> str:
-    commit = dig(results, "environment", "git_commit")
+    commit = code_line(results, digits=40)
     seeds = dig(results, "config", "seeds")
     rows = [
         ("command", f"<code>{html.escape(str(results['command']))}</code>" if results.get("command") else None),
         ("when", html.escape(" → ".join(str(results[k]) for k in ("created", "updated") if results.get(k)))),
         ("machine", html.escape(_machine(results))),
         ("software", html.escape(_software(results))),
-        ("commit", f"<code>{html.escape(commit)}</code>" if isinstance(commit, str) else None),
+        ("code", html.escape(commit) if commit else None),
         ("seeds", html.escape(", ".join(map(str, seeds))) if isinstance(seeds, list) else None),
         ("protocol", html.escape(protocol_line(results))),
         ("data", html.escape(data_line(results).removeprefix("Data, for every model: ")) or None),

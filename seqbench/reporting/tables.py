@@ -656,15 +656,33 @@ TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
 }
 
 
+def code_line(results: dict[str, Any], digits: int = 12) -> str | None:
+    """The code the run's pairs ran under: ``commit X`` (``digits`` digits) when one version, else
+    every commit and dirty state with its number of pairs (a resume under other code averages
+    seeds of both)."""
+    from seqbench.provenance import code_state, code_version
+
+    versions = Counter(v for p in pairs_of(results) if (v := code_version(p.get("environment"), digits)) is not None)
+    if not versions:
+        return code_state(section(results, "environment"), digits)
+    if len(versions) == 1:
+        (commit, flags), = versions
+        return f"commit {commit}" + (f" ({', '.join(flags)})" if flags else "")
+    shown = []
+    for (commit, flags), n in versions.items():
+        count = f"{n} pair{'s' * (n > 1)}"
+        shown.append(f"{commit} ({', '.join(flags)}; {count})" if flags else f"{commit} ({count})")
+    return "pairs ran under different code: commits " + " · ".join(shown)
+
+
 def _run_line(results: dict[str, Any]) -> str:
-    """Where the numbers come from: command, time, machine and commit, in one line."""
+    """Where the numbers come from: command, time, machine and commit(s), in one line."""
     machine = section(results, "environment", "machine")
-    commit = dig(results, "environment", "git_commit")
     parts = [
         f"`{results['command']}`" if results.get("command") else None,
         results.get("updated") or results.get("created"),
         f"{machine['cpu']} ({machine.get('cpu_count', '?')} CPUs)" if machine.get("cpu") else None,
-        f"commit {commit[:12]}" if isinstance(commit, str) else None,
+        code_line(results),
     ]
     return " · ".join(str(p) for p in parts if p)
 
