@@ -28,6 +28,7 @@ from seqbench.protocol import (
     train_and_evaluate,
     validate_dataset,
 )
+from seqbench.timeouts import PairTimeout, UserInterrupt, is_plugins_interrupt, time_limit, user_interrupts
 from seqbench.types import Dataset, DatasetInfo, DatasetUnavailable, LoadContext, Preprocessing
 
 
@@ -35,7 +36,7 @@ class RunError(Exception):
     """A user error in the run request (unknown name, bad --set, unwritable output)."""
 
 
-class Terminated(KeyboardInterrupt):
+class Terminated(UserInterrupt):
     """The process was asked to stop (SIGTERM): handled like Ctrl-C."""
 
 
@@ -63,6 +64,8 @@ class RunRequest:
     include_unavailable: bool = False
     #: Show published results of the run's datasets in its reports (seqbench.references).
     published: bool = True
+    #: Seconds a pair may train before it is stopped and recorded as failed (None: no limit).
+    pair_timeout: float | None = None
 
 
 #: The file of the run's events, one JSON object a line (:class:`seqbench.progress.EventLog`).
@@ -356,7 +359,8 @@ def run_benchmark(
         log = EventLog(request.out_dir / EVENTS_FILE, request.command, observer.warn)
         both = Observers(observer, log)
         try:
-            return _run_locked(registry, request, plan, both, executor or SequentialExecutor())
+            with user_interrupts():
+                return _run_locked(registry, request, plan, both, executor or SequentialExecutor())
         except KeyboardInterrupt as exc:
             both.interrupted("SIGTERM" if isinstance(exc, Terminated) else "SIGINT")
             raise
@@ -608,8 +612,10 @@ def load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Datas
         return None, "skipped", str(exc)
     except PluginOutputError as exc:
         return None, "failed", str(exc)
-    except KeyboardInterrupt:
-        raise
+    except KeyboardInterrupt as exc:
+        if not is_plugins_interrupt(exc):
+            raise
+        return None, "failed", f"dataset plugin {plugin!r}: KeyboardInterrupt raised by the plugin"
     except BaseException as exc:
         return None, "failed", f"dataset plugin {plugin!r}: {one_line(exc)}"
     return dataset, "ok", None
@@ -656,6 +662,19 @@ def run_pair(
     }
     record = dict(base)
     try:
+        with time_limit(request.pair_timeout, observer) as progress:
+            return _train_pair(registry, spec, plugin, ds_name, dataset, seed, request, progress, base, record)
+    except PairTimeout as exc:
+        return {**record, "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
+
+
+def _train_pair(registry: Registry, spec: Any, plugin: str, ds_name: str, dataset: Dataset, seed: int,
+                request: RunRequest, progress: Any, base: dict[str, Any],
+                record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """:func:`run_pair`'s work: ``record`` (a copy of ``base``) filled as the pair goes, so that a
+    pair stopped at its time limit keeps what it had."""
+    model_name, info = spec.name, dataset.info
+    try:
         reason = spec.unavailable()
         if reason:
             return {**base, "status": "skipped", "reason": str(reason)}, None
@@ -669,7 +688,7 @@ def run_pair(
         record["num_parameters"] = _num_parameters(model, plugin)
         limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
         out = train_and_evaluate(
-            model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=observer,
+            model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=progress,
             preprocessing=_preprocessing(registry, ds_name, request), **limits,
         )
         predictions = out.pop("test_predictions", None)
@@ -681,8 +700,14 @@ def run_pair(
         return {**record, "status": "failed", "reason": str(exc)}, None
     except res.UnwritableValue as exc:
         return {**base, "params": record.get("params"), "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
-    except KeyboardInterrupt:
+    except PairTimeout:
         raise
+    except KeyboardInterrupt as exc:
+        if not is_plugins_interrupt(exc):
+            raise
+        failed = {"status": "failed", "reason": f"model plugin {plugin!r}: KeyboardInterrupt raised by the plugin "
+                  "(not a Ctrl-C of the run)", "traceback": traceback.format_exc()}
+        return {**record, **failed}, None
     except BaseException as exc:  # SystemExit too: a plugin must not end the run
         failed = {"status": "failed", "reason": f"model plugin {plugin!r}: {one_line(exc)}", "traceback": traceback.format_exc()}
         return {**record, **failed}, None

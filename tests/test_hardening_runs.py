@@ -390,3 +390,82 @@ def test_a_resume_with_changed_plugin_defaults_warns(toy_registry, tmp_path):
     warning = result.stderr.split("[2/2]")[0]
     assert "logreg on toy: the finished pairs ran with other hyperparameters (lr 0.1 → 0.5)" in warning, result.stderr
     assert "plugin versions differ from the finished pairs': toy 0.9 → None" in warning, result.stderr
+
+
+# --- item 12: a pair that never returns, a plugin that raises KeyboardInterrupt ---------------
+
+
+@pytest.fixture
+def dask_registry(monkeypatch):
+    import dask_helpers
+
+    monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
+    return load_plugins(extra=dask_helpers.toy_plugins())
+
+
+def test_a_pair_past_the_pair_timeout_fails_and_the_run_goes_on(dask_registry, tmp_path):
+    import time
+
+    out = tmp_path / "run"
+    started = time.monotonic()
+    result = invoke(dask_registry, "-m", "hangs", "-m", "logreg", "-d", "toy", "--pair-timeout", "1",
+                    "--out", str(out), "--no-plots")
+    assert time.monotonic() - started < 60
+    assert result.exit_code == 1, result.output
+    status = {p["model"]: p for p in pairs_of(out)}
+    assert status["logreg"]["status"] == "ok"
+    assert status["hangs"]["status"] == "failed"
+    assert status["hangs"]["reason"] == "model plugin 'toy': the pair ran past --pair-timeout 1 s: stopped", status
+
+
+def test_pair_timeout_is_a_config_file_key(dask_registry, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('model = ["hangs"]\ndataset = ["toy"]\npair-timeout = 1\n')
+    out = tmp_path / "run"
+    result = invoke(dask_registry, "--config", str(config), "--out", str(out), "--no-plots")
+    assert result.exit_code == 1, result.output
+    (pair,) = pairs_of(out)
+    assert "--pair-timeout 1 s" in pair["reason"]
+
+
+def test_a_plugin_raising_keyboard_interrupt_fails_its_pair_only(dask_registry, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(dask_registry, "-m", "interrupts", "-m", "logreg", "-d", "toy", "--out", str(out), "--no-plots")
+    assert result.exit_code == 1, result.output  # not 130: the user did not press Ctrl-C
+    assert "interrupted" not in result.stderr
+    status = {p["model"]: p for p in pairs_of(out)}
+    assert status["logreg"]["status"] == "ok"
+    assert status["interrupts"]["status"] == "failed"
+    assert status["interrupts"]["reason"].startswith("model plugin 'toy': KeyboardInterrupt raised by the plugin")
+
+
+def test_a_user_interrupt_still_stops_the_run(dask_registry, tmp_path):
+    import os
+    import signal
+    import threading
+
+    out = tmp_path / "run"
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    result = invoke(dask_registry, "-m", "hangs", "-m", "logreg", "-d", "toy", "--out", str(out), "--no-plots")
+    timer.join()
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.stderr and not (out / "pairs").exists() or not list((out / "pairs").glob("*.json"))
+
+
+@pytest.mark.slow
+def test_on_dask_a_hung_pair_is_cancelled_and_a_keyboard_interrupt_is_the_plugins(dask_registry, tmp_path):
+    pytest.importorskip("distributed")
+    from seqbench.executors.dask_executor import DaskExecutor
+    from seqbench.executors.worker import PluginSource
+    from seqbench.runner import RunRequest, run_benchmark
+
+    executor = DaskExecutor(PluginSource(extra="dask_helpers:toy_plugins"), workers=1, data_dir=tmp_path, cores=1)
+    request = RunRequest(["hangs", "interrupts", "logreg"], ["toy"], [0], tmp_path / "run", tmp_path, plots=False,
+                         pair_timeout=3.0)
+    results = run_benchmark(dask_registry, request, executor=executor)
+    status = {p["model"]: p for p in results["pairs"]}
+    assert status["logreg"]["status"] == "ok"
+    assert "ran past --pair-timeout 3 s" in status["hangs"]["reason"]
+    assert "KeyboardInterrupt raised by the plugin" in status["interrupts"]["reason"]
+    assert "died" not in status["interrupts"]["reason"]

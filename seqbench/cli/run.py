@@ -210,6 +210,9 @@ def _config_value(option: click.Option, key: str, value: Any, path: Path) -> Any
         if not (isinstance(items, list) and all(isinstance(v, str) for v in items)):
             raise bad("a text or a list of texts" + (", or a table" if option.name == "overrides" else ""))
         return items
+    if isinstance(option.type, (click.types.IntParamType, click.types.FloatParamType)) and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        return value
     if not isinstance(value, str):
         raise bad("a text")
     return value
@@ -295,6 +298,9 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--scheduler", metavar="ADDRESS",
               help="Train the pairs on the workers of the Dask cluster at ADDRESS (tcp://host:8786); they load "
                    "plugins and data themselves (from --data-dir if given, else their default).")
+@click.option("--pair-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a pair that trains longer than this, record it as failed with the reason, and go on "
+                   "[default: no limit].")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), is_eager=True,
               callback=_read_config, expose_value=False,
               help="TOML file of run's options by long name (model = [\"rnn-*\"], seeds = [0, 1], [set] lr = 0.01); the command line wins.")
@@ -302,7 +308,8 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
-        no_published: bool, include_unavailable: bool, fmt: str, dry_run: bool, workers: int | None, scheduler: str | None) -> None:
+        no_published: bool, include_unavailable: bool, fmt: str, dry_run: bool, workers: int | None, scheduler: str | None,
+        pair_timeout: float | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
 
     Progress goes to stderr and the summary table to stdout; the run's events are logged to
@@ -327,7 +334,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
     registry = registry_from(ctx)
-    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, published=not no_published, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
+    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, published=not no_published, pair_timeout=pair_timeout, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
     request = None
     try:
         with sigterm_interrupts():

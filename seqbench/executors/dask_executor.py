@@ -47,6 +47,9 @@ CONNECT_TIMEOUT = 10.0
 LOCAL_ALLOWED_FAILURES = 1
 #: Seconds between looks for finished pairs, and between looks for workers that joined.
 POLL_SECONDS, JOIN_SECONDS = 0.2, 5.0
+#: Seconds past ``--pair-timeout`` the worker has to stop the pair itself (at a batch's end, with
+#: its record) before the run cancels its task.
+CANCEL_GRACE = 2.0
 
 
 def run_on_worker(task: PairTask) -> tuple[dict[str, Any], Any]:
@@ -99,6 +102,7 @@ class DaskExecutor:
         with self._client() as client:
             waiting: dict[str, collections.deque[PairJob]] = {"cpu": collections.deque(), "gpu": collections.deque()}
             running: dict[Any, tuple[str, PairJob]] = {}
+            started: dict[Any, float] = {}
             finished = distributed.as_completed(loop=client.loop)
 
             def fill() -> None:
@@ -109,6 +113,7 @@ class DaskExecutor:
                         job = queue.popleft()
                         future = self._submit(client, matrix, job, declared)
                         running[future] = (kind, job)
+                        started[future] = time.monotonic()
                         finished.add(future)
 
             try:
@@ -118,6 +123,14 @@ class DaskExecutor:
                     fill()
                 asked = time.monotonic()
                 while running:
+                    for future in self._overdue(started, matrix.request.pair_timeout):
+                        _, job = running.pop(future)
+                        self._cancel(client, future)
+                        reason = (f"the pair ran past --pair-timeout {matrix.request.pair_timeout:g} s on the Dask "
+                                  "cluster: its task was cancelled")
+                        matrix.observer.pair_start(job.index, job.total, *job.pair.key)
+                        matrix.received(job, matrix.failed(job, reason), None)
+                        fill()
                     if not finished.has_ready():
                         time.sleep(POLL_SECONDS)
                         if any(waiting.values()) and time.monotonic() - asked > JOIN_SECONDS:
@@ -125,6 +138,8 @@ class DaskExecutor:
                             asked = time.monotonic()
                         continue
                     for future in finished.next_batch(block=False):
+                        if future not in running:  # cancelled past its time limit
+                            continue
                         _, job = running.pop(future)
                         record, predictions = self._outcome(future, job, matrix)
                         # Workers send no progress: a pair is announced with its record.
@@ -135,6 +150,27 @@ class DaskExecutor:
                 if running:  # interrupted: no pair is left training
                     with contextlib.suppress(Exception):
                         client.cancel(list(running), force=True)
+
+    @staticmethod
+    def _overdue(started: dict[Any, float], limit: float | None) -> list[Any]:
+        """The futures running past ``limit`` (and the grace the worker has to stop them itself)."""
+        if limit is None:
+            return []
+        now = time.monotonic()
+        overdue = [f for f, t in started.items() if now - t > limit + CANCEL_GRACE]
+        for future in overdue:
+            del started[future]
+        return overdue
+
+    def _cancel(self, client: Any, future: Any) -> None:
+        """Cancel a pair's task; on a local cluster, also restart the worker whose thread it holds
+        (a plugin stuck in one call keeps its thread however the task is cancelled)."""
+        holders = [w for w, keys in client.processing().items() if future.key in keys] if self.scheduler is None else []
+        with contextlib.suppress(Exception):
+            client.cancel([future], force=True)
+        if holders:
+            with contextlib.suppress(Exception):
+                client.restart_workers(holders, timeout=30)
 
     def _submit(self, client: Any, matrix: Matrix, job: PairJob, declared: set[str]) -> Any:
         request = matrix.request
