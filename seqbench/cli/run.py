@@ -331,6 +331,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
         raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
     if all_pairs and (models or datasets):
         raise click.UsageError("--all runs every pair; leave out -m/-d, or drop --all")
+    if scheduler is not None and not scheduler.strip():
+        raise click.BadParameter("give an address such as tcp://host:8786", ctx=ctx, param_hint="--scheduler")
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
     registry = registry_from(ctx)
@@ -353,7 +355,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
             if dry_run:
                 _dry_run(registry, request, fmt)
                 return
-            executor = _dask_executor(ctx, registry, request, workers, scheduler, data_dir) if workers or scheduler else None
+            executor = _dask_executor(ctx, registry, request, workers, scheduler, data_dir) \
+                if workers or scheduler is not None else None
             results = run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()), executor)
     except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -73,6 +73,57 @@ def check_address(address: str) -> None:
                        "give one such as tcp://host:8786") from None
 
 
+class SchedulerLost(Exception):
+    """The scheduler went away while the run lived (killed, its machine down)."""
+
+
+def probe_scheduler(address: str, timeout: float) -> str | None:
+    """None when a Dask scheduler answers at ``address`` within ``timeout`` seconds, else why not,
+    in one line. ``distributed.Client`` waits for good on a server that accepts and never
+    answers, and fails deep in its decoder on one that answers something else: so ask first."""
+    import asyncio
+    import socket
+
+    from distributed.comm import connect, parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme == "tcp":  # Dask retries a refused connection until its timeout: a plain connect says it at once
+        try:
+            socket.create_connection(parse_host_port(location, 8786), timeout=timeout).close()
+        except OSError as exc:
+            return f"cannot reach the Dask scheduler at {address}: {exc.strerror or one_line(exc)}"
+
+    async def identity() -> Any:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except (asyncio.TimeoutError, TimeoutError):
+        return f"cannot reach the Dask scheduler at {address}: no answer in {timeout:g} s"
+    except OSError as exc:
+        return f"cannot reach the Dask scheduler at {address}: {one_line(exc)}"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # garbage decoded: MemoryError of absurd sizes, ValueError, ...
+        return f"{address} does not answer as a Dask scheduler ({one_line(exc)})"
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        return f"{address} does not answer as a Dask scheduler (it answered {type(reply).__name__})"
+    return None
+
+
+def _workers(client: Any, address: str) -> dict[str, Any]:
+    """The scheduler's workers; :class:`SchedulerLost` when the scheduler is gone."""
+    info = client.scheduler_info() if client.status == "running" else {}
+    if "workers" not in info:
+        raise SchedulerLost(f"lost the Dask scheduler at {address} (client {client.status})")
+    return info["workers"]
+
+
 class DaskExecutor:
     """Trains each pair as a Dask task: on a local cluster of ``workers`` CPU worker processes
     (plus one per GPU in ``gpus``), or on the cluster of ``scheduler``.
@@ -103,10 +154,15 @@ class DaskExecutor:
             waiting: dict[str, collections.deque[PairJob]] = {"cpu": collections.deque(), "gpu": collections.deque()}
             running: dict[Any, tuple[str, PairJob]] = {}
             started: dict[Any, float] = {}
+            told_empty: list[bool] = []
             finished = distributed.as_completed(loop=client.loop)
 
             def fill() -> None:
-                workers = client.scheduler_info()["workers"]
+                workers = _workers(client, self._address(client))
+                if not workers and any(waiting.values()) and not told_empty:
+                    told_empty.append(True)
+                    matrix.observer.warn(f"the Dask cluster at {self._address(client)} has no worker yet: "
+                                         "waiting for one to join")
                 slots, declared = capacity(workers), declared_resources(workers)
                 for kind, queue in waiting.items():
                     while queue and sum(k == kind for k, _ in running.values()) < slots[kind]:
@@ -117,7 +173,7 @@ class DaskExecutor:
                         finished.add(future)
 
             try:
-                declared = declared_resources(client.scheduler_info()["workers"])
+                declared = declared_resources(_workers(client, self._address(client)))
                 for job, _ in matrix.jobs:  # workers start on the first dataset while the next loads
                     waiting[pair_class(is_gpu_pair(job.pair), declared)].append(job)
                     fill()
@@ -131,6 +187,8 @@ class DaskExecutor:
                         matrix.observer.pair_start(job.index, job.total, *job.pair.key)
                         matrix.received(job, matrix.failed(job, reason), None)
                         fill()
+                    if client.status != "running":
+                        raise SchedulerLost(f"lost the Dask scheduler at {self._address(client)}")
                     if not finished.has_ready():
                         time.sleep(POLL_SECONDS)
                         if any(waiting.values()) and time.monotonic() - asked > JOIN_SECONDS:
@@ -146,6 +204,12 @@ class DaskExecutor:
                         matrix.observer.pair_start(job.index, job.total, *job.pair.key)
                         matrix.received(job, record, predictions)
                     fill()
+            except SchedulerLost as exc:
+                from seqbench.runner import RunError
+
+                out = matrix.request.out_dir
+                raise RunError(f"{exc}; the finished pairs are kept: when the cluster is back, continue with "
+                               f"--resume {out}") from None
             finally:
                 if running:  # interrupted: no pair is left training
                     with contextlib.suppress(Exception):
@@ -171,6 +235,9 @@ class DaskExecutor:
         if holders:
             with contextlib.suppress(Exception):
                 client.restart_workers(holders, timeout=30)
+
+    def _address(self, client: Any) -> str:
+        return self.scheduler or str(client.scheduler.address)
 
     def _submit(self, client: Any, matrix: Matrix, job: PairJob, declared: set[str]) -> Any:
         request = matrix.request
@@ -198,13 +265,22 @@ class DaskExecutor:
         from seqbench.runner import RunError
 
         if self.scheduler is not None:
+            problem = probe_scheduler(self.scheduler, CONNECT_TIMEOUT)
+            if problem is not None:
+                raise RunError(problem)
             try:
                 client = distributed.Client(self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise RunError(f"cannot reach the Dask scheduler at {self.scheduler} "
                                f"(waited {CONNECT_TIMEOUT:g} s): {one_line(exc)}") from None
-            with contextlib.closing(client):
-                yield client
+            client_log = logging.getLogger("distributed.client")
+            level = client_log.level
+            client_log.setLevel(logging.CRITICAL)  # its reconnect tracebacks when the scheduler dies: we say it in one line
+            try:
+                with contextlib.closing(client):
+                    yield client
+            finally:
+                client_log.setLevel(level)
             return
         cluster = self._local_cluster()
         try:
