@@ -26,7 +26,7 @@ import numpy as np
 
 from seqbench import preprocess
 from seqbench.progress import Progress
-from seqbench.types import Dataset, MetricSpec, Model, Preprocessing
+from seqbench.types import Dataset, MetricSpec, Model, Preprocessing, TrainingContext
 
 #: Protocol hyperparameters and their defaults; a model's defaults may change them.
 PROTOCOL_DEFAULTS: dict[str, Any] = {
@@ -237,10 +237,13 @@ def train_and_evaluate(
     preprocessing: Preprocessing = Preprocessing(),
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` under the protocol and evaluate it once on the test split.
 
-    ``preprocessing`` is applied as :mod:`seqbench.preprocess` describes. Returns the pair's
+    ``preprocessing`` is applied as :mod:`seqbench.preprocess` describes. The model is told the
+    training plan (:meth:`Model.fit_start`, ``quick``: a ``--quick`` run) and each epoch's
+    validation accuracy (:meth:`Model.epoch_validated`). Returns the pair's
     record fields: ``status`` (``ok`` or ``diverged``), ``history``, ``best_epoch``,
     ``epochs_run``, ``stopped_early``, ``diverged_epoch``, ``metrics``, ``timing``,
     ``preprocessing`` (with the statistics used) and ``split`` sizes, and, when the test split
@@ -270,6 +273,7 @@ def train_and_evaluate(
     x_val, y_val = model.to_device(x_val), train_y[val_idx]
     rng = np.random.default_rng([seed, 0xBA7C])
     n_batches = math.ceil(len(tr_idx) / batch_size)
+    model.fit_start(TrainingContext(n_batches, int(len(tr_idx)), int(len(val_idx)), epochs, batch_size, quick))
 
     history: list[EpochRecord] = []
     best_acc, best_epoch, best_state, since_best = -1.0, 0, None, 0
@@ -299,6 +303,7 @@ def train_and_evaluate(
         _, val_pred = predict_labels(model, x_val, num_classes, model_plugin)
         val_acc = float(np.mean(val_pred == y_val))
         val_seconds = clock() - t1
+        model.epoch_validated(epoch, val_acc)
         record = EpochRecord(epoch, train_loss, val_acc, epoch_seconds, val_seconds)
         history.append(record)
 

@@ -689,7 +689,7 @@ def _train_pair(registry: Registry, spec: Any, plugin: str, ds_name: str, datase
         limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
         out = train_and_evaluate(
             model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=progress,
-            preprocessing=_preprocessing(registry, ds_name, request), **limits,
+            preprocessing=_preprocessing(registry, ds_name, request), quick=request.quick, **limits,
         )
         predictions = out.pop("test_predictions", None)
         split = out.pop("split")

@@ -259,6 +259,21 @@ def derived_fingerprint(source: str, identity: str, params: Mapping[str, Any] | 
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class TrainingContext:
+    """What the harness tells a model before its first epoch (:meth:`Model.fit_start`):
+    ``steps_per_epoch`` minibatches of ``batch_size`` over ``n_train`` training rows (``n_val``
+    more are held out for validation), at most ``epochs`` epochs, and whether the run is a
+    ``--quick`` smoke run. A learning-rate warm-up or schedule needs them."""
+
+    steps_per_epoch: int
+    n_train: int
+    n_val: int
+    epochs: int
+    batch_size: int
+    quick: bool = False
+
+
 class Model(abc.ABC):
     """A trainable classifier of ``(B, T, F)`` sequences.
 
@@ -297,8 +312,16 @@ class Model(abc.ABC):
     def load_state_dict(self, state: Mapping[str, "np.ndarray"]) -> None:
         """Replace the parameters with those of ``state`` (as returned by :meth:`state_dict`)."""
 
+    def fit_start(self, context: TrainingContext) -> None:
+        """Called once before the first epoch with the training plan (steps per epoch, training
+        rows, epochs, ``--quick``), e.g. to size a warm-up or a schedule."""
+
     def epoch_end(self, epoch: int) -> None:
-        """Called after each training epoch (1-based), e.g. for a learning-rate schedule."""
+        """Called after each training epoch (1-based), before validation, e.g. for a learning-rate schedule."""
+
+    def epoch_validated(self, epoch: int, val_accuracy: float) -> None:
+        """Called after each epoch's validation with its accuracy (a fraction), e.g. for a
+        schedule that lowers the learning rate when validation stops improving."""
 
     def synchronize(self) -> None:
         """Block until queued device work is done; the harness calls it before reading a clock."""

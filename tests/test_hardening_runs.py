@@ -469,3 +469,97 @@ def test_on_dask_a_hung_pair_is_cancelled_and_a_keyboard_interrupt_is_the_plugin
     assert "ran past --pair-timeout 3 s" in status["hangs"]["reason"]
     assert "KeyboardInterrupt raised by the plugin" in status["interrupts"]["reason"]
     assert "died" not in status["interrupts"]["reason"]
+
+
+# --- item 17: what a model is told; PluginTester; seqbench show ---------------------------------
+
+
+def test_a_model_is_told_the_training_plan_and_each_epochs_validation_accuracy(monkeypatch, tmp_path):
+    from helpers import MeanLogReg
+
+    seen = {}
+
+    class Told(MeanLogReg):
+        def fit_start(self, context):
+            seen["context"] = context
+
+        def epoch_validated(self, epoch, val_accuracy):
+            seen.setdefault("val", []).append((epoch, val_accuracy))
+
+    plugin = toy_plugin(datasets={}, models={"told": lambda info, p: Told(info.n_features, info.num_classes, 0.5, p["seed"])})
+    registry = registry_with(monkeypatch, ("told", plugin))
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "told", "-d", "toy", "--quick", "--out", str(out), "--no-plots")
+    assert result.exit_code == 0, result.output
+    (pair,) = pairs_of(out)
+    context = seen["context"]
+    assert context.n_train == pair["dataset_info"]["n_train"] == 270 and context.n_val == 30
+    assert context.steps_per_epoch == 9 and context.batch_size == 32  # ceil(270 / 32)
+    assert context.epochs == 2 and context.quick is True
+    assert seen["val"] == [(h["epoch"], h["val_accuracy"]) for h in pair["history"]]
+
+
+def test_a_model_written_for_the_old_api_still_runs(toy_registry, tmp_path):
+    result = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--out", str(tmp_path / "run"), "--no-plots")
+    assert result.exit_code == 0, result.output  # MeanLogReg has no fit_start nor epoch_validated
+
+
+def test_the_plugin_guide_documents_the_threads_convention():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "plugins" / "README.md").read_text()
+    section = guide.split("### Threads", 1)[1].split("\n#", 1)[0]
+    assert "`threads`" in section and "--workers" in section and "fit_start" in guide and "epoch_validated" in guide
+
+
+def test_plugin_tester_runs_on_real_data_from_a_data_directory(tmp_path):
+    from seqbench.testing import PluginTester
+
+    from helpers import MeanLogReg
+
+    data = tmp_path / "data"
+    (data / "mnist").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    import gzip
+    import struct
+
+    for prefix, n in (("train", 60_000), ("t10k", 10_000)):  # MNIST's sizes, the reader checks them
+        images = np.zeros((n, 28, 28), dtype=np.uint8)
+        images[:, 5, :] = rng.integers(0, 256, (n, 1), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        with gzip.open(data / "mnist" / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        with gzip.open(data / "mnist" / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+    tester = PluginTester(("mine", toy_plugin(datasets={}, models={
+        "mine": lambda info, p: MeanLogReg(info.n_features, info.num_classes, 0.5, p["seed"])})),
+        data_dir=data, tmp_path=tmp_path / "t")
+    assert tester.load("mnist").train_x.shape[1:] == (28, 28)
+
+
+def test_plugin_tester_name_clash_shows_the_fix():
+    import types
+
+    from seqbench.plugins import PluginError
+    from seqbench.testing import PluginTester
+
+    module = types.ModuleType("models")  # named like the built-in plugin
+    with pytest.raises(PluginError) as err:
+        PluginTester(module)
+    assert '("another-name", plugin)' in str(err.value), str(err.value)
+
+
+def test_show_prints_a_failed_pairs_traceback_and_record(monkeypatch, tmp_path):
+    import dask_helpers
+
+    monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
+    registry = load_plugins(extra=dask_helpers.toy_plugins())
+    out = tmp_path / "run"
+    result = invoke(registry, "-m", "interrupts", "-d", "toy", "--out", str(out), "--no-plots")
+    assert f"seqbench show {out} interrupts+toy+seed0" in result.stderr, result.stderr
+    shown = CliRunner().invoke(main, ["show", str(out), "interrupts+toy+seed0"])
+    assert shown.exit_code == 0, shown.output
+    assert "Traceback (most recent call last)" in shown.stdout and "train_batch" in shown.stdout
+    assert '"status": "failed"' in shown.stdout
+    missing = CliRunner().invoke(main, ["show", str(out), "nope+toy+seed0"])
+    assert missing.exit_code == 1 and "no pair 'nope+toy+seed0'" in missing.output and "interrupts+toy+seed0" in missing.output

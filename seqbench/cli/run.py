@@ -46,6 +46,7 @@ class ConsoleObserver(RunObserver):
         self._start = clock()
         self._eta = Eta([])
         self._epochs = 0
+        self._out: Path | None = None
 
     def _times(self) -> str:
         left = self._eta.left()
@@ -53,7 +54,7 @@ class ConsoleObserver(RunObserver):
 
     def run_start(self, out_dir: Path, plan: Sequence[PlannedPair], unavailable: Sequence[Unavailable],
                   resume: bool) -> None:
-        self._start, self._eta = self._clock(), Eta(plan)
+        self._start, self._eta, self._out = self._clock(), Eta(plan), out_dir
         finished = sum(p.done for p in plan)
         before = f" ({finished} finished before)" if finished else ""
         _err(f"seqbench: {len(plan) - finished} pair(s) to run{before}; writing results to {out_dir}")
@@ -99,6 +100,11 @@ class ConsoleObserver(RunObserver):
             _err(f"  -> {text}, best epoch {record['best_epoch']}/{record['epochs_run']}{_on_worker(record)}")
         else:
             _err(f"  -> {status}: {record.get('reason')}")
+            if record.get("traceback"):
+                from seqbench.results import pair_stem
+
+                stem = pair_stem(record["model"], record["dataset"], record["seed"])
+                _err(f"     its traceback: seqbench show {self._out} {stem}")
 
     def warn(self, message: str) -> None:
         _err(f"seqbench: warning: {message}")
