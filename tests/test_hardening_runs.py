@@ -450,7 +450,8 @@ def test_a_user_interrupt_still_stops_the_run(dask_registry, tmp_path):
     result = invoke(dask_registry, "-m", "hangs", "-m", "logreg", "-d", "toy", "--out", str(out), "--no-plots")
     timer.join()
     assert result.exit_code == 130, result.output
-    assert "interrupted" in result.stderr and not (out / "pairs").exists() or not list((out / "pairs").glob("*.json"))
+    assert "interrupted" in result.stderr
+    assert not list(out.glob("pairs/*.json"))  # the hung pair was stopped by the Ctrl-C, not recorded
 
 
 @pytest.mark.slow
