@@ -12,6 +12,7 @@ from seqbench.types import (
     Model,
     ModelSpec,
     Preprocessing,
+    TrainingContext,
 )
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "Model",
     "ModelSpec",
     "Preprocessing",
+    "TrainingContext",
     "__version__",
     "defaults_of",
     "hookimpl",

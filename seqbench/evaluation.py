@@ -160,7 +160,7 @@ def evaluate_pair(registry: Registry, saved: SavedModel, model: Model, ds_name: 
     proba, pred = predict_labels(model, x_test, num_classes, plugin)
     model.synchronize()
     seconds = time.perf_counter() - t0
-    metrics, errors = compute_metrics(registry.metrics, test_y, pred, proba, dataset)
+    metrics, errors, metric_warnings = compute_metrics(registry.metrics, test_y, pred, proba, dataset)
     info = dataset.info
     record = {
         "schema_version": res.SCHEMA_VERSION, "model": m["model"], "dataset": ds_name, "seed": m["seed"],
@@ -178,6 +178,7 @@ def evaluate_pair(registry: Registry, saved: SavedModel, model: Model, ds_name: 
         "history": m.get("history") or [], "best_epoch": m.get("best_epoch") or 0,
         "epochs_run": m.get("epochs_run") or 0,
         "preprocessing": prep, "metrics": metrics, "metric_errors": errors,
+        **({"metric_warnings": metric_warnings} if metric_warnings else {}),
         "timing": {"inference_seconds": seconds, "inference_samples_per_second": len(test_y) / seconds if seconds > 0 else None},
         "evaluated": {
             "checkpoint": str(saved.path), "sha256": m["sha256"], "trained_on": m["data"],

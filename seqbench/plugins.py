@@ -164,6 +164,13 @@ def load_plugins(
             info.blocked = True
             continue
         label = dist or ep.name
+        if pm.has_plugin(ep.name):  # pluggy would refuse it with a ValueError; say which plugin has the name
+            taken = _describe_loaded(registry, ep.name)
+            info.name = f"{dist}:{ep.name}" if dist else f"{ep.name}#{len(registry.plugins)}"  # unambiguous
+            info.error = f"has the name of {taken}"
+            _warn(registry, f"plugin {ep.name!r}{f' (distribution {dist!r})' if dist else ''} has the name of "
+                  f"{taken}; rename its entry point", strict)
+            continue
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
@@ -239,7 +246,7 @@ def _check_pending(pm: pluggy.PluginManager, registry: Registry, strict: bool) -
 
 
 def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None:
-    infos = {info.name: info for info in registry.plugins}
+    infos = {info.name: info for info in registry.plugins if not info.error and not info.blocked}
     for hook in HOOKS:
         kind, attr, spec_type = _KINDS[hook]
         table: dict[str, Any] = getattr(registry, attr)
@@ -258,9 +265,11 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None
                                       "(letters, digits, '.', '_' and '-', starting with a letter or digit)")
                 if spec.name in table:
                     other = registry.owner[(kind, spec.name)]
+                    message = f"{kind} name {spec.name!r} from plugin {_plugin!r} is already registered by plugin {other!r}"
+                    if strict:
+                        raise PluginError(message)
                     # Refuse this name only; the plugin's other registrations go on.
-                    _warn(registry, f"{kind} name {spec.name!r} from plugin {_plugin!r} is already "
-                          f"registered by plugin {other!r}; ignored", strict)
+                    _warn(registry, f"{message}; ignored", strict)
                     return
                 table[spec.name] = spec
                 registry.owner[(kind, spec.name)] = _plugin

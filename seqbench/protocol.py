@@ -15,7 +15,6 @@ A loss that becomes NaN or infinite stops the pair, which is recorded as diverge
 
 from __future__ import annotations
 
-import json
 import math
 import resource
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 
 from seqbench import preprocess
 from seqbench.progress import Progress
-from seqbench.types import Dataset, MetricSpec, Model, Preprocessing
+from seqbench.types import Dataset, MetricSpec, Model, Preprocessing, TrainingContext
 
 #: Protocol hyperparameters and their defaults; a model's defaults may change them.
 PROTOCOL_DEFAULTS: dict[str, Any] = {
@@ -81,6 +80,9 @@ def validate_dataset(ds: Dataset, plugin: str) -> None:
             raise PluginOutputError(f"{where}: {split}_y must be a (N,) integer numpy array, got {_describe(y)}")
         if len(y) != len(x):
             raise PluginOutputError(f"{where}: {split}_x has {len(x)} samples but {split}_y has {len(y)}")
+        if not len(y):
+            raise PluginOutputError(f"{where}: the {split} split is empty")
+        _check_finite(x, f"{where}: {split}_x")
         if len(y) and (y.min() < 0 or y.max() >= len(ds.class_names)):
             raise PluginOutputError(
                 f"{where}: {split}_y has labels outside [0, {len(ds.class_names)}) (the class names)"
@@ -90,6 +92,12 @@ def validate_dataset(ds: Dataset, plugin: str) -> None:
         raise PluginOutputError(f"{where}: train steps x features {shapes[0]} differ from test {shapes[1]}")
     if len(ds.train_y) < 2:
         raise PluginOutputError(f"{where}: needs at least 2 training samples")
+
+
+def _check_finite(x: np.ndarray, where: str) -> None:
+    """Refuse NaN or infinite features; the float64 sum of float32 values overflows only when one is."""
+    if not math.isfinite(float(x.sum(dtype=np.float64))):
+        raise PluginOutputError(f"{where} has {int(np.count_nonzero(~np.isfinite(x)))} non-finite value(s) (NaN or inf)")
 
 
 def _describe(a: Any) -> str:
@@ -193,17 +201,34 @@ def time_inference(model: Model, x: Any, num_classes: int, plugin: str, clock: C
 
 def compute_metrics(
     metrics: Mapping[str, MetricSpec], y: np.ndarray, pred: np.ndarray, proba: np.ndarray, ds: Dataset
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Every metric's result; a metric that raises is reported in the errors, the rest go on."""
-    values, errors = {}, {}
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """Every metric's result, NumPy values made plain JSON; a metric that raises or returns what
+    JSON cannot hold is reported in the errors (naming the key), the rest go on. The warnings
+    name the metrics whose result holds text alone (tables and compare will not show them)."""
+    from seqbench.results import UnwritableValue, json_ready
+
+    values, errors, warnings = {}, {}, {}
     for name, spec in metrics.items():
         try:
-            value = dict(spec.compute(y, pred, proba, tuple(ds.class_names)))
-            json.dumps(value, allow_nan=False)  # it goes into results.json: refuse what JSON can't hold
-            values[name] = value
+            value = spec.compute(y, pred, proba, tuple(ds.class_names))
+            if not isinstance(value, Mapping):
+                raise PluginOutputError(f"compute must return a mapping of name to value, got {type(value).__name__}")
+            values[name] = json_ready(dict(value))  # it goes into results.json: refuse what JSON can't hold
+        except UnwritableValue as exc:
+            errors[name] = f"ValueError: {exc}"
         except (Exception, SystemExit) as exc:  # a metric plugin must not end the run
-            errors[name] = f"{type(exc).__name__}: {exc}"
-    return values, errors
+            errors[name] = str(exc) if isinstance(exc, PluginOutputError) else f"{type(exc).__name__}: {exc}"
+        else:
+            if _only_text(values[name]):
+                warnings[name] = "returned no number, only text: tables and compare will not show it"
+    return values, errors, warnings
+
+
+def _only_text(value: Any) -> bool:
+    """Whether a metric's result holds text and nothing else (no number, no list)."""
+    if isinstance(value, dict):
+        return bool(value) and all(_only_text(v) for v in value.values())
+    return isinstance(value, str)
 
 
 def peak_host_rss_bytes() -> int:
@@ -225,10 +250,13 @@ def train_and_evaluate(
     preprocessing: Preprocessing = Preprocessing(),
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` under the protocol and evaluate it once on the test split.
 
-    ``preprocessing`` is applied as :mod:`seqbench.preprocess` describes. Returns the pair's
+    ``preprocessing`` is applied as :mod:`seqbench.preprocess` describes. The model is told the
+    training plan (:meth:`Model.fit_start`, ``quick``: a ``--quick`` run) and each epoch's
+    validation accuracy (:meth:`Model.epoch_validated`). Returns the pair's
     record fields: ``status`` (``ok`` or ``diverged``), ``history``, ``best_epoch``,
     ``epochs_run``, ``stopped_early``, ``diverged_epoch``, ``metrics``, ``timing``,
     ``preprocessing`` (with the statistics used) and ``split`` sizes, and, when the test split
@@ -258,6 +286,7 @@ def train_and_evaluate(
     x_val, y_val = model.to_device(x_val), train_y[val_idx]
     rng = np.random.default_rng([seed, 0xBA7C])
     n_batches = math.ceil(len(tr_idx) / batch_size)
+    model.fit_start(TrainingContext(n_batches, int(len(tr_idx)), int(len(val_idx)), epochs, batch_size, quick))
 
     history: list[EpochRecord] = []
     best_acc, best_epoch, best_state, since_best = -1.0, 0, None, 0
@@ -287,6 +316,7 @@ def train_and_evaluate(
         _, val_pred = predict_labels(model, x_val, num_classes, model_plugin)
         val_acc = float(np.mean(val_pred == y_val))
         val_seconds = clock() - t1
+        model.epoch_validated(epoch, val_acc)
         record = EpochRecord(epoch, train_loss, val_acc, epoch_seconds, val_seconds)
         history.append(record)
 
@@ -334,7 +364,9 @@ def train_and_evaluate(
     model.synchronize()
     infer_seconds = clock() - t0
     result["split"]["n_test"] = int(len(test_y))
-    result["metrics"], result["metric_errors"] = compute_metrics(metrics, test_y, pred, proba, dataset)
+    result["metrics"], result["metric_errors"], notes = compute_metrics(metrics, test_y, pred, proba, dataset)
+    if notes:
+        result["metric_warnings"] = notes
     result["test_predictions"] = np.stack([test_y, pred]).astype(np.int8 if num_classes <= 127 else np.int32)
     result["timing"].update(
         inference_seconds=infer_seconds,

@@ -47,6 +47,28 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return None if info is None else info["commit"] + ("-dirty" if info["dirty"] else "")
 
 
+def code_version(env: Any, digits: int = 12) -> tuple[str, tuple[str, ...]] | None:
+    """The code an environment ran: its commit (``digits`` digits) and ``dirty`` with ``diff``
+    and the diff's hash (12 digits) when tracked files differed; None where it does not say."""
+    git = env.get("git") if isinstance(env, dict) else None
+    if isinstance(git, dict) and isinstance(git.get("commit"), str):
+        dirty = ("dirty", f"diff {str(git.get('diff_sha256'))[:12]}") if git.get("dirty") else ()
+        return git["commit"][:digits], dirty
+    commit = env.get("git_commit") if isinstance(env, dict) else None
+    if isinstance(commit, str):
+        return commit.removesuffix("-dirty")[:digits], ("dirty",) if commit.endswith("-dirty") else ()
+    return None
+
+
+def code_state(env: Any, digits: int = 12) -> str | None:
+    """:func:`code_version` for people: ``commit 0123456789ab (dirty, diff abcdef012345)``."""
+    version = code_version(env, digits)
+    if version is None:
+        return None
+    commit, flags = version
+    return f"commit {commit}" + (f" ({', '.join(flags)})" if flags else "")
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -423,6 +423,7 @@ _PAIR_FIELDS = {
     "history": ("list", True), "metrics": ("dict", True), "timing": ("dict", True), "environment": ("dict", False),
     "best_epoch": ("int", True), "epochs_run": ("int", True), "num_parameters": ("int", False),
     "started": ("str", False), "finished": ("str", False), "metric_errors": ("dict", False),
+    "metric_warnings": ("dict", False),
     "preprocessing": ("dict", False),
 }
 _CONFIG_FIELDS = {

@@ -30,6 +30,7 @@ from seqbench.protocol import (
     train_and_evaluate,
     validate_dataset,
 )
+from seqbench.timeouts import PairTimeout, UserInterrupt, is_plugins_interrupt, time_limit, user_interrupts
 from seqbench.types import Dataset, DatasetInfo, DatasetUnavailable, LoadContext, Preprocessing
 
 
@@ -37,7 +38,7 @@ class RunError(Exception):
     """A user error in the run request (unknown name, bad --set, unwritable output)."""
 
 
-class Terminated(KeyboardInterrupt):
+class Terminated(UserInterrupt):
     """The process was asked to stop (SIGTERM): handled like Ctrl-C."""
 
 
@@ -69,6 +70,8 @@ class RunRequest:
     allow_nonempty: bool = False
     #: Keep each ok pair's restored best-validation model beside its record (seqbench.checkpoints).
     save_models: bool = False
+    #: Seconds a pair may train before it is stopped and recorded as failed (None: no limit).
+    pair_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -401,7 +404,8 @@ def run_benchmark(
         log = EventLog(request.out_dir / EVENTS_FILE, request.command, observer.warn)
         both = Observers(observer, log)
         try:
-            return _run_locked(registry, request, plan, both, executor or SequentialExecutor())
+            with user_interrupts():
+                return _run_locked(registry, request, plan, both, executor or SequentialExecutor())
         except KeyboardInterrupt as exc:
             both.interrupted("SIGTERM" if isinstance(exc, Terminated) else "SIGINT")
             raise
@@ -425,20 +429,29 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     session = res.new_session(request.command, str(request.data_dir), env)
     session["executor"] = executor.describe()
     started = time.monotonic()
-    done: dict[res.PairKey, dict[str, Any]] = {}
+    ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
+    done = finished_pairs(out) if request.resume else {}
+    plan, missing = locate_datasets(registry, plan, ctx, done)
     if request.resume:
         results = res.resumed_results(res.load_results(out, strict=True), session)
-        done = finished_pairs(out)
+        for item in plan.unavailable:
+            if item.kind == "dataset" and item.name in results["config"]["datasets"]:
+                _drop_dataset(results["config"], item)
     else:
         results = res.new_results(_config(registry, request, plan), session)
         _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
-    ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
     if any(registry.loggers.values()):
         observer = Observers(observer, LoggerObserver(registry.loggers, request.command, results["config"], observer.warn))
     pairs = [replace(p, done=p.key in done) for p in plan.pairs]
     observer.run_start(out, pairs, plan.unavailable, request.resume)
     for note in plan.notes:
         observer.warn(note)
+    if any(not p.done for p in pairs):
+        for line in resume_differences(env, plan, done):
+            observer.warn(line)
+    for name, reason in missing.items():
+        count = sum(p.dataset == name for p in pairs if not p.done)
+        observer.warn(f"dataset {name} cannot load here: {reason}; its {count} pair(s) will be recorded as skipped")
     order = {p.key: i for i, p in enumerate(plan.pairs)}
     kept: dict[res.PairKey, dict[str, Any]] = {}
 
@@ -459,6 +472,8 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         if record.get("checkpoint_error"):
             observer.warn(f"no checkpoint of {record['model']} x {record['dataset']} seed {record['seed']}: "
                           f"{record['checkpoint_error']}")
+        for name, note in (record.get("metric_warnings") or {}).items():
+            observer.warn(f"metric {name!r} from plugin {registry.owner.get(('metric', name), '?')!r} {note}")
         record.setdefault("finished", res.now_iso())
         _save_pair(out, record, files)
         observer.pair_end(record)
@@ -504,14 +519,81 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
     return results
 
 
+def resume_differences(env: Mapping[str, Any], plan: RunPlan, done: Mapping[res.PairKey, dict[str, Any]]) -> list[str]:
+    """What differs between the finished pairs of a resumed run and the pairs it will run now,
+    which would be averaged together: the code (commit, dirty state), plugin versions, and
+    each model × dataset's hyperparameters (changed plugin defaults)."""
+    lines = []
+    now = provenance.code_state(env)
+    before = sorted({s for r in done.values() if (s := provenance.code_state(r.get("environment"))) and s != now})
+    if before:
+        lines.append(f"the finished pairs ran under other code: {' · '.join(before)}; now {now or 'unknown code'}: "
+                     "their seeds will be averaged with this code's (summary.md and report.html list every commit)")
+    plugins = dict(env.get("plugins") or {})
+    changed = sorted({f"{name} {version} → {plugins.get(name)}" for r in done.values()
+                      for name, version in ((r.get("environment") or {}).get("plugins") or {}).items()
+                      if plugins.get(name) != version})
+    if changed:
+        lines.append(f"plugin versions differ from the finished pairs': {', '.join(changed)}")
+    for pair in plan.pairs:
+        if pair.params is None or pair.key in done:
+            continue
+        old = next((r.get("params") for (m, d, _), r in done.items() if (m, d) == (pair.model, pair.dataset)), None)
+        if not isinstance(old, dict):
+            continue
+        diffs = [f"{k} {_shown(old.get(k))} → {_shown(pair.params.get(k))}" for k in sorted(set(old) | set(pair.params))
+                 if k != "seed" and old.get(k) != pair.params.get(k)]
+        line = (f"{pair.model} on {pair.dataset}: the finished pairs ran with other hyperparameters ({', '.join(diffs)}); "
+                "their seeds will be averaged with these")
+        if diffs and line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value)
+
+
 def _leave_out(out: Path, results: dict[str, Any], item: Unavailable, pairs: int, observer: RunObserver) -> None:
     """A dataset that cannot load here leaves the run: out of its config, into ``config.unavailable``."""
-    config = results["config"]
+    _drop_dataset(results["config"], item)
+    _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
+    observer.unavailable(item, pairs)
+
+
+def _drop_dataset(config: dict[str, Any], item: Unavailable) -> None:
     config["datasets"] = [d for d in config["datasets"] if d != item.name]
     config.get("preprocessing", {}).pop(item.name, None)
     config.setdefault("unavailable", []).append(item.as_dict())
-    _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-    observer.unavailable(item, pairs)
+
+
+def locate_datasets(registry: Registry, plan: RunPlan, ctx: LoadContext,
+                    done: Mapping[res.PairKey, Any]) -> tuple[RunPlan, dict[str, str]]:
+    """Check every dataset with pairs to run, cheaply (``DatasetSpec.check``: no data is read),
+    before the first pair trains. Those that cannot load and were not named leave the plan (its
+    ``unavailable``), so that all are reported at once and the pair counts hold from the start;
+    returns the plan and, for the named ones (kept as skipped pairs), why each cannot load.
+
+    A check that fails otherwise is left to ``load``, which names the plugin."""
+    missing: dict[str, str] = {}
+    for name in plan.datasets:
+        spec = registry.datasets[name]
+        if spec.check is None or all(p.key in done for p in plan.pairs if p.dataset == name):
+            continue
+        try:
+            spec.check(ctx)
+        except DatasetUnavailable as exc:
+            missing[name] = str(exc)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            continue
+    gone = {name: reason for name, reason in missing.items() if name not in plan.keep_datasets}
+    if gone:
+        plan = replace(plan, datasets=[d for d in plan.datasets if d not in gone],
+                       pairs=[p for p in plan.pairs if p.dataset not in gone],
+                       unavailable=[*plan.unavailable, *(Unavailable("dataset", d, r) for d, r in gone.items())])
+    return plan, {name: reason for name, reason in missing.items() if name not in gone}
 
 
 def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str, Any]:
@@ -591,8 +673,10 @@ def load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Datas
         return None, "skipped", str(exc)
     except PluginOutputError as exc:
         return None, "failed", str(exc)
-    except KeyboardInterrupt:
-        raise
+    except KeyboardInterrupt as exc:
+        if not is_plugins_interrupt(exc):
+            raise
+        return None, "failed", f"dataset plugin {plugin!r}: KeyboardInterrupt raised by the plugin"
     except BaseException as exc:
         return None, "failed", f"dataset plugin {plugin!r}: {one_line(exc)}"
     return dataset, "ok", None
@@ -640,6 +724,19 @@ def run_pair(
     }
     record = dict(base)
     try:
+        with time_limit(request.pair_timeout, observer) as progress:
+            return _train_pair(registry, spec, plugin, ds_name, dataset, seed, request, progress, base, record)
+    except PairTimeout as exc:
+        return {**record, "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
+
+
+def _train_pair(registry: Registry, spec: Any, plugin: str, ds_name: str, dataset: Dataset, seed: int,
+                request: RunRequest, progress: Any, base: dict[str, Any],
+                record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """:func:`run_pair`'s work: ``record`` (a copy of ``base``) filled as the pair goes, so that a
+    pair stopped at its time limit keeps what it had."""
+    model_name, info = spec.name, dataset.info
+    try:
         reason = spec.unavailable()
         if reason:
             return {**base, "status": "skipped", "reason": str(reason)}, None
@@ -653,8 +750,8 @@ def run_pair(
         record["num_parameters"] = _num_parameters(model, plugin)
         limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
         out = train_and_evaluate(
-            model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=observer,
-            preprocessing=_preprocessing(registry, ds_name, request), **limits,
+            model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=progress,
+            preprocessing=_preprocessing(registry, ds_name, request), quick=request.quick, **limits,
         )
         predictions = out.pop("test_predictions", None)
         split = out.pop("split")
@@ -671,8 +768,14 @@ def run_pair(
         return {**record, "status": "failed", "reason": str(exc)}, None
     except res.UnwritableValue as exc:
         return {**base, "params": record.get("params"), "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
-    except KeyboardInterrupt:
+    except PairTimeout:
         raise
+    except KeyboardInterrupt as exc:
+        if not is_plugins_interrupt(exc):
+            raise
+        failed = {"status": "failed", "reason": f"model plugin {plugin!r}: KeyboardInterrupt raised by the plugin "
+                  "(not a Ctrl-C of the run)", "traceback": traceback.format_exc()}
+        return {**record, **failed}, None
     except BaseException as exc:  # SystemExit too: a plugin must not end the run
         failed = {"status": "failed", "reason": f"model plugin {plugin!r}: {one_line(exc)}", "traceback": traceback.format_exc()}
         return {**record, **failed}, None

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from seqbench.hookspecs import hookimpl
-from seqbench.plugins import Registry, load_plugins
+from seqbench.plugins import PluginError, Registry, load_plugins
 from seqbench.types import Dataset, DatasetSpec, LoadContext, Model
 
 #: The name of the synthetic dataset every :class:`PluginTester` registers.
@@ -84,22 +84,32 @@ class PluginTester:
     messages call the plugin; by default the module's or class's name). ``builtins=False``
     leaves out the built-in datasets, models and metrics. ``datasets`` are extra in-memory
     datasets to register beside :func:`tiny_dataset`. ``tmp_path`` is where runs are written
-    (default: a new temporary directory).
+    (default: a new temporary directory). ``data_dir`` is where registered datasets read their
+    files (default: ``tmp_path/data``, empty): give your data directory to test on real data
+    (``tester.load("mnist")``, ``tester.run_pair("my-model", "mnist", quick=True)``); nothing is
+    downloaded.
     """
 
     def __init__(self, *plugins: object | tuple[str, object], builtins: bool = True,
-                 datasets: Sequence[Dataset] = (), tmp_path: Path | None = None) -> None:
+                 datasets: Sequence[Dataset] = (), tmp_path: Path | None = None,
+                 data_dir: Path | None = None) -> None:
         named = [p if isinstance(p, tuple) else (_plugin_name(p), p) for p in plugins]
         self.tmp_path = Path(tmp_path) if tmp_path is not None else Path(tempfile.mkdtemp(prefix="seqbench-test-"))
+        self.data_dir = Path(data_dir) if data_dir is not None else self.tmp_path / "data"
         extra = [*named, ("seqbench.testing", _Datasets([tiny_dataset(), *datasets]))]
-        self.registry: Registry = load_plugins(strict=True, extra=extra, installed=False, builtins=builtins)
+        try:
+            self.registry: Registry = load_plugins(strict=True, extra=extra, installed=False, builtins=builtins)
+        except PluginError as exc:
+            if "given in extra= has the name" not in str(exc):
+                raise
+            raise PluginError(f"{exc}: pass it to PluginTester as (\"another-name\", plugin)") from None
         #: The directory of the latest :meth:`run_pair`.
         self.run_dir: Path | None = None
         self._runs = 0
 
     def load(self, dataset: str = TINY) -> Dataset:
-        """A registered dataset, loaded as a run loads it (data from ``tmp_path/data``, no downloads)."""
-        ctx = LoadContext(self.tmp_path / "data", download=False, datasets=self.registry.datasets)
+        """A registered dataset, loaded as a run loads it (data from :attr:`data_dir`, no downloads)."""
+        ctx = LoadContext(self.data_dir, download=False, datasets=self.registry.datasets)
         return ctx.load(dataset)
 
     def train(self, model: str, dataset: str | Dataset = TINY, *, steps: int = 5,
@@ -140,7 +150,7 @@ class PluginTester:
         self._runs += 1
         out = self.tmp_path / f"run{self._runs}"
         texts = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (overrides or {}).items()}
-        request = RunRequest([model], [dataset], [seed], out, self.tmp_path / "data", overrides=texts,
+        request = RunRequest([model], [dataset], [seed], out, self.data_dir, overrides=texts,
                              quick=quick, download=False, plots=False, command="seqbench.testing")
         (record,) = run_benchmark(self.registry, request)["pairs"]
         self.run_dir = out

@@ -149,6 +149,10 @@ class DatasetSpec:
     dataset a derived one is built from (see :meth:`derive`), else ``None``. ``in_all``:
     whether a run that names no dataset (``seqbench run --all``, or ``-m`` alone) includes it;
     set it ``False`` for tasks too long for that (the pixel-by-pixel ones): they run when named.
+    ``check(ctx)``, when given, raises :class:`DatasetUnavailable` as ``load`` would when the
+    data cannot be had here (files missing and downloads off), cheaply: without reading the
+    data. A run calls it for every selected dataset before the first pair trains, so that all
+    missing data is reported at once.
     """
 
     name: str
@@ -159,6 +163,7 @@ class DatasetSpec:
     preprocessing: Preprocessing = Preprocessing()
     source: str | None = None
     in_all: bool = True
+    check: Callable[[LoadContext], None] | None = None
 
     @classmethod
     def derive(
@@ -237,7 +242,13 @@ class DatasetSpec:
                 raise DatasetUnavailable(f"dataset {name!r} derives from {source!r}, which has no fetcher")
             spec.fetch(ctx)
 
-        return cls(name, load, description or f"{source}, {identity}", locate, fetch, preprocessing, source, in_all)
+        def check(ctx: LoadContext) -> None:
+            spec = ctx.spec(source)
+            if spec.check is not None:
+                spec.check(ctx)
+
+        return cls(name, load, description or f"{source}, {identity}", locate, fetch, preprocessing, source, in_all,
+                   check)
 
 
 def derived_fingerprint(source: str, identity: str, params: Mapping[str, Any] | None = None) -> str:
@@ -246,6 +257,21 @@ def derived_fingerprint(source: str, identity: str, params: Mapping[str, Any] | 
     text = json.dumps({"source": source, "transform": identity, "params": dict(params or {})},
                       sort_keys=True, default=repr)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """What the harness tells a model before its first epoch (:meth:`Model.fit_start`):
+    ``steps_per_epoch`` minibatches of ``batch_size`` over ``n_train`` training rows (``n_val``
+    more are held out for validation), at most ``epochs`` epochs, and whether the run is a
+    ``--quick`` smoke run. A learning-rate warm-up or schedule needs them."""
+
+    steps_per_epoch: int
+    n_train: int
+    n_val: int
+    epochs: int
+    batch_size: int
+    quick: bool = False
 
 
 class Model(abc.ABC):
@@ -286,8 +312,16 @@ class Model(abc.ABC):
     def load_state_dict(self, state: Mapping[str, "np.ndarray"]) -> None:
         """Replace the parameters with those of ``state`` (as returned by :meth:`state_dict`)."""
 
+    def fit_start(self, context: TrainingContext) -> None:
+        """Called once before the first epoch with the training plan (steps per epoch, training
+        rows, epochs, ``--quick``), e.g. to size a warm-up or a schedule."""
+
     def epoch_end(self, epoch: int) -> None:
-        """Called after each training epoch (1-based), e.g. for a learning-rate schedule."""
+        """Called after each training epoch (1-based), before validation, e.g. for a learning-rate schedule."""
+
+    def epoch_validated(self, epoch: int, val_accuracy: float) -> None:
+        """Called after each epoch's validation with its accuracy (a fraction), e.g. for a
+        schedule that lowers the learning rate when validation stops improving."""
 
     def synchronize(self) -> None:
         """Block until queued device work is done; the harness calls it before reading a clock."""

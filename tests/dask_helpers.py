@@ -51,11 +51,30 @@ class Sleeper(MeanLogReg):
         return super().train_batch(x, y)
 
 
+class Hangs(MeanLogReg):
+    """Never returns from its first batch: a busy Python loop (an hour at most)."""
+
+    def train_batch(self, x: Any, y: Any) -> float:
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            pass
+        return super().train_batch(x, y)
+
+
+class RaisesInterrupt(MeanLogReg):
+    """Raises KeyboardInterrupt at its first batch, as a plugin's own bug (or a caught Ctrl-C re-raised) would."""
+
+    def train_batch(self, x: Any, y: Any) -> float:
+        raise KeyboardInterrupt
+
+
 def toy_plugins() -> list[tuple[str, object]]:
-    """Dataset ``toy``; models ``logreg``, ``killer`` and ``sleeper``."""
+    """Dataset ``toy``; models ``logreg``, ``killer``, ``sleeper``, ``hangs`` and ``interrupts``."""
     models = {"logreg": lambda info, p: MeanLogReg(info.n_features, info.num_classes, p["lr"], p["seed"]),
               "killer": lambda info, p: Killer(info.n_features, info.num_classes, p["lr"], p["seed"]),
-              "sleeper": lambda info, p: Sleeper(info.n_features, info.num_classes, p["lr"], p["seed"])}
+              "sleeper": lambda info, p: Sleeper(info.n_features, info.num_classes, p["lr"], p["seed"]),
+              "hangs": lambda info, p: Hangs(info.n_features, info.num_classes, p["lr"], p["seed"]),
+              "interrupts": lambda info, p: RaisesInterrupt(info.n_features, info.num_classes, p["lr"], p["seed"])}
     return [("toy", toy_plugin(models=models))]
 
 

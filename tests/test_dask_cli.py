@@ -93,7 +93,7 @@ def test_an_unreachable_scheduler_is_one_error_line(tmp_path, monkeypatch, toy_r
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "Traceback" not in result.output
-    assert errors[0].startswith(f"Error: cannot reach the Dask scheduler at {address} (waited 1 s): ")
+    assert errors[0].startswith(f"Error: cannot reach the Dask scheduler at {address}: ")
     assert (tmp_path / "r" / "results.json").exists()  # resumable with --resume, like any stopped run
 
 

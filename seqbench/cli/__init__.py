@@ -9,7 +9,7 @@ import click
 from seqbench import __version__
 from seqbench.cli.data import data
 from seqbench.cli.evaluate import evaluate
-from seqbench.cli.inspect import list_cmd, plugins_cmd
+from seqbench.cli.inspect import list_cmd, plugins_cmd, show_cmd
 from seqbench.cli.report import compare, report
 from seqbench.cli.run import run
 from seqbench.safe_text import terminal
@@ -48,3 +48,4 @@ main.add_command(plugins_cmd)
 main.add_command(data)
 main.add_command(report)
 main.add_command(compare)
+main.add_command(show_cmd)

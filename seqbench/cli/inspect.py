@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
@@ -131,3 +132,29 @@ def list_metrics(ctx: click.Context) -> None:
             f"{key}: {'higher' if up else 'lower'}" for key, up in way.items())
         rows.append([name, registry.plugin_of("metric", name), better, spec.description])
     echo(tabulate(rows, headers=["name", "plugin", "better", "description"]))
+
+
+@click.command("show")
+@click.argument("run_dir", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("pair", metavar="PAIR")
+def show_cmd(run_dir: Path, pair: str) -> None:
+    """Print one pair's record of run directory RUN, and the traceback of a failed pair.
+
+    PAIR is the pair's file name in RUN/pairs/ without .json, e.g. rnn-cpu+mnist+seed0.
+    """
+    from seqbench.results import ResultsError, pair_stem, read_pairs
+
+    try:
+        records = {pair_stem(*key): record for key, record in read_pairs(run_dir).items()}
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if pair not in records:
+        failed = [stem for stem, r in records.items() if r["status"] == "failed"]
+        others = [stem for stem in records if stem not in failed]
+        listed = ", ".join([*(f"{stem} (failed)" for stem in failed), *others]) or "none"
+        raise click.ClickException(f"no pair {pair!r} in {run_dir}; its pairs: {listed}")
+    record = dict(records[pair])
+    trace = record.pop("traceback", None)
+    echo(json.dumps(record, indent=2))
+    if trace:
+        echo(f"\ntraceback of {pair}:\n{trace.rstrip()}")

@@ -49,6 +49,7 @@ class ConsoleObserver(RunObserver):
         self._start = clock()
         self._eta = Eta([])
         self._epochs = 0
+        self._out: Path | None = None
 
     def _times(self) -> str:
         left = self._eta.left()
@@ -56,7 +57,7 @@ class ConsoleObserver(RunObserver):
 
     def run_start(self, out_dir: Path, plan: Sequence[PlannedPair], unavailable: Sequence[Unavailable],
                   resume: bool) -> None:
-        self._start, self._eta = self._clock(), Eta(plan)
+        self._start, self._eta, self._out = self._clock(), Eta(plan), out_dir
         finished = sum(p.done for p in plan)
         before = f" ({finished} finished before)" if finished else ""
         _err(f"seqbench: {len(plan) - finished} pair(s) to run{before}; writing results to {out_dir}")
@@ -102,6 +103,11 @@ class ConsoleObserver(RunObserver):
             _err(f"  -> {text}, best epoch {record['best_epoch']}/{record['epochs_run']}{_on_worker(record)}")
         else:
             _err(f"  -> {status}: {record.get('reason')}")
+            if record.get("traceback"):
+                from seqbench.results import pair_stem
+
+                stem = pair_stem(record["model"], record["dataset"], record["seed"])
+                _err(f"     its traceback: seqbench show {self._out} {stem}")
 
     def warn(self, message: str) -> None:
         _err(f"seqbench: warning: {message}")
@@ -238,6 +244,9 @@ def _config_value(option: click.Option, key: str, value: Any, path: Path) -> Any
         if not (isinstance(items, list) and all(isinstance(v, str) for v in items)):
             raise bad("a text or a list of texts" + (", or a table" if option.name == "overrides" else ""))
         return items
+    if isinstance(option.type, (click.types.IntParamType, click.types.FloatParamType)) and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        return value
     if not isinstance(value, str):
         raise bad("a text")
     return value
@@ -330,6 +339,9 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--scheduler", metavar="ADDRESS",
               help="Train the pairs on the workers of the Dask cluster at ADDRESS (tcp://host:8786); they load "
                    "plugins and data themselves (from --data-dir if given, else their default).")
+@click.option("--pair-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a pair that trains longer than this, record it as failed with the reason, and go on "
+                   "[default: no limit].")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), is_eager=True,
               callback=_read_config, expose_value=False,
               help="TOML file of run's options by long name (model = [\"rnn-*\"], seeds = [0, 1], [set] lr = 0.01); the command line wins.")
@@ -338,7 +350,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
         overrides: dict[str, str], quick: bool, out_dir: Path | None, allow_nonempty_out: bool, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
         no_published: bool, include_unavailable: bool, fmt: str, save_models: bool, dry_run: bool, workers: int | None,
-        scheduler: str | None) -> None:
+        scheduler: str | None, pair_timeout: float | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
 
     Progress goes to stderr and the summary table to stdout; the run's events are logged to
@@ -362,10 +374,12 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
         raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
     if all_pairs and (models or datasets):
         raise click.UsageError("--all runs every pair; leave out -m/-d, or drop --all")
+    if scheduler is not None and not scheduler.strip():
+        raise click.BadParameter("give an address such as tcp://host:8786", ctx=ctx, param_hint="--scheduler")
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
     registry = registry_from(ctx)
-    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, published=not no_published, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
+    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, published=not no_published, pair_timeout=pair_timeout, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
     request = None
     try:
         with sigterm_interrupts():
@@ -385,7 +399,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
             if dry_run:
                 _dry_run(registry, request, fmt)
                 return
-            executor = _dask_executor(ctx, registry, request, workers, scheduler, data_dir) if workers or scheduler else None
+            executor = _dask_executor(ctx, registry, request, workers, scheduler, data_dir) \
+                if workers or scheduler is not None else None
             results = run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()), executor)
     except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None

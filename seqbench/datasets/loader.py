@@ -79,6 +79,15 @@ def locate(name: str, ctx: LoadContext) -> dict[str, Any]:
     return info
 
 
+def check(name: str, ctx: LoadContext) -> None:
+    """Raise :class:`DatasetUnavailable` as :func:`load` would for missing files with downloads
+    off, looking only at which files exist (nothing is read)."""
+    defn, reader = _lookup(name)
+    found = reader.find(defn, ctx.data_dir)
+    if found.missing and not ctx.download:
+        raise DatasetUnavailable(unavailable_message(defn, found, "downloads are off", ctx.data_dir))
+
+
 def fetch(name: str, ctx: LoadContext) -> None:
     """Download dataset ``name``'s missing files, each verified against its published checksum."""
     defn, reader = _lookup(name)

@@ -27,6 +27,12 @@ def _locate(name: str, ctx: LoadContext) -> Mapping[str, Any]:
     return loader.locate(name, ctx)
 
 
+def _check(name: str, ctx: LoadContext) -> None:
+    from seqbench.datasets import loader
+
+    loader.check(name, ctx)
+
+
 def _fetch(name: str, ctx: LoadContext) -> None:
     from seqbench.datasets import loader
 
@@ -46,6 +52,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
                 locate=partial(_locate, name),
                 fetch=partial(_fetch, name),
                 preprocessing=defn.preprocessing,
+                check=partial(_check, name),
             )
         )
     from seqbench.datasets import perturbed, sequential

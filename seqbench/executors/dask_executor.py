@@ -47,6 +47,9 @@ CONNECT_TIMEOUT = 10.0
 LOCAL_ALLOWED_FAILURES = 1
 #: Seconds between looks for finished pairs, and between looks for workers that joined.
 POLL_SECONDS, JOIN_SECONDS = 0.2, 5.0
+#: Seconds past ``--pair-timeout`` the worker has to stop the pair itself (at a batch's end, with
+#: its record) before the run cancels its task.
+CANCEL_GRACE = 2.0
 
 
 def run_on_worker(task: PairTask) -> tuple[dict[str, Any], Any]:
@@ -68,6 +71,57 @@ def check_address(address: str) -> None:
     except ValueError as exc:
         raise RunError(f"--scheduler {address}: not a Dask scheduler address ({exc}); "
                        "give one such as tcp://host:8786") from None
+
+
+class SchedulerLost(Exception):
+    """The scheduler went away while the run lived (killed, its machine down)."""
+
+
+def probe_scheduler(address: str, timeout: float) -> str | None:
+    """None when a Dask scheduler answers at ``address`` within ``timeout`` seconds, else why not,
+    in one line. ``distributed.Client`` waits for good on a server that accepts and never
+    answers, and fails deep in its decoder on one that answers something else: so ask first."""
+    import asyncio
+    import socket
+
+    from distributed.comm import connect, parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme == "tcp":  # Dask retries a refused connection until its timeout: a plain connect says it at once
+        try:
+            socket.create_connection(parse_host_port(location, 8786), timeout=timeout).close()
+        except OSError as exc:
+            return f"cannot reach the Dask scheduler at {address}: {exc.strerror or one_line(exc)}"
+
+    async def identity() -> Any:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except (asyncio.TimeoutError, TimeoutError):
+        return f"cannot reach the Dask scheduler at {address}: no answer in {timeout:g} s"
+    except OSError as exc:
+        return f"cannot reach the Dask scheduler at {address}: {one_line(exc)}"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # garbage decoded: MemoryError of absurd sizes, ValueError, ...
+        return f"{address} does not answer as a Dask scheduler ({one_line(exc)})"
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        return f"{address} does not answer as a Dask scheduler (it answered {type(reply).__name__})"
+    return None
+
+
+def _workers(client: Any, address: str) -> dict[str, Any]:
+    """The scheduler's workers; :class:`SchedulerLost` when the scheduler is gone."""
+    info = client.scheduler_info() if client.status == "running" else {}
+    if "workers" not in info:
+        raise SchedulerLost(f"lost the Dask scheduler at {address} (client {client.status})")
+    return info["workers"]
 
 
 class DaskExecutor:
@@ -99,25 +153,42 @@ class DaskExecutor:
         with self._client() as client:
             waiting: dict[str, collections.deque[PairJob]] = {"cpu": collections.deque(), "gpu": collections.deque()}
             running: dict[Any, tuple[str, PairJob]] = {}
+            started: dict[Any, float] = {}
+            told_empty: list[bool] = []
             finished = distributed.as_completed(loop=client.loop)
 
             def fill() -> None:
-                workers = client.scheduler_info()["workers"]
+                workers = _workers(client, self._address(client))
+                if not workers and any(waiting.values()) and not told_empty:
+                    told_empty.append(True)
+                    matrix.observer.warn(f"the Dask cluster at {self._address(client)} has no worker yet: "
+                                         "waiting for one to join")
                 slots, declared = capacity(workers), declared_resources(workers)
                 for kind, queue in waiting.items():
                     while queue and sum(k == kind for k, _ in running.values()) < slots[kind]:
                         job = queue.popleft()
                         future = self._submit(client, matrix, job, declared)
                         running[future] = (kind, job)
+                        started[future] = time.monotonic()
                         finished.add(future)
 
             try:
-                declared = declared_resources(client.scheduler_info()["workers"])
+                declared = declared_resources(_workers(client, self._address(client)))
                 for job, _ in matrix.jobs:  # workers start on the first dataset while the next loads
                     waiting[pair_class(is_gpu_pair(job.pair), declared)].append(job)
                     fill()
                 asked = time.monotonic()
                 while running:
+                    for future in self._overdue(started, matrix.request.pair_timeout):
+                        _, job = running.pop(future)
+                        self._cancel(client, future)
+                        reason = (f"the pair ran past --pair-timeout {matrix.request.pair_timeout:g} s on the Dask "
+                                  "cluster: its task was cancelled")
+                        matrix.observer.pair_start(job.index, job.total, *job.pair.key)
+                        matrix.received(job, matrix.failed(job, reason), None)
+                        fill()
+                    if client.status != "running":
+                        raise SchedulerLost(f"lost the Dask scheduler at {self._address(client)}")
                     if not finished.has_ready():
                         time.sleep(POLL_SECONDS)
                         if any(waiting.values()) and time.monotonic() - asked > JOIN_SECONDS:
@@ -125,16 +196,48 @@ class DaskExecutor:
                             asked = time.monotonic()
                         continue
                     for future in finished.next_batch(block=False):
+                        if future not in running:  # cancelled past its time limit
+                            continue
                         _, job = running.pop(future)
                         record, predictions = self._outcome(future, job, matrix)
                         # Workers send no progress: a pair is announced with its record.
                         matrix.observer.pair_start(job.index, job.total, *job.pair.key)
                         matrix.received(job, record, predictions)
                     fill()
+            except SchedulerLost as exc:
+                from seqbench.runner import RunError
+
+                out = matrix.request.out_dir
+                raise RunError(f"{exc}; the finished pairs are kept: when the cluster is back, continue with "
+                               f"--resume {out}") from None
             finally:
                 if running:  # interrupted: no pair is left training
                     with contextlib.suppress(Exception):
                         client.cancel(list(running), force=True)
+
+    @staticmethod
+    def _overdue(started: dict[Any, float], limit: float | None) -> list[Any]:
+        """The futures running past ``limit`` (and the grace the worker has to stop them itself)."""
+        if limit is None:
+            return []
+        now = time.monotonic()
+        overdue = [f for f, t in started.items() if now - t > limit + CANCEL_GRACE]
+        for future in overdue:
+            del started[future]
+        return overdue
+
+    def _cancel(self, client: Any, future: Any) -> None:
+        """Cancel a pair's task; on a local cluster, also restart the worker whose thread it holds
+        (a plugin stuck in one call keeps its thread however the task is cancelled)."""
+        holders = [w for w, keys in client.processing().items() if future.key in keys] if self.scheduler is None else []
+        with contextlib.suppress(Exception):
+            client.cancel([future], force=True)
+        if holders:
+            with contextlib.suppress(Exception):
+                client.restart_workers(holders, timeout=30)
+
+    def _address(self, client: Any) -> str:
+        return self.scheduler or str(client.scheduler.address)
 
     def _submit(self, client: Any, matrix: Matrix, job: PairJob, declared: set[str]) -> Any:
         request = matrix.request
@@ -162,13 +265,22 @@ class DaskExecutor:
         from seqbench.runner import RunError
 
         if self.scheduler is not None:
+            problem = probe_scheduler(self.scheduler, CONNECT_TIMEOUT)
+            if problem is not None:
+                raise RunError(problem)
             try:
                 client = distributed.Client(self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise RunError(f"cannot reach the Dask scheduler at {self.scheduler} "
                                f"(waited {CONNECT_TIMEOUT:g} s): {one_line(exc)}") from None
-            with contextlib.closing(client):
-                yield client
+            client_log = logging.getLogger("distributed.client")
+            level = client_log.level
+            client_log.setLevel(logging.CRITICAL)  # its reconnect tracebacks when the scheduler dies: we say it in one line
+            try:
+                with contextlib.closing(client):
+                    yield client
+            finally:
+                client_log.setLevel(level)
             return
         cluster = self._local_cluster()
         try:

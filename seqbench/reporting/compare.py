@@ -47,6 +47,7 @@ from seqbench.reporting.tables import (
     metric_column,
     metric_names,
     metric_stat,
+    mean_std,
     metric_values,
     ok_pairs,
     pair_accuracy,
@@ -241,7 +242,7 @@ def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | No
 
     b, n = ([s for s in map(seconds_per_epoch, ok_pairs(side)) if s is not None] for side in (base, new))
     test = permutation_test(b, n, alpha=alpha)
-    base_mean = sum(b) / len(b) if b else 0.0
+    base_mean = mean_std(b)[0] if b else 0.0
     return test.affine(1 / base_mean, 1.0) if test is not None and base_mean > 0 else None
 
 
@@ -354,6 +355,14 @@ def _past(pc: PairComparison, threshold: Threshold) -> str | None:
     return None
 
 
+def _no_ratio(pc: PairComparison) -> str:
+    """Why a comparable pair has no time ratio NEW / BASE."""
+    for label, side in (("BASE", pc.base_time), ("NEW", pc.new_time)):
+        if side is None:
+            return f"{label} has no seconds per epoch"
+    return f"BASE has {pc.base_time.mean:g} seconds per epoch (the ratio NEW / BASE is undefined)"
+
+
 def _gate(pc: PairComparison, threshold: Threshold, alpha: float) -> tuple[str | None, str | None]:
     """(why ``pc`` fails ``threshold``, why it is past it yet passes); each None where not.
 
@@ -361,6 +370,8 @@ def _gate(pc: PairComparison, threshold: Threshold, alpha: float) -> tuple[str |
     """
     if threshold.metric == "accuracy" and not pc.new_accuracy and pc.base_accuracy and pc.new_reason:
         return f"no test accuracy in NEW ({pc.new_reason})", None
+    if threshold.metric == "time" and pc.comparable and pc.time is None:
+        return f"time cannot be gated: {_no_ratio(pc)}", None
     past = _past(pc, threshold)
     if past is None:
         return None, None
@@ -471,12 +482,41 @@ def _groups(results: dict[str, Any], label: str) -> dict[Key, list[dict]]:
     try:
         for read in (_hardware, _software, _config):
             read(results)
+        seen: set[tuple[Any, Any, Any]] = set()
+        for pair in pairs_of(results):
+            key = (pair["model"], pair["dataset"], pair["seed"])
+            if key in seen:
+                raise ResultsError(f"{pair_name(pair)} is there twice")
+            seen.add(key)
         for pair in ok_pairs(pairs_of(results)):
-            pair_accuracy(pair)
-            seconds_per_epoch(pair)
+            _check_possible(pair)
         return group_pairs(pairs_of(results))
     except ResultsError as exc:
         raise ResultsError(f"{label}: {exc}") from None
+
+
+def _check_possible(pair: dict[str, Any]) -> None:
+    """Refuse an ok record no run can write (a hand-edited one): accuracy outside [0, 1], a negative time."""
+    pair_accuracy(pair)  # raises for an accuracy outside [0, 1]
+    seconds_per_epoch(pair)
+    timing = pair.get("timing") or {}
+    for name, value in (timing.items() if isinstance(timing, dict) else ()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ResultsError(f"{pair_name(pair)}: timing.{name} is negative ({value!r})")
+
+
+def _common_seeds(key: Key, base: list[dict], new: list[dict], warnings: list[str]) -> tuple[list[dict], list[dict]]:
+    """BASE's and NEW's pairs of ``key`` less the ok seeds that the other run lacks (said in
+    ``warnings``), so that means and tests pair seed with seed; unchanged when none is common."""
+    seeds = [{p["seed"] for p in ok_pairs(side)} for side in (base, new)]
+    common = seeds[0] & seeds[1]
+    if not common or seeds[0] == seeds[1]:
+        return base, new
+    left = [f"{label}'s seed{'s' if len(extra) > 1 else ''} {', '.join(map(str, sorted(extra)))} left out"
+            for label, extra in (("BASE", seeds[0] - common), ("NEW", seeds[1] - common)) if extra]
+    warnings.append(f"{_name(key)}: compared on the seeds both runs have ({', '.join(map(str, sorted(common)))}); "
+                    + ", ".join(left))
+    return tuple([p for p in side if p.get("status") != "ok" or p["seed"] in common] for side in (base, new))
 
 
 def _all_metric_names(pairs: list[dict]) -> list[str]:
@@ -543,7 +583,11 @@ def compare_runs(
         + _warning("only in BASE", [_name(k) for k in only_base])
         + _warning("only in NEW", [_name(k) for k in only_new])
     )
-    pairs = [_pair_comparison(k, bg[k], ng[k], alpha, dirs, warnings, metrics) for k in keys]
+    if allow_missing:
+        sides = {k: _common_seeds(k, bg[k], ng[k], warnings) for k in keys}
+    else:
+        sides = {k: (bg[k], ng[k]) for k in keys}
+    pairs = [_pair_comparison(k, *sides[k], alpha, dirs, warnings, metrics) for k in keys]
     regressions, notes = [], []
     for pc in pairs:
         for threshold in thresholds:

@@ -20,6 +20,7 @@ from seqbench.reporting.tables import (
     STATS_NOTE,
     Column,
     Table,
+    code_line,
     data_line,
     dig,
     human_cells,
@@ -113,12 +114,16 @@ def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None
     ``fmt`` None draws nothing."""
     if fmt is None:
         return []
-    from seqbench.reporting.plots import PLOTS_DIR, check_format, figure_bytes, run_figures
+    from seqbench.reporting.plots import PLOTS_DIR, UndrawableFigure, check_format, figure_bytes, run_figures
 
     check_format(fmt)
     embedded = []
     for figure in run_figures(results):
-        data = figure_bytes(figure.figure, fmt)
+        try:
+            data = figure_bytes(figure.figure, fmt)
+        except UndrawableFigure as exc:  # the page says so in the figure's place
+            embedded.append(Embedded(figure.name, f"{figure.caption}: not drawn ({exc})", 0, "", b""))
+            continue
         if out_dir is not None:
             atomic_write_bytes(out_dir / PLOTS_DIR / f"{figure.name}.{fmt}", data)
         shown = (fmt, data) if fmt in _MIME else ("png", figure_bytes(figure.figure, "png"))
@@ -129,6 +134,8 @@ def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None
 
 
 def _img(figure: Embedded) -> str:
+    if not figure.data:
+        return f'<figure id="fig-{html.escape(figure.name)}"><figcaption>{html.escape(figure.caption)}</figcaption></figure>'
     uri = f"data:{_MIME[figure.fmt]};base64,{base64.b64encode(figure.data).decode('ascii')}"
     return (f'<figure id="fig-{html.escape(figure.name)}"><img src="{uri}" style="width: {figure.width}px"'
             f' alt="{html.escape(figure.caption)}">'
@@ -173,14 +180,14 @@ def protocol_line(results: dict[str, Any]) -> str:
 
 
 def _run_header(label: str | None, results: dict[str, Any]) -> str:
-    commit = dig(results, "environment", "git_commit")
+    commit = code_line(results, digits=40)
     seeds = dig(results, "config", "seeds")
     rows = [
         ("command", f"<code>{html.escape(str(results['command']))}</code>" if results.get("command") else None),
         ("when", html.escape(" → ".join(str(results[k]) for k in ("created", "updated") if results.get(k)))),
         ("machine", html.escape(_machine(results))),
         ("software", html.escape(_software(results))),
-        ("commit", f"<code>{html.escape(commit)}</code>" if isinstance(commit, str) else None),
+        ("code", html.escape(commit) if commit else None),
         ("seeds", html.escape(", ".join(map(str, seeds))) if isinstance(seeds, list) else None),
         ("protocol", html.escape(protocol_line(results))),
         ("data", html.escape(data_line(results).removeprefix("Data, for every model: ")) or None),

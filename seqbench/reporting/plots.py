@@ -11,9 +11,11 @@ are drawn with hollow squares and dashed lines, and a quick run says so in every
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import statistics
+import re
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
@@ -22,6 +24,7 @@ from seqbench.results import atomic_write_bytes, name_part, pair_stem
 from seqbench.reporting.tables import (
     Stat,
     dig,
+    mean_std,
     group_note,
     group_pairs,
     group_status,
@@ -276,8 +279,8 @@ def _mean_band(curves: list[list[float]]) -> tuple[list[float], list[float], lis
     means, lows, highs = [], [], []
     for i in range(sorted(map(len, curves), reverse=True)[(len(curves) - 1) // 2]):
         xs = [c[i] for c in curves if i < len(c) and not math.isnan(c[i])]
-        mean = statistics.fmean(xs) if xs else math.nan
-        std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        mean, std = mean_std(xs) if xs else (math.nan, None)
+        std = std or 0.0
         means.append(mean)
         lows.append(mean - std)
         highs.append(mean + std)
@@ -521,11 +524,20 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+class UndrawableFigure(ValueError):
+    """A figure that matplotlib cannot draw: its values are near the float limit (1e308), where
+    axis ticks cannot be computed. Tables and the report go on without it."""
+
+
 def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
-    """The figure encoded as PNG, SVG or PDF (without timestamps, so reruns give the same bytes)."""
+    """The figure encoded as PNG, SVG or PDF (without timestamps, so reruns give the same bytes);
+    :class:`UndrawableFigure` when its values are beyond what matplotlib can draw."""
     buffer = io.BytesIO()
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[check_format(fmt)]
-    fig.savefig(buffer, format=fmt, metadata=metadata)
+    try:
+        fig.savefig(buffer, format=fmt, metadata=metadata)
+    except (ValueError, OverflowError) as exc:
+        raise UndrawableFigure(f"{type(exc).__name__}: {exc}") from None
     return buffer.getvalue()
 
 
@@ -547,7 +559,8 @@ def write_pair_plots(run_dir: Path, pair: dict[str, Any], fmt: str = "png", only
                                  ("curves", bool(pair.get("history")), curves_figure)):
         path = plot_path(run_dir, pair, kind, fmt)
         if has_data and not (only_missing and path.exists()):
-            paths.append(_save(draw(pair), path, fmt))
+            with contextlib.suppress(UndrawableFigure):  # epoch times near 1e308: the report says so
+                paths.append(_save(draw(pair), path, fmt))
     return paths
 
 
@@ -572,7 +585,11 @@ def run_figures(results: dict[str, Any]) -> Iterator[RunFigure]:
 def write_run_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") -> list[Path]:
     """Save the run's figures (:func:`run_figures`) as ``plots/<name>.<fmt>``."""
     check_format(fmt)
-    return [_save(f.figure, run_dir / PLOTS_DIR / f"{f.name}.{fmt}", fmt) for f in run_figures(results)]
+    paths = []
+    for f in run_figures(results):
+        with contextlib.suppress(UndrawableFigure):
+            paths.append(_save(f.figure, run_dir / PLOTS_DIR / f"{f.name}.{fmt}", fmt))
+    return paths
 
 
 def write_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") -> list[Path]:

@@ -60,7 +60,20 @@ def stat(values: Iterable[float | None], scale: float = 1.0) -> Stat | None:
     xs = [float(v) * scale for v in values if v is not None]
     if not xs:
         return None
-    return Stat(statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None, len(xs))
+    return Stat(*mean_std(xs), len(xs))
+
+
+def mean_std(xs: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation of finite floats, without the OverflowError of
+    ``statistics.fmean`` near the float limit: computed on the values scaled by the largest
+    magnitude (a std beyond the float range is ``inf``). Non-finite values give no std."""
+    if not all(map(math.isfinite, xs)):
+        return sum(xs) / len(xs), None
+    big = max(abs(x) for x in xs)
+    unit = big if big > 1e300 else 1.0
+    scaled = [x / unit for x in xs]
+    mean = statistics.fmean(scaled) * unit
+    return mean, (statistics.stdev(scaled) * unit if len(xs) > 1 else None)
 
 
 def dig(obj: Any, *keys: str) -> Any:
@@ -275,8 +288,16 @@ def metric_column(header: str, taken: Iterable[str] = (), key: str | None = None
 
 def num_parameters(pairs: Pairs) -> int | str | None:
     """The models' trainable parameter count over the ``ok`` seeds (``a / b`` where they differ)."""
-    counts = sorted({int(c) for p in ok_pairs(pairs) if (c := number(p, "num_parameters")) is not None})
-    return None if not counts else counts[0] if len(counts) == 1 else " / ".join(f"{c:,}" for c in counts)
+    counts = sorted({_count(p) for p in ok_pairs(pairs) if p.get("num_parameters") is not None})
+    if len(counts) == 1 and counts[0] < 2**53:  # a float column shows it exactly
+        return counts[0]
+    return " / ".join(f"{c:,}" for c in counts) or None
+
+
+def _count(pair: dict[str, Any]) -> int:
+    """A pair's parameter count, exact however large (a float of it would overflow)."""
+    value = pair.get("num_parameters")
+    return value if isinstance(value, int) and not isinstance(value, bool) else int(number(pair, "num_parameters"))
 
 
 # --- quick runs ------------------------------------------------------------------------------
@@ -640,15 +661,33 @@ TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
 }
 
 
+def code_line(results: dict[str, Any], digits: int = 12) -> str | None:
+    """The code the run's pairs ran under: ``commit X`` (``digits`` digits) when one version, else
+    every commit and dirty state with its number of pairs (a resume under other code averages
+    seeds of both)."""
+    from seqbench.provenance import code_state, code_version
+
+    versions = Counter(v for p in pairs_of(results) if (v := code_version(p.get("environment"), digits)) is not None)
+    if not versions:
+        return code_state(section(results, "environment"), digits)
+    if len(versions) == 1:
+        (commit, flags), = versions
+        return f"commit {commit}" + (f" ({', '.join(flags)})" if flags else "")
+    shown = []
+    for (commit, flags), n in versions.items():
+        count = f"{n} pair{'s' * (n > 1)}"
+        shown.append(f"{commit} ({', '.join(flags)}; {count})" if flags else f"{commit} ({count})")
+    return "pairs ran under different code: commits " + " · ".join(shown)
+
+
 def _run_line(results: dict[str, Any]) -> str:
-    """Where the numbers come from: command, time, machine and commit, in one line."""
+    """Where the numbers come from: command, time, machine and commit(s), in one line."""
     machine = section(results, "environment", "machine")
-    commit = dig(results, "environment", "git_commit")
     parts = [
         f"`{results['command']}`" if results.get("command") else None,
         results.get("updated") or results.get("created"),
         f"{machine['cpu']} ({machine.get('cpu_count', '?')} CPUs)" if machine.get("cpu") else None,
-        f"commit {commit[:12]}" if isinstance(commit, str) else None,
+        code_line(results),
     ]
     return " · ".join(str(p) for p in parts if p)
 
