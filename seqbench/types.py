@@ -149,6 +149,9 @@ class DatasetSpec:
     dataset a derived one is built from (see :meth:`derive`), else ``None``. ``in_all``:
     whether a run that names no dataset (``seqbench run --all``, or ``-m`` alone) includes it;
     set it ``False`` for tasks too long for that (the pixel-by-pixel ones): they run when named.
+    ``provenance`` labels known copies of the data by fingerprint, as ``(fingerprint, label)``
+    pairs (``("sha256:3ec8…", "CIFAR-10 dev split")``): each pair's record keeps the label of
+    the copy it ran on, and reports show it wherever that copy's figures appear.
     """
 
     name: str
@@ -159,6 +162,7 @@ class DatasetSpec:
     preprocessing: Preprocessing = Preprocessing()
     source: str | None = None
     in_all: bool = True
+    provenance: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def derive(

@@ -45,6 +45,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
                 locate=partial(_locate, name),
                 fetch=partial(_fetch, name),
                 preprocessing=defn.preprocessing,
+                provenance=defn.provenance,
             )
         )
     from seqbench.datasets.sequential import specs

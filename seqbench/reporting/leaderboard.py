@@ -103,6 +103,12 @@ class Leaderboard:
     rows: list[Row]
     pairs: list[PairResult] = field(default_factory=list)
     alpha: float = ALPHA
+    provenance: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The dataset's name, with the label of its data copy where it declares one."""
+        return f"{self.dataset} ({self.provenance})" if self.provenance else self.dataset
 
     def methods(self) -> list[str]:
         return sorted({p.difference.method for p in self.pairs})
@@ -164,7 +170,7 @@ def leaderboard(dataset_entries: Sequence[Entry], alpha: float = ALPHA) -> Leade
     tests = [(a, b, compare(a, b, alpha, cache)) for a, b in combinations(ranked, 2)]
     adjusted = holm([d.p for _, _, d in tests])
     pairs = [PairResult(a.name, b.name, d, p) for (a, b, d), p in zip(tests, adjusted)]
-    board = Leaderboard(ranked[0].dataset if ranked else "", [], pairs, alpha)
+    board = Leaderboard(ranked[0].dataset if ranked else "", [], pairs, alpha, _provenance(ranked))
     for rank, entry in enumerate(ranked, 1):
         accuracy = stat(entry.accuracies, scale=100.0)
         low, high = interval(accuracy)
@@ -173,6 +179,17 @@ def leaderboard(dataset_entries: Sequence[Entry], alpha: float = ALPHA) -> Leade
         testable = vs_best is None or vs_best.difference.can_reject(alpha)
         board.rows.append(Row(rank, entry, accuracy, max(low, 0.0), min(high, 100.0), rank == 1, tied, testable))
     return board
+
+
+def _provenance(found: Sequence[Entry]) -> str | None:
+    from seqbench.reporting.disclosure import provenance_label
+
+    for entry in found:
+        info = entry.pairs[0].get("dataset_info") or {}
+        label = provenance_label(entry.dataset, info.get("fingerprint"), info.get("provenance"))
+        if label:
+            return label
+    return None
 
 
 def leaderboards(runs: Sequence[Run], alpha: float = ALPHA) -> list[Leaderboard]:
