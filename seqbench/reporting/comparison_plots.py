@@ -37,7 +37,8 @@ def heatmap_figure(board: Leaderboard) -> Figure:
                 diff[i, j] = 100 * result.difference.diff
                 significant[i, j] = result.p_adjusted <= board.alpha
     side = 2.2 + 0.75 * k
-    fig = _new_figure(side + 1.6, side)
+    label = 0.075 * max(map(len, names))  # inches for the longest name on the y axis
+    fig = _new_figure(side + 1.6 + label, side + 0.5 * label)
     ax = fig.add_subplot()
     limit = max(float(np.abs(diff).max()), 0.01)
     image = ax.imshow(diff, cmap=colormaps["RdBu"], vmin=-limit, vmax=limit)
