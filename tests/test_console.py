@@ -201,3 +201,11 @@ def test_list_json_like_plugins_and_data_info(toy_registry):
     assert set(by_name["rnn-gpu"]) == {"name", "plugin", "available", "reason", "description"}
     datasets = json.loads(listing(toy_registry, "datasets", "--json").output)
     assert datasets == [{"name": "toy", "plugin": "toy", "in_all": True, "description": "synthetic toy"}]
+
+
+def test_the_run_summary_ends_with_the_leaderboard(toy_registry, tmp_path):
+    result = invoke(toy_registry, "-m", "logreg", "-m", "rnn-cpu", "-d", "toy", "--set", "epochs=1",
+                    "--set", "hidden=4", "--out", tmp_path / "run", "--no-plots")
+    assert result.exit_code == 0, result.output
+    board = result.stdout.split("\nLeaderboard\n", 1)[1]
+    assert "| best" in board and "McNemar's exact test" in board  # one seed: the paired test on predictions

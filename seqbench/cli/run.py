@@ -316,6 +316,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     from seqbench.results import ResultsError
     from seqbench.runner import RunError, RunRequest, Terminated, resume_request, run_benchmark
     from seqbench.reporting.disclosure import missing_lines, partial_note
+    from seqbench.reporting.leaderboard_tables import run_leaderboard_text
     from seqbench.reporting.tables import summary_text
 
     all_pairs, models, datasets = _command_line_wins(ctx, all_pairs, models, datasets)
@@ -365,6 +366,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if missing and fmt in ("github", "grid"):  # at the top of the summary people read; csv and json stay data
         click.echo(f"{partial_note(results)}\n" + "".join(f"  - {line}\n" for line in missing))
     click.echo(summary_text(results, fmt), nl=False)
+    if fmt in ("github", "grid"):
+        click.echo(run_leaderboard_text(request.out_dir, results, fmt), nl=False)
     _err(f"results: {request.out_dir}")
     code = exit_code(results["pairs"])
     if code == EXIT_NOTHING_RAN:

@@ -226,7 +226,12 @@ def console_report(runs: Sequence[tuple[str, dict[str, Any]]], summary: Table, b
     if fmt == "csv":
         return render(summary, fmt)
     missing = partial_lines(runs)
-    parts = ["\n".join(missing) + "\n\n" if missing else "", render(summary, fmt)]
+    return ("\n".join(missing) + "\n\n" if missing else "") + render(summary, fmt) + leaderboard_text(boards, across, fmt)
+
+
+def leaderboard_text(boards: Sequence[Leaderboard], across: AcrossDatasets, fmt: str = "github") -> str:
+    """The leaderboard, all pairs and ranks over datasets for people ("" with one model a dataset)."""
+    parts = []
     if any(len(b.rows) > 1 for b in boards):
         parts += ["\nLeaderboard\n\n", render(leaderboard_table(boards), fmt), "\n" + how_note(boards) + "\n",
                   "\nAll pairs of models\n\n", render(pairs_table(boards), fmt)]
@@ -235,6 +240,14 @@ def console_report(runs: Sequence[tuple[str, dict[str, Any]]], summary: Table, b
         parts += ["\nAcross datasets\n\n", render(ranks, fmt) + "\n" if ranks else "",
                   "\n".join(across_lines(across)) + "\n"]
     return "".join(parts)
+
+
+def run_leaderboard_text(run_dir: Path, results: dict[str, Any], fmt: str = "github") -> str:
+    """The leaderboard of one run directory for the console (its predictions make the tests paired)."""
+    from seqbench.reporting.leaderboard import across_datasets, leaderboards
+
+    boards = leaderboards([(Path(run_dir).name, results, Path(run_dir))])
+    return leaderboard_text(boards, across_datasets(boards), fmt)
 
 
 def write_merged_files(out_dir: Path, runs: Sequence[tuple[str, dict[str, Any]]],
