@@ -78,12 +78,12 @@ def test_identical_models_are_not_different():
     assert d.can_reject()  # 500 samples could have shown a difference: the tie means something
 
 
-def test_several_seeds_use_the_sign_flip_test_over_samples():
+def test_several_seeds_use_the_signed_rank_test_over_samples():
     rng = np.random.default_rng(2)
     b = rng.random((3, 2000)) < 0.7
     a = b | (rng.random((3, 2000)) < 0.1)  # a is b plus some extra right answers
     d = prediction_test(a, b)
-    assert d.method == "paired sign-flip permutation test over samples"
+    assert d.method == "Wilcoxon signed-rank test over samples"
     assert d.diff == pytest.approx(float((a.mean() - b.mean())))
     assert d.p < 0.001 and d.low > 0
     assert "3 seeds" in d.over
@@ -188,7 +188,7 @@ def test_leaderboard_order_and_marks_on_stored_predictions(tmp_path):
     marks = {r.entry.name: r.mark for r in board.rows}
     assert marks["best"] == "best"
     assert marks["twin"] == marks["same"] == marks["weak"] == ""  # all significantly behind the best
-    assert all(p.difference.method.startswith("paired sign-flip") for p in board.pairs)
+    assert all(p.difference.method.startswith("Wilcoxon") for p in board.pairs)
     assert len(board.pairs) == 6
     twins = board.pair("twin", "same")
     assert twins.difference.p == 1.0 and twins.p_adjusted == 1.0

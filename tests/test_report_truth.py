@@ -60,7 +60,7 @@ def test_report_cli_prints_the_leaderboard_and_writes_it_everywhere(tmp_path):
                  "no pair of models can be found different"):
         assert text in result.stdout, text
     summary = (run / "summary.md").read_text()
-    assert "## Leaderboard" in summary and "| best" in summary and "paired sign-flip permutation test" in summary
+    assert "## Leaderboard" in summary and "| best" in summary and "Wilcoxon signed-rank test over samples" in summary
     page = (run / REPORT_FILE).read_text()
     assert '<section id="leaderboard">' in page and '<tr class="best">' in page and 'id="across-datasets"' in page
     doc = json.loads(CliRunner().invoke(main, ["report", str(run), "--no-plots", "--format", "json"]).stdout)

@@ -2,14 +2,14 @@
 the leaderboard, on plain arrays (no results files here).
 
 - Two models on one dataset: :func:`prediction_test` when both stored their test predictions
-  on the same samples and seeds (McNemar's exact test for one seed, a paired sign-flip
-  permutation test over samples for several), else :func:`seed_test` (a permutation test of
+  on the same samples and seeds (McNemar's exact test for one seed, the Wilcoxon signed-rank
+  test over samples for several), else :func:`seed_test` (a permutation test of
   the per-seed accuracies). Every difference is A − B.
 - A family of such tests: :func:`holm` adjusts their p-values.
 - Several models over several datasets: :func:`rank_test`, mean ranks, the Friedman test and
   the Nemenyi critical difference (Demšar, JMLR 7, 2006).
 
-scipy.stats does the tests it provides (binomial, permutation, Friedman, studentized range);
+scipy.stats does the tests it provides (binomial, Wilcoxon, Friedman, studentized range);
 Holm's step-down adjustment and the Nemenyi critical difference are written here because
 scipy has neither. scipy is imported inside the functions: importing this module is cheap.
 """
@@ -25,8 +25,6 @@ import numpy as np
 from seqbench.reporting.stats import paired_bootstrap, permutation_test
 
 ALPHA = 0.05
-RESAMPLES = 9_999  # random sign flips when there are too many to enumerate
-SEED = 0  # the same data give the same p-value
 
 
 @dataclass(frozen=True)
@@ -68,10 +66,12 @@ def prediction_test(correct_a: np.ndarray, correct_b: np.ndarray, alpha: float =
     """A − B on the same test samples and seeds; both arrays ``(seeds, n_test)`` booleans.
 
     One seed: McNemar's exact test (the discordant samples go either way with probability ½).
-    Several: per sample d_i = mean over seeds of (right_A − right_B), and the sign-flip
-    permutation test of mean(d) (a sample's two models exchangeable under "no difference");
-    samples on which both models agree (d_i = 0) cannot change a flip and are left out of it.
-    The interval is the paired bootstrap over samples.
+    Several: per sample d_i = mean over seeds of (right_A − right_B), and the Wilcoxon
+    signed-rank test of the d_i (a sample's two models exchangeable under "no difference"; the
+    samples on which both agree, d_i = 0, dropped; ties handled by scipy's normal approximation).
+    A sample's seeds stay together: pooling them into one McNemar test would count one test
+    image seen three times as three independent observations. The interval is the paired
+    bootstrap over samples.
     """
     from scipy import stats
 
@@ -84,14 +84,13 @@ def prediction_test(correct_a: np.ndarray, correct_b: np.ndarray, alpha: float =
         wins, losses = int(np.sum(a & ~b)), int(np.sum(~a & b))
         p = stats.binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else 1.0
         return Difference(float(d.mean()), low, high, float(p), float(0.5 ** (n - 1)), "McNemar's exact test", over)
-    method = "paired sign-flip permutation test over samples"
-    p_min = 2.0 ** (1 - n) if 2**n <= RESAMPLES else 1.0 / (RESAMPLES + 1)
+    method = "Wilcoxon signed-rank test over samples"
+    p_min = 0.5 ** (n - 1)  # every sample discordant, all one way
     discordant = d[d != 0]
     if len(discordant) == 0:
         return Difference(0.0, low, high, 1.0, p_min, method, over)
-    result = stats.permutation_test((discordant,), np.mean, permutation_type="samples", vectorized=True,
-                                    n_resamples=RESAMPLES, rng=np.random.default_rng(SEED), batch=1000)
-    return Difference(float(d.mean()), low, high, float(result.pvalue), p_min, method, over)
+    p = stats.wilcoxon(discordant).pvalue
+    return Difference(float(d.mean()), low, high, float(p), p_min, method, over)
 
 
 def seed_test(acc_a: Sequence[float], acc_b: Sequence[float], alpha: float = ALPHA) -> Difference:
