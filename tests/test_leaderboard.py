@@ -238,3 +238,13 @@ def test_runs_of_different_data_are_refused_naming_them():
     with pytest.raises(ResultsError, match="mnist is not the same data.*jan.*feb"):
         check_same_data([one, two])
     check_same_data([one, ("mar", make_results([make_pair("c", "mnist", 0, fingerprint="sha256:" + "1" * 64)]))])
+
+
+def test_two_identical_models_are_tied_and_a_model_better_on_every_sample_is_not(tmp_path):
+    rng = np.random.default_rng(13)
+    base = [rng.random(N) < 0.7 for _ in range(2)]
+    board = leaderboard(entries([_run(tmp_path, "same", {"a": base, "b": [m.copy() for m in base]})]))
+    assert [r.mark for r in board.rows] == ["best", "tied with best"]
+    better = [m | ~m for m in base]  # right on every sample
+    board = leaderboard(entries([_run(tmp_path, "better", {"worse": base, "perfect": better})]))
+    assert [(r.entry.name, r.mark) for r in board.rows] == [("perfect", "best"), ("worse", "")]
