@@ -248,3 +248,13 @@ def test_two_identical_models_are_tied_and_a_model_better_on_every_sample_is_not
     better = [m | ~m for m in base]  # right on every sample
     board = leaderboard(entries([_run(tmp_path, "better", {"worse": base, "perfect": better})]))
     assert [(r.entry.name, r.mark) for r in board.rows] == [("perfect", "best"), ("worse", "")]
+
+
+def test_pareto_front_keeps_what_nothing_beats_on_both_accuracy_and_cost():
+    from seqbench.reporting.comparison_plots import pareto
+
+    # (cost, accuracy): b is beaten by a (cheaper and more accurate); d costs most but is best
+    points = [(1.0, 60.0), (2.0, 55.0), (3.0, 62.0), (9.0, 65.0), (9.0, 64.0)]
+    assert pareto(points) == [0, 2, 3]
+    # throughput: higher is better
+    assert pareto([(100.0, 60.0), (50.0, 65.0), (80.0, 59.0)], lower_cost=False) == [1, 0]
