@@ -231,8 +231,29 @@ def _only_text(value: Any) -> bool:
     return isinstance(value, str)
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's resident-memory high-water mark to its current RSS, so that
+    :func:`peak_host_rss_bytes` measures from now on (Linux ≥ 4.0: ``5`` written to
+    ``/proc/self/clear_refs``). False where the system does not allow it: the peak then stays
+    the process's running peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_host_rss_bytes() -> int:
-    """Peak resident memory of this process so far."""
+    """Peak resident memory of this process since the last :func:`reset_peak_rss` (``VmHWM`` of
+    ``/proc/self/status``), else since it started (``ru_maxrss``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
@@ -264,6 +285,7 @@ def train_and_evaluate(
     the predicted labels, in test order (not JSON: the runner stores it beside the record).
     """
     progress = progress or Progress()
+    reset_peak_rss()  # the pair's own peak, not the process's (earlier pairs, the data's loading)
     epochs, batch_size, patience = int(params["epochs"]), int(params["batch_size"]), int(params["patience"])
 
     train_x, train_y = dataset.train_x, dataset.train_y

@@ -1,25 +1,32 @@
 """``records.csv``: a run's numbers in tidy long format, one row per pair and measured value.
 
-Columns: ``run, commit, model, dataset, seed, metric, value, unit``. Metrics are the scalar
-results of every metric plugin (``accuracy``, ``per_class.macro.f1``, ``<plugin metric>.<key>``),
-the timing of the pair (``epoch_seconds_median``, ``inference_samples_per_second``, ...), its
-epochs and its parameter count. Only pairs that finished ``ok`` have rows. Text that a
-spreadsheet would run as a formula is neutralised (:func:`seqbench.safe_text.csv_cell`).
+Columns: ``run, commit, model, dataset, seed, quick, fingerprint, provenance, metric, value,
+unit``, then one ``param.<name>`` column per hyperparameter of any pair (the pair's own
+``params``: epochs, patience, lr, hidden, ...; empty where a model has no such parameter).
+``quick`` is ``true`` for rows of a ``--quick`` smoke run, so that an analysis can drop them;
+``fingerprint`` identifies the data, ``provenance`` the label its dataset declares for that copy
+(``CIFAR-10 dev split``). Metrics are the scalar results of every metric plugin (``accuracy``,
+``per_class.macro.f1``, ``<plugin metric>.<key>``), the timing of the pair
+(``epoch_seconds_median``, ``inference_samples_per_second``, ...), its epochs and its parameter
+count. Only pairs that finished ``ok`` have rows. Text that a spreadsheet would run as a
+formula is neutralised (:func:`seqbench.safe_text.csv_row`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from seqbench.metrics import is_number, scalars
 from seqbench.results import atomic_write_text
 from seqbench.safe_text import csv_row
 
 RECORDS_FILE = "records.csv"
-COLUMNS = ("run", "commit", "model", "dataset", "seed", "metric", "value", "unit")
+COLUMNS = ("run", "commit", "model", "dataset", "seed", "quick", "fingerprint", "provenance", "metric", "value", "unit")
+PARAM_PREFIX = "param."
 
 #: Units of the values seqbench itself measures; a plugin metric's unit is left empty.
 UNITS = {
@@ -50,22 +57,52 @@ def _commit(pair: dict[str, Any], results: dict[str, Any]) -> str:
     return env.get("git_commit") or ""
 
 
+def _pair_columns(pair: dict[str, Any], results: dict[str, Any], run: str) -> dict[str, Any]:
+    """The columns a pair's rows share: where it comes from, its data and its hyperparameters."""
+    from seqbench.reporting.disclosure import provenance_label
+
+    info = pair.get("dataset_info") if isinstance(pair.get("dataset_info"), dict) else {}
+    params = pair.get("params") if isinstance(pair.get("params"), dict) else {}
+    fingerprint = info.get("fingerprint") if isinstance(info.get("fingerprint"), str) else None
+    return {
+        "run": run, "commit": _commit(pair, results), "model": pair["model"], "dataset": pair["dataset"],
+        "seed": pair["seed"], "quick": "true" if (results.get("config") or {}).get("quick") else "false",
+        "fingerprint": fingerprint or "",
+        "provenance": provenance_label(pair["dataset"], fingerprint, info.get("provenance")) or "",
+        **{PARAM_PREFIX + k: _param(v) for k, v in params.items() if k != "seed"},
+    }
+
+
+def _param(value: Any) -> Any:
+    """A hyperparameter as one CSV cell (booleans as ``true``/``false``, lists as JSON)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
 def rows(results: dict[str, Any], run: str) -> list[dict[str, Any]]:
     """The tidy rows of a run's ``ok`` pairs."""
     return [
-        {"run": run, "commit": _commit(pair, results), "model": pair["model"], "dataset": pair["dataset"],
-         "seed": pair["seed"], "metric": metric, "value": value, "unit": UNITS.get(metric, "")}
+        _pair_columns(pair, results, run) | {"metric": metric, "value": value, "unit": UNITS.get(metric, "")}
         for pair in results.get("pairs", []) if pair.get("status") == "ok"
         for metric, value in pair_values(pair)
     ]
 
 
+def records_text(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """``records.csv`` of one or more ``(run label, results)``: :data:`COLUMNS`, then the
+    ``param.*`` columns of every hyperparameter found, sorted."""
+    all_rows = [row for run, results in runs for row in rows(results, run)]
+    params = sorted({k for row in all_rows for k in row if k.startswith(PARAM_PREFIX)})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*COLUMNS, *params], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_row(row) for row in all_rows)
+    return buf.getvalue()
+
+
 def write_records(run_dir: Path, results: dict[str, Any]) -> Path:
     """Write ``records.csv`` into ``run_dir`` (the run column is the directory's name)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(csv_row(row) for row in rows(results, Path(run_dir).resolve().name))
     path = Path(run_dir) / RECORDS_FILE
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, records_text([(Path(run_dir).resolve().name, results)]))
     return path

@@ -718,6 +718,7 @@ def run_pair(
         "n_features": info.n_features,
         "class_names": [str(c) for c in dataset.class_names],
         "fingerprint": str(dataset.fingerprint),
+        "provenance": dict(registry.datasets[ds_name].provenance).get(str(dataset.fingerprint)),
         "n_train_full": int(len(dataset.train_y)),
         "n_test_full": int(len(dataset.test_y)),
         "meta": res.json_ready(dict(dataset.meta), "meta"),

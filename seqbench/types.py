@@ -153,6 +153,9 @@ class DatasetSpec:
     data cannot be had here (files missing and downloads off), cheaply: without reading the
     data. A run calls it for every selected dataset before the first pair trains, so that all
     missing data is reported at once.
+    ``provenance`` labels known copies of the data by fingerprint, as ``(fingerprint, label)``
+    pairs (``("sha256:3ec8…", "CIFAR-10 dev split")``): each pair's record keeps the label of
+    the copy it ran on, and reports show it wherever that copy's figures appear.
     """
 
     name: str
@@ -164,6 +167,7 @@ class DatasetSpec:
     source: str | None = None
     in_all: bool = True
     check: Callable[[LoadContext], None] | None = None
+    provenance: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def derive(

@@ -150,7 +150,9 @@ def test_all_without_cupy_lists_the_gpu_models_once_and_runs_the_rest(monkeypatc
     reg = load_plugins(extra=[("toy", toy_plugin()), ("missing", Missing())])
     out = tmp_path / "run"
     result = invoke(reg, "--all", "--set", "epochs=1", "--set", "hidden=4", "--out", out, "--no-plots")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 4, result.output  # a dataset --all names could not be loaded
+    assert "--all: dataset(s) missing could not be loaded (exit 4; --allow-missing-data accepts that)" in result.stderr
+    assert result.stdout.startswith("PARTIAL RUN: ") and "  - dataset missing: not run here (files missing" in result.stdout
     gpu = ("gru-gpu", "lstm-gpu", "rnn-gpu")
     for name in gpu:
         assert result.stderr.count(name) == 1, result.stderr
@@ -166,6 +168,9 @@ def test_all_without_cupy_lists_the_gpu_models_once_and_runs_the_rest(monkeypatc
     assert {p["model"] for p in results["pairs"]} == {"gru-cpu", "logreg", "lstm-cpu", "rnn-cpu"}
     assert all(p["status"] == "ok" for p in results["pairs"])
     assert [e["event"] for e in events(out)].count("unavailable") == 4
+    allowed = invoke(reg, "--all", "--allow-missing-data", "--set", "epochs=1", "--set", "hidden=4",
+                     "--out", tmp_path / "allowed", "--no-plots")
+    assert allowed.exit_code == 0, allowed.output
 
 
 @pytest.mark.skipif(not cupy_missing(), reason="CuPy is importable here")
@@ -201,3 +206,11 @@ def test_list_json_like_plugins_and_data_info(toy_registry):
     assert set(by_name["rnn-gpu"]) == {"name", "plugin", "available", "reason", "description"}
     datasets = json.loads(listing(toy_registry, "datasets", "--json").output)
     assert datasets == [{"name": "toy", "plugin": "toy", "in_all": True, "description": "synthetic toy"}]
+
+
+def test_the_run_summary_ends_with_the_leaderboard(toy_registry, tmp_path):
+    result = invoke(toy_registry, "-m", "logreg", "-m", "rnn-cpu", "-d", "toy", "--set", "epochs=1",
+                    "--set", "hidden=4", "--out", tmp_path / "run", "--no-plots")
+    assert result.exit_code == 0, result.output
+    board = result.stdout.split("\nLeaderboard\n", 1)[1]
+    assert "| best" in board and "McNemar's exact test" in board  # one seed: the paired test on predictions

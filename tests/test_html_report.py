@@ -38,12 +38,14 @@ def _images(page):
 def test_the_page_is_self_contained_with_every_plot_inline(tmp_path):
     page = write_run_report(tmp_path, _results()).read_text()
     images = _images(page)
-    assert [mime for mime, _ in images] == ["image/png"] * 4  # summary, curves, two confusion matrices
+    # summary, curves, two confusion matrices, the pairs' heatmap, accuracy against cost
+    assert [mime for mime, _ in images] == ["image/png"] * 6
     assert all(base64.b64decode(data).startswith(b"\x89PNG") for _, data in images)
     assert "<script" not in page and "<link" not in page and "http://" not in page and "https://" not in page
     assert not re.search(r'src="(?!data:)', page)
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
-        "confusion__rnn-cpu+mnist.png", "confusion__torch-rnn+mnist.png", "curves__mnist.png", "summary.png"]
+        "accuracy_vs_cost.png", "confusion__rnn-cpu+mnist.png", "confusion__torch-rnn+mnist.png", "curves__mnist.png",
+        "pairs_heatmap__mnist.png", "summary.png"]
 
 
 def test_the_header_says_where_the_numbers_come_from(tmp_path):
@@ -62,7 +64,7 @@ def test_reference_rows_carry_a_badge_and_quick_runs_a_banner(tmp_path):
     assert full.count('<span class="badge reference">reference</span>') == 14
     assert "QUICK" not in full and 'class="badge quick"' not in full
     quick = render_report([("run", _results(quick=True))])
-    assert "<title>seqbench report — run — QUICK RUN</title>" in quick
+    assert "<title>seqbench report — run — QUICK RUN — PARTIAL RUN</title>" in quick
     assert '<div class="banner">QUICK RUN: the --quick smoke profile (2 epochs, 4,000 training samples,' in quick
     assert 'class="badge quick"' in quick and "<th>test samples</th>" in quick and ">1,000<" in quick
 
@@ -70,7 +72,8 @@ def test_reference_rows_carry_a_badge_and_quick_runs_a_banner(tmp_path):
 def test_quick_runs_are_marked_in_the_tables_and_csvs(tmp_path):
     results = _results(quick=True)
     paths = write_tables(tmp_path, results)
-    assert (tmp_path / "summary.md").read_text().startswith("# Summary — QUICK RUN\n\n**QUICK RUN: ")
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("**PARTIAL RUN: ") and "\n# Summary — QUICK RUN\n\n**QUICK RUN: " in summary
     for path in (p for p in paths if p.suffix == ".csv"):
         rows = list(csv.DictReader(io.StringIO(path.read_text())))
         assert rows and all(row["quick"] == "yes" for row in rows), path.name
@@ -96,7 +99,7 @@ def test_several_runs_merge_with_a_run_column_and_models_named_by_run():
     merged = merge_runs([("a", a), ("b", b)])
     assert sorted({p["model"] for p in merged["pairs"]}) == ["lstm-gpu", "rnn-cpu [a]", "rnn-cpu [b]", "torch-rnn"]
     page = render_report([("a", a), ("b", b)])
-    assert "<title>seqbench report — 2 runs</title>" in page and "<h3>a</h3>" in page and "<h3>b</h3>" in page
+    assert "<title>seqbench report — 2 runs — PARTIAL RUN</title>" in page and "<h3>a</h3>" in page and "<h3>b</h3>" in page
     assert page.count("<th>run</th>") == 4
 
 
@@ -113,7 +116,7 @@ def test_report_out_writes_one_page_and_never_into_its_inputs(tmp_path):
                                        "--plot-format", "svg", "--format", "json"])
     assert result.exit_code == 0, result.output
     assert {d: _snapshot(d) for d in (first, second)} == before
-    assert [row["run"] for row in json.loads(result.stdout)] == ["first"] * 3 + ["second"] * 3
+    assert [row["run"] for row in json.loads(result.stdout)["summary"]] == ["first"] * 3 + ["second"] * 3
     page = (tmp_path / "out" / REPORT_FILE).read_text()
     assert "QUICK RUN" in page and (tmp_path / "out" / "plots" / "summary.svg").exists()
     inside = CliRunner().invoke(main, ["report", str(first), "--out", str(first / "sub")])
@@ -159,14 +162,14 @@ def _chromium(*args, timeout=120):
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
 def test_the_page_renders_in_headless_chromium_with_every_image_and_no_console_error(tmp_path):
     page = write_run_report(tmp_path / "run", _results(quick=True)).read_text()
-    assert page.count("<img ") == 4
+    assert page.count("<img ") == 6
     probed = tmp_path / "probed.html"
     probed.write_text(page.replace("<head>", "<head>" + PROBE, 1))
     out = _chromium("--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
     found = re.search(r'<pre id="seqbench-probe">(.*?)</pre>', out.stdout)
     assert found, out.stderr[-2000:]
     probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    assert probe == {"images": 4, "broken": [], "errors": [], "width": probe["width"]}
+    assert probe == {"images": 6, "broken": [], "errors": [], "width": probe["width"]}
     # The page itself (no probe) logs nothing to the console
     plain = _chromium("--virtual-time-budget=5000", "--dump-dom", (tmp_path / "run" / REPORT_FILE).as_uri())
     assert "seqbench report" in plain.stdout

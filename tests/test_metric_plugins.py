@@ -72,7 +72,7 @@ def test_scalar_and_dict_metrics_are_columns_of_the_summary(run_dir):
 def test_report_shows_the_metric_columns_in_every_format(run_dir):
     result = CliRunner().invoke(main, ["report", str(run_dir), "--format", "json", "--no-plots"])
     assert result.exit_code == 0, result.output
-    (row,) = json.loads(result.stdout)
+    (row,) = json.loads(result.stdout)["summary"]
     assert {"top2_mean", "top2_std", "calib.ece_mean", "calib.nll_n"} <= set(row)
     for fmt in ("github", "grid", "csv"):
         out = CliRunner().invoke(main, ["report", str(run_dir), "--format", fmt, "--no-plots"]).stdout

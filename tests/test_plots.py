@@ -6,6 +6,7 @@ import sys
 import pytest
 from results_factory import CIFAR10_CLASSES, make_pair, make_results, seeded
 
+import seqbench.reporting.plots as plots_module
 from seqbench.reporting.plots import (
     NO_VAL_LOSS,
     PLOT_FORMATS,
@@ -15,7 +16,6 @@ from seqbench.reporting.plots import (
     interval,
     plot_path,
     run_figures,
-    short_labels,
     summary_figure,
     t95,
     write_pair_plots,
@@ -129,11 +129,11 @@ def test_confusion_is_summed_over_seeds_with_recall_on_the_diagonal():
     assert [label.get_rotation() for label in ax.get_xticklabels()] == [0] * 10
 
 
-def test_confusion_labels_are_short_and_unrotated_and_errors_coloured(cifar_pair):
+def test_confusion_labels_are_whole_and_errors_coloured(cifar_pair):
     fig = confusion_figure(cifar_pair)
     ax = fig.axes[0]
-    assert _texts(ax.get_xticklabels()) == short_labels(CIFAR10_CLASSES) == [
-        "airpl", "autom", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert _texts(ax.get_xticklabels()) == CIFAR10_CLASSES  # not cut to "airpl", "autom"
+    assert ax.get_xticklabels()[0].get_rotation() == 45
     assert _texts(ax.get_yticklabels()) == CIFAR10_CLASSES
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("Predicted class", "True class")
     cells = ax.images[0].get_array()
@@ -204,3 +204,26 @@ def test_unknown_format_and_no_pairs(tmp_path):
     with pytest.raises(ValueError, match="unknown plot format"):
         write_run_plots(tmp_path, make_results(seeded("rnn-cpu", "mnist", [0.9], [1.0])), "jpg")
     assert write_run_plots(tmp_path, make_results([])) == []
+
+
+def test_the_accuracy_axis_stops_at_100_percent_and_titles_are_short():
+    results = make_results(seeded("rnn-cpu", "mnist", [0.999, 0.998, 0.9995], [2.0, 2.0, 2.0])
+                           + seeded("gru-cpu", "mnist", [0.997, 0.999, 0.998], [0.01, 0.01, 0.01]))
+    results["config"].update(quick=True, protocol={"quick_profile": {"epochs": 2, "max_test": 1000}})
+    fig = summary_figure(results)
+    assert fig.axes[0].get_xlim()[1] <= 100.0
+    assert fig.get_suptitle().count("\n") <= 1  # the quick warning in one line, then the title
+
+
+def test_log_axes_label_minor_ticks_only_where_they_fit():
+    from matplotlib.figure import Figure
+
+    for (low, high), expected in (((10, 90), {"20", "30", "50"}), ((0.005, 0.4), {"0.005", "0.02", "0.05", "0.2"}),
+                                  ((0.001, 100), set())):
+        ax = Figure().add_subplot()
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plots_module._plain(minor=True))
+        ax.set_xlim(low, high)
+        ticks = [t for t in ax.xaxis.get_minorticklocs() if low <= t <= high]
+        minor = {ax.xaxis.get_minor_formatter()(t, i) for i, t in enumerate(ticks)} - {""}
+        assert minor == expected, (low, high, minor)

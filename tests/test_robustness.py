@@ -3,6 +3,7 @@ broken files and failing disks (tests/hostile_plugin.py has the plugin)."""
 
 from __future__ import annotations
 
+import csv
 import errno
 import json
 import os
@@ -386,8 +387,8 @@ def test_killed_at_random_moments_and_resumed_nothing_lost_nothing_counted_twice
     on_disk = [json.loads(p.read_text()) for p in (out / "pairs").glob("*.json")]
     assert sorted((r["model"], r["seed"]) for r in on_disk) == sorted((m, s) for m, _, s in pairs)
     assert len(list((out / "pairs").glob("*.pred.npy"))) == 4
-    rows = (out / "records.csv").read_text().splitlines()[1:]
-    keys = [tuple(r.split(",")[2:6]) for r in rows]
+    rows = list(csv.DictReader((out / "records.csv").open()))
+    keys = [(r["model"], r["dataset"], r["seed"], r["metric"]) for r in rows]
     assert len(keys) == len(set(keys)) and {k[:3] for k in keys} == {(m, "y", str(s)) for m, _, s in pairs}
     assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".part"))]
 
@@ -423,11 +424,12 @@ def test_random_signals_during_a_quick_run_then_resume_lose_no_pair_and_no_plot(
     assert set(pairs) == {(m, "y", s) for m in ("h-slow", "h-ok") for s in (0, 1)}
     assert all(p["status"] == "ok" for p in pairs.values())
     assert len(list((out / "pairs").glob("*.json"))) == 4 and len(list((out / "pairs").glob("*.pred.npy"))) == 4
-    rows = (out / "records.csv").read_text().splitlines()[1:]
-    keys = [tuple(r.split(",")[2:6]) for r in rows]
+    rows = list(csv.DictReader((out / "records.csv").open()))
+    keys = [(r["model"], r["dataset"], r["seed"], r["metric"]) for r in rows]
     assert len(keys) == len(set(keys)) and {k[:3] for k in keys} == {(m, "y", str(s)) for m, _, s in pairs}
     expected = {f"{res.pair_stem(*key)}__{kind}.png" for key in pairs for kind in ("confusion", "curves")}
-    expected |= {"summary.png", "curves__y.png", "confusion__h-slow+y.png", "confusion__h-ok+y.png"}
+    expected |= {"summary.png", "curves__y.png", "confusion__h-slow+y.png", "confusion__h-ok+y.png",
+                 "accuracy_vs_cost.png", "pairs_heatmap__y.png"}
     assert {p.name for p in (out / "plots").iterdir()} == expected, sent
     assert (out / "report.html").exists() and not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".part"))]
 

@@ -117,7 +117,7 @@ def test_write_tables_writes_markdown_and_csv_twins(tmp_path, results):
     names = sorted(p.name for p in paths)
     assert names == ["per_class.csv", "per_class.md", "summary.csv", "summary.md", "timing.csv", "timing.md"]
     summary = (tmp_path / "summary.md").read_text()
-    assert summary.startswith("# Summary\n") and "`seqbench run --all`" in summary
+    assert summary.startswith("**PARTIAL RUN: ") and "\n# Summary\n" in summary and "`seqbench run --all`" in summary
     assert "| rnn-cpu" in summary and "Mean ± sample standard deviation" in summary
     per_class = list(csv.DictReader((tmp_path / "per_class.csv").open()))
     assert {r["class"] for r in per_class} >= set(CIFAR10_CLASSES)

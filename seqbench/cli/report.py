@@ -17,6 +17,9 @@ from seqbench.reporting.compare import (
     parse_threshold,
     verdict,
 )
+from seqbench.records import write_records
+from seqbench.reporting.leaderboard import across_datasets, check_same_data, leaderboards
+from seqbench.reporting.leaderboard_tables import console_report, write_merged_files
 from seqbench.reporting.plots import PLOT_FORMATS
 from seqbench.results import ResultsError, check_own_dirs, load_results
 from seqbench.reporting.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
@@ -25,6 +28,7 @@ format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
     help="Table format: github (Markdown), grid, csv or json.",
 )
+REPORT_FORMATS = (*FORMATS, "latex")
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -68,15 +72,17 @@ def _redraw(run_dir: Path, label: str, results: dict[str, Any], plot_format: str
     check_own_dirs(run_dir)
     pair_plots = [p for pair in results["pairs"] for p in write_pair_plots(run_dir, pair, plot_format)] \
         if plot_format else []
-    return write_tables(run_dir, results) + pair_plots + [write_report(run_dir, [(label, results)], plot_format)]
+    return (write_tables(run_dir, results) + [write_records(run_dir, results)] + pair_plots
+            + [write_report(run_dir, [(label, results)], plot_format, [run_dir])])
 
 
-def _report_into(out_dir: Path, runs: list[tuple[str, dict[str, Any]]], plot_format: str | None) -> list[Path]:
-    """One report.html of ``runs`` (and its plots) in ``out_dir``."""
+def _report_into(out_dir: Path, runs: list[tuple[str, dict[str, Any]]], plot_format: str | None,
+                 run_dirs: tuple[Path, ...]) -> list[Path]:
+    """One report.html of ``runs`` (and its plots), its summary and records in ``out_dir``."""
     from seqbench.reporting.html_report import write_report
 
     check_own_dirs(out_dir)
-    return [write_report(out_dir, runs, plot_format)]
+    return [write_report(out_dir, runs, plot_format, run_dirs), *write_merged_files(out_dir, runs, run_dirs)]
 
 
 def _inside(path: Path, parent: Path) -> bool:
@@ -87,7 +93,9 @@ def _inside(path: Path, parent: Path) -> bool:
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, metavar="DIR...",
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
-@format_option
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="github", show_default=True,
+              help="Output format: github (Markdown), grid, csv, json (summary, leaderboard, pairs and ranks "
+                   "in one object) or latex (booktabs: the summary and a leaderboard per dataset).")
 @click.option("--no-plots", is_flag=True, help="Write the tables and report.html, no plots.")
 @click.option("--plot-format", type=click.Choice(PLOT_FORMATS), default="png", show_default=True,
               help="File format of the plots (report.html embeds PNG or SVG; PDF plots are embedded as PNG).")
@@ -99,15 +107,20 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
            no_published: bool) -> None:
     """Regenerate the tables, plots and report.html of run directories from their results.json.
 
-    Nothing is trained. Without --out, each DIR gets its tables, plots and report.html redrawn;
-    with --out, one report.html of all DIRs (and its plots) is written there, and the DIRs are
-    left untouched. With several directories the printed summary merges them: one row per
-    model × dataset × run, and the plots of a model found in several runs say which run.
+    Nothing is trained. Without --out, each DIR gets its tables, plots, records.csv and
+    report.html redrawn; with --out, one report.html of all DIRs (and its plots, summary.md and
+    records.csv) is written there, and the DIRs are left untouched. With several directories the
+    printed summary merges them: one row per model × dataset × run, and one leaderboard per
+    dataset ranks every model of every run on it (runs on the same dataset must have used the
+    same data: the same fingerprint). A model found in several runs is named ``model [run]``.
     """
-    from seqbench.reporting.html_report import write_report
 
     labels = _run_labels(run_dirs)
     runs = [(label, _load(path)) for label, path in zip(labels, run_dirs)]
+    try:
+        check_same_data(runs)
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from None
     if no_published:  # as if the runs had been made with --no-published (nothing is written back but the reports)
         for _, results in runs:
             results.setdefault("config", {})["published"] = False
@@ -116,19 +129,21 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
         inside = [str(path) for path in run_dirs if _inside(out_dir, path)]
         if inside:
             raise click.UsageError(f"--out {out_dir} is inside the input {inside[0]}; choose a directory outside the inputs")
-        written = _writing(out_dir, lambda: _report_into(out_dir, runs, fmt_plots))
-        echo(f"{out_dir}: wrote {written[0]}", err=True)
+        written = _writing(out_dir, lambda: _report_into(out_dir, runs, fmt_plots, run_dirs))
+        echo(f"{out_dir}: wrote {', '.join(str(p) for p in written)}", err=True)
     else:
         for path, (label, results) in zip(run_dirs, runs):
             written = _writing(path, lambda: _redraw(path, label, results, fmt_plots))
             echo(f"{path}: wrote {len(written)} files", err=True)
     try:
         table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
+        boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs)])
+        across = across_datasets(boards)
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None
     except MALFORMED as exc:
         raise _malformed("", exc) from None
-    echo(render(table, fmt), nl=False)
+    echo(console_report(runs, table, boards, across, fmt), nl=False)
 
 
 def _thresholds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Any]:

@@ -24,7 +24,7 @@ from seqbench.reporting.tables import FORMATS
 DEFAULT_OUT = Path("runs")
 
 #: Exit codes of ``seqbench run``.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_RAN = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_RAN, EXIT_DATA_MISSING = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 EXIT_CODES_HELP = f"""\b
@@ -33,6 +33,7 @@ Exit codes:
   {EXIT_FAILED}    a pair failed (its reason is in the results), or an error stopped the run (one line)
   {EXIT_USAGE}    the command line is wrong
   {EXIT_NOTHING_RAN}    nothing ran: every pair was skipped (no data, no GPU, ...)
+  {EXIT_DATA_MISSING}    --all: a dataset could not be loaded, so the run is partial (--allow-missing-data: 0)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); finished pairs are kept: continue with --resume DIR
   {EXIT_TERMINATED}  terminated (SIGTERM, as CI cancellation and `timeout` send); likewise
 """
@@ -325,6 +326,9 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--plot-format", type=click.Choice(("png", "svg", "pdf")), default="png", show_default=True, help="File format of the plots.")
 @click.option("--no-published", is_flag=True,
               help="Leave out the published results (other papers' accuracies) shown beside the run's datasets in summary.md and report.html.")
+@click.option("--allow-missing-data", is_flag=True,
+              help=f"With --all, exit 0 even when a dataset could not be loaded (else {EXIT_DATA_MISSING}); the reports "
+                   "still say what is missing.")
 @click.option("--include-unavailable", is_flag=True,
               help="Keep models and datasets that cannot run here (not named with -m/-d) as skipped pairs, instead of leaving them out.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
@@ -349,8 +353,8 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, allow_nonempty_out: bool, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
-        no_published: bool, include_unavailable: bool, fmt: str, save_models: bool, dry_run: bool, workers: int | None,
-        scheduler: str | None, pair_timeout: float | None) -> None:
+        no_published: bool, allow_missing_data: bool, include_unavailable: bool, fmt: str, save_models: bool,
+        dry_run: bool, workers: int | None, scheduler: str | None, pair_timeout: float | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
 
     Progress goes to stderr and the summary table to stdout; the run's events are logged to
@@ -359,6 +363,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
     from seqbench.runner import RunError, RunRequest, Terminated, resume_request, run_benchmark
+    from seqbench.reporting.disclosure import missing_lines, partial_note
+    from seqbench.reporting.leaderboard_tables import run_leaderboard_text
     from seqbench.reporting.tables import summary_text
 
     all_pairs, models, datasets = _command_line_wins(ctx, all_pairs, models, datasets)
@@ -410,11 +416,21 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
             out = request.out_dir
             _err(f"\nseqbench: {what}; finished pairs are in {out}; continue with --resume {out}")
         ctx.exit(code)
+    missing = missing_lines(results)
+    if missing and fmt in ("github", "grid"):  # at the top of the summary people read; csv and json stay data
+        echo(f"{partial_note(results)}\n" + "".join(f"  - {line}\n" for line in missing))
     echo(summary_text(results, fmt), nl=False)
+    if fmt in ("github", "grid"):
+        echo(run_leaderboard_text(request.out_dir, results, fmt), nl=False)
     _err(f"results: {request.out_dir}")
     code = exit_code(results["pairs"])
     if code == EXIT_NOTHING_RAN:
         _err("seqbench: nothing ran: every pair was skipped")
+    lost = [u["name"] for u in (results["config"].get("unavailable") or []) if u.get("kind") == "dataset"]
+    if code == EXIT_OK and all_pairs and lost and not allow_missing_data:
+        _err(f"seqbench: --all: dataset(s) {', '.join(lost)} could not be loaded (exit {EXIT_DATA_MISSING};"
+             " --allow-missing-data accepts that)")
+        code = EXIT_DATA_MISSING
     ctx.exit(code)
 
 

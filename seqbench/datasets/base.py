@@ -36,6 +36,8 @@ class DatasetDef:
     (train, test) sizes; ``class_names`` is empty when the files carry them (CIFAR-10);
     ``system_dirs`` are read-only places searched after ``<data-dir>/<subdir>``; ``channels``
     are the values per pixel; ``preprocessing`` is what the harness applies for every model.
+    ``provenance`` labels known copies by fingerprint (``("sha256:…", "CIFAR-10 dev split")``):
+    reports show the label wherever that copy's figures appear.
     """
 
     name: str
@@ -50,6 +52,7 @@ class DatasetDef:
     system_hint: str = ""
     channels: int = 1
     preprocessing: Preprocessing = Preprocessing()
+    provenance: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

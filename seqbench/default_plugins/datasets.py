@@ -53,6 +53,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
                 fetch=partial(_fetch, name),
                 preprocessing=defn.preprocessing,
                 check=partial(_check, name),
+                provenance=defn.provenance,
             )
         )
     from seqbench.datasets import perturbed, sequential

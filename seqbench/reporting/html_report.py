@@ -12,9 +12,10 @@ import base64
 import datetime as _dt
 import html
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
-from seqbench.results import atomic_write_bytes, atomic_write_text
+from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
+from seqbench.results import atomic_write_bytes, atomic_write_text, name_part
 from seqbench.reporting.tables import (
     PUBLISHED_NOTE,
     STATS_NOTE,
@@ -35,7 +36,15 @@ from seqbench.reporting.tables import (
     timing_table,
 )
 
+if TYPE_CHECKING:
+    from seqbench.reporting.plots import RunFigure
+
 REPORT_FILE = "report.html"
+HEATMAP_PREFIX = "pairs_heatmap__"
+CD_FIGURE = "critical_difference"
+MEMORY_NOTE = ("Peak host RSS: the process's resident-memory high-water mark during the pair alone (reset when the"
+               " pair starts, where Linux allows it; records of older runs hold the process's running peak)."
+               " Peak device: the model's own count of the device memory it allocated.")
 Runs = Sequence[tuple[str, dict[str, Any]]]
 
 CSS_DPI = 96  # a figure is shown at its size in inches: its fonts read as in print
@@ -49,6 +58,8 @@ h1 { margin: 24px 0 4px; } h2 { margin-top: 36px; border-bottom: 1px solid #ddd;
 dl.run { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0 16px; }
 dl.run dt { color: #555; } dl.run dd { margin: 0; }
 code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; word-break: break-all; }
+tr.best td { font-weight: 700; background: #eef7ee; } tr.tied td { background: #f6fbf6; }
+.banner ul { margin: 6px 0 0; font-weight: 400; }
 .banner { background: #fdecea; border: 2px solid #c62828; color: #8e0000; padding: 10px 14px; margin: 16px 0;
           font-weight: 600; border-radius: 4px; }
 .scroll { overflow-x: auto; }
@@ -108,17 +119,20 @@ def merge_runs(runs: Runs) -> dict[str, Any]:
 # --- figures ---------------------------------------------------------------------------------
 
 
-def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None) -> list[Embedded]:
-    """Draw the run's figures, save each as ``out_dir/plots/<name>.<fmt>`` (when ``out_dir`` is
-    given), and return them for the page: as saved when PNG or SVG, as PNG when saved as PDF.
-    ``fmt`` None draws nothing."""
+def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None,
+                  extra: Iterable[Any] = ()) -> list[Embedded]:
+    """Draw the run's figures (and the ``extra`` ones), save each as ``out_dir/plots/<name>.<fmt>``
+    (when ``out_dir`` is given), and return them for the page: as saved when PNG or SVG, as PNG
+    when saved as PDF. ``fmt`` None draws nothing."""
     if fmt is None:
         return []
+    from itertools import chain
+
     from seqbench.reporting.plots import PLOTS_DIR, UndrawableFigure, check_format, figure_bytes, run_figures
 
     check_format(fmt)
     embedded = []
-    for figure in run_figures(results):
+    for figure in chain(run_figures(results), extra):
         try:
             data = figure_bytes(figure.figure, fmt)
         except UndrawableFigure as exc:  # the page says so in the figure's place
@@ -165,18 +179,17 @@ def _software(results: dict[str, Any]) -> str:
 
 
 def protocol_line(results: dict[str, Any]) -> str:
-    """The protocol of a run in one sentence, from its recorded configuration."""
+    """The protocol of a run in one sentence: the split and selection rules, then the epochs,
+    patience, schedule and batch each model × dataset ran with (from its own params)."""
+    from seqbench.reporting.disclosure import protocol_lines
+
     p = section(results, "config", "protocol")
     parts = []
     if isinstance(p.get("val_fraction"), (int, float)):
         parts.append(f"{p['val_fraction']:.0%} of train held out for validation (seeded)")
-    parts.append("early stopping on validation accuracy"
-                 + (f" (patience {p['patience']})" if p.get("patience") is not None else ""))
-    if p.get("epochs") is not None:
-        parts.append(f"at most {p['epochs']} epochs, batch {p.get('batch_size', '?')} (models' defaults may differ:"
-                     " see the hyperparameters)")
+    parts.append("early stopping on validation accuracy")
     parts.append("the best validation parameters restored, the test set read once")
-    return "; ".join(parts) + "."
+    return "; ".join(parts) + ". " + " · ".join(protocol_lines(results))
 
 
 def _run_header(label: str | None, results: dict[str, Any]) -> str:
@@ -191,12 +204,22 @@ def _run_header(label: str | None, results: dict[str, Any]) -> str:
         ("seeds", html.escape(", ".join(map(str, seeds))) if isinstance(seeds, list) else None),
         ("protocol", html.escape(protocol_line(results))),
         ("data", html.escape(data_line(results).removeprefix("Data, for every model: ")) or None),
+        ("data copies", "<br>".join(html.escape(line) for line in data_lines(results)) or None),
     ]
     quick = quick_note(results)
     items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows if value)
     title = f"<h3>{html.escape(label)}</h3>" if label else ""
     banner = f'<div class="banner">{html.escape(quick)}</div>' if quick else ""
-    return f'{title}{banner}<dl class="run">{items}</dl>'
+    return f'{title}{_partial_banner(results)}{banner}<dl class="run">{items}</dl>'
+
+
+def _partial_banner(results: dict[str, Any]) -> str:
+    """A partial run's banner: what is missing and why ("" for a complete run)."""
+    note = partial_note(results)
+    if note is None:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in missing_lines(results))
+    return f'<div class="banner partial" id="partial">{html.escape(note)}<ul>{items}</ul></div>'
 
 
 # --- tables ----------------------------------------------------------------------------------
@@ -283,8 +306,52 @@ def _section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{body}</section>'
 
 
-def render_report(runs: Runs, figures: Iterable[Embedded] = ()) -> str:
-    """The HTML page of one or more ``(label, results)`` runs with the given figures inline."""
+def _leaderboard_markup(boards: Sequence[Any]) -> str:
+    """The leaderboard table: the best row bold, rows tied with it marked."""
+    from seqbench.reporting.leaderboard_tables import leaderboard_table
+
+    table = leaderboard_table(boards)
+    body = []
+    for row, cells in zip(table.rows, human_cells(table)):
+        kind = {"best": "best"}.get(row["mark"], "tied" if row["mark"].startswith("tied") else "")
+        tds = "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells))
+        body.append(f'<tr class="{kind}">{tds}</tr>' if kind else f"<tr>{tds}</tr>")
+    return _table_markup(table, body)
+
+
+def _comparison_section(boards: Sequence[Any], across: Any, figures: list[Embedded]) -> str:
+    """Leaderboard, all pairs with their heatmaps, and the ranks over datasets with the CD diagram."""
+    from seqbench.reporting.leaderboard_tables import across_lines, how_note, pairs_table, ranks_table
+
+    if not boards:
+        return ""
+    heatmaps = [f for f in figures if f.name.startswith(HEATMAP_PREFIX)]
+    cd = [f for f in figures if f.name == CD_FIGURE]
+    parts = [_leaderboard_markup(boards), f'<p class="note">{html.escape(how_note(boards))}</p>']
+    pairs = pairs_table(boards)
+    if pairs.rows:
+        rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(pairs.columns, cells)) + "</tr>"
+                for cells in human_cells(pairs))
+        parts.append(f'<h3 id="all-pairs">{html.escape(pairs.title)}</h3>{_table_markup(pairs, rows)}')
+        if heatmaps:
+            parts.append('<div class="figures">' + "".join(map(_img, heatmaps)) + "</div>")
+    if len(across.datasets) > 1:
+        ranks = ranks_table(across)
+        parts.append('<h3 id="across-datasets">Across datasets</h3>')
+        if ranks is not None:
+            rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(ranks.columns, cells)) + "</tr>"
+                    for cells in human_cells(ranks))
+            parts.append(_table_markup(ranks, rows))
+        parts.append("".join(f'<p class="note">{html.escape(line)}</p>' for line in across_lines(across)))
+        if cd:
+            parts.append('<div class="figures">' + "".join(map(_img, cd)) + "</div>")
+    return _section("leaderboard", "Leaderboard", "".join(parts))
+
+
+def render_report(runs: Runs, figures: Iterable[Embedded] = (), boards: Sequence[Any] = (),
+                  across: Any = None) -> str:
+    """The HTML page of one or more ``(label, results)`` runs with the given figures inline, and
+    the leaderboards (with the rank test over datasets, ``across``) when given."""
     if not runs:
         raise ValueError("no runs to report")
     single = len(runs) == 1
@@ -294,36 +361,67 @@ def render_report(runs: Runs, figures: Iterable[Embedded] = ()) -> str:
     if quick:
         marks.append("Rows of quick runs carry a <em>quick</em> badge: smoke tests, not benchmark results.")
     figures = list(figures)
-    plots = ('<div class="figures">' + "".join(map(_img, figures)) + "</div>") if figures else \
+    comparison = [f for f in figures if f.name.startswith(HEATMAP_PREFIX) or f.name == CD_FIGURE]
+    others = [f for f in figures if f not in comparison]
+    plots = ('<div class="figures">' + "".join(map(_img, others)) + "</div>") if others else \
         '<p class="note">No plots (drawn with --no-plots, or nothing finished).</p>'
-    title = "seqbench report" + (f" — {runs[0][0]}" if single else f" — {len(runs)} runs") + (" — QUICK RUN" if quick else "")
+    partial = any(partial_note(results) for _, results in runs)
+    title = ("seqbench report" + (f" — {runs[0][0]}" if single else f" — {len(runs)} runs")
+             + (" — QUICK RUN" if quick else "") + (" — PARTIAL RUN" if partial else ""))
     header = "".join(_run_header(None if single else label, results) for label, results in runs)
     body = [
         f"<header><h1>{html.escape(title)}</h1>{header}</header>",
         _section("summary", "Summary", _html_table(summary, runs)
                  + f'<p class="note">{html.escape(STATS_NOTE)} {" ".join(marks)}</p>' + _published(runs)),
+        _comparison_section(boards, across, comparison) if across is not None else "",
         _section("plots", "Plots", plots),
         _section("hyperparameters", "Hyperparameters", _html_table(_with_run(params_table, runs), runs)),
         _section("per-class", "Per-class metrics (test set)", _html_table(_with_run(per_class_table, runs), runs)),
-        _section("timing", "Timing", _html_table(_with_run(timing_table, runs), runs)),
+        _section("timing", "Timing", _html_table(_with_run(timing_table, runs), runs)
+                 + f'<p class="note">{html.escape(MEMORY_NOTE)}</p>'),
         f"<footer>Written by seqbench on {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}."
         " Self-contained: the plots are embedded, nothing is loaded from elsewhere.</footer>",
     ]
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+            + "\n".join(b for b in body if b) + "\n</body></html>\n")
 
 
-def write_report(out_dir: Path, runs: Runs, plot_format: str | None = "png") -> Path:
+def comparison_figures(merged: dict[str, Any], boards: Sequence[Any], across: Any) -> Iterator[RunFigure]:
+    """The leaderboards' heatmaps, the CD diagram and accuracy against cost, drawn one at a time."""
+    from seqbench.reporting import comparison_plots as cp
+    from seqbench.reporting.plots import RunFigure, model_colours
+
+    colours = model_colours(merged)
+    for board in boards:
+        if len(board.rows) > 1:
+            yield RunFigure(HEATMAP_PREFIX + name_part(board.dataset), f"Pairwise differences on {board.title}",
+                            cp.heatmap_figure(board))
+    if across is not None and across.test is not None:
+        yield RunFigure(CD_FIGURE, "Critical-difference diagram over datasets", cp.cd_figure(across.test, colours))
+    if cp.has_cost(merged):
+        yield RunFigure("accuracy_vs_cost", "Test accuracy against cost, with the Pareto front",
+                        cp.cost_figure(merged, colours, cp.provenance_title([merged])))
+
+
+def write_report(out_dir: Path, runs: Runs, plot_format: str | None = "png",
+                 run_dirs: Sequence[Path | None] | None = None) -> Path:
     """Write ``out_dir/report.html`` for the runs, and their plots as ``out_dir/plots/*.<plot_format>``
-    (no plots when ``plot_format`` is None)."""
-    figures = embed_figures(merge_runs(runs), out_dir, plot_format)
+    (no plots when ``plot_format`` is None). ``run_dirs``, where the runs' stored predictions are,
+    make the leaderboard's tests paired."""
+    from seqbench.reporting.leaderboard import across_datasets, leaderboards
+
+    dirs = list(run_dirs) if run_dirs is not None else [None] * len(runs)
+    boards = leaderboards([(label, results, d) for (label, results), d in zip(runs, dirs)])
+    across = across_datasets(boards)
+    merged = merge_runs(runs)
+    figures = embed_figures(merged, out_dir, plot_format, comparison_figures(merged, boards, across))
     path = out_dir / REPORT_FILE
-    atomic_write_text(path, render_report(runs, figures))
+    atomic_write_text(path, render_report(runs, figures, boards, across))
     return path
 
 
 def write_run_report(run_dir: Path, results: dict[str, Any], plot_format: str | None = "png") -> Path:
     """The end of ``seqbench run``: the run's plots in ``plot_format`` and its ``report.html``."""
-    return write_report(run_dir, [(run_dir.name or str(run_dir), results)], plot_format)
+    return write_report(run_dir, [(run_dir.name or str(run_dir), results)], plot_format, [run_dir])

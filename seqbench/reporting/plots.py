@@ -14,9 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import statistics
-import re
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
@@ -29,6 +26,7 @@ from seqbench.reporting.tables import (
     group_pairs,
     group_status,
     ok_pairs,
+    QUICK_TITLE,
     pair_accuracy,
     pairs_of,
     quick_note,
@@ -44,13 +42,12 @@ PLOTS_DIR = "plots"
 PLOT_FORMATS = ("png", "svg", "pdf")
 DPI = 150
 ANNOTATE_MAX_CLASSES = 30  # beyond this, cells are too small to hold their counts
-SHORT_LABEL = 5  # class names longer than this are cut on the confusion matrix's unrotated x axis
 LABEL_WIDTH = 40  # model names longer than this are shortened in the middle on axes and legends
+LABEL_ROTATION = 45  # class names on the confusion matrix's x axis, whole
 REFERENCE_PLUGINS = frozenset({"torch"})  # seqbench-torch: the PyTorch reference models
 NO_VAL_LOSS = "Validation loss is not recorded by the protocol (only validation accuracy)."
 CI_LEVEL = 0.95
 ACCURACY_BOUNDS = (0.0, 100.0)
-QUICK_WRAP = 70  # characters per line of a quick run's warning in titles
 LOG_SPREAD = 5.0  # time axes turn logarithmic when the slowest model is this many times the fastest
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)  # df 1..10
 
@@ -72,6 +69,13 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+def dataset_namer(results: dict[str, Any] | None) -> Any:
+    """``dataset`` → ``dataset (CIFAR-10 dev split)`` where the run's copy declares a label."""
+    from seqbench.reporting.disclosure import dataset_title
+
+    return (lambda dataset: dataset_title(dataset, [results])) if results else str
+
+
 def is_reference(pair: dict[str, Any]) -> bool:
     """Whether a pair's model is a reference implementation (from :data:`REFERENCE_PLUGINS`)."""
     return pair.get("model_plugin") in REFERENCE_PLUGINS
@@ -82,9 +86,16 @@ def pair_title(pair: dict[str, Any]) -> str:
 
 
 def _title(results: dict[str, Any] | None, text: str) -> str:
-    """``text``, prefixed by the quick-run warning where the run is quick."""
+    """``text``, after a one-line quick-run warning where the run is quick (the full note is in
+    the page and summary.md; a title stays at most two lines)."""
     note = quick_note(results) if results else None
-    return f"{textwrap.fill(note, QUICK_WRAP)}\n{text}" if note else text
+    return f"{_short_quick(note)}\n{text}" if note else text
+
+
+def _short_quick(note: str) -> str:
+    """``QUICK RUN (smoke test: 2 epochs, …)``: the quick note's limits in one line."""
+    limits = note[note.find("(") + 1:note.find(")")] if "(" in note else ""
+    return f"{QUICK_TITLE} (smoke test{': ' + limits if limits else ''})"
 
 
 def _suptitle(fig: Figure, results: dict[str, Any] | None, text: str) -> None:
@@ -93,10 +104,11 @@ def _suptitle(fig: Figure, results: dict[str, Any] | None, text: str) -> None:
 
 
 def model_colours(results: dict[str, Any]) -> dict[str, Any]:
-    """A colour per model of the run (tab10, then tab20), in the order the models first appear."""
+    """A colour per model of the run (tab10, then tab20), by the models' names in sorted order:
+    the same models get the same colours whatever the order of their runs."""
     from matplotlib import colormaps
 
-    models = list(dict.fromkeys(p["model"] for p in pairs_of(results)))
+    models = sorted({p["model"] for p in pairs_of(results)})
     palette = colormaps["tab10" if len(models) <= 10 else "tab20"].colors
     return {model: palette[i % len(palette)] for i, model in enumerate(models)}
 
@@ -134,14 +146,24 @@ def interval(s: Stat) -> tuple[float, float]:
 
 
 def _plain(minor: bool = False) -> Any:
-    """Tick labels of a log axis as plain numbers (``20``, ``0.5``), minor ticks only at 2, 3 and 5."""
+    """Tick labels of a log axis as plain numbers (``20``, ``0.5``); minor ticks labelled at 2, 3
+    and 5 on an axis of at most one decade, at 2 and 5 up to two, and not at all beyond, so that
+    labels never run into each other."""
     from matplotlib.ticker import FuncFormatter
+
+    formatter: Any = None
 
     def text(value: float, _: Any) -> str:
         mantissa = round(value / 10 ** math.floor(math.log10(value)), 6) if value > 0 else 0
-        return f"{value:g}" if not minor or mantissa in (2, 3, 5) else ""
+        if not minor:
+            return f"{value:g}"
+        low, high = sorted(formatter.axis.get_view_interval()) if formatter.axis is not None else (1, 10)
+        decades = math.log10(high / low) if low > 0 else math.inf
+        shown = (2, 3, 5) if decades <= 1.0 else (2, 5) if decades <= 2.0 else ()
+        return f"{value:g}" if mantissa in shown else ""
 
-    return FuncFormatter(text)
+    formatter = FuncFormatter(text)
+    return formatter
 
 
 def _percent(minor: bool = False) -> Any:
@@ -187,8 +209,8 @@ def _dots(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], 
                 color=colour, alpha=0.8)
         ax.errorbar([s.mean], [y], xerr=[[s.mean - low], [high - s.mean]], capsize=4, color=colour,
                     markersize=7, linestyle="none", **{k: v for k, v in _style(pairs).items() if k != "linestyle"})
-        ax.annotate(s.format(lambda x: format(x, fmt)) + f"  (n={s.n})", (max(high, *seeds), y), xytext=(6, 0),
-                    textcoords="offset points", va="center", fontsize=8)
+        ax.annotate(s.format(lambda x: format(x, fmt)) + f"  (n={s.n})", (s.mean, y), xytext=(0, 7),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.set_yticks(range(len(rows)), [_label(pairs) for pairs, _, _ in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.grid(axis="x", alpha=0.3)
@@ -202,7 +224,9 @@ def _zoom(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], 
         values = [math.log10(max(v, 1e-9)) for v in values]
     low, high = min(values), max(values)
     span = (high - low) or max(abs(high) * 0.01, 0.05)
-    low, high = low - 0.12 * span, high + 0.6 * span  # the mean ± std label sits right of each interval
+    low, high = low - 0.25 * span, high + 0.25 * span  # room for the mean ± std label above each dot
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
     ax.set_xlim(*((10**low, 10**high) if log else (low, high)))
 
 
@@ -239,6 +263,7 @@ def summary_figure(results: dict[str, Any]) -> Figure:
     if not groups:
         raise ValueError("no pairs in the results")
     colours = model_colours(results)
+    shown_name = dataset_namer(results)
     datasets = list(dict.fromkeys(d for _, d in groups))
     shown = [d for d in datasets if any(ok_pairs(p) for (_, ds), p in groups.items() if ds == d)]
     height = 1.6 + 0.38 * max([sum(1 for (_, ds) in groups if ds == d) for d in shown] or [1])
@@ -251,19 +276,16 @@ def summary_figure(results: dict[str, Any]) -> Figure:
         secs = _rows(by_model, seconds_per_epoch)
         _dots(acc_ax, acc, colours, ".2f", ACCURACY_BOUNDS)
         _zoom(acc_ax, acc, ACCURACY_BOUNDS)
-        acc_ax.set_xticks([t for t in acc_ax.get_xticks() if t <= ACCURACY_BOUNDS[1]])  # room for labels, no 120 %
-        acc_ax.set(title=f"{dataset}: test accuracy", xlabel="Test accuracy (%), zoomed")
+        acc_ax.set(title=f"{shown_name(dataset)}: test accuracy", xlabel="Test accuracy (%), zoomed")
         log = _spread(secs) > LOG_SPREAD
         if secs:
             _dots(time_ax, secs, colours, ".3g", None)
             if log:
                 _log_x(time_ax)
             _zoom(time_ax, secs, None, log=log)
-        time_ax.set(title=f"{dataset}: training time (dot: mean)",
+        time_ax.set(title=f"{shown_name(dataset)}: training time (dot: mean)",
                     xlabel="Seconds per epoch (each seed's median)" + ", log scale" * log)
-    seeds = max(len(p) for p in groups.values())
-    _suptitle(fig, results, f"seqbench summary over up to {seeds} seed(s)\naccuracy: the mean and its"
-                            f" {CI_LEVEL:.0%} t-interval · circles: single seeds · labels: mean ± std")
+    _suptitle(fig, results, f"Mean over seeds with its {CI_LEVEL:.0%} t-interval · circles: seeds")
     left_out = _left_out(groups)
     if left_out:
         fig.supxlabel("Not shown (no finished seed):\n" + "\n".join(left_out), x=0.01, ha="left", fontsize=8)
@@ -363,8 +385,7 @@ def curves_figure_for(results: dict[str, Any], dataset: str) -> Figure:
     for ax in axes.flat:
         ax.grid(alpha=0.3, which="both" if ax.get_yscale() == "log" else "major")
     axes[0, 0].legend(fontsize=8, loc="lower right")
-    _suptitle(fig, results, f"Learning curves on {dataset} — mean ± std over seeds, while at least half"
-                            " of them still train")
+    _suptitle(fig, results, f"Learning curves on {dataset_namer(results)(dataset)} (mean ± std over seeds)")
     fig.supxlabel(NO_VAL_LOSS, fontsize=8, x=0.01, ha="left")
     return fig
 
@@ -396,12 +417,6 @@ def summed_confusion(pairs: list[dict[str, Any]]) -> tuple[list[list[int]], list
     same = [m for m, lab in found if lab == labels and len(m) == len(labels)]
     total = [[sum(m[i][j] for m in same) for j in range(len(labels))] for i in range(len(labels))]
     return total, labels, len(same)
-
-
-def short_labels(labels: list[str]) -> list[str]:
-    """Labels cut to :data:`SHORT_LABEL` characters where that keeps them distinct."""
-    short = [label[:SHORT_LABEL] for label in labels]
-    return short if len(set(short)) == len(short) else labels
 
 
 def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, ...]]], Any, Any]:
@@ -459,8 +474,9 @@ def confusion_figure(pairs: list[dict[str, Any]] | dict[str, Any], results: dict
     colourbar.set_label("errors: share of the true class (log scale)")
     colourbar.ax.yaxis.set_major_formatter(_percent())
     colourbar.ax.yaxis.set_minor_formatter(_percent(minor=True))
-    rotation = 0 if n <= 12 else 90
-    ax.set_xticks(range(n), short_labels(labels) if rotation == 0 else labels, rotation=rotation)
+    rotation = 0 if max(map(len, labels)) <= 3 else LABEL_ROTATION if n <= 12 else 90
+    ax.set_xticks(range(n), labels, rotation=rotation, ha="right" if rotation == LABEL_ROTATION else "center",
+                  rotation_mode="anchor" if rotation == LABEL_ROTATION else "default")
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")
@@ -470,9 +486,8 @@ def confusion_figure(pairs: list[dict[str, Any]] | dict[str, Any], results: dict
     total = sum(map(sum, matrix))
     correct = sum(matrix[i][i] for i in range(n))
     over = f"summed over {seeds} seeds" if seeds > 1 else f"seed {pairs[0]['seed']}"
-    ax.set_title(_title(results, f"Confusion matrix — {_label(pairs)} on {pairs[0]['dataset']}, {over}\n"
-                                 f"{correct:,} of {total:,} test predictions right ({100 * correct / (total or 1):.2f} %);"
-                                 " diagonal: recall"), fontsize=10)
+    ax.set_title(_title(results, f"{_label(pairs)} on {dataset_namer(results)(pairs[0]['dataset'])}, {over}:"
+                                 f" {correct:,} of {total:,} right ({100 * correct / (total or 1):.2f} %)"), fontsize=10)
     return fig
 
 

@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import math
+import sys
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -112,6 +113,8 @@ def checked(pair: dict[str, Any], field: str, value: Any) -> float | None:
     """``value`` of ``pair``'s ``field`` as a float; None when missing, a ResultsError when not a finite number."""
     if value is None:
         return None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        return sys.float_info.max if value > 0 else -sys.float_info.max  # an integer past float's range (a count of 10**400)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ResultsError(f"{pair_name(pair)}: {field} is {_short(value)}, not a finite number")
     return float(value)
@@ -708,19 +711,35 @@ def data_line(results: dict[str, Any]) -> str:
 
 
 def markdown(table: Table, results: dict[str, Any]) -> str:
-    """A Markdown document: title, where the run comes from, the table and how to read it."""
+    """A Markdown document: what is missing from a partial run, title, where the run comes from
+    (data copies and the protocol each pair ran), the table and how to read it."""
+    from seqbench.reporting.disclosure import data_lines, partial_markdown, protocol_lines
+
     quick = quick_note(results)
-    head = "\n\n".join(line for line in (f"**{quick}**" if quick else "", _run_line(results), data_line(results))
-                       if line)
-    return f"# {table.title}\n\n{head}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
+    copies, protocols = data_lines(results), protocol_lines(results)
+    head = "\n\n".join(line for line in (
+        f"**{quick}**" if quick else "", _run_line(results), data_line(results),
+        "Data copies: " + " · ".join(copies) if copies else "",
+        "Protocol, as each pair ran it: " + " · ".join(protocols) if protocols else "") if line)
+    return f"{partial_markdown(results)}# {table.title}\n\n{head}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
+
+
+def leaderboard_markdown(run_dir: Path, results: dict[str, Any]) -> str:
+    """The leaderboard, all-pairs and across-datasets sections of a run's ``summary.md``."""
+    from seqbench.reporting import leaderboard as lb
+    from seqbench.reporting.leaderboard_tables import markdown as board_markdown
+
+    boards = lb.leaderboards([(Path(run_dir).name, results, Path(run_dir))])
+    return board_markdown(boards, lb.across_datasets(boards))
 
 
 def write_tables(run_dir: Path, results: dict[str, Any]) -> list[Path]:
-    """Write ``summary``, ``per_class`` and ``timing`` as ``.md`` and ``.csv`` into ``run_dir``."""
+    """Write ``summary``, ``per_class`` and ``timing`` as ``.md`` and ``.csv`` into ``run_dir``
+    (``summary.md`` with the leaderboard)."""
     paths = []
     for name, build in TABLES.items():
         table = build(results)
-        extra = published_markdown(results) if name == "summary" else ""
+        extra = leaderboard_markdown(run_dir, results) + published_markdown(results) if name == "summary" else ""
         for path, text in ((run_dir / f"{name}.md", markdown(table, results) + extra),
                            (run_dir / f"{name}.csv", render(table, "csv"))):
             atomic_write_text(path, text)
