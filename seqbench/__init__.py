@@ -2,6 +2,7 @@
 
 from seqbench.default_plugins.models import defaults_of
 from seqbench.hookspecs import hookimpl
+from seqbench.hyperparams import Param
 from seqbench.types import (
     Dataset,
     DatasetInfo,
@@ -25,6 +26,7 @@ __all__ = [
     "MetricSpec",
     "Model",
     "ModelSpec",
+    "Param",
     "Preprocessing",
     "__version__",
     "defaults_of",

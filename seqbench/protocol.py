@@ -26,16 +26,19 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from seqbench import preprocess
+from seqbench.hyperparams import Param
 from seqbench.progress import Progress
 from seqbench.types import Dataset, MetricSpec, Model, Preprocessing
 
-#: Protocol hyperparameters and their defaults; a model's defaults may change them.
-PROTOCOL_DEFAULTS: dict[str, Any] = {
-    "epochs": 20,
-    "batch_size": 128,
-    "patience": 5,
-    "val_fraction": 0.1,
-}
+#: The protocol's hyperparameters, which every model takes; a model's defaults may change them.
+PROTOCOL_PARAMS: tuple[Param, ...] = (
+    Param("epochs", int, 20, "epochs at most", ge=1),
+    Param("batch_size", int, 128, "minibatch size", ge=1),
+    Param("patience", int, 5, "epochs without a better validation accuracy before training stops", ge=1),
+    Param("val_fraction", float, 0.1, "share of train held out for validation", gt=0, lt=1),
+)
+#: Protocol hyperparameters and their defaults.
+PROTOCOL_DEFAULTS: dict[str, Any] = {p.name: p.default for p in PROTOCOL_PARAMS}
 
 #: The ``--quick`` smoke profile: a few epochs on a subset.
 QUICK_PROFILE: dict[str, Any] = {"epochs": 2, "patience": 2, "max_train": 4000, "max_test": 1000}

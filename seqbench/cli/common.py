@@ -12,6 +12,12 @@ from click.shell_completion import CompletionItem
 from seqbench.plugins import PluginError, Registry, load_plugins
 
 
+class SettingRefused(click.ClickException):
+    """A ``--set``, ``--space`` or config value that is not allowed: one line, exit 2 (usage)."""
+
+    exit_code = 2
+
+
 def registry_from(ctx: click.Context) -> Registry:
     """Load the plugins once per invocation, honouring ``--strict-plugins``."""
     root = ctx.find_root()

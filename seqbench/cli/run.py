@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import click
 from click.core import ParameterSource
 
-from seqbench.cli.common import complete_names, registry_from
+from seqbench.cli.common import SettingRefused, complete_names, registry_from
 from seqbench.progress import Eta, PlannedPair, RunObserver, Unavailable, accuracy_of, duration
 from seqbench.reporting.tables import FORMATS
 
@@ -310,7 +310,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     """
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
-    from seqbench.runner import RunError, RunRequest, Terminated, resume_request, run_benchmark
+    from seqbench.runner import RunError, RunRequest, SettingError, Terminated, resume_request, run_benchmark
     from seqbench.reporting.tables import summary_text
 
     all_pairs, models, datasets = _command_line_wins(ctx, all_pairs, models, datasets)
@@ -348,6 +348,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                 return
             executor = _dask_executor(ctx, registry, request, workers, scheduler, data_dir) if workers or scheduler else None
             results = run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()), executor)
+    except SettingError as exc:
+        raise SettingRefused(str(exc)) from None
     except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt as exc:
