@@ -215,8 +215,10 @@ def train_and_evaluate(
     preprocessing: Preprocessing = Preprocessing(),
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    evaluate_test: bool = True,
 ) -> dict[str, Any]:
-    """Train ``model`` on ``dataset`` under the protocol and evaluate it once on the test split.
+    """Train ``model`` on ``dataset`` under the protocol and evaluate it once on the test split
+    (with ``evaluate_test=False``, as ``seqbench tune`` trains, the test split is never read).
 
     ``preprocessing`` is applied as :mod:`seqbench.preprocess` describes. Returns the pair's
     record fields: ``status`` (``ok`` or ``diverged``), ``history``, ``best_epoch``,
@@ -311,7 +313,7 @@ def train_and_evaluate(
             "time_to_best_seconds": time_to_best,
         },
     }
-    if diverged_epoch:
+    if diverged_epoch or not evaluate_test:
         return result
 
     model.load_state_dict(best_state)

@@ -72,6 +72,9 @@ class RunRequest:
     include_unavailable: bool = False
     #: Show published results of the run's datasets in its reports (seqbench.references).
     published: bool = True
+    #: Where the hyperparameters came from, when ``seqbench run --params-from`` set them (its tune,
+    #: and per model the study, trial and budget); recorded in the run's config.
+    tuned: dict[str, Any] | None = None
 
 
 #: The file of the run's events, one JSON object a line (:class:`seqbench.progress.EventLog`).
@@ -356,6 +359,7 @@ def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) 
         quick=bool(config.get("quick")),
         standardize=bool(config.get("standardize", True)),
         augment=bool(config.get("augment", True)),
+        tuned=config.get("tuned"),
         resume=True,
         **options,
     )
@@ -516,6 +520,7 @@ def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str,
         "protocol": {**PROTOCOL_DEFAULTS, **({"quick_profile": QUICK_PROFILE} if request.quick else {})},
         "unavailable": [u.as_dict() for u in plan.unavailable],
         "published": request.published,
+        **({"tuned": request.tuned} if request.tuned else {}),
     }
 
 
@@ -558,11 +563,12 @@ def _check_same_data(name: str, fingerprint: str, done: Mapping[res.PairKey, dic
         )
 
 
-def load_dataset(registry: Registry, name: str, ctx: LoadContext,
-                 overrides: Mapping[str, str] | None = None) -> tuple[Dataset | None, str, str | None]:
+def load_dataset(registry: Registry, name: str, ctx: LoadContext, overrides: Mapping[str, str] | None = None,
+                 test: bool = True) -> tuple[Dataset | None, str, str | None]:
     """The dataset ``name`` checked, with ``"ok"``; or None with ``"skipped"`` or ``"failed"`` and why.
     A dataset that declares hyperparameters gets their values (``overrides`` applied) in
-    ``ctx.params``, and they are folded into its fingerprint."""
+    ``ctx.params``, and they are folded into its fingerprint. ``test=False`` (``seqbench
+    tune``): the test split is taken away (:func:`without_test`) before anything looks at it."""
     plugin = registry.plugin_of("dataset", name)
     spec = registry.datasets[name]
     try:
@@ -570,6 +576,8 @@ def load_dataset(registry: Registry, name: str, ctx: LoadContext,
         dataset = spec.load(replace(ctx, params=values))
         if not isinstance(dataset, Dataset):
             return None, "failed", f"dataset plugin {plugin!r}: load() returned {type(dataset).__name__}, not a Dataset"
+        if not test:
+            dataset = without_test(dataset)
         validate_dataset(dataset, plugin)
         _check_dataset_fields(name, dataset, plugin)
         if spec.params:
@@ -583,6 +591,14 @@ def load_dataset(registry: Registry, name: str, ctx: LoadContext,
     except BaseException as exc:
         return None, "failed", f"dataset plugin {plugin!r}: {one_line(exc)}"
     return dataset, "ok", None
+
+
+def without_test(dataset: Dataset) -> Dataset:
+    """``dataset`` with empty test arrays (same steps and features): nothing downstream can read its test split."""
+    import numpy as np
+
+    empty_x = np.empty((0, *dataset.test_x.shape[1:]), dtype=dataset.test_x.dtype)
+    return replace(dataset, test_x=empty_x, test_y=np.empty((0,), dtype=dataset.test_y.dtype))
 
 
 def params_fingerprint(fingerprint: str, values: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ from seqbench.cli.data import data
 from seqbench.cli.inspect import list_cmd, plugins_cmd
 from seqbench.cli.report import compare, report
 from seqbench.cli.run import run
+from seqbench.cli.tune import tune
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +27,7 @@ def main(ctx: click.Context, strict_plugins: bool) -> None:
 
 
 main.add_command(run)
+main.add_command(tune)
 main.add_command(list_cmd)
 main.add_command(plugins_cmd)
 main.add_command(data)

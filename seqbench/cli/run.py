@@ -198,7 +198,7 @@ def _config_value(option: click.Option, key: str, value: Any, path: Path) -> Any
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if option.name == "overrides" and isinstance(value, dict):
+    if option.name in ("overrides", "space") and isinstance(value, dict):
         return [f"{k}={_toml_text(v)}" for k, v in value.items()]
     if option.name == "seeds" and isinstance(value, (int, list)) and not isinstance(value, bool):
         seeds = value if isinstance(value, list) else [value]
@@ -289,6 +289,9 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
               help="Format of the summary table on stdout (progress goes to stderr).")
 @click.option("--dry-run", is_flag=True, help="List the pairs and the hyperparameters each would use; run and write nothing.")
+@click.option("--params-from", "params_from", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="TUNE_DIR",
+              help="Train each model with its best trial's hyperparameters in the tune in TUNE_DIR (seqbench tune); "
+                   "-m/-d default to the tune's. --set MODEL.KEY=... still overrides one.")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
               help="Train N pairs at a time on a local Dask cluster of N processes, each with cores/N threads "
                    "(--set threads=...), plus one per GPU for GPU pairs. Needs: pip install 'seqbench[dask]'.")
@@ -302,7 +305,8 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
-        no_published: bool, include_unavailable: bool, fmt: str, dry_run: bool, workers: int | None, scheduler: str | None) -> None:
+        no_published: bool, include_unavailable: bool, fmt: str, dry_run: bool, params_from: Path | None,
+        workers: int | None, scheduler: str | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
 
     Progress goes to stderr and the summary table to stdout; the run's events are logged to
@@ -317,9 +321,15 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if ctx.get_parameter_source("overrides") is ParameterSource.COMMANDLINE:
         overrides = {**ctx.meta.get(_CONFIG_SET, {}), **overrides}
     if resume_dir and (all_pairs or models or datasets or overrides or quick or out_dir or seeds_given(ctx)
-                       or no_standardize or no_augment or include_unavailable):
+                       or no_standardize or no_augment or include_unavailable or params_from):
         raise click.UsageError("--resume continues a run with its own selection; leave out --all, -m, -d, --seeds, "
-                               "--set, --quick, --no-standardize, --no-augment, --include-unavailable and --out")
+                               "--set, --quick, --no-standardize, --no-augment, --include-unavailable, --params-from "
+                               "and --out")
+    if params_from and all_pairs:
+        raise click.UsageError("--params-from runs the models of a tune: leave out --all (-m/-d choose among them)")
+    tuned = None
+    if params_from:
+        models, datasets, overrides, tuned = _tuned(ctx, params_from, models, datasets, overrides)
     if not (all_pairs or models or datasets or resume_dir):
         raise click.UsageError("choose pairs with --all, or with -m MODEL and/or -d DATASET")
     if all_pairs and (models or datasets):
@@ -339,7 +349,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                     out_dir=out_dir or Path("results") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
                     data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
                     standardize=not no_standardize, augment=not no_augment, include_unavailable=include_unavailable,
-                    **options,
+                    tuned=tuned, **options,
                 )
             if workers and not request.resume:
                 request = _split_threads(registry, request, workers)
@@ -364,6 +374,27 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if code == EXIT_NOTHING_RAN:
         _err("seqbench: nothing ran: every pair was skipped")
     ctx.exit(code)
+
+
+def _tuned(ctx: click.Context, tune_dir: Path, models: tuple[str, ...], datasets: tuple[str, ...],
+           overrides: dict[str, str]) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str], dict[str, Any]]:
+    """The models, datasets and ``--set`` of a run trained with a tune's best hyperparameters
+    (the command line's ``--set`` wins), and the record of where they came from."""
+    from seqbench.runner import RunError, check_names
+    from seqbench.tuning.summary import TuneDirError, read_tune, tuned_overrides
+
+    registry = registry_from(ctx)
+    try:
+        tune = read_tune(tune_dir)
+        studies = tune.get("studies") or []
+        models = models or tuple(dict.fromkeys(s["model"] for s in studies))
+        datasets = datasets or tuple(dict.fromkeys(s["dataset"] for s in studies))
+        names = check_names("model", list(models), registry.models)
+        data = check_names("dataset", list(datasets), registry.datasets)
+        best, tuned = tuned_overrides(tune, tune_dir, names, data)
+    except (TuneDirError, RunError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return models, datasets, {**best, **overrides}, tuned
 
 
 def _split_threads(registry: Any, request: Any, workers: int) -> Any:

@@ -32,6 +32,7 @@ from seqbench.reporting.tables import (
     section,
     summary_table,
     timing_table,
+    tuning_line,
 )
 
 REPORT_FILE = "report.html"
@@ -184,6 +185,7 @@ def _run_header(label: str | None, results: dict[str, Any]) -> str:
         ("seeds", html.escape(", ".join(map(str, seeds))) if isinstance(seeds, list) else None),
         ("protocol", html.escape(protocol_line(results))),
         ("data", html.escape(data_line(results).removeprefix("Data, for every model: ")) or None),
+        ("hyperparameters", html.escape(tuning_line(results).removeprefix("Hyperparameters: "))),
     ]
     quick = quick_note(results)
     items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows if value)
