@@ -75,6 +75,7 @@ class DaskPool:
         self.slots = 1
         self._client: Any = None
         self._running: dict[Any, TrialTask] = {}
+        self._finished: Any = None
 
     def describe(self) -> dict[str, Any]:
         return self.executor.describe()
@@ -82,10 +83,13 @@ class DaskPool:
     @contextlib.contextmanager
     def open(self) -> Iterator["DaskPool"]:
         """Connect (or start the local cluster) for the pool's lifetime; cancel what is left on exit."""
+        import distributed
+
         from seqbench.executors.resources import capacity
 
         with self.executor.client() as client:
             self._client = client
+            self._finished = distributed.as_completed(loop=client.loop)
             self.slots = capacity(client.scheduler_info()["workers"])["cpu"]
             try:
                 yield self
@@ -98,14 +102,18 @@ class DaskPool:
         import uuid
 
         key = f"seqbench-trial-{task.model}+{task.dataset}-{task.number}-{uuid.uuid4().hex[:8]}"
-        self._running[self._client.submit(run_trial_on_worker, task, key=key, pure=False)] = task
+        future = self._client.submit(run_trial_on_worker, task, key=key, pure=False)
+        self._running[future] = task
+        self._finished.add(future)
 
     def wait(self) -> list[tuple[TrialTask, dict[str, Any]]]:
         import distributed
 
         from seqbench.plugins import one_line
 
-        done, _ = distributed.wait(list(self._running), return_when="FIRST_COMPLETED")
+        done = [next(self._finished)]
+        if self._finished.has_ready():
+            done += self._finished.next_batch(block=False)
         out = []
         for future in done:
             task = self._running.pop(future)
