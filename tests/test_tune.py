@@ -305,3 +305,29 @@ def test_a_dask_tune_on_two_local_workers_finishes_the_same_trials(registry, tmp
     assert len(records) == 10 and all(r["state"] in ("complete", "pruned") for r in records)
     assert {r["worker"]["pid"] for r in records} - {os.getpid()}  # trained on the workers
     assert summary["sessions"][0]["executor"]["kind"] == "dask-local"
+
+
+def test_a_worker_killed_mid_trial_fails_or_retries_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    import dask_helpers
+    from seqbench.executors.dask_executor import DaskExecutor
+    from seqbench.executors.worker import PluginSource
+    from seqbench.tuning.pool import DaskPool
+    from seqbench.tuning.study import TuneRequest, run_tune
+
+    monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    (crash / "budget").write_text("3")  # three deaths in all: one trial dies twice (fails), the rest train
+    monkeypatch.setenv(dask_helpers.CRASH_DIR, str(crash))
+    monkeypatch.setenv(dask_helpers.SAFE_PID, str(os.getpid()))
+    plugins = PluginSource(extra="dask_helpers:toy_plugins")
+    request = TuneRequest(["killer"], ["toy"], tmp_path / "t", tmp_path, trials=3, space={"lr": "0.1:1"})
+    with DaskPool(DaskExecutor(plugins, workers=2, data_dir=tmp_path, cores=2)).open() as pool:
+        summary = run_tune(load_plugins(extra=dask_helpers.toy_plugins()), request, pool, plugins)
+    assert summary["studies"][0]["finished"] == 3
+    records = trials_of(tmp_path / "t")
+    failed = [r for r in records if r["state"] == "fail"]
+    assert failed and all("the worker running it died" in r["reason"] for r in failed)
+    assert any(r["state"] == "complete" for r in records)
+    assert len((crash / "killer-0").read_text().split()) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import shlex
 import sys
@@ -12,9 +13,10 @@ import click
 
 from seqbench.cli.common import SettingRefused, complete_names, registry_from
 from seqbench.cli.run import EXIT_INTERRUPTED, EXIT_TERMINATED, _parse_sets, _read_config, sigterm_interrupts
+from seqbench.tuning.study import TuneObserver
 
 
-class ConsoleTuneObserver:
+class ConsoleTuneObserver(TuneObserver):
     """One line per finished trial on stderr."""
 
     def trial_end(self, record: Mapping[str, Any], finished: int, budget: str) -> None:
@@ -25,9 +27,6 @@ class ConsoleTuneObserver:
         click.echo(f"[{record['model']} x {record['dataset']}] trial {record['trial']} {record['state']} "
                    f"{text} in {record['timing']['trial_seconds']:.1f}s ({finished} of {budget}) {searched}{reason}",
                    err=True)
-
-    def warn(self, message: str) -> None:
-        click.echo(f"seqbench: warning: {message}", err=True)
 
 
 @click.command()
@@ -76,7 +75,7 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
     from seqbench.results import ResultsError
     from seqbench.runner import RunError, SettingError, Terminated
     from seqbench.tuning.space import SpaceError, parse_entries
-    from seqbench.tuning.study import TuneRequest, request_from_config, run_tune, plan_tune, _stored
+    from seqbench.tuning.study import TuneRequest, plan_tune, request_from_config, run_tune, stored_tune
     from seqbench.tuning.trial import PrunerSpec
 
     if resume_dir and (models or datasets or trials or timeout or space or overrides or max_train or out_dir):
@@ -95,9 +94,10 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
     registry = registry_from(ctx)
     command = " ".join(["seqbench", *map(shlex.quote, sys.argv[1:])])
     options = dict(download=not offline, command=command)
+    request = None
     try:
         if resume_dir:
-            stored = _stored(resume_dir)
+            stored = stored_tune(resume_dir)
             if stored is None:
                 raise RunError(f"--resume {resume_dir}: no tune there")
             request = request_from_config(stored["config"], resume_dir, data_dir, **options)
@@ -117,7 +117,7 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
                            + "; fixed " + " ".join(f"{k}={v}" for k, v in study.params.items() if k not in study.space))
             return
         pool, plugins = _pool(ctx, registry, request, workers, scheduler, data_dir)
-        with sigterm_interrupts(), (pool.open() if hasattr(pool, "open") else _nothing(pool)) as opened:
+        with sigterm_interrupts(), (pool.open() if hasattr(pool, "open") else contextlib.nullcontext(pool)) as opened:
             summary = run_tune(registry, request, opened, plugins, ConsoleTuneObserver())
     except (SettingError, SpaceError) as exc:
         raise SettingRefused(str(exc)) from None
@@ -125,8 +125,9 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
-        click.echo(f"\nseqbench: stopped; finished trials are in {request.out_dir}; continue with --resume "
-                   f"{request.out_dir}", err=True)
+        if request is not None:
+            click.echo(f"\nseqbench: stopped; finished trials are in {request.out_dir}; continue with --resume "
+                       f"{request.out_dir}", err=True)
         ctx.exit(code)
     from seqbench.tuning.report import summary_lines, write_report
 
@@ -137,17 +138,6 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
     click.echo("\n".join(summary_lines(summary)))
     click.echo(f"tune: {request.out_dir}; train the winners with: seqbench run --params-from {request.out_dir} --seeds 0,1,2",
                err=True)
-
-
-class _nothing:
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
-
-    def __enter__(self) -> Any:
-        return self.pool
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _split_threads(registry: Any, request: Any, workers: int) -> Any:

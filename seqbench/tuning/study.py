@@ -92,9 +92,8 @@ class StudyPlan:
 class TuneObserver:
     """What a tune tells as it goes (the CLI prints it)."""
 
-    def trial_end(self, record: Mapping[str, Any], finished: int, budget: str) -> None: ...
-
-    def warn(self, message: str) -> None: ...
+    def trial_end(self, record: Mapping[str, Any], finished: int, budget: str) -> None:
+        """A trial ended; ``finished`` of its study's ``budget`` are spent."""
 
 
 def plan_tune(registry: Registry, request: TuneRequest) -> list[StudyPlan]:
@@ -170,17 +169,16 @@ class Tune:
     """The studies of a tune in its directory, and the loop that fills their budgets."""
 
     def __init__(self, request: TuneRequest, studies: list[StudyPlan], tune_id: str, plugins: PluginSource,
-                 observer: TuneObserver) -> None:
+                 observer: TuneObserver, on_trial: Callable[[], Any] = lambda: None) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.request, self.tune_id, self.plugins, self.observer = request, tune_id, plugins, observer
+        self.on_trial = on_trial  # called after each trial is told (the tune's summary is rewritten then)
         self.plans = {plan.name(tune_id): plan for plan in studies}
         self.storage = optuna.storages.RDBStorage(storage_url(request.out_dir))
         self.studies = {name: self._open(plan) for name, plan in self.plans.items()}
         self._asked: dict[tuple[str, int], Any] = {}
-        #: Called after each trial is told (the tune's summary is rewritten then).
-        self.after_tell: Callable[[dict[str, Any]], Any] = lambda record: None
 
     def _open(self, plan: StudyPlan) -> Any:
         import optuna
@@ -191,6 +189,7 @@ class Tune:
                                     load_if_exists=self.request.resume)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             if trial.state == TrialState.RUNNING:  # its process was killed: ask it again
+                # Optuna has no public way to mark a trial that another process asked.
                 study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
                 study.tell(trial.number, state=TrialState.FAIL)
         if not study.trials:
@@ -269,7 +268,7 @@ class Tune:
             study.tell(trial, record["value"])
         else:
             study.tell(trial, state=state)
-        self.after_tell(record)
+        self.on_trial()
         finished = self.spent(task.study)
         budget = f"{self.request.trials} trials" if self.request.trials is not None else f"{self.request.timeout:g} s"
         self.observer.trial_end(record, finished, budget)
@@ -304,7 +303,7 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
         raise RunError(f"cannot write to tune directory {out}: {exc.strerror or exc}") from None
     observer = observer or TuneObserver()
     with res.run_lock(out):
-        stored = _stored(out)
+        stored = stored_tune(out)
         if request.resume and stored is None:
             raise RunError(f"--resume {out}: no {TUNE_FILE} there")
         if not request.resume and (stored is not None or (out / STUDY_DB).exists()):
@@ -315,7 +314,6 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
                                                 "executor": pool.describe(),
                                                 "environment": provenance.environment(plugin_versions(registry))})
         res.atomic_write_json(out / TUNE_FILE, head)
-        tune = Tune(request, studies, head["tune"], plugins, observer)
         fingerprints: dict[str, str] = {}
 
         def fingerprint(dataset: str) -> str:
@@ -327,18 +325,19 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
                 fingerprints[dataset] = str(loaded.fingerprint)
             return fingerprints[dataset]
 
-        def write(_record: Any = None) -> dict[str, Any]:
+        def write() -> dict[str, Any]:
             summary = {**head, "updated": res.now_iso(), "studies": summarize(tune)}
             res.atomic_write_json(out / TUNE_FILE, summary)
             return summary
 
         started = time.monotonic()
-        tune.after_tell = write
+        tune = Tune(request, studies, head["tune"], plugins, observer, on_trial=write)
         tune.run(pool, fingerprint)
         head["sessions"][-1]["wall_seconds"] = round(time.monotonic() - started, 3)
         return write()
 
 
-def _stored(out_dir: Path) -> dict[str, Any] | None:
+def stored_tune(out_dir: Path) -> dict[str, Any] | None:
+    """The summary in a tune directory's :data:`TUNE_FILE`; None when there is none."""
     path = out_dir / TUNE_FILE
     return res.loads(path.read_text()) if path.exists() else None
