@@ -273,9 +273,14 @@ def test_bad_space_or_set_is_one_line_and_exit_2_before_anything_runs(registry, 
 
 def test_a_bad_space_in_a_config_file_is_refused_likewise(registry, tmp_path):
     config = tmp_path / "tune.toml"
-    config.write_text('model = ["rnn-cpu"]\ndataset = ["toy"]\ntrials = "2"\n[space]\nhidden = "0:8"\n')
+    config.write_text('model = ["rnn-cpu"]\ndataset = ["toy"]\ntrials = 2\n[space]\nhidden = "0:8"\n')
     result = invoke(registry, "tune", "--config", config, "--out", tmp_path / "t")
     assert result.exit_code == 2 and "--space hidden=0:8: hidden of rnn-cpu must be an integer >= 1" in result.output
+    config.write_text('model = ["typed"]\ndataset = ["toy"]\ntrials = 2\nseed = 1\n[space]\nlr = "0.1:1"\n[set]\nepochs = 2\n')
+    result = invoke(registry, "tune", "--config", config, "--out", tmp_path / "ok")
+    assert result.exit_code == 0, result.output
+    assert [r["params"]["epochs"] for r in trials_of(tmp_path / "ok")] == [2, 2]
+    assert json.loads((tmp_path / "ok" / "tune.json").read_text())["config"]["space"] == {"lr": "0.1:1"}
 
 
 def test_an_untyped_plugin_is_tuned_on_the_space_the_user_gives(registry, tmp_path):
@@ -331,3 +336,16 @@ def test_a_worker_killed_mid_trial_fails_or_retries_the_trial_and_the_study_goes
     assert failed and all("the worker running it died" in r["reason"] for r in failed)
     assert any(r["state"] == "complete" for r in records)
     assert len((crash / "killer-0").read_text().split()) == 3
+
+
+def test_a_tuned_runs_results_follow_the_schema(registry, tmp_path):
+    pytest.importorskip("jsonschema")
+    from test_schema import validators
+
+    tune(registry, tmp_path / "t", trials=2)
+    assert invoke(registry, "run", "--params-from", tmp_path / "t", "--out", tmp_path / "r", "--no-plots").exit_code == 0
+    results_validator, _ = validators()
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    results_validator.validate(results)
+    broken = {**results, "config": {**results["config"], "tuned": {"from": 3, "models": {}}}}
+    assert not results_validator.is_valid(broken)

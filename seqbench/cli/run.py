@@ -205,6 +205,9 @@ def _config_value(option: click.Option, key: str, value: Any, path: Path) -> Any
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds):
             raise bad("a seed or a list of seeds")
         return ",".join(map(str, seeds))
+    if isinstance(option.type, (click.types.IntParamType, click.types.FloatParamType)) and not isinstance(value, bool) \
+            and isinstance(value, (int, float)):
+        return value  # a number option (seqbench tune's trials, timeout): click checks its range
     if option.multiple:
         items = [value] if isinstance(value, str) else value
         if not (isinstance(items, list) and all(isinstance(v, str) for v in items)):
