@@ -1,6 +1,6 @@
 """seqbench: a benchmarking harness for models that read images as sequences of rows."""
 
-from seqbench.default_plugins.models import defaults_of
+from seqbench.default_plugins.models import defaults_of, params_of
 from seqbench.hookspecs import hookimpl
 from seqbench.hyperparams import Param
 from seqbench.types import (
@@ -31,4 +31,5 @@ __all__ = [
     "__version__",
     "defaults_of",
     "hookimpl",
+    "params_of",
 ]

@@ -220,3 +220,17 @@ def test_set_reaches_a_datasets_loader_and_a_metric(noisy, tmp_path):
 def test_bad_dataset_and_metric_settings_are_refused_before_the_run(noisy, tmp_path, setting, message):
     result = invoke(noisy, "run", "-m", "logreg", "-d", "noisy", "--set", setting, "--dry-run")
     assert result.exit_code == 2 and f"Error: {message}" in result.output, result.output
+
+
+def test_params_of_gives_a_built_in_models_declarations_and_the_torch_models_share_them():
+    from seqbench import params_of
+    from seqbench.plugins import load_plugins as load
+
+    assert {p.name for p in params_of("gru-gpu")} - {p.name for p in params_of("gru-cpu")} == {"cuda_graph"}
+    with pytest.raises(ValueError, match="'mlp' is not a built-in model"):
+        params_of("mlp")
+    import seqbench_torch
+
+    registry = load(extra=[("torch", seqbench_torch)], installed=False)
+    declared = {p.name: p for p in registry.models["torch-lstm"].params}
+    assert set(declared) == set(seqbench_torch.OPTIONS) and declared["hidden"] == {p.name: p for p in params_of("lstm-cpu")}["hidden"]

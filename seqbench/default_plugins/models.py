@@ -105,6 +105,13 @@ def defaults_of(model: str, dataset: DatasetInfo | str) -> dict[str, Any]:
     return {**defaults_for(cell, name), **({"cuda_graph": True} if BACKENDS[suffix] == "cupy" else {})}
 
 
+def params_of(model: str) -> tuple[Param, ...]:
+    """The typed hyperparameters of the built-in ``model`` (``rnn-cpu``, ``gru-gpu``, ...), for a
+    plugin whose model takes the same ones (``seqbench-torch``). Unknown names: a ValueError."""
+    defaults_of(model, "")  # refuses an unknown name, listing the built-in ones
+    return model_params(gpu=model.endswith("-gpu"))
+
+
 def _build(cell: str, backend: str):
     def build(info: DatasetInfo, params: Mapping[str, Any]) -> Model:
         import importlib

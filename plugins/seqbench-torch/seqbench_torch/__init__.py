@@ -11,8 +11,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Callable, Mapping
 
-from seqbench import DatasetInfo, Model, ModelSpec, defaults_of, hookimpl
-from seqbench.default_plugins.models import model_params
+from seqbench import DatasetInfo, Model, ModelSpec, defaults_of, hookimpl, params_of
 
 #: seqbench cell name -> torch.nn class name.
 CELLS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -30,7 +29,7 @@ def defaults(cell: str, info: DatasetInfo) -> dict[str, Any]:
 
 
 #: The built-in models' declarations of the options implemented here (same ranges and search spaces).
-PARAMS = tuple(p for p in model_params(gpu=False) if p.name in OPTIONS)
+PARAMS = tuple(p for p in params_of("rnn-cpu") if p.name in OPTIONS)
 
 
 def unavailable() -> str | None:
