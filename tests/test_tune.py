@@ -349,3 +349,16 @@ def test_a_tuned_runs_results_follow_the_schema(registry, tmp_path):
     results_validator.validate(results)
     broken = {**results, "config": {**results["config"], "tuned": {"from": 3, "models": {}}}}
     assert not results_validator.is_valid(broken)
+
+
+def test_a_time_budget_stops_each_study_once_its_trials_took_that_long(registry, tmp_path):
+    result = invoke(registry, "tune", "-m", "slow", "-m", "typed", "-d", "toy", "--timeout", 1.5, "--out", tmp_path / "t")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "t" / "tune.json").read_text())
+    for study in summary["studies"]:
+        assert study["budget"] == {"trials": None, "timeout": 1.5}
+        records = [r for r in trials_of(tmp_path / "t") if r["model"] == study["model"]]
+        spent = [r["timing"]["trial_seconds"] for r in records]
+        assert sum(spent[:-1]) < 1.5 <= sum(spent)  # the last trial started under budget and spent it
+    slow, typed = (s["finished"] for s in summary["studies"])
+    assert typed > slow  # the same time buys the fast model more trials
