@@ -9,6 +9,7 @@ it again elsewhere, as for a run's pairs; after that the trial's record says it 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from seqbench.tuning.trial import FAILED, TrialTask, run_trial
@@ -20,6 +21,9 @@ class TrialPool(Protocol):
     slots: int
 
     def describe(self) -> dict[str, Any]: ...
+
+    def data_dir(self, tune_data_dir: Path) -> str | None:
+        """Where the trials find their data (None: each worker's default)."""
 
     def submit(self, task: TrialTask) -> None: ...
 
@@ -47,6 +51,9 @@ class InProcess:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "local"}
+
+    def data_dir(self, tune_data_dir: Path) -> str | None:
+        return str(tune_data_dir)
 
     def submit(self, task: TrialTask) -> None:
         self._done.append((task, self._train(task)))
@@ -79,6 +86,10 @@ class DaskPool:
 
     def describe(self) -> dict[str, Any]:
         return self.executor.describe()
+
+    def data_dir(self, tune_data_dir: Path) -> str | None:
+        """The executor's: the tune's on a local cluster; ``--data-dir`` or the workers' own on a scheduler's."""
+        return str(self.executor.data_dir) if self.executor.data_dir is not None else None
 
     @contextlib.contextmanager
     def open(self) -> Iterator["DaskPool"]:

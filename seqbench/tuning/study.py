@@ -225,14 +225,14 @@ class Tune:
                     break
                 name = min(open_, key=lambda n: (self.spent(n) + running[n], order.index(n)))
                 running[name] += 1
-                pool.submit(self._ask(name, fingerprint))
+                pool.submit(self._ask(name, fingerprint, pool.data_dir(self.request.data_dir)))
             if not any(running.values()):
                 return
             for task, record in pool.wait():
                 running[task.study] -= 1
                 self._tell(task, record)
 
-    def _ask(self, name: str, fingerprint: Callable[[str], str]) -> TrialTask:
+    def _ask(self, name: str, fingerprint: Callable[[str], str], data_dir: str | None) -> TrialTask:
         from optuna.trial import TrialState
 
         study, plan = self.studies[name], self.plans[name]
@@ -243,7 +243,7 @@ class Tune:
         self._asked[(name, trial.number)] = trial
         return TrialTask(study=name, number=trial.number, model=plan.model, dataset=plan.dataset,
                          params={**plan.params, **trial.params}, searched=distributions, finished=finished,
-                         pruner=r.pruner, data_dir=str(r.data_dir), download=r.download, max_train=r.max_train,
+                         pruner=r.pruner, data_dir=data_dir, download=r.download, max_train=r.max_train,
                          fingerprint=fingerprint(plan.dataset), overrides=dict(r.overrides),
                          standardize=r.standardize, augment=r.augment, plugins=self.plugins)
 
