@@ -87,10 +87,10 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
         raise click.UsageError("give the budget of every model: --trials N or --timeout SECONDS")
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
-    try:
-        import optuna  # noqa: F401  (here, not at start-up: it takes a while to import)
-    except ImportError:
-        raise click.ClickException("seqbench tune needs Optuna: pip install 'seqbench[tune]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:  # imported only when a tune runs: it takes a while
+        raise click.ClickException("seqbench tune needs Optuna: pip install 'seqbench[tune]'")
     registry = registry_from(ctx)
     command = " ".join(["seqbench", *map(shlex.quote, sys.argv[1:])])
     options = dict(download=not offline, command=command)

@@ -27,7 +27,7 @@ from seqbench import results as res
 from seqbench.executors.worker import PluginSource
 from seqbench.plugins import Registry
 from seqbench.tuning.space import Dimension, SpaceError, check_entries, model_space
-from seqbench.tuning.trial import COMPLETE, FAILED, PRUNED, PrunerSpec, TrialTask
+from seqbench.tuning.trial import COMPLETE, PRUNED, PrunerSpec, TrialTask
 
 TUNE_FILE = "tune.json"
 STUDY_DB = "study.db"
