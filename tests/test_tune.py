@@ -161,10 +161,11 @@ def test_a_second_tune_into_the_same_directory_is_refused(registry, tmp_path):
     assert result.exit_code == 1 and "already holds a tune; continue it with --resume" in result.output
 
 
-def test_pruned_trials_are_recorded_as_pruned(registry, tmp_path):
+@pytest.mark.parametrize("pruner", ["median", "halving"])
+def test_pruned_trials_are_recorded_as_pruned(registry, tmp_path, pruner):
     import optuna
 
-    tune(registry, tmp_path / "t", "--pruner", "median", trials=14)
+    tune(registry, tmp_path / "t", "--pruner", pruner, trials=14)
     records = trials_of(tmp_path / "t")
     pruned = [r for r in records if r["state"] == "pruned"]
     assert pruned, [r["state"] for r in records]

@@ -186,6 +186,7 @@ class Tune:
 
         name = plan.name(self.tune_id)
         study = optuna.create_study(study_name=name, storage=self.storage, direction="maximize",
+                                    pruner=self.request.pruner.make(),
                                     load_if_exists=self.request.resume)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             if trial.state == TrialState.RUNNING:  # its process was killed: ask it again
@@ -256,6 +257,7 @@ class Tune:
         for epoch in record.get("history") or []:
             best = max(best, epoch["val_accuracy"])
             trial.report(best, epoch["epoch"])
+            trial.should_prune()  # replays the pruner here: successive halving records its rungs in the store
         seconds = float(record["timing"]["trial_seconds"])
         trial.set_user_attr("seconds", seconds)
         trial.set_user_attr("record", str(trial_path(Path(), task.model, task.dataset, task.number)))
