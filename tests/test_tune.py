@@ -153,6 +153,11 @@ def test_the_first_trial_is_the_defaults_and_the_study_is_named_for_its_tune(reg
     assert first["environment"]["python"] and first["timing"]["trial_seconds"] > 0
     assert [e["epoch"] for e in first["history"]] == [1, 2, 3, 4]
     assert (tmp_path / "t" / "report.md").exists() and (tmp_path / "t" / "best_so_far.png").exists()
+    from seqbench.tuning.report import curves
+
+    points = curves(tmp_path / "t", summary)[study["study"]]
+    assert [p[0] for p in points] == list(range(6)) and points[-1][2] == study["best"]["value"]
+    assert all(a[1] < b[1] and a[2] <= b[2] for a, b in zip(points, points[1:]))  # time and best only grow
 
 
 def test_a_second_tune_into_the_same_directory_is_refused(registry, tmp_path):

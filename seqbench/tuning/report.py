@@ -39,8 +39,8 @@ def _short(value: Any) -> str:
 
 
 def curves(tune_dir: Path, summary: Mapping[str, Any]) -> dict[str, list[tuple[int, float, float]]]:
-    """Per study, each counted trial as (number, cumulative trial seconds, best value so far),
-    pruned trials at their last reported value."""
+    """Per study, each counted trial as (number, cumulative trial seconds, best value of the
+    complete trials so far): pruned and failed trials spend time, they do not raise the best."""
     import optuna
 
     from seqbench.tuning.study import counted, storage_url
@@ -51,9 +51,8 @@ def curves(tune_dir: Path, summary: Mapping[str, Any]) -> dict[str, list[tuple[i
         best, seconds, points = float("nan"), 0.0, []
         for t in sorted((t for t in study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.number):
             seconds += t.user_attrs.get("seconds", 0.0)
-            value = t.value if t.value is not None else (t.intermediate_values[t.last_step] if t.last_step is not None else None)
-            if value is not None and not value <= best:
-                best = value
+            if t.state == optuna.trial.TrialState.COMPLETE and not t.value <= best:
+                best = t.value
             points.append((t.number, seconds, best))
         out[s["study"]] = points
     return out
