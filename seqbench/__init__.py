@@ -1,7 +1,8 @@
 """seqbench: a benchmarking harness for models that read images as sequences of rows."""
 
-from seqbench.default_plugins.models import defaults_of
+from seqbench.default_plugins.models import defaults_of, params_of
 from seqbench.hookspecs import hookimpl
+from seqbench.hyperparams import Param
 from seqbench.types import (
     Dataset,
     DatasetInfo,
@@ -26,9 +27,11 @@ __all__ = [
     "MetricSpec",
     "Model",
     "ModelSpec",
+    "Param",
     "Preprocessing",
     "TrainingContext",
     "__version__",
     "defaults_of",
     "hookimpl",
+    "params_of",
 ]

@@ -25,16 +25,19 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from seqbench import preprocess
+from seqbench.hyperparams import Param
 from seqbench.progress import Progress
 from seqbench.types import Dataset, MetricSpec, Model, Preprocessing, TrainingContext
 
-#: Protocol hyperparameters and their defaults; a model's defaults may change them.
-PROTOCOL_DEFAULTS: dict[str, Any] = {
-    "epochs": 20,
-    "batch_size": 128,
-    "patience": 5,
-    "val_fraction": 0.1,
-}
+#: The protocol's hyperparameters, which every model takes; a model's defaults may change them.
+PROTOCOL_PARAMS: tuple[Param, ...] = (
+    Param("epochs", int, 20, "epochs at most", ge=1),
+    Param("batch_size", int, 128, "minibatch size", ge=1),
+    Param("patience", int, 5, "epochs without a better validation accuracy before training stops", ge=1),
+    Param("val_fraction", float, 0.1, "share of train held out for validation", gt=0, lt=1),
+)
+#: Protocol hyperparameters and their defaults.
+PROTOCOL_DEFAULTS: dict[str, Any] = {p.name: p.default for p in PROTOCOL_PARAMS}
 
 #: The ``--quick`` smoke profile: a few epochs on a subset.
 QUICK_PROFILE: dict[str, Any] = {"epochs": 2, "patience": 2, "max_train": 4000, "max_test": 1000}
@@ -66,8 +69,9 @@ class EpochRecord:
         return d
 
 
-def validate_dataset(ds: Dataset, plugin: str) -> None:
-    """Check a dataset at the plugin boundary; raise :class:`PluginOutputError` naming the plugin."""
+def validate_dataset(ds: Dataset, plugin: str, with_test: bool = True) -> None:
+    """Check a dataset at the plugin boundary; raise :class:`PluginOutputError` naming the plugin.
+    ``with_test=False``: its test split was taken away (``seqbench tune``) and may be empty."""
     where = f"dataset {ds.name!r} from plugin {plugin!r}"
     shapes = []
     for split in ("train", "test"):
@@ -80,7 +84,7 @@ def validate_dataset(ds: Dataset, plugin: str) -> None:
             raise PluginOutputError(f"{where}: {split}_y must be a (N,) integer numpy array, got {_describe(y)}")
         if len(y) != len(x):
             raise PluginOutputError(f"{where}: {split}_x has {len(x)} samples but {split}_y has {len(y)}")
-        if not len(y):
+        if not len(y) and (split == "train" or with_test):
             raise PluginOutputError(f"{where}: the {split} split is empty")
         _check_finite(x, f"{where}: {split}_x")
         if len(y) and (y.min() < 0 or y.max() >= len(ds.class_names)):
@@ -272,8 +276,10 @@ def train_and_evaluate(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
     quick: bool = False,
+    evaluate_test: bool = True,
 ) -> dict[str, Any]:
-    """Train ``model`` on ``dataset`` under the protocol and evaluate it once on the test split.
+    """Train ``model`` on ``dataset`` under the protocol and evaluate it once on the test split
+    (with ``evaluate_test=False``, as ``seqbench tune`` trains, the test split is never read).
 
     ``preprocessing`` is applied as :mod:`seqbench.preprocess` describes. The model is told the
     training plan (:meth:`Model.fit_start`, ``quick``: a ``--quick`` run) and each epoch's
@@ -373,7 +379,7 @@ def train_and_evaluate(
             "time_to_best_seconds": time_to_best,
         },
     }
-    if diverged_epoch:
+    if diverged_epoch or not evaluate_test:
         return result
 
     model.load_state_dict(best_state)

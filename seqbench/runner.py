@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import math
 import os
 import time
@@ -23,19 +24,27 @@ from seqbench.loggers import LoggerObserver
 from seqbench import results as res
 from seqbench.plugins import Registry, one_line, plugin_versions
 from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable, is_event_log
+from seqbench.hyperparams import Param, ParamValueError, by_name, check_values, declared_defaults
 from seqbench.protocol import (
     PROTOCOL_DEFAULTS,
+    PROTOCOL_PARAMS,
     QUICK_PROFILE,
     PluginOutputError,
     train_and_evaluate,
     validate_dataset,
 )
 from seqbench.timeouts import PairTimeout, UserInterrupt, is_plugins_interrupt, time_limit, user_interrupts
-from seqbench.types import Dataset, DatasetInfo, DatasetUnavailable, LoadContext, Preprocessing
+from seqbench.types import (
+    Dataset, DatasetInfo, DatasetUnavailable, LoadContext, MetricSpec, Preprocessing, derived_fingerprint,
+)
 
 
 class RunError(Exception):
     """A user error in the run request (unknown name, bad --set, unwritable output)."""
+
+
+class SettingError(RunError):
+    """A ``--set`` (or config) key or value that nothing selected takes or allows: a usage error."""
 
 
 class Terminated(UserInterrupt):
@@ -72,6 +81,9 @@ class RunRequest:
     save_models: bool = False
     #: Seconds a pair may train before it is stopped and recorded as failed (None: no limit).
     pair_timeout: float | None = None
+    #: Where the hyperparameters came from, when ``seqbench run --params-from`` set them (its tune,
+    #: and per model the study, trial and budget); recorded in the run's config.
+    tuned: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,8 +180,9 @@ def _planned_params(registry: Registry, model: str, dataset: str, request: RunRe
     """The pair's hyperparameters from the model's defaults for the dataset's name (its shape is
     not known before it loads); None when the defaults fail (the pair will fail, naming why)."""
     try:
-        defaults = registry.models[model].defaults(DatasetInfo(dataset, 1, 1, ("0", "1")))
-        return resolve_params(res.json_ready(dict(defaults), "defaults"), request.overrides, request.quick, model=model)
+        defaults = registry.models[model].defaults_for(DatasetInfo(dataset, 1, 1, ("0", "1")))
+        return resolve_params(res.json_ready(dict(defaults), "defaults"), request.overrides, request.quick, model=model,
+                              declared=declared_params(registry.models[model].params))
     except (KeyboardInterrupt, RunError):
         raise
     except BaseException:
@@ -197,8 +210,25 @@ def parse_value(key: str, text: str, default: Any) -> Any:
             return res.json_ready(res.loads(text))
     except ValueError:
         expected = "a JSON value (finite numbers only)" if default is None else f"a finite {type(default).__name__}"
-        raise RunError(f"--set {key}={text}: expected {expected}") from None
+        raise SettingError(f"--set {key}={text}: expected {expected}") from None
     return text
+
+
+def declared_params(params: Iterable[Param] = ()) -> dict[str, Param]:
+    """The declarations that check a model's values: the protocol's, then the model's own."""
+    return {p.name: p for p in PROTOCOL_PARAMS} | by_name(params, "params")
+
+
+def parse_setting(key: str, text: str, default: Any, declared: Param | None, owner: str | None = None) -> Any:
+    """A ``--set`` value: checked against its declaration when there is one, else converted to
+    the type of the default (:func:`parse_value`). A value not allowed is a :class:`SettingError`."""
+    if declared is None:
+        return parse_value(key, text, default)
+    try:
+        return declared.parse(text)
+    except ParamValueError as exc:
+        whose = f" ({declared.name} of {owner})" if owner and key == declared.name else ""
+        raise SettingError(f"--set {key}={text}{whose}: {exc}") from None
 
 
 def scope(key: str, models: Iterable[str]) -> tuple[str | None, str]:
@@ -209,9 +239,11 @@ def scope(key: str, models: Iterable[str]) -> tuple[str | None, str]:
 
 
 def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, str], quick: bool,
-                   model: str | None = None) -> dict[str, Any]:
+                   model: str | None = None, declared: Mapping[str, Param] | None = None) -> dict[str, Any]:
     """Harness protocol defaults < the model's defaults < ``--quick`` < ``--set KEY`` (only the
-    keys the model has) < ``--set MODEL.KEY`` (``model``'s own)."""
+    keys the model has) < ``--set MODEL.KEY`` (``model``'s own). ``declared`` (default: the
+    protocol's) checks the ``--set`` values it declares (:class:`SettingError`)."""
+    declared = declared_params() if declared is None else declared
     params = {**PROTOCOL_DEFAULTS, **defaults}
     if quick:
         params.update(epochs=QUICK_PROFILE["epochs"], patience=QUICK_PROFILE["patience"])
@@ -220,70 +252,81 @@ def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, str], qu
         owner, param = scope(key, [model] if model else [])
         if owner:
             scoped[param] = (key, text)
-        elif key in params:
-            params[key] = parse_value(key, text, params[key])
+        elif key in params or key in declared:
+            params[key] = parse_setting(key, text, params.get(key), declared.get(key), model)
     for param, (key, text) in scoped.items():
-        if param in params:
-            params[param] = parse_value(key, text, params[param])
+        if param in params or param in declared:
+            params[param] = parse_setting(key, text, params.get(param), declared.get(param), model)
     return params
 
 
-#: Allowed ranges of the protocol's hyperparameters.
-_PROTOCOL_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "epochs": (lambda v: v >= 1, "at least 1"),
-    "batch_size": (lambda v: v >= 1, "at least 1"),
-    "patience": (lambda v: v >= 1, "at least 1"),
-    "val_fraction": (lambda v: 0 < v < 1, "between 0 and 1"),
-}
+def component_params(declared: Iterable[Param], name: str, overrides: Mapping[str, str]) -> dict[str, Any]:
+    """The values of a dataset's or metric's declared hyperparameters: their defaults < ``--set
+    KEY`` < ``--set NAME.KEY``."""
+    table = by_name(declared, name)
+    values = declared_defaults(table.values())
+    for key, text in sorted(overrides.items(), key=lambda item: item[0].startswith(f"{name}.")):
+        param = key[len(name) + 1:] if key.startswith(f"{name}.") else key
+        if param in table:
+            values[param] = parse_setting(key, text, None, table[param], name)
+    return values
+
+
+def bound_metrics(registry: Registry, overrides: Mapping[str, str]) -> dict[str, MetricSpec]:
+    """The registered metrics, those that declare hyperparameters called with their values."""
+    return {name: replace(spec, compute=functools.partial(spec.compute, **component_params(spec.params, name, overrides)))
+            if spec.params else spec for name, spec in registry.metrics.items()}
 
 
 def check_overrides(registry: Registry, models: list[str], datasets: list[str],
                     overrides: Mapping[str, str]) -> dict[str, list[str]]:
     """Which selected models take each ``--set`` key: ``MODEL.KEY`` that model (which must be
-    selected and have the key), ``KEY`` every selected model that has it. Refuses a key that no
-    selected model takes, and a value of the wrong type or range.
+    selected and have the key), ``KEY`` every selected model that has it; a selected dataset or a
+    metric takes the keys it declares likewise (``DATASET.KEY``, ``METRIC.KEY``, ``KEY``).
+    Refuses (:class:`SettingError`) a key that nothing selected takes, and a value of the wrong
+    type or out of what its declaration allows.
 
     A model's defaults are asked for with a placeholder dataset shape; a plugin whose defaults
     raise is left to fail in its own pair.
     """
-    known: dict[str, set[str]] = {m: set(PROTOCOL_DEFAULTS) for m in models}
+    known: dict[str, set[str]] = {m: set(PROTOCOL_DEFAULTS) | {p.name for p in registry.models[m].params} for m in models}
     for m in models:
         for d in datasets:
             try:
-                defaults = dict(registry.models[m].defaults(DatasetInfo(d, 1, 1, ("0", "1"))))
+                defaults = dict(registry.models[m].defaults_for(DatasetInfo(d, 1, 1, ("0", "1"))))
             except KeyboardInterrupt:
                 raise
             except BaseException:
                 continue
             known[m].update(defaults)
             with contextlib.suppress(res.UnwritableValue):  # that pair will fail, naming the value
-                resolve_params(res.json_ready(defaults), overrides, quick=False, model=m)
+                resolve_params(res.json_ready(defaults), overrides, quick=False, model=m,
+                               declared=declared_params(registry.models[m].params))
+    components = {**{d: registry.datasets[d].params for d in datasets}, **{n: s.params for n, s in registry.metrics.items()}}
+    for name, declared in components.items():
+        component_params(declared, name, overrides)
     taken: dict[str, list[str]] = {}
     for key, text in overrides.items():
-        owner, param = scope(key, models)
+        owner, param = scope(key, [*models, *components])
         if param == "seed":
-            raise RunError(f"--set {key}=...: use --seeds instead")
+            raise SettingError(f"--set {key}=...: use --seeds instead")
         if owner is not None:
-            if param not in known[owner]:
-                raise RunError(f"--set {key}: model {owner!r} has no parameter {param!r}; "
-                               f"it has: {', '.join(sorted(known[owner]))}")
-            taken[key] = [owner]
+            has = known[owner] if owner in known else {p.name for p in components[owner]}
+            if param not in has:
+                kind = "model" if owner in known else "dataset" if owner in datasets else "metric"
+                raise SettingError(f"--set {key}: {kind} {owner!r} has no parameter {param!r}; "
+                                   f"it has: {', '.join(sorted(has)) or 'none'}")
+            taken[key] = [owner] if owner in known else []
             continue
-        other = scope(key, registry.models)[0]
-        if other is not None:
-            raise RunError(f"--set {key}: model {other!r} is not selected (selected: {', '.join(models)})")
+        for kind, table, selected in (("model", registry.models, models), ("dataset", registry.datasets, datasets)):
+            other = scope(key, table)[0]
+            if other is not None:
+                raise SettingError(f"--set {key}: {kind} {other!r} is not selected (selected: {', '.join(selected)})")
         taken[key] = [m for m in models if key in known[m]]
-    unknown = [k for k, takers in taken.items() if not takers]
-    if unknown:
-        every = sorted(set().union(*known.values())) if known else sorted(PROTOCOL_DEFAULTS)
-        raise RunError(f"--set: unknown parameter {', '.join(map(repr, unknown))}; known: {', '.join(every)}")
-    for key, text in overrides.items():
-        param = scope(key, models)[1]
-        if param in _PROTOCOL_CHECKS:
-            ok, expected = _PROTOCOL_CHECKS[param]
-            if not ok(parse_value(key, text, PROTOCOL_DEFAULTS[param])):
-                raise RunError(f"--set {key}={text}: must be {expected}")
-    return taken
+        if not taken[key] and not any(key == p.name for declared in components.values() for p in declared):
+            every = sorted(set().union(*known.values())) if known else sorted(PROTOCOL_DEFAULTS)
+            raise SettingError(f"--set: unknown parameter {key!r}; known: {', '.join(every)}")
+    return {k: takers for k, takers in taken.items() if takers}
 
 
 def override_notes(taken: Mapping[str, list[str]], models: list[str], overrides: Mapping[str, str]) -> list[str]:
@@ -364,6 +407,7 @@ def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) 
         standardize=bool(config.get("standardize", True)),
         augment=bool(config.get("augment", True)),
         save_models=bool(config.get("save_models", False)),
+        tuned=config.get("tuned"),
         resume=True,
         **options,
     )
@@ -484,7 +528,8 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         for ds_name in plan.datasets:
             ds_pairs = [p for p in pairs if p.dataset == ds_name]
             todo = any(not p.done for p in ds_pairs)
-            dataset, ds_status, ds_reason = load_dataset(registry, ds_name, ctx) if todo else (None, "ok", None)
+            dataset, ds_status, ds_reason = (load_dataset(registry, ds_name, ctx, request.overrides) if todo
+                                             else (None, "ok", None))
             if ds_status == "skipped" and ds_name not in plan.keep_datasets:
                 pairs = [p for p in pairs if p.dataset != ds_name]
                 _leave_out(out, results, Unavailable("dataset", ds_name, str(ds_reason)), len(ds_pairs), observer)
@@ -611,6 +656,7 @@ def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str,
         "unavailable": [u.as_dict() for u in plan.unavailable],
         "published": request.published,
         "save_models": request.save_models,
+        **({"tuned": request.tuned} if request.tuned else {}),
     }
 
 
@@ -660,15 +706,25 @@ def _check_same_data(name: str, fingerprint: str, done: Mapping[res.PairKey, dic
         )
 
 
-def load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Dataset | None, str, str | None]:
-    """The dataset ``name`` checked, with ``"ok"``; or None with ``"skipped"`` or ``"failed"`` and why."""
+def load_dataset(registry: Registry, name: str, ctx: LoadContext, overrides: Mapping[str, str] | None = None,
+                 test: bool = True) -> tuple[Dataset | None, str, str | None]:
+    """The dataset ``name`` checked, with ``"ok"``; or None with ``"skipped"`` or ``"failed"`` and why.
+    A dataset that declares hyperparameters gets their values (``overrides`` applied) in
+    ``ctx.params``, and they are folded into its fingerprint. ``test=False`` (``seqbench
+    tune``): the test split is taken away (:func:`without_test`) before anything looks at it."""
     plugin = registry.plugin_of("dataset", name)
+    spec = registry.datasets[name]
     try:
-        dataset = registry.datasets[name].load(ctx)
+        values = component_params(spec.params, name, overrides or {})
+        dataset = spec.load(replace(ctx, params=values))
         if not isinstance(dataset, Dataset):
             return None, "failed", f"dataset plugin {plugin!r}: load() returned {type(dataset).__name__}, not a Dataset"
-        validate_dataset(dataset, plugin)
+        if not test:
+            dataset = without_test(dataset)
+        validate_dataset(dataset, plugin, with_test=test)
         _check_dataset_fields(name, dataset, plugin)
+        if spec.params:
+            dataset = replace(dataset, fingerprint=params_fingerprint(dataset.fingerprint, values))
     except DatasetUnavailable as exc:
         return None, "skipped", str(exc)
     except PluginOutputError as exc:
@@ -680,6 +736,19 @@ def load_dataset(registry: Registry, name: str, ctx: LoadContext) -> tuple[Datas
     except BaseException as exc:
         return None, "failed", f"dataset plugin {plugin!r}: {one_line(exc)}"
     return dataset, "ok", None
+
+
+def without_test(dataset: Dataset) -> Dataset:
+    """``dataset`` with empty test arrays (same steps and features): nothing downstream can read its test split."""
+    import numpy as np
+
+    empty_x = np.empty((0, *dataset.test_x.shape[1:]), dtype=dataset.test_x.dtype)
+    return replace(dataset, test_x=empty_x, test_y=np.empty((0,), dtype=dataset.test_y.dtype))
+
+
+def params_fingerprint(fingerprint: str, values: Mapping[str, Any]) -> str:
+    """The fingerprint of a dataset loaded with hyperparameter ``values``."""
+    return derived_fingerprint(fingerprint, "params", values)
 
 
 def _check_dataset_fields(name: str, dataset: Dataset, plugin: str) -> None:
@@ -741,17 +810,19 @@ def _train_pair(registry: Registry, spec: Any, plugin: str, ds_name: str, datase
         reason = spec.unavailable()
         if reason:
             return {**base, "status": "skipped", "reason": str(reason)}, None
-        params = resolve_params(res.json_ready(dict(spec.defaults(info)), "defaults"), request.overrides,
-                                request.quick, model=model_name)
+        declared = declared_params(spec.params)
+        params = resolve_params(res.json_ready(dict(spec.defaults_for(info)), "defaults"), request.overrides,
+                                request.quick, model=model_name, declared=declared)
         params["seed"] = seed
         record["params"] = params
+        check_values(params, declared)
         model = spec.build(info, params)
         record["hyperparameters"] = res.json_ready({**params, **dict(model.hyperparameters())}, "hyperparameters")
         record["device"] = str(model.device)
         record["num_parameters"] = _num_parameters(model, plugin)
         limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
         out = train_and_evaluate(
-            model, dataset, params, registry.metrics, seed=seed, model_plugin=plugin, progress=progress,
+            model, dataset, params, bound_metrics(registry, request.overrides), seed=seed, model_plugin=plugin, progress=progress,
             preprocessing=_preprocessing(registry, ds_name, request), quick=request.quick, **limits,
         )
         predictions = out.pop("test_predictions", None)
@@ -767,6 +838,8 @@ def _train_pair(registry: Registry, spec: Any, plugin: str, ds_name: str, datase
                 record["checkpoint_error"] = str(exc)
     except PluginOutputError as exc:
         return {**record, "status": "failed", "reason": str(exc)}, None
+    except ParamValueError as exc:
+        return {**record, "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
     except res.UnwritableValue as exc:
         return {**base, "params": record.get("params"), "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
     except PairTimeout:

@@ -119,12 +119,13 @@ class PluginTester:
         of its ``batch_size``, and predict the test split. Raises AssertionError when a loss is not
         finite, and the harness's error when the probabilities are not ``(N, C)`` rows summing to 1."""
         from seqbench.protocol import predict_labels
-        from seqbench.runner import resolve_params
+        from seqbench.runner import declared_params, resolve_params
 
         ds = dataset if isinstance(dataset, Dataset) else self.load(dataset)
         spec = self.registry.models[model]
         texts = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (overrides or {}).items()}
-        params = {**resolve_params(dict(spec.defaults(ds.info)), texts, quick=False, model=model), "seed": seed}
+        params = {**resolve_params(dict(spec.defaults_for(ds.info)), texts, quick=False, model=model,
+                                   declared=declared_params(spec.params)), "seed": seed}
         built = spec.build(ds.info, params)
         rng = np.random.default_rng(seed)
         size = min(int(params["batch_size"]), len(ds.train_y))

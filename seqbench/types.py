@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Mapping
 
+from seqbench.hyperparams import Param, by_name, declared_defaults
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
@@ -83,13 +85,15 @@ class LoadContext:
     ``data_dir`` is the root data directory (the loader uses its own subdirectory of it);
     ``download`` says whether missing files may be fetched from the network. ``datasets`` is
     what the harness registered (set by the harness; ``None`` in a context you make yourself):
-    :meth:`load` reads a registered dataset through it.
+    :meth:`load` reads a registered dataset through it. ``params`` holds the values of the
+    hyperparameters the dataset declares (``DatasetSpec.params``), ``--set`` included.
     """
 
     data_dir: Path
     download: bool = True
     datasets: Mapping[str, "DatasetSpec"] | None = field(default=None, repr=False, compare=False)
     loading: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def spec(self, name: str) -> "DatasetSpec":
         """The registered :class:`DatasetSpec` ``name``; :class:`DatasetUnavailable` when there is none."""
@@ -106,7 +110,8 @@ class LoadContext:
         dataset's loader does, or when ``name`` is not registered or derives from itself."""
         if name in self.loading:
             raise DatasetUnavailable(f"dataset {name!r} derives from itself: {' -> '.join((*self.loading, name))}")
-        return self.spec(name).load(replace(self, loading=(*self.loading, name)))
+        spec = self.spec(name)
+        return spec.load(replace(self, loading=(*self.loading, name), params=declared_defaults(spec.params)))
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,9 @@ class DatasetSpec:
     ``provenance`` labels known copies of the data by fingerprint, as ``(fingerprint, label)``
     pairs (``("sha256:3ec8…", "CIFAR-10 dev split")``): each pair's record keeps the label of
     the copy it ran on, and reports show it wherever that copy's figures appear.
+    ``params`` declares the hyperparameters ``load`` takes (:class:`seqbench.Param`, e.g. a noise
+    level): ``--set DATASET.KEY=VALUE`` sets them, and ``load`` finds them in ``ctx.params``; the
+    harness folds their values into the fingerprint.
     """
 
     name: str
@@ -168,6 +176,10 @@ class DatasetSpec:
     in_all: bool = True
     check: Callable[[LoadContext], None] | None = None
     provenance: tuple[tuple[str, str], ...] = ()
+    params: tuple[Param, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(by_name(self.params, f"dataset {self.name!r}").values()))
 
     @classmethod
     def derive(
@@ -398,6 +410,12 @@ class ModelSpec:
     ``defaults(info)`` returns the model's hyperparameters for that dataset; the protocol keys
     ``epochs``, ``batch_size`` and ``patience`` may be among them. ``unavailable()`` returns
     ``None`` when the model can run on this machine, else the reason it cannot.
+
+    ``params`` declares the hyperparameters with their types, allowed values, search space and
+    descriptions (:class:`seqbench.Param`): ``--set`` values are checked against them before a
+    run starts, ``seqbench tune`` searches them. Their defaults hold for every dataset;
+    ``defaults(info)`` may change them per dataset and may add undeclared keys (kept as they
+    are: a plugin without declarations works unchanged).
     """
 
     name: str
@@ -405,6 +423,14 @@ class ModelSpec:
     defaults: Callable[[DatasetInfo], Mapping[str, Any]] = lambda info: {}
     unavailable: Callable[[], str | None] = lambda: None
     description: str = ""
+    params: tuple[Param, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(by_name(self.params, f"model {self.name!r}").values()))
+
+    def defaults_for(self, info: DatasetInfo) -> dict[str, Any]:
+        """The hyperparameters for a dataset: the declared defaults, then ``defaults(info)``."""
+        return {**declared_defaults(self.params), **self.defaults(info)}
 
 
 @dataclass(frozen=True)
@@ -425,12 +451,19 @@ class MetricSpec:
     ``higher_is_better`` says which way is better: one answer for all of the metric's scalars,
     or a mapping from the flattened key (``"top2_accuracy"``, ``"macro.f1"``) to the answer;
     ``compare`` refuses to gate on a scalar whose direction the metric does not give.
+
+    ``params`` declares the hyperparameters ``compute`` takes (:class:`seqbench.Param`, e.g. a
+    bin count): they are passed as keyword arguments, their defaults or ``--set METRIC.KEY=VALUE``.
     """
 
     name: str
-    compute: Callable[["np.ndarray", "np.ndarray", "np.ndarray", tuple[str, ...]], Mapping[str, Any]]
+    compute: Callable[..., Mapping[str, Any]]
     description: str = ""
     higher_is_better: bool | Mapping[str, bool] = True
+    params: tuple[Param, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(by_name(self.params, f"metric {self.name!r}").values()))
 
     def is_higher_better(self, key: str) -> bool | None:
         """Whether a higher value of the scalar at ``key`` (the flattened key of the mapping

@@ -132,7 +132,7 @@ def test_dry_run_lists_pairs_with_their_hyperparameters_and_writes_nothing(toy_r
     assert pairs[3]["params"]["hidden"] == 8 and pairs[3]["params"]["seed"] == 1
     assert not out.exists()
     bad = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "bogus=1", "--dry-run")
-    assert bad.exit_code == 1 and "unknown parameter 'bogus'" in bad.output
+    assert bad.exit_code == 2 and "unknown parameter 'bogus'" in bad.output
 
 
 class Missing:

@@ -160,7 +160,7 @@ def test_the_guides_commands_work_with_the_distribution_installed(site, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SEQBENCH_LOAD_PLUGINS", "seqbench-mine")  # whatever else is installed here
     commands = _commands()
-    assert len(commands) == 9
+    assert len(commands) == 10
     for env, args in commands:
         with monkeypatch.context() as m:
             for key, value in env.items():

@@ -61,7 +61,7 @@ def test_keys_no_selected_model_takes_are_refused(registry, tmp_path):
         _params(registry, tmp_path, {"c.width": "1"}, models=("a", "b"))
     with pytest.raises(RunError, match=r"--set a.hidden=wide: expected a finite int"):
         _params(registry, tmp_path, {"a.hidden": "wide"})
-    with pytest.raises(RunError, match=r"--set b.epochs=0: must be at least 1"):
+    with pytest.raises(RunError, match=r"--set b.epochs=0: must be an integer >= 1"):
         _params(registry, tmp_path, {"b.epochs": "0"})
     with pytest.raises(RunError, match=r"use --seeds"):
         _params(registry, tmp_path, {"a.seed": "1"})

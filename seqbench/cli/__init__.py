@@ -12,6 +12,7 @@ from seqbench.cli.evaluate import evaluate
 from seqbench.cli.inspect import list_cmd, plugins_cmd, show_cmd
 from seqbench.cli.report import compare, report
 from seqbench.cli.run import run
+from seqbench.cli.tune import tune
 from seqbench.safe_text import terminal
 
 
@@ -43,6 +44,7 @@ def main(ctx: click.Context, strict_plugins: bool) -> None:
 
 main.add_command(run)
 main.add_command(evaluate)
+main.add_command(tune)
 main.add_command(list_cmd)
 main.add_command(plugins_cmd)
 main.add_command(data)

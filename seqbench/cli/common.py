@@ -19,6 +19,12 @@ def echo(message: str = "", err: bool = False, nl: bool = True) -> None:
     click.echo(terminal(message), err=err, nl=nl)
 
 
+class SettingRefused(click.ClickException):
+    """A ``--set``, ``--space`` or config value that is not allowed: one line, exit 2 (usage)."""
+
+    exit_code = 2
+
+
 def registry_from(ctx: click.Context) -> Registry:
     """Load the plugins once per invocation, honouring ``--strict-plugins``."""
     root = ctx.find_root()

@@ -47,8 +47,9 @@ def list_cmd() -> None:
     """List registered models, datasets or metrics."""
 
 
-def _entries(ctx: click.Context, kind: str) -> list[dict[str, Any]]:
-    """Each registered ``kind`` (``model`` or ``dataset``); a model says whether it can run here."""
+def _entries(ctx: click.Context, kind: str, params: bool = False) -> list[dict[str, Any]]:
+    """Each registered ``kind`` (``model`` or ``dataset``); a model says whether it can run here;
+    with ``params``, each one's declared hyperparameters."""
     registry = registry_from(ctx)
     entries = []
     for name, spec in sorted(getattr(registry, f"{kind}s").items()):
@@ -61,6 +62,8 @@ def _entries(ctx: click.Context, kind: str) -> list[dict[str, Any]]:
             entry.update(available=reason is None, reason=None if reason is None else str(reason))
         if kind == "dataset":
             entry["in_all"] = spec.in_all
+        if params:
+            entry["params"] = [p.as_dict() for p in spec.params]
         entries.append({**entry, "description": spec.description})
     return entries
 
@@ -72,12 +75,16 @@ def short_reason(reason: str, width: int = 30) -> str:
     return reason if len(reason) <= width else reason[: width - 1].rstrip() + "…"
 
 
-def _listing(ctx: click.Context, kind: str, as_json: bool) -> None:
-    entries = _entries(ctx, kind)
+def _listing(ctx: click.Context, kind: str, as_json: bool, params: bool = False) -> None:
+    entries = _entries(ctx, kind, params)
     if as_json:
         echo(json.dumps(entries, indent=2))
         return
     from tabulate import tabulate
+
+    if params:
+        click.echo(_params_table(entries))
+        return
 
     notes: dict[str, int] = {}  # full reason -> footnote number
     rows = []
@@ -98,15 +105,38 @@ def _listing(ctx: click.Context, kind: str, as_json: bool) -> None:
         echo(f"[{note}] {reason}")
 
 
+def _params_table(entries: list[dict[str, Any]]) -> str:
+    """One row per declared hyperparameter: what it is, allows and how ``seqbench tune`` searches it."""
+    from tabulate import tabulate
+
+    from seqbench.hyperparams import format_value
+
+    rows = []
+    for e in entries:
+        if not e["params"]:
+            rows.append([e["name"], "-", "", "", "", "", "declares none (its defaults are taken as they are)"])
+        for p in e["params"]:
+            search = p["search"]
+            space = "" if search is None else (
+                f"{format_value(search[0])}..{format_value(search[1])}{' (log)' if p['log'] else ''}"
+                if p["choices"] is None and p["type"] in ("int", "float") else ",".join(map(format_value, search)))
+            default = "" if p["default"] is None else format_value(p["default"])
+            rows.append([e["name"], p["name"], p["type"], default, p["allowed"], space, p["help"]])
+    return tabulate(rows, headers=["model", "parameter", "type", "default", "allowed", "tune searches", "description"],
+                    disable_numparse=True)
+
+
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @list_cmd.command("models")
 @_json_option
+@click.option("--params", is_flag=True, help="List each model's declared hyperparameters: type, default "
+              "(per-dataset defaults may differ: `seqbench run --dry-run`), allowed values, tune's search space.")
 @click.pass_context
-def list_models(ctx: click.Context, as_json: bool) -> None:
+def list_models(ctx: click.Context, as_json: bool, params: bool) -> None:
     """List registered models and whether they can run here."""
-    _listing(ctx, "model", as_json)
+    _listing(ctx, "model", as_json, params)
 
 
 @list_cmd.command("datasets")

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import click
 from click.core import ParameterSource
 
-from seqbench.cli.common import complete_names, echo, registry_from
+from seqbench.cli.common import SettingRefused, complete_names, echo, registry_from
 from seqbench.progress import Eta, PlannedPair, RunObserver, Unavailable, accuracy_of, duration
 from seqbench.reporting.tables import FORMATS
 
@@ -223,7 +223,7 @@ def _config_value(option: click.Option, key: str, value: Any, path: Path) -> Any
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if option.name == "overrides" and isinstance(value, dict):
+    if option.name in ("overrides", "space") and isinstance(value, dict):
         return [f"{k}={_toml_text(v)}" for k, v in value.items()]
     if option.name == "seeds":
         seeds = value if isinstance(value, (list, str)) else [value]
@@ -337,6 +337,9 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
               help="Keep each ok pair's best-validation model beside its record (pairs/<pair>.ckpt/, with a "
                    "manifest and SHA-256), for seqbench eval.")
 @click.option("--dry-run", is_flag=True, help="List the pairs and the hyperparameters each would use; run and write nothing.")
+@click.option("--params-from", "params_from", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="TUNE_DIR",
+              help="Train each model with its best trial's hyperparameters in the tune in TUNE_DIR (seqbench tune); "
+                   "-m/-d default to the tune's. --set MODEL.KEY=... still overrides one.")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
               help="Train N pairs at a time on a local Dask cluster of N processes, each with cores/N threads "
                    "(--set threads=...), plus one per GPU for GPU pairs. Needs: pip install 'seqbench[dask]'.")
@@ -354,7 +357,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
         overrides: dict[str, str], quick: bool, out_dir: Path | None, allow_nonempty_out: bool, resume_dir: Path | None,
         data_dir: Path | None, offline: bool, no_standardize: bool, no_augment: bool, no_plots: bool, plot_format: str,
         no_published: bool, allow_missing_data: bool, include_unavailable: bool, fmt: str, save_models: bool,
-        dry_run: bool, workers: int | None, scheduler: str | None, pair_timeout: float | None) -> None:
+        dry_run: bool, params_from: Path | None, workers: int | None, scheduler: str | None,
+        pair_timeout: float | None) -> None:
     """Train and evaluate models on datasets under one protocol and write the results.
 
     Progress goes to stderr and the summary table to stdout; the run's events are logged to
@@ -362,7 +366,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     """
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
-    from seqbench.runner import RunError, RunRequest, Terminated, resume_request, run_benchmark
+    from seqbench.runner import RunError, RunRequest, SettingError, Terminated, resume_request, run_benchmark
     from seqbench.reporting.disclosure import missing_lines, partial_note
     from seqbench.reporting.leaderboard_tables import run_leaderboard_text
     from seqbench.reporting.tables import summary_text
@@ -371,9 +375,15 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if ctx.get_parameter_source("overrides") is ParameterSource.COMMANDLINE:
         overrides = {**ctx.meta.get(_CONFIG_SET, {}), **overrides}
     if resume_dir and (all_pairs or models or datasets or overrides or quick or out_dir or seeds_given(ctx)
-                       or no_standardize or no_augment or include_unavailable):
+                       or no_standardize or no_augment or include_unavailable or params_from):
         raise click.UsageError("--resume continues a run with its own selection; leave out --all, -m, -d, --seeds, "
-                               "--set, --quick, --no-standardize, --no-augment, --include-unavailable and --out")
+                               "--set, --quick, --no-standardize, --no-augment, --include-unavailable, --params-from "
+                               "and --out")
+    if params_from and all_pairs:
+        raise click.UsageError("--params-from runs the models of a tune: leave out --all (-m/-d choose among them)")
+    tuned = None
+    if params_from:
+        models, datasets, overrides, tuned = _tuned(ctx, params_from, models, datasets, overrides)
     if resume_dir and save_models:
         raise click.UsageError("--resume keeps the run's own --save-models setting; leave it out")
     if not (all_pairs or models or datasets or resume_dir):
@@ -398,7 +408,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                     allow_nonempty=allow_nonempty_out,
                     data_dir=resolve_data_dir(str(data_dir) if data_dir else None), overrides=overrides, quick=quick,
                     standardize=not no_standardize, augment=not no_augment, include_unavailable=include_unavailable,
-                    save_models=save_models, **options,
+                    save_models=save_models, tuned=tuned, **options,
                 )
             if workers and not request.resume:
                 request = _split_threads(registry, request, workers)
@@ -408,6 +418,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
             executor = _dask_executor(ctx, registry, request, workers, scheduler, data_dir) \
                 if workers or scheduler is not None else None
             results = run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()), executor)
+    except SettingError as exc:
+        raise SettingRefused(str(exc)) from None
     except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt as exc:
@@ -432,6 +444,27 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
              " --allow-missing-data accepts that)")
         code = EXIT_DATA_MISSING
     ctx.exit(code)
+
+
+def _tuned(ctx: click.Context, tune_dir: Path, models: tuple[str, ...], datasets: tuple[str, ...],
+           overrides: dict[str, str]) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str], dict[str, Any]]:
+    """The models, datasets and ``--set`` of a run trained with a tune's best hyperparameters
+    (the command line's ``--set`` wins), and the record of where they came from."""
+    from seqbench.runner import RunError, check_names
+    from seqbench.tuning.summary import TuneDirError, read_tune, tuned_overrides
+
+    registry = registry_from(ctx)
+    try:
+        tune = read_tune(tune_dir)
+        studies = tune.get("studies") or []
+        models = models or tuple(dict.fromkeys(s["model"] for s in studies))
+        datasets = datasets or tuple(dict.fromkeys(s["dataset"] for s in studies))
+        names = check_names("model", list(models), registry.models)
+        data = check_names("dataset", list(datasets), registry.datasets)
+        best, tuned = tuned_overrides(tune, tune_dir, names, data)
+    except (TuneDirError, RunError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return models, datasets, {**best, **overrides}, tuned
 
 
 def _split_threads(registry: Any, request: Any, workers: int) -> Any:

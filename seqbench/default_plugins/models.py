@@ -6,6 +6,8 @@ import os
 from typing import Any, Mapping
 
 from seqbench.hookspecs import hookimpl
+from seqbench.hyperparams import Param, check_values
+from seqbench.models.optim import OPTIMIZERS
 from seqbench.types import DatasetInfo, Model, ModelSpec
 
 def available_cores() -> int:
@@ -21,29 +23,25 @@ def default_threads() -> int:
     return max(1, min(available_cores(), 4))
 
 
-#: Allowed values of the numeric hyperparameters: (check, what the message says).
-RANGES: dict[str, tuple[Any, str]] = {
-    "hidden": (lambda v: v >= 1, "at least 1"),
-    "lr": (lambda v: v > 0, "greater than 0"),
-    "clip": (lambda v: v >= 0, "0 or more (0: no clipping)"),
-    "lr_decay": (lambda v: 0 < v <= 1, "in (0, 1]"),
-    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "threads": (lambda v: 1 <= v <= available_cores(), "between 1 and the {cores} cores this process may use"),
-    "bptt_mb": (lambda v: v >= 0, "0 or more (0: long sequences always in chunks)"),
-}
-
-
-def check_params(params: Mapping[str, Any]) -> None:
-    """Refuse a hyperparameter out of its range or set, with a message naming it."""
-    from seqbench.models.optim import OPTIMIZERS
-    from seqbench.models.recurrent import LR_SCHEDULES, READOUTS
-
-    for key, (ok, expected) in RANGES.items():
-        if key in params and not ok(params[key]):
-            raise ValueError(f"{key}={params[key]!r}: must be {expected.format(cores=available_cores())}")
-    for key, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("readout", READOUTS)):
-        if key in params and params[key] not in allowed:
-            raise ValueError(f"{key}={params[key]!r}: must be one of {', '.join(allowed)}")
+def model_params(gpu: bool) -> tuple[Param, ...]:
+    """The hyperparameters of a built-in model; ``search`` is ``seqbench tune``'s default space.
+    The choices of ``lr_schedule`` and ``readout`` are seqbench.models.recurrent's (a test checks),
+    written out so that registering the models imports no NumPy."""
+    return (
+        Param("hidden", int, 128, "hidden units of the recurrent cell", ge=1, search=(32, 512), log=True),
+        Param("optimizer", str, "adam", "optimiser", choices=tuple(OPTIMIZERS)),
+        Param("lr", float, 2e-3, "initial learning rate", gt=0, search=(1e-4, 3e-2), log=True),
+        Param("momentum", float, 0.9, "momentum of the momentum optimiser (Adam: its beta1 stays 0.9)", ge=0, lt=1),
+        Param("clip", float, 1.0, "gradient norm clipped to this (0: no clipping)", ge=0, search=(0.25, 8.0), log=True),
+        Param("lr_decay", float, 0.9, "learning rate factor per epoch (lr_schedule=exp)", gt=0, le=1),
+        Param("lr_schedule", str, "exp", "learning rate schedule: exp (lr_decay a epoch) or cosine (to 0 over epochs)",
+              choices=("exp", "cosine"), search=("exp", "cosine")),
+        Param("readout", str, "last", "the head reads the last hidden state, or the mean over the steps",
+              choices=("last", "mean"), search=("last", "mean")),
+        Param("threads", int, default_threads(), "BLAS threads (CPU) of this process", ge=1, le=available_cores()),
+        Param("bptt_mb", float, None, "MiB of per-step buffers kept for whole sequences (0: long ones in chunks)", ge=0),
+        *((Param("cuda_graph", bool, True, "replay each training step as a captured CUDA graph"),) if gpu else ()),
+    )
 
 
 _COMMON = {"hidden": 128, "optimizer": "adam", "lr": 2e-3, "clip": 1.0, "lr_decay": 0.9, "lr_schedule": "exp",
@@ -107,13 +105,20 @@ def defaults_of(model: str, dataset: DatasetInfo | str) -> dict[str, Any]:
     return {**defaults_for(cell, name), **({"cuda_graph": True} if BACKENDS[suffix] == "cupy" else {})}
 
 
+def params_of(model: str) -> tuple[Param, ...]:
+    """The typed hyperparameters of the built-in ``model`` (``rnn-cpu``, ``gru-gpu``, ...), for a
+    plugin whose model takes the same ones (``seqbench-torch``). Unknown names: a ValueError."""
+    defaults_of(model, "")  # refuses an unknown name, listing the built-in ones
+    return model_params(gpu=model.endswith("-gpu"))
+
+
 def _build(cell: str, backend: str):
     def build(info: DatasetInfo, params: Mapping[str, Any]) -> Model:
         import importlib
 
         from seqbench.models.recurrent import RecurrentClassifier
 
-        check_params(params)
+        check_values(params, {p.name: p for p in model_params(backend == "cupy")})
         module, cls = CELLS[cell]
         return RecurrentClassifier(
             getattr(importlib.import_module(module), cls),
@@ -155,5 +160,6 @@ def register_models(register):
                     defaults=lambda info, _name=f"{cell}-{suffix}": defaults_of(_name, info),
                     unavailable=_cupy_unavailable if backend == "cupy" else (lambda: None),
                     description=f"from-scratch {cell.upper()} with BPTT on {'CuPy (GPU)' if backend == 'cupy' else 'NumPy (CPU)'}",
+                    params=model_params(backend == "cupy"),
                 )
             )

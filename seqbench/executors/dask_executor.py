@@ -259,6 +259,10 @@ class DaskExecutor:
             reason = f"could not run on the Dask cluster: {one_line(exc)}"
         return matrix.failed(job, reason), None
 
+    def client(self) -> contextlib.AbstractContextManager[Any]:
+        """A Dask client of the executor's cluster, for work other than a run's pairs (``seqbench tune``)."""
+        return self._client()
+
     @contextlib.contextmanager
     def _client(self) -> Iterator[Any]:
         """A client of the scheduler, or of a new local cluster that is shut down afterwards."""

@@ -127,12 +127,12 @@ def _dataset(task: PairTask, registry: "Registry") -> tuple["Dataset | None", st
 
     request = task.request
     data_dir = Path(request.data_dir) if request.data_dir is not None else resolve_data_dir(None)
-    key = (task.plugins, task.dataset, str(data_dir), request.download)
+    key = (task.plugins, task.dataset, str(data_dir), request.download, tuple(sorted(request.overrides.items())))
     with _lock:
         if key in _datasets:
             return _datasets[key], "ok", None
         ctx = LoadContext(data_dir=data_dir, download=request.download, datasets=registry.datasets)
-        dataset, status, reason = load_dataset(registry, task.dataset, ctx)
+        dataset, status, reason = load_dataset(registry, task.dataset, ctx, request.overrides)
         if dataset is not None:
             _datasets[key] = dataset
         return dataset, status, reason

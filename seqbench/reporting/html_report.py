@@ -34,6 +34,7 @@ from seqbench.reporting.tables import (
     section,
     summary_table,
     timing_table,
+    tuning_line,
 )
 
 if TYPE_CHECKING:
@@ -205,6 +206,7 @@ def _run_header(label: str | None, results: dict[str, Any]) -> str:
         ("protocol", html.escape(protocol_line(results))),
         ("data", html.escape(data_line(results).removeprefix("Data, for every model: ")) or None),
         ("data copies", "<br>".join(html.escape(line) for line in data_lines(results)) or None),
+        ("hyperparameters", html.escape(tuning_line(results).removeprefix("Hyperparameters: "))),
     ]
     quick = quick_note(results)
     items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows if value)

@@ -710,6 +710,20 @@ def data_line(results: dict[str, Any]) -> str:
     return ("Data, for every model: " + " · ".join(parts)) if parts else ""
 
 
+def tuning_line(results: dict[str, Any]) -> str:
+    """Where the hyperparameters came from: ``tuned: N trials each on validation (...)`` (``seqbench
+    run --params-from``) or ``defaults, untuned``."""
+    tuned = dig(results, "config", "tuned")
+    if not isinstance(tuned, dict):
+        return "Hyperparameters: defaults, untuned"
+    budgets = {(s["budget"].get("trials"), s["budget"].get("timeout")) for s in tuned["models"].values()}
+    trials, timeout = next(iter(budgets))
+    what = ("unequal budgets" if len(budgets) > 1 else f"{trials} trials each" if trials is not None
+            else f"{timeout:g} s of trials each")
+    subset = f", training subset of {tuned['max_train']}" if tuned.get("max_train") else ""
+    return f"Hyperparameters: tuned: {what} on validation{subset} (seqbench tune {tuned['from']})"
+
+
 def markdown(table: Table, results: dict[str, Any]) -> str:
     """A Markdown document: what is missing from a partial run, title, where the run comes from
     (data copies and the protocol each pair ran), the table and how to read it."""
@@ -718,7 +732,7 @@ def markdown(table: Table, results: dict[str, Any]) -> str:
     quick = quick_note(results)
     copies, protocols = data_lines(results), protocol_lines(results)
     head = "\n\n".join(line for line in (
-        f"**{quick}**" if quick else "", _run_line(results), data_line(results),
+        f"**{quick}**" if quick else "", _run_line(results), data_line(results), tuning_line(results),
         "Data copies: " + " · ".join(copies) if copies else "",
         "Protocol, as each pair ran it: " + " · ".join(protocols) if protocols else "") if line)
     return f"{partial_markdown(results)}# {table.title}\n\n{head}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"

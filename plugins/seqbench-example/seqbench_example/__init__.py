@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from seqbench import DatasetInfo, Model, ModelSpec, hookimpl
+from seqbench import DatasetInfo, Model, ModelSpec, Param, hookimpl
+
+#: The hyperparameters, declared once: checked before a run, searched by ``seqbench tune``.
+PARAMS = (
+    Param("lr", float, 0.1, "SGD learning rate", gt=0, search=(1e-3, 1.0), log=True),
+    Param("momentum", float, 0.9, "SGD momentum", ge=0, lt=1, search=(0.0, 0.99)),
+    Param("weight_decay", float, 1e-4, "L2 penalty on the weights", ge=0, search=(1e-6, 1e-2), log=True),
+)
 
 #: Hyperparameters per dataset ("*" for any other), chosen on the validation split.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -41,5 +48,6 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
             build=build,
             defaults=defaults,
             description="softmax regression on the flattened sequence (NumPy; a non-sequential baseline)",
+            params=PARAMS,
         )
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Callable, Mapping
 
-from seqbench import DatasetInfo, Model, ModelSpec, defaults_of, hookimpl
+from seqbench import DatasetInfo, Model, ModelSpec, defaults_of, hookimpl, params_of
 
 #: seqbench cell name -> torch.nn class name.
 CELLS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -26,6 +26,10 @@ def defaults(cell: str, info: DatasetInfo) -> dict[str, Any]:
     restricted to the options implemented here: both sides of a comparison train with the same
     hyperparameters."""
     return {k: v for k, v in defaults_of(f"{cell}-cpu", info).items() if k in OPTIONS or k in PROTOCOL_KEYS}
+
+
+#: The built-in models' declarations of the options implemented here (same ranges and search spaces).
+PARAMS = tuple(p for p in params_of("rnn-cpu") if p.name in OPTIONS)
 
 
 def unavailable() -> str | None:
@@ -68,5 +72,6 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
                 defaults=lambda info, _cell=cell: defaults(_cell, info),
                 unavailable=unavailable,
                 description=f"PyTorch nn.{torch_name} + linear head on the last step or the steps' mean (cuDNN on CUDA, else CPU)",
+                params=PARAMS,
             )
         )
