@@ -1,5 +1,5 @@
-"""plugins/README.md works as written: its plugins train, its test passes, its pyproject builds
-and installs, and its ``seqbench`` commands run against the installed distribution."""
+"""The plugin author's guide, docs/plugins.md, works as written: its plugins train, its test passes, its
+pyproject builds and installs, and its ``seqbench`` commands run against the installed distribution."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.runner import RunRequest, run_benchmark
 
-GUIDE = Path(__file__).resolve().parents[1] / "plugins" / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 TEXT = GUIDE.read_text()
 BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", TEXT, re.S | re.M)
 FILES = dict(re.findall(r"^<!-- file: (\S+) -->\n```\w+\n(.*?)^```", TEXT, re.S | re.M))
