@@ -15,7 +15,7 @@ from seqbench.plugins import load_plugins
 from seqbench.types import DatasetInfo
 
 #: The notebook's CIFAR-10 recipe (SGD lr 0.01, hidden 256, no clipping, no decay, raw pixels, the
-#: head on the last step), as README gives it.
+#: head on the last step), as docs/protocol.md gives it.
 NOTEBOOK = ["--no-standardize", "--no-augment", "--set", "optimizer=sgd", "--set", "lr=0.01", "--set", "hidden=256",
             "--set", "clip=0", "--set", "lr_decay=1", "--set", "lr_schedule=exp", "--set", "readout=last",
             "--set", "batch_size=128"]
