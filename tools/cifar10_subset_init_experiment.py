@@ -1,3 +1,15 @@
+"""The recurrent initialisation and step size of rnn-cpu on a 15,000-image CIFAR-10 subset
+(6 epochs, one thread, validation on 5,000 other training images; data in /tmp/data).
+
+    python3 tools/cifar10_subset_init_experiment.py MODE LR [HIDDEN [BATCH]]   # MODE: normal, orth, orth09, eye
+
+Prints one line an epoch: mode, lr, hidden, epoch, mean training loss, validation accuracy (%),
+seconds. Its runs are results/cifar10-dev-tuning/subset/{normal,normal3,orth,orth3}.log.
+
+It imports seqbench's private modules on purpose: it replaces the RNN cell's initialisation
+(``RNN.init``), which no public API exposes, and trains ``RecurrentClassifier`` directly on a
+fixed subset, outside the protocol. Kept as it ran: it may break when those modules change.
+"""
 import sys, time, numpy as np
 from seqbench.types import LoadContext
 from seqbench.datasets import loader

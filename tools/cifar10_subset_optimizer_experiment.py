@@ -1,3 +1,16 @@
+"""Optimizer, step size, clipping, standardisation and input-weight scale of rnn-cpu (hidden 256) on a
+15,000-image CIFAR-10 subset (6 epochs, one thread, validation on 5,000 other training images; data
+in /tmp/data).
+
+    python3 tools/cifar10_subset_optimizer_experiment.py NAME OPTIMIZER LR CLIP std|raw [INPUT_SCALE]
+
+Prints one line an epoch: name, epoch, mean training loss, validation accuracy (%), seconds. Its
+runs are results/cifar10-dev-tuning/subset/{adam-raw,sgd-raw,sgd-std,input-scale-0.5}.log.
+
+It imports seqbench's private modules on purpose: it replaces the RNN cell's initialisation
+(``RNN.init``), which no public API exposes, and trains ``RecurrentClassifier`` directly on a
+fixed subset, outside the protocol. Kept as it ran: it may break when those modules change.
+"""
 import sys, time, numpy as np, pathlib
 from seqbench.types import LoadContext
 from seqbench.datasets import loader

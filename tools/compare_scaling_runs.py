@@ -1,13 +1,15 @@
-"""Wall times of the runs here, and whether --workers 2 trained exactly what the sequential runs did.
+"""Wall times of the runs in results/scaling-dask-cpu/ (or DIR), and whether --workers 2 trained
+exactly what the sequential runs did.
 
-    python results/scaling-dask-cpu/compare.py
+    python tools/compare_scaling_runs.py [DIR]
 """
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "results" / "scaling-dask-cpu"
 PARALLEL = "workers2"
 
 

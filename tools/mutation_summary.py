@@ -1,11 +1,14 @@
 """Summarise a mutmut run (``mutants/`` in the current directory) as Markdown.
 
-    python3 results/mutation/summarize.py [--times TIMES] > results/mutation/summary.md
+    python3 tools/mutation_summary.py [--times TIMES] > results/mutation/summary.md
 
 Per module: mutants, killed, survived, timeout, no tests, not checked; then every survivor with
 its one-line change and the reason it is left, from ``results/mutation/reasons.tsv`` (mutant
 name, tab, reason; a name may end in ``*``). A survivor without a reason is listed as
 UNCLASSIFIED. ``--times`` is a file of ``module<TAB>seconds`` lines (the durations measured).
+
+It reads mutmut's own modules (``mutmut.stats``, ``mutmut.mutation.diff_apply``): mutmut 3 has no
+public API for its results, hence the pinned version in the ``mutation`` extra.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from pathlib import Path
 from mutmut.mutation.diff_apply import get_diff_for_mutant
 from mutmut.stats import status_by_exit_code
 
-HERE = Path(__file__).parent
+REASONS = Path(__file__).resolve().parents[1] / "results" / "mutation" / "reasons.tsv"
 COLUMNS = ("killed", "survived", "timeout", "no tests", "not checked")
 
 
 def load_reasons() -> list[tuple[str, str]]:
-    lines = (HERE / "reasons.tsv").read_text().splitlines()
+    lines = REASONS.read_text().splitlines()
     return [tuple(line.split("\t", 1)) for line in lines if line.strip() and not line.startswith("#")]
 
 
