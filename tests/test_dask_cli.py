@@ -58,6 +58,7 @@ def cluster(tmp_path):
         log.close()
 
 
+@pytest.mark.slow
 def test_run_on_an_existing_cluster_with_scheduler(cluster, tmp_path):
     out = tmp_path / "run"
     env = installed_env(tmp_path / "site")
@@ -120,6 +121,7 @@ def test_a_plain_run_imports_nothing_of_dask(tmp_path):
     assert proc.stdout.splitlines()[-1] == "0 []", proc.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_local_cluster_and_leaves_a_resumable_run(tmp_path):
     psutil = pytest.importorskip("psutil")
     crash = tmp_path / "crash"

@@ -44,6 +44,7 @@ def outcome(record: dict) -> dict:
             "history": history, "best_epoch": record.get("best_epoch"), "dataset_info": record.get("dataset_info")}
 
 
+@pytest.mark.slow
 def test_a_local_cluster_of_two_processes_gives_the_sequential_records(registry, tmp_path):
     def request(name):
         return RunRequest(["logreg", "rnn-cpu"], ["toy"], [0, 1], tmp_path / name, tmp_path, overrides=RNN, plots=False)
@@ -71,6 +72,7 @@ def test_a_local_cluster_of_two_processes_gives_the_sequential_records(registry,
         pair_validator.validate(json.loads(path.read_text()))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_retries_the_pair_once_then_fails_it_and_the_run_resumes(registry, tmp_path, monkeypatch):
     crash = tmp_path / "crash"
     crash.mkdir()
@@ -98,6 +100,7 @@ def test_a_killed_worker_retries_the_pair_once_then_fails_it_and_the_run_resumes
     assert res.load_results(out, strict=True)["pairs"] == resumed["pairs"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_shuts_the_local_cluster_down_and_leaves_a_resumable_run(registry, tmp_path, monkeypatch):
     psutil = pytest.importorskip("psutil")
     monkeypatch.setenv(dask_helpers.CRASH_DIR, str(tmp_path))  # the sleeper waits for tmp_path/heal

@@ -127,6 +127,7 @@ def test_sources_that_are_missing_or_circular_are_unavailable(tester, tmp_path):
         LoadContext(tmp_path).load("tiny")
 
 
+@pytest.mark.slow
 def test_a_derived_mnist_reads_the_files_once_through_the_builtin(monkeypatch, tmp_path):
     """sMNIST-style: the built-in MNIST, one pixel a step; data info and fetch answer for the source."""
     use_small(monkeypatch, "mnist", (N_TRAIN, N_TEST))

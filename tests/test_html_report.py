@@ -35,6 +35,7 @@ def _images(page):
     return re.findall(r'<img src="data:(image/[a-z+]+);base64,([A-Za-z0-9+/=]+)"', page)
 
 
+@pytest.mark.slow
 def test_the_page_is_self_contained_with_every_plot_inline(tmp_path):
     page = write_run_report(tmp_path, _results()).read_text()
     images = _images(page)
@@ -82,6 +83,7 @@ def test_quick_runs_are_marked_in_the_tables_and_csvs(tmp_path):
     assert "quick" not in render(summary_table(_results()), "csv").splitlines()[0]
 
 
+@pytest.mark.slow
 def test_plot_formats(tmp_path):
     runs = [("run", make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0])))]
     svg = write_report(tmp_path / "svg", runs, "svg").read_text()
@@ -108,6 +110,7 @@ def _snapshot(directory):
             if p.is_file()}
 
 
+@pytest.mark.slow
 def test_report_out_writes_one_page_and_never_into_its_inputs(tmp_path):
     first = write_run(tmp_path / "first", _results())
     second = write_run(tmp_path / "second", _results(quick=True))
@@ -159,6 +162,7 @@ def _chromium(*args, timeout=120):
                            "--v=0", *args], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
 def test_the_page_renders_in_headless_chromium_with_every_image_and_no_console_error(tmp_path):
     page = write_run_report(tmp_path / "run", _results(quick=True)).read_text()

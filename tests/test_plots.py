@@ -185,6 +185,7 @@ def test_run_figures_are_the_summary_curves_per_dataset_and_confusion_per_model_
                      "confusion__torch-rnn+mnist", "confusion__gru-cpu+cifar10"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", PLOT_FORMATS)
 def test_every_plot_is_written_in_each_format(tmp_path, fmt):
     magic = {"png": b"\x89PNG", "svg": b"<?xml", "pdf": b"%PDF"}[fmt]

@@ -155,6 +155,7 @@ def _commands() -> list[tuple[dict[str, str], list[str]]]:
     return out
 
 
+@pytest.mark.slow
 def test_the_guides_commands_work_with_the_distribution_installed(site, monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.chdir(tmp_path)

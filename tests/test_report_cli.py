@@ -37,6 +37,7 @@ def new_dir(tmp_path, accuracy=0.96, seconds=2.0, **kwargs):
     return write_run(tmp_path / "new", make_results(pairs))
 
 
+@pytest.mark.slow
 def test_report_regenerates_tables_and_plots(tmp_path):
     run_dir = write_run(tmp_path / "run", make_results(seeded("gru-cpu", "cifar10", [0.6], [30.0])))
     result = invoke("report", run_dir)
@@ -215,6 +216,7 @@ def _malformed_run(tmp_path, change):
     (lambda r: r["pairs"][1].pop("metrics"), "rnn-cpu on mnist seed 1: status ok but no metrics.accuracy.accuracy"),
     (lambda r: r["pairs"][2]["timing"].update(epoch_seconds_median="fast"), "timing.epoch_seconds_median is 'fast'"),
 ])
+@pytest.mark.slow
 def test_malformed_results_are_one_line_in_report_and_compare(tmp_path, base_dir, change, message):
     bad = _malformed_run(tmp_path, change)
     assert_user_error(invoke("compare", base_dir, bad), 1, f"NEW {bad}: ")

@@ -363,6 +363,7 @@ def holds_lock(out: Path, proc: subprocess.Popen, timeout: float = 60) -> bool:
 SLOW = ("-m", "h-slow", "-m", "h-ok", "-d", "y", "--seeds", "0,1")
 
 
+@pytest.mark.slow
 def test_killed_at_random_moments_and_resumed_nothing_lost_nothing_counted_twice(hostile_env, tmp_path):
     out, rng = tmp_path / "run", random.Random(2024)
     kills = []  # seconds after the start of each killed process
@@ -446,6 +447,7 @@ def test_sigterm_stops_the_run_with_the_resume_hint(hostile_env, tmp_path):
     assert not (out / res.LOCK_FILE).exists()
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_live_run_directory_is_refused(hostile_env, hostile, tmp_path):
     out = tmp_path / "run"
     proc = spawn(hostile_env, tmp_path / "log", *SLOW, "--out", out)

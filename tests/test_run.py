@@ -226,6 +226,7 @@ def test_torch_models_count_their_parameters():
         assert model.num_parameters() == gates * (5 * 4 + 5 * 5 + 2 * 5) + 5 * 3 + 3
 
 
+@pytest.mark.slow
 def test_a_run_ends_with_its_report_in_the_chosen_plot_format(toy_registry, tmp_path):
     out = tmp_path / "run"
     result = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--set", "epochs=2",

@@ -35,6 +35,7 @@ def validators():
     return [jsonschema.Draft202012Validator(s, registry=registry) for s in schemas]
 
 
+@pytest.mark.slow
 def test_the_schema_validates_a_real_quick_run_and_its_resume(monkeypatch, tmp_path):
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
     registry = load_plugins(extra=[("hostile", hostile_plugin)])

@@ -137,6 +137,7 @@ def in_chunks(model, steps: int, B: int, H: int):
     return model
 
 
+@pytest.mark.slow
 @CELLS
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunks"])
 @pytest.mark.parametrize("readout", ["last", "mean"])

@@ -67,6 +67,7 @@ def test_run_pair_runs_the_protocol_into_tmp_path(tmp_path):
     assert tester.run_dir.parent == tmp_path and (tester.run_dir / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_the_example_plugin_tests_itself_with_the_helper():
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
                           capture_output=True, text=True, timeout=300, cwd=EXAMPLE)

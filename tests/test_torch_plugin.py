@@ -39,6 +39,7 @@ def build(name: str, **overrides):
     return spec.build(INFO, {**spec.defaults(INFO), "hidden": 8, "seed": 0, **overrides})
 
 
+@pytest.mark.slow
 def test_every_cell_learns_the_toy_task_through_seqbench_run(registry, tmp_path):
     out = tmp_path / "run"
     args = ["run", "-d", "toy", "--out", str(out), "--no-plots", "--set", "hidden=16", "--set", "epochs=6",

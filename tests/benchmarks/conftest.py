@@ -11,3 +11,4 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if HERE in Path(item.fspath).parents:
             item.add_marker(pytest.mark.bench)
+            item.add_marker(pytest.mark.slow)  # `-m 'not slow'` replaces the default `-m 'not bench'`
