@@ -232,6 +232,7 @@ def test_an_empty_directory_and_one_left_by_a_run_killed_at_once_are_fine(toy_re
 # --- 5. plots lost on resume ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_resume_draws_the_plots_a_killed_run_did_not(toy_registry, tmp_path):
     out = tmp_path / "run"
     toy_run(toy_registry, out, "--seeds", "0,1")
@@ -259,8 +260,9 @@ def test_the_default_output_is_runs_in_the_current_directory_said_first(toy_regi
 
 def test_runs_is_ignored_by_git_and_the_docs_say_where_runs_go():
     assert "/runs/" in (REPO / ".gitignore").read_text().splitlines()
-    readme = (REPO / "README.md").read_text()
-    assert "Results go to `runs/<timestamp>/`" in readme and "results/<timestamp>" not in readme
+    running = (REPO / "docs" / "running.md").read_text()
+    assert "Results go to `runs/<timestamp>/`" in running
+    assert all("results/<timestamp>" not in (REPO / page).read_text() for page in ("README.md", "docs/running.md"))
 
 
 # --- 14. names and messages -------------------------------------------------------------------
@@ -268,6 +270,7 @@ def test_runs_is_ignored_by_git_and_the_docs_say_where_runs_go():
 LONG = "m" + "o" * 238 + "l"  # a valid name of 240 characters
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("error::UserWarning")  # matplotlib's, when a long label squeezes the axes away
 def test_a_long_model_name_runs_resumes_and_keeps_its_name(monkeypatch, tmp_path):
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
@@ -286,6 +289,7 @@ def test_a_long_model_name_runs_resumes_and_keeps_its_name(monkeypatch, tmp_path
     assert resumed.exit_code == 0 and "0 pair(s) to run (2 finished before)" in resumed.output, resumed.output
 
 
+@pytest.mark.slow
 def test_run_plot_names_and_report_ids_never_collide_for_names_with_double_underscores(tmp_path):
     from seqbench.reporting.plots import run_figures
 

@@ -240,6 +240,7 @@ def test_compare_refuses_duplicate_seeds(tmp_path):
 # --- item 10: overflow -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_huge_metric_values_and_parameter_counts_never_crash_a_run(monkeypatch, tmp_path):
     from helpers import MeanLogReg
 
@@ -261,6 +262,7 @@ def test_huge_metric_values_and_parameter_counts_never_crash_a_run(monkeypatch, 
     assert report.exit_code == 0 and "OverflowError" not in report.output, report.output
 
 
+@pytest.mark.slow
 def test_huge_times_never_crash_report_or_compare(tmp_path):
     from results_factory import make_results, seeded, write_run
 
@@ -508,11 +510,12 @@ def test_a_model_written_for_the_old_api_still_runs(toy_registry, tmp_path):
 def test_the_plugin_guide_documents_the_threads_convention():
     from pathlib import Path
 
-    guide = (Path(__file__).resolve().parents[1] / "plugins" / "README.md").read_text()
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
     section = guide.split("### Threads", 1)[1].split("\n#", 1)[0]
     assert "`threads`" in section and "--workers" in section and "fit_start" in guide and "epoch_validated" in guide
 
 
+@pytest.mark.slow
 def test_plugin_tester_runs_on_real_data_from_a_data_directory(tmp_path):
     from seqbench.testing import PluginTester
 
