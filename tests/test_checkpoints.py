@@ -135,6 +135,7 @@ def test_a_standardised_model_is_evaluated_with_its_training_statistics(monkeypa
     assert np.array_equal(read_predictions(tmp_path / "e", pair), read_predictions(out, trained))
 
 
+@pytest.mark.slow
 def test_torch_models_are_saved_and_evaluated_exactly(monkeypatch, tmp_path, torch_one_thread):
     seqbench_torch = pytest.importorskip("seqbench_torch")
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")

@@ -62,6 +62,7 @@ def one_error(result) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 def test_a_scheduler_that_never_answers_times_out(monkeypatch, toy_registry, tmp_path):
     from seqbench.executors import dask_executor
 
@@ -108,6 +109,7 @@ def _scheduler(tmp_path):
     return proc, f"tcp://127.0.0.1:{port}"
 
 
+@pytest.mark.slow
 def test_a_cluster_without_workers_is_said_once_while_waiting(tmp_path):
     proc, address = _scheduler(tmp_path)
     try:

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 def test_debian_fashion_mnist_end_to_end(tmp_path):
     spec = load_plugins().datasets["fashion-mnist"]
     ds = spec.load(LoadContext(tmp_path, download=False))  # an empty data dir: found in /usr/share

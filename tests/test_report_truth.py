@@ -178,6 +178,7 @@ def test_report_refuses_runs_of_different_data_in_one_line(tmp_path):
     assert "\n" not in message and "jan" in message and "feb" in message and "not the same data" in message
 
 
+@pytest.mark.slow
 def test_the_leaderboard_heatmap_and_cd_diagram_render_in_headless_chromium(tmp_path):
     from test_html_report import CHROMIUM, PROBE, _chromium
 

@@ -166,6 +166,7 @@ def test_hidden_zero_is_refused_before_the_run_naming_the_parameter(hostile, tmp
 # --- files: permissions, temporary files, I/O errors, broken records ---------------------------
 
 
+@pytest.mark.slow
 def test_files_are_created_with_the_umasks_permissions(hostile, tmp_path):
     out = tmp_path / "run"
     old = os.umask(0o022)
@@ -394,6 +395,7 @@ def test_killed_at_random_moments_and_resumed_nothing_lost_nothing_counted_twice
     assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".part"))]
 
 
+@pytest.mark.slow
 def test_random_signals_during_a_quick_run_then_resume_lose_no_pair_and_no_plot(hostile_env, tmp_path):
     """Issue 26: SIGKILL, SIGTERM and SIGINT at random moments of a real --quick run with plots
     (training, writing a record, drawing), each followed by --resume, until one finishes."""

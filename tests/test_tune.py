@@ -113,6 +113,7 @@ class SpyPlugin:
         register(DatasetSpec("spied", load))
 
 
+@pytest.mark.slow
 def test_a_tune_never_reads_the_test_split_and_a_run_does(monkeypatch, tmp_path):
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
     reg = load_plugins(extra=[*tune_helpers.plugins(), ("spy", SpyPlugin())])
@@ -129,6 +130,7 @@ def test_a_tune_never_reads_the_test_split_and_a_run_does(monkeypatch, tmp_path)
 # --- reproducible, resumable, pruned -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_same_seed_and_budget_give_the_same_trials(registry, tmp_path):
     first = tune(registry, tmp_path / "a", "--seed", 3)
     second = tune(registry, tmp_path / "b", "--seed", 3)
@@ -141,6 +143,7 @@ def test_the_same_seed_and_budget_give_the_same_trials(registry, tmp_path):
     assert other["studies"][0]["trials"]["complete"] >= 1
 
 
+@pytest.mark.slow
 def test_the_first_trial_is_the_defaults_and_the_study_is_named_for_its_tune(registry, tmp_path):
     summary = tune(registry, tmp_path / "t")
     study = summary["studies"][0]
@@ -166,6 +169,7 @@ def test_a_second_tune_into_the_same_directory_is_refused(registry, tmp_path):
     assert result.exit_code == 1 and "already holds a tune; continue it with --resume" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pruner", ["median", "halving"])
 def test_pruned_trials_are_recorded_as_pruned(registry, tmp_path, pruner):
     import optuna
@@ -193,6 +197,7 @@ main.main(sys.argv[1:], obj={{"registry": load_plugins(extra=tune_helpers.plugin
 """
 
 
+@pytest.mark.slow
 def test_a_trial_written_but_not_told_before_a_kill_is_told_on_resume(registry, monkeypatch, tmp_path):
     """The window between a trial's record and the study's tell: the resume finishes that trial
     from its record, so it is neither lost nor run twice."""
@@ -224,6 +229,7 @@ def test_a_trial_written_but_not_told_before_a_kill_is_told_on_resume(registry, 
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 5 and summary["studies"][0]["finished"] == 5
 
 
+@pytest.mark.slow
 def test_a_tune_killed_with_sigkill_resumes_without_losing_or_repeating_trials(tmp_path):
     out = tmp_path / "t"
     script = [sys.executable, "-c", SCRIPT.format(tests=str(TESTS))]
@@ -259,6 +265,7 @@ def test_a_tune_killed_with_sigkill_resumes_without_losing_or_repeating_trials(t
 # --- from tune to result ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_params_from_trains_the_best_trials_hyperparameters_exactly(registry, tmp_path):
     summary = tune(registry, tmp_path / "t", trials=5)
     best = summary["studies"][0]["best"]
@@ -276,6 +283,7 @@ def test_params_from_trains_the_best_trials_hyperparameters_exactly(registry, tm
     assert plain.exit_code == 0 and "Hyperparameters: defaults, untuned" in (tmp_path / "plain" / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_params_from_refuses_a_model_the_tune_did_not_tune(registry, tmp_path):
     tune(registry, tmp_path / "t", trials=2)
     result = invoke(registry, "run", "--params-from", tmp_path / "t", "-m", "logreg", "--out", tmp_path / "run")
@@ -320,6 +328,7 @@ def test_a_bad_space_in_a_config_file_is_refused_likewise(registry, tmp_path):
     assert json.loads((tmp_path / "ok" / "tune.json").read_text())["config"]["space"] == {"lr": "0.1:1"}
 
 
+@pytest.mark.slow
 def test_an_untyped_plugin_is_tuned_on_the_space_the_user_gives(registry, tmp_path):
     summary = tune(registry, tmp_path / "t", "--space", "lr=0.05:1:log", model="logreg", trials=3)
     assert summary["studies"][0]["space"] == {"lr": "0.05:1.0:log"}
@@ -329,6 +338,7 @@ def test_an_untyped_plugin_is_tuned_on_the_space_the_user_gives(registry, tmp_pa
 # --- Dask ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_dask_tune_on_two_local_workers_finishes_the_same_trials(registry, tmp_path):
     pytest.importorskip("distributed")
     from seqbench.executors.dask_executor import DaskExecutor
@@ -349,6 +359,7 @@ def test_a_dask_tune_on_two_local_workers_finishes_the_same_trials(registry, tmp
     assert summary["sessions"][0]["executor"]["kind"] == "dask-local"
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_fails_or_retries_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
     import dask_helpers
@@ -375,6 +386,7 @@ def test_a_worker_killed_mid_trial_fails_or_retries_the_trial_and_the_study_goes
     assert len((crash / "killer-0").read_text().split()) == 3
 
 
+@pytest.mark.slow
 def test_a_tuned_runs_results_follow_the_schema(registry, tmp_path):
     pytest.importorskip("jsonschema")
     from test_schema import validators
@@ -388,6 +400,7 @@ def test_a_tuned_runs_results_follow_the_schema(registry, tmp_path):
     assert not results_validator.is_valid(broken)
 
 
+@pytest.mark.slow
 def test_a_time_budget_stops_each_study_once_its_trials_took_that_long(registry, tmp_path):
     result = invoke(registry, "tune", "-m", "slow", "-m", "typed", "-d", "toy", "--timeout", 1.5, "--out", tmp_path / "t")
     assert result.exit_code == 0, result.output
