@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from seqbench import checkpoints, provenance, records
+from seqbench import checkpoints, fileio, provenance, records
 from seqbench import results as res
 from seqbench.checkpoints import CheckpointError, SavedModel
 from seqbench.plugins import Registry, plugin_versions
@@ -108,7 +108,7 @@ def evaluate(registry: Registry, request: EvalRequest, observer: RunObserver | N
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out}: {exc.strerror or exc}") from None
-    with res.run_lock(out):
+    with fileio.run_lock(out):
         prepare_out_dir(out, resume=False)
         log = EventLog(out / EVENTS_FILE, request.command, (observer or RunObserver()).warn)
         both = Observers(observer or RunObserver(), log)

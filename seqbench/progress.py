@@ -164,7 +164,7 @@ class EventLog(RunObserver):
         self._file: IO[str] | None = None
         self._pair: dict[str, Any] = {}
         self._epochs = 0
-        from seqbench.results import ResultsError, open_own
+        from seqbench.fileio import ResultsError, open_own
 
         try:
             self._file = os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from seqbench import checkpoints, preprocess, provenance, records
+from seqbench import checkpoints, fileio, preprocess, provenance, records
 from seqbench.executors import Executor, Matrix, PairJob
 from seqbench.executors.local import SequentialExecutor
 from seqbench.loggers import LoggerObserver
@@ -361,7 +361,7 @@ def foreign_entries(out_dir: Path) -> list[str]:
     """What ``out_dir`` holds besides what a run killed before its ``results.json`` leaves: its
     lock, its event log and the temporary files seqbench names."""
     def own(path: Path) -> bool:
-        return path.name == res.LOCK_FILE or res.is_own_temp(path) or (path.name == EVENTS_FILE and is_event_log(path))
+        return path.name == fileio.LOCK_FILE or fileio.is_own_temp(path) or (path.name == EVENTS_FILE and is_event_log(path))
 
     return sorted(p.name for p in out_dir.iterdir() if not own(p))
 
@@ -382,7 +382,7 @@ def prepare_out_dir(out_dir: Path, resume: bool, allow_nonempty: bool = False) -
         raise RunError(f"--out {out_dir} is not empty and holds no seqbench run ({shown}); choose a new or empty "
                        f"directory, or add --allow-nonempty-out to write into it")
     try:
-        fd, probe = res.create_temp(out_dir / ".seqbench-write-test")
+        fd, probe = fileio.create_temp(out_dir / ".seqbench-write-test")
         os.close(fd)
         probe.unlink()
     except OSError as exc:
@@ -437,12 +437,12 @@ def run_benchmark(
 
     ``executor`` trains the pairs (default: one after another in this process,
     :class:`seqbench.executors.local.SequentialExecutor`). The run directory is locked while
-    the run lives (:func:`seqbench.results.run_lock`): a second run or resume on it is refused.
+    the run lives (:func:`seqbench.fileio.run_lock`): a second run or resume on it is refused.
     Its events are appended to ``events.jsonl`` there.
     """
     plan = plan_run(registry, request)
     _make_out_dir(request.out_dir)
-    with res.run_lock(request.out_dir):
+    with fileio.run_lock(request.out_dir):
         prepare_out_dir(request.out_dir, request.resume, request.allow_nonempty)
         observer = observer or RunObserver()
         log = EventLog(request.out_dir / EVENTS_FILE, request.command, observer.warn)
@@ -661,13 +661,13 @@ def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str,
 
 
 def _remove_stale_temp(request: RunRequest) -> None:
-    """Temporary files of killed writes, as seqbench names them (:func:`seqbench.results.is_own_temp`):
+    """Temporary files of killed writes, as seqbench names them (:func:`seqbench.fileio.is_own_temp`):
     all in the (locked) run directory's own folders, and those nothing has written to for an hour
     in the data directory's folders of the built-in datasets."""
     from seqbench.datasets import catalog
 
-    res.remove_stale_temp(res.run_dirs(request.out_dir))
-    res.remove_stale_temp([request.data_dir / d.subdir for d in catalog.DATASETS.values()],
+    fileio.remove_stale_temp(res.run_dirs(request.out_dir))
+    fileio.remove_stale_temp([request.data_dir / d.subdir for d in catalog.DATASETS.values()],
                           older_than=STALE_DOWNLOAD_SECONDS)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
-from seqbench.results import atomic_write_bytes, atomic_write_text, name_part
+from seqbench.fileio import atomic_write_bytes, atomic_write_text
+from seqbench.results import name_part
 from seqbench.reporting.tables import (
     PUBLISHED_NOTE,
     STATS_NOTE,

@@ -254,11 +254,11 @@ def write_merged_files(out_dir: Path, runs: Sequence[tuple[str, dict[str, Any]]]
                        run_dirs: Sequence[Path]) -> list[Path]:
     """``summary.md`` (what each run is missing, the merged summary, the leaderboard) and
     ``records.csv`` of several runs, in ``out_dir``."""
+    from seqbench.fileio import atomic_write_text
     from seqbench.records import RECORDS_FILE, records_text
     from seqbench.reporting.disclosure import partial_markdown
     from seqbench.reporting.leaderboard import across_datasets, leaderboards
     from seqbench.reporting.tables import STATS_NOTE, merged_summary_table
-    from seqbench.results import atomic_write_text
 
     boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs)])
     missing = "".join(f"### {label}\n\n{text}" for label, results in runs if (text := partial_markdown(results)))

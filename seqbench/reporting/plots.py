@@ -17,7 +17,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
-from seqbench.results import atomic_write_bytes, name_part, pair_stem
+from seqbench.fileio import atomic_write_bytes
+from seqbench.results import name_part, pair_stem
 from seqbench.reporting.tables import (
     Stat,
     dig,

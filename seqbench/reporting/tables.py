@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable, Sequence
 from tabulate import tabulate
 
 from seqbench.metrics import scalars
-from seqbench.results import ResultsError, atomic_write_text
+from seqbench.fileio import atomic_write_text
+from seqbench.results import ResultsError
 from seqbench.safe_text import csv_cell
 
 FORMATS = ("github", "grid", "csv", "json")

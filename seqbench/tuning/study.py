@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
+from seqbench import fileio
 from seqbench import results as res
 from seqbench.executors.worker import PluginSource
 from seqbench.plugins import Registry
@@ -268,7 +269,7 @@ class Tune:
         trial = self._asked.pop((task.study, task.number))
         record = {**record, "searched": dict(trial.params), "tune": self.tune_id, "schema_version": res.SCHEMA_VERSION}
         # The record first: a tune killed before the study is told finishes the trial from it on --resume.
-        res.atomic_write_json(trial_path(self.request.out_dir, task.model, task.dataset, task.number), record)
+        fileio.atomic_write_json(trial_path(self.request.out_dir, task.model, task.dataset, task.number), record)
         _finish(study, trial, record)
         self.on_trial()
         finished = self.spent(task.study)
@@ -325,7 +326,7 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
     except OSError as exc:
         raise RunError(f"cannot write to tune directory {out}: {exc.strerror or exc}") from None
     observer = observer or TuneObserver()
-    with res.run_lock(out):
+    with fileio.run_lock(out):
         stored = stored_tune(out)
         if request.resume and stored is None:
             raise RunError(f"--resume {out}: no {TUNE_FILE} there")
@@ -336,7 +337,7 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
         head.setdefault("sessions", []).append({"command": request.command, "started": res.now_iso(),
                                                 "executor": pool.describe(),
                                                 "environment": provenance.environment(plugin_versions(registry))})
-        res.atomic_write_json(out / TUNE_FILE, head)
+        fileio.atomic_write_json(out / TUNE_FILE, head)
         fingerprints: dict[str, str] = {}
 
         def fingerprint(dataset: str) -> str:
@@ -350,7 +351,7 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
 
         def write() -> dict[str, Any]:
             summary = {**head, "updated": res.now_iso(), "studies": summarize(tune)}
-            res.atomic_write_json(out / TUNE_FILE, summary)
+            fileio.atomic_write_json(out / TUNE_FILE, summary)
             return summary
 
         started = time.monotonic()
