@@ -2,7 +2,7 @@
 
 Pairs are matched by model × dataset and aggregated over their ``ok`` seeds. The accuracy
 difference is in percentage points (NEW − BASE); time is the ratio NEW / BASE of the seconds
-per epoch (each seed's median, see :func:`seqbench.reporting.tables.seconds_per_epoch`). Every difference
+per epoch (each seed's median, see :func:`seqbench.reporting.query.seconds_per_epoch`). Every difference
 comes with a confidence interval and a p-value (:mod:`seqbench.reporting.stats`): a permutation test over
 seeds and, for accuracy, a paired test on the test set's per-sample predictions (McNemar's
 exact test, paired bootstrap interval), seed paired with seed of the same number, where both
@@ -13,7 +13,7 @@ AND significant (p ≤ alpha), by the paired prediction test where there is one,
 permutation test over seeds. When no test can reach alpha (one seed, or three against three,
 and no stored predictions), significance is unknown and the threshold alone decides.
 
-Every metric plugin's scalar results (:func:`seqbench.reporting.tables.metric_values`) are compared too
+Every metric plugin's scalar results (:func:`seqbench.reporting.query.metric_values`) are compared too
 (mean over seeds, NEW − BASE, permutation test over seeds) and can be gated on:
 ``--fail-on top2.top2_accuracy:-0.01`` (a change in the metric's own units) or ``...:-1%``
 (relative to BASE's mean). Which way is worse is the metric's declaration
@@ -33,18 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from seqbench.results import ResultsError
-from seqbench.reporting.tables import (
-    Column,
+from seqbench.reporting.query import (
     Stat,
-    Table,
     accuracy_stat,
     dig,
-    fixed,
-    general,
     group_pairs,
     group_status,
-    machine_rows,
-    metric_column,
     metric_names,
     metric_stat,
     mean_std,
@@ -58,6 +52,7 @@ from seqbench.reporting.tables import (
     section,
     time_stat,
 )
+from seqbench.reporting.tables import Column, Table, fixed, general, machine_rows, metric_column
 
 if TYPE_CHECKING:  # seqbench.reporting.stats imports NumPy: only where a comparison is made
     from seqbench.reporting.stats import Estimate

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from seqbench.reporting.leaderboard import CORRECTION, AcrossDatasets, Leaderboard, caveat
-from seqbench.reporting.tables import Column, Stat, Table, fixed, general, human_cells, machine_rows, render
+from seqbench.reporting.query import Stat
+from seqbench.reporting.tables import Column, Table, fixed, general, human_cells, machine_rows, render
 
 _PP = fixed(2)
 _P = "{:.3g}".format
