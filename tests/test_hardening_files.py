@@ -15,8 +15,7 @@ from click.testing import CliRunner
 
 import results_factory as rf
 from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
-from seqbench import DatasetSpec, MetricSpec, hookimpl
-from seqbench import fileio
+from seqbench import DatasetSpec, MetricSpec, fileio, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 
@@ -389,7 +388,7 @@ def test_a_plugin_that_fails_to_load_is_named_with_the_entry_point_to_block(monk
 
 @pytest.mark.parametrize("p", [0.0, 5e-324, 1e-310])
 def test_an_underflowed_p_value_prints_a_bound(p):
-    from seqbench.reporting import compare
+    from seqbench.reporting.compare import render
 
-    assert compare._p_value(p) == "< 1e-300"
-    assert compare.p_text(p) == "p < 1e-300" and compare.p_text(0.0123) == "p = 0.012"
+    assert render._p_value(p) == "< 1e-300"
+    assert render.p_text(p) == "p < 1e-300" and render.p_text(0.0123) == "p = 0.012"
