@@ -22,10 +22,11 @@ import numpy as np
 from seqbench import checkpoints, fileio, provenance, records
 from seqbench import results as res
 from seqbench.checkpoints import CheckpointError, SavedModel
+from seqbench.planning import RunError, check_names, parse_value
 from seqbench.plugins import Registry, plugin_versions
 from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver
 from seqbench.protocol import compute_metrics, predict_labels, test_split
-from seqbench.runner import EVENTS_FILE, RunError, check_names, load_dataset, parse_value, prepare_out_dir
+from seqbench.runner import EVENTS_FILE, load_dataset, prepare_out_dir
 from seqbench.types import Dataset, LoadContext, Model
 
 

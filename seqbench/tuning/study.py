@@ -101,7 +101,7 @@ class TuneObserver:
 def plan_tune(registry: Registry, request: TuneRequest) -> list[StudyPlan]:
     """Each model x dataset's study: names resolved, ``--set`` and ``--space`` checked (a
     SettingError or SpaceError before anything runs). Reads and writes nothing."""
-    from seqbench.runner import RunRequest, SettingError, check_names, plan_run
+    from seqbench.planning import RunRequest, SettingError, check_names, plan_run
 
     models = check_names("model", request.models, registry.models)
     datasets = check_names("dataset", request.datasets, registry.datasets)
@@ -314,8 +314,9 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
     """Run (or resume) the tune of ``request`` in ``request.out_dir`` on ``pool`` and return its
     summary (:func:`seqbench.tuning.summary.summarize`), also written to :data:`TUNE_FILE`."""
     from seqbench import provenance
+    from seqbench.planning import RunError
     from seqbench.plugins import plugin_versions
-    from seqbench.runner import RunError, load_dataset
+    from seqbench.runner import load_dataset
     from seqbench.tuning.summary import summarize
     from seqbench.types import LoadContext
 
