@@ -16,7 +16,7 @@ from typing import Any
 
 from seqbench import results as res
 from seqbench.hyperparams import Param, ParamValueError, by_name, declared_defaults
-from seqbench.plugins import Registry
+from seqbench.plugins import Registry, call_plugin
 from seqbench.progress import PlannedPair, Unavailable
 from seqbench.protocol import PROTOCOL_DEFAULTS, PROTOCOL_PARAMS, QUICK_PROFILE
 from seqbench.types import DatasetInfo, MetricSpec
@@ -130,26 +130,25 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
 
 def _unavailable(registry: Registry, model: str) -> str | None:
     """Why ``model`` cannot run here; a plugin whose check raises is kept, to fail in its pairs."""
-    try:
-        reason = registry.models[model].unavailable()
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        return None
+    reason = call_plugin(registry.models[model].unavailable)
     return str(reason) if reason else None
 
 
 def _planned_params(registry: Registry, model: str, dataset: str, request: RunRequest) -> dict[str, Any] | None:
     """The pair's hyperparameters from the model's defaults for the dataset's name (its shape is
     not known before it loads); None when the defaults fail (the pair will fail, naming why)."""
-    try:
-        defaults = registry.models[model].defaults_for(DatasetInfo(dataset, 1, 1, ("0", "1")))
-        return resolve_params(res.json_ready(dict(defaults), "defaults"), request.overrides, request.quick, model=model,
+    def resolve() -> dict[str, Any]:
+        defaults = _placeholder_defaults(registry, model, dataset)
+        return resolve_params(res.json_ready(defaults, "defaults"), request.overrides, request.quick, model=model,
                               declared=declared_params(registry.models[model].params))
-    except (KeyboardInterrupt, RunError):
-        raise
-    except BaseException:
-        return None
+
+    return call_plugin(resolve, RunError)
+
+
+def _placeholder_defaults(registry: Registry, model: str, dataset: str) -> dict[str, Any]:
+    """The model's defaults for the dataset's name, asked with a placeholder shape (it is not known
+    before the dataset loads)."""
+    return dict(registry.models[model].defaults_for(DatasetInfo(dataset, 1, 1, ("0", "1"))))
 
 
 def parse_value(key: str, text: str, default: Any) -> Any:
@@ -257,11 +256,8 @@ def check_overrides(registry: Registry, models: list[str], datasets: list[str],
                                   for m in models}
     for m in models:
         for d in datasets:
-            try:
-                defaults = dict(registry.models[m].defaults_for(DatasetInfo(d, 1, 1, ("0", "1"))))
-            except KeyboardInterrupt:
-                raise
-            except BaseException:
+            defaults = call_plugin(functools.partial(_placeholder_defaults, registry, m, d))
+            if defaults is None:
                 continue
             known[m].update(defaults)
             with contextlib.suppress(res.UnwritableValue):  # that pair will fail, naming the value

@@ -6,6 +6,7 @@ skipped with its reason, a pair that breaks as failed, and the run goes on.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import traceback
@@ -29,7 +30,7 @@ from seqbench.planning import (
     plan_run,
     resolve_params,
 )
-from seqbench.plugins import Registry, one_line, plugin_versions
+from seqbench.plugins import Registry, call_plugin, one_line, plugin_versions
 from seqbench.progress import EventLog, Observers, RunObserver, Unavailable, is_event_log
 from seqbench.protocol import (
     PROTOCOL_DEFAULTS,
@@ -356,13 +357,9 @@ def locate_datasets(registry: Registry, plan: RunPlan, ctx: LoadContext,
         if spec.check is None or all(p.key in done for p in plan.pairs if p.dataset == name):
             continue
         try:
-            spec.check(ctx)
+            call_plugin(functools.partial(spec.check, ctx), DatasetUnavailable)
         except DatasetUnavailable as exc:
             missing[name] = str(exc)
-        except KeyboardInterrupt:
-            raise
-        except BaseException:
-            continue
     gone = {name: reason for name, reason in missing.items() if name not in plan.keep_datasets}
     if gone:
         plan = replace(plan, datasets=[d for d in plan.datasets if d not in gone],
