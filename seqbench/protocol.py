@@ -19,14 +19,13 @@ import math
 import resource
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from seqbench import preprocess
 from seqbench.hyperparams import Param
-from seqbench.progress import Progress
+from seqbench.progress import EpochRecord, Progress
 from seqbench.types import Dataset, MetricSpec, Model, Preprocessing, TrainingContext
 
 #: The protocol's hyperparameters, which every model takes; a model's defaults may change them.
@@ -51,22 +50,6 @@ PROBA_TOLERANCE = 1e-3
 
 class PluginOutputError(Exception):
     """A plugin returned something of the wrong shape, dtype or type."""
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    val_accuracy: float
-    epoch_seconds: float
-    val_seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: a non-finite loss becomes ``None`` (JSON has no NaN or infinity)."""
-        d = dict(self.__dict__)
-        if not math.isfinite(d["train_loss"]):
-            d["train_loss"] = None
-        return d
 
 
 def validate_dataset(ds: Dataset, plugin: str, with_test: bool = True) -> None:
