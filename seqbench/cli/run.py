@@ -470,7 +470,7 @@ def _tuned(ctx: click.Context, tune_dir: Path, models: tuple[str, ...], datasets
 
 def _split_threads(registry: Any, request: Any, workers: int) -> Any:
     """``request`` with ``threads`` set so that ``workers`` local workers share this machine's cores."""
-    from seqbench.default_plugins.models import available_cores
+    from seqbench.builtin_models import available_cores
     from seqbench.executors.resources import split_threads, threads_per_worker
 
     return split_threads(registry, request, threads_per_worker(workers, available_cores()))
@@ -484,7 +484,7 @@ def _dask_executor(ctx: click.Context, registry: Any, request: Any, workers: int
         from seqbench.executors.dask_executor import DaskExecutor
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
-    from seqbench.default_plugins.models import available_cores
+    from seqbench.builtin_models import available_cores
     from seqbench.executors.resources import is_gpu_pair, threads_per_worker, visible_gpus
     from seqbench.executors.worker import PluginSource
     from seqbench.planning import plan_run

@@ -145,7 +145,7 @@ def _split_threads(registry: Any, request: Any, workers: int) -> Any:
     """``request`` with ``threads`` so that ``workers`` local workers share this machine's cores."""
     from dataclasses import replace
 
-    from seqbench.default_plugins.models import available_cores
+    from seqbench.builtin_models import available_cores
     from seqbench.executors.resources import split_threads, threads_per_worker
     from seqbench.planning import RunRequest
 
@@ -167,7 +167,7 @@ def _pool(ctx: click.Context, registry: Any, request: Any, workers: int | None, 
         from seqbench.executors.dask_executor import DaskExecutor
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
-    from seqbench.default_plugins.models import available_cores
+    from seqbench.builtin_models import available_cores
 
     if scheduler:
         return DaskPool(DaskExecutor(plugins, scheduler=scheduler, data_dir=data_dir)), plugins
