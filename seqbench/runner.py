@@ -198,49 +198,67 @@ def finished_pairs(out_dir: Path) -> dict[res.PairKey, dict[str, Any]]:
 
 def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer: RunObserver,
                 executor: Executor) -> dict[str, Any]:
-    out = request.out_dir
-    _remove_stale_temp(request)
-    env = provenance.environment(plugin_versions(registry))
-    session = res.new_session(request.command, str(request.data_dir), env)
-    session["executor"] = executor.describe()
-    started = time.monotonic()
-    ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
-    done = finished_pairs(out) if request.resume else {}
-    plan, missing = locate_datasets(registry, plan, ctx, done)
-    if request.resume:
-        results = res.resumed_results(res.load_results(out, strict=True), session)
-        for item in plan.unavailable:
-            if item.kind == "dataset" and item.name in results["config"]["datasets"]:
-                _drop_dataset(results["config"], item)
-    else:
-        results = res.new_results(_config(registry, request, plan), session)
-        _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
-    if any(registry.loggers.values()):
-        observer = Observers(observer, LoggerObserver(registry.loggers, request.command, results["config"], observer.warn))
-    pairs = [replace(p, done=p.key in done) for p in plan.pairs]
-    observer.run_start(out, pairs, plan.unavailable, request.resume)
-    for note in plan.notes:
-        observer.warn(note)
-    if any(not p.done for p in pairs):
-        for line in resume_differences(env, plan, done):
-            observer.warn(line)
-    for name, reason in missing.items():
-        count = sum(p.dataset == name for p in pairs if not p.done)
-        observer.warn(f"dataset {name} cannot load here: {reason}; its {count} pair(s) will be recorded as skipped")
-    order = {p.key: i for i, p in enumerate(plan.pairs)}
-    kept: dict[res.PairKey, dict[str, Any]] = {}
+    run = _Run(registry, request, plan, observer, executor)
+    executor.run(Matrix(request, run.jobs(), run.run_here, run.failed, run.received, run.observer))
+    return run.finish()
 
-    plot_format = request.plot_format if request.plots else None
 
-    def keep(record: dict[str, Any], only_missing: bool = False) -> None:
+class _Run:
+    """A run in its locked directory: set up (stale files removed, datasets checked, results
+    started or resumed, observers told) when made; the executor then takes its :meth:`jobs` and
+    hands back each pair's record to :meth:`received`; :meth:`finish` writes the last of it."""
+
+    def __init__(self, registry: Registry, request: RunRequest, plan: RunPlan, observer: RunObserver,
+                 executor: Executor) -> None:
+        self.registry, self.request = registry, request
+        self.out = out = request.out_dir
+        _remove_stale_temp(request)
+        self.env = env = provenance.environment(plugin_versions(registry))
+        self.session = res.new_session(request.command, str(request.data_dir), env)
+        self.session["executor"] = executor.describe()
+        self.started = time.monotonic()
+        self.ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
+        self.done = done = finished_pairs(out) if request.resume else {}
+        plan, missing = locate_datasets(registry, plan, self.ctx, done)
+        self.plan = plan
+        if request.resume:
+            results = res.resumed_results(res.load_results(out, strict=True), self.session)
+            for item in plan.unavailable:
+                if item.kind == "dataset" and item.name in results["config"]["datasets"]:
+                    _drop_dataset(results["config"], item)
+        else:
+            results = res.new_results(_config(registry, request, plan), self.session)
+            _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
+        self.results = results
+        if any(registry.loggers.values()):
+            observer = Observers(observer, LoggerObserver(registry.loggers, request.command, results["config"],
+                                                          observer.warn))
+        self.observer = observer
+        self.pairs = pairs = [replace(p, done=p.key in done) for p in plan.pairs]
+        observer.run_start(out, pairs, plan.unavailable, request.resume)
+        for note in plan.notes:
+            observer.warn(note)
+        if any(not p.done for p in pairs):
+            for line in resume_differences(env, plan, done):
+                observer.warn(line)
+        for name, reason in missing.items():
+            count = sum(p.dataset == name for p in pairs if not p.done)
+            observer.warn(f"dataset {name} cannot load here: {reason}; its {count} pair(s) will be recorded as "
+                          "skipped")
+        self.order = {p.key: i for i, p in enumerate(plan.pairs)}
+        self.kept: dict[res.PairKey, dict[str, Any]] = {}
+        self.plot_format = request.plot_format if request.plots else None
+
+    def keep(self, record: dict[str, Any], only_missing: bool = False) -> None:
         """Add a record to the results (in the plan's order, however the pairs finish), write them
         and the pair's plots (``only_missing``: those a killed run did not draw)."""
-        kept[res.key_of(record)] = record
-        results["pairs"] = sorted(kept.values(), key=lambda r: order[res.key_of(r)])
-        _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-        _write_reports(out, results, record, plot_format, observer, only_missing)
+        self.kept[res.key_of(record)] = record
+        self.results["pairs"] = sorted(self.kept.values(), key=lambda r: self.order[res.key_of(r)])
+        _write(self.out, res.RESULTS_FILE, lambda: res.write_results(self.out, self.results))
+        _write_reports(self.out, self.results, record, self.plot_format, self.observer, only_missing)
 
-    def received(job: PairJob, record: dict[str, Any], files: PairFiles | None) -> None:
+    def received(self, job: PairJob, record: dict[str, Any], files: PairFiles | None) -> None:
+        registry, observer = self.registry, self.observer
         for name, error in (record.get("metric_errors") or {}).items():
             plugin = registry.owner.get(("metric", name), "?")  # a worker may have metrics this process lacks
             observer.warn(f"metric {name!r} from plugin {plugin!r} failed: {error}")
@@ -250,49 +268,56 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         for name, note in (record.get("metric_warnings") or {}).items():
             observer.warn(f"metric {name!r} from plugin {registry.owner.get(('metric', name), '?')!r} {note}")
         record.setdefault("finished", res.now_iso())
-        _save_pair(out, record, files)
+        _save_pair(self.out, record, files)
         observer.pair_end(record)
-        keep(record)
+        self.keep(record)
 
-    def jobs() -> Iterator[tuple[PairJob, Dataset]]:
-        nonlocal pairs
+    def jobs(self) -> Iterator[tuple[PairJob, Dataset]]:
+        """The pairs to train with their loaded dataset, dataset by dataset; pairs that are done,
+        or whose dataset cannot load, are recorded on the way."""
+        registry, request, plan, done = self.registry, self.request, self.plan, self.done
         for ds_name in plan.datasets:
-            ds_pairs = [p for p in pairs if p.dataset == ds_name]
+            ds_pairs = [p for p in self.pairs if p.dataset == ds_name]
             todo = any(not p.done for p in ds_pairs)
-            dataset, ds_status, ds_reason = (load_dataset(registry, ds_name, ctx, request.overrides) if todo
+            dataset, ds_status, ds_reason = (load_dataset(registry, ds_name, self.ctx, request.overrides) if todo
                                              else (None, "ok", None))
             if ds_status == "skipped" and ds_name not in plan.keep_datasets:
-                pairs = [p for p in pairs if p.dataset != ds_name]
-                _leave_out(out, results, Unavailable("dataset", ds_name, str(ds_reason)), len(ds_pairs), observer)
+                self.pairs = [p for p in self.pairs if p.dataset != ds_name]
+                _leave_out(self.out, self.results, Unavailable("dataset", ds_name, str(ds_reason)), len(ds_pairs),
+                           self.observer)
                 continue
             if dataset is not None:
                 _check_same_data(ds_name, dataset.fingerprint, done, request.data_dir)
-            index = {p.key: i for i, p in enumerate(pairs, 1)}
+            index = {p.key: i for i, p in enumerate(self.pairs, 1)}
             for p in ds_pairs:
                 if p.done:
-                    keep(done[p.key], only_missing=True)
+                    self.keep(done[p.key], only_missing=True)
                     continue
-                job = PairJob(p, index[p.key], len(pairs), str(dataset.fingerprint) if dataset is not None else "")
+                job = PairJob(p, index[p.key], len(self.pairs), str(dataset.fingerprint) if dataset is not None else "")
                 if dataset is None:
-                    observer.pair_start(job.index, job.total, *p.key)
-                    received(job, pair_record(p.model, ds_name, p.seed, registry, ds_status, ds_reason, env), None)
+                    self.observer.pair_start(job.index, job.total, *p.key)
+                    self.received(job, pair_record(p.model, ds_name, p.seed, registry, ds_status, ds_reason, self.env),
+                                  None)
                 else:
                     yield job, dataset
             dataset = None  # free it before the next dataset loads
 
-    def run_here(job: PairJob, dataset: Dataset) -> tuple[dict[str, Any], Any]:
-        return run_pair(registry, job.pair.model, job.pair.dataset, dataset, job.pair.seed, request, observer, env)
+    def run_here(self, job: PairJob, dataset: Dataset) -> tuple[dict[str, Any], Any]:
+        return run_pair(self.registry, job.pair.model, job.pair.dataset, dataset, job.pair.seed, self.request,
+                        self.observer, self.env)
 
-    def failed(job: PairJob, reason: str) -> dict[str, Any]:
+    def failed(self, job: PairJob, reason: str) -> dict[str, Any]:
         model, ds_name, seed = job.pair.key
-        return pair_record(model, ds_name, seed, registry, "failed", reason, env)
+        return pair_record(model, ds_name, seed, self.registry, "failed", reason, self.env)
 
-    executor.run(Matrix(request, jobs(), run_here, failed, received, observer))
-    session["wall_seconds"] = round(time.monotonic() - started, 3)
-    _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-    _guard(observer, "report", lambda: _html_report().write_run_report(out, results, plot_format))
-    observer.run_end(results)
-    return results
+    def finish(self) -> dict[str, Any]:
+        """The run's last writes: its wall time, results and report; the observers told it ended."""
+        out, results = self.out, self.results
+        self.session["wall_seconds"] = round(time.monotonic() - self.started, 3)
+        _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
+        _guard(self.observer, "report", lambda: _html_report().write_run_report(out, results, self.plot_format))
+        self.observer.run_end(results)
+        return results
 
 
 def resume_differences(env: Mapping[str, Any], plan: RunPlan, done: Mapping[res.PairKey, dict[str, Any]]) -> list[str]:
