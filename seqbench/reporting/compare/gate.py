@@ -56,6 +56,7 @@ def _no_ratio(pc: PairComparison) -> str:
     for label, side in (("BASE", pc.base_time), ("NEW", pc.new_time)):
         if side is None:
             return f"{label} has no seconds per epoch"
+    assert pc.base_time is not None
     return f"BASE has {pc.base_time.mean:g} seconds per epoch (the ratio NEW / BASE is undefined)"
 
 

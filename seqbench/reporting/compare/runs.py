@@ -145,7 +145,8 @@ def _common_seeds(key: Key, base: list[dict], new: list[dict], warnings: list[st
             for label, extra in (("BASE", seeds[0] - common), ("NEW", seeds[1] - common)) if extra]
     warnings.append(f"{key_name(key)}: compared on the seeds both runs have ({', '.join(map(str, sorted(common)))}); "
                     + ", ".join(left))
-    return tuple([p for p in side if p.get("status") != "ok" or p["seed"] in common] for side in (base, new))
+    kept = [[p for p in side if p.get("status") != "ok" or p["seed"] in common] for side in (base, new)]
+    return kept[0], kept[1]
 
 
 def _all_metric_names(pairs: list[dict]) -> list[str]:

@@ -29,8 +29,9 @@ if TYPE_CHECKING:  # seqbench.reporting.stats imports NumPy: only where a compar
 def _accuracy_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | None:
     from seqbench.reporting.stats import permutation_test
 
-    scores = [[100 * pair_accuracy(p) for p in ok_pairs(side)] for side in (base, new)]
-    return permutation_test(*scores, alpha=alpha)
+    # pair_accuracy raises for an ok pair without an accuracy: none is left out here
+    b, n = ([100 * a for p in ok_pairs(side) if (a := pair_accuracy(p)) is not None] for side in (base, new))
+    return permutation_test(b, n, alpha=alpha)
 
 
 def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | None:
@@ -50,7 +51,7 @@ def _metric_comparison(name: str, base: list[dict], new: list[dict], alpha: floa
     values = [[v for p in ok_pairs(side) if (v := metric_values(p, builtins=True).get(name)) is not None]
               for side in (base, new)]
     mc = MetricComparison(metric_stat(base, name, builtins=True), metric_stat(new, name, builtins=True))
-    mc.test = permutation_test(*values, alpha=alpha) if all(values) else None
+    mc.test = permutation_test(values[0], values[1], alpha=alpha) if all(values) else None
     return mc
 
 
@@ -63,7 +64,9 @@ def _correct(run_dir: Path, pair: dict[str, Any], warnings: list[str]) -> tuple[
     if rows is None:
         return None
     right = rows[1] == rows[0]
-    if abs(float(right.mean()) - pair_accuracy(pair)) > 1e-9:
+    accuracy = pair_accuracy(pair)
+    assert accuracy is not None  # an ok pair: pair_accuracy raised otherwise
+    if abs(float(right.mean()) - accuracy) > 1e-9:
         warnings.append(f"{pair_name(pair)}: the stored predictions in {run_dir} do not give the recorded"
                         " accuracy: no paired test")
         return None
