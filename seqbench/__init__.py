@@ -1,6 +1,6 @@
 """seqbench: a benchmarking harness for models that read images as sequences of rows."""
 
-from seqbench.default_plugins.models import defaults_of, params_of
+from seqbench.builtin_models import defaults_of, params_of
 from seqbench.hookspecs import hookimpl
 from seqbench.hyperparams import Param
 from seqbench.types import (

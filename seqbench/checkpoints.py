@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from seqbench import fileio
 from seqbench import results as res
 from seqbench.plugins import one_line
 from seqbench.types import DatasetInfo, Model
@@ -143,8 +144,8 @@ def write(run_dir: Path, record: Mapping[str, Any], checkpoint: Checkpoint) -> d
     """Write the checkpoint beside the pair's record, each file atomically; what the record says of it."""
     manifest = checkpoint.manifest
     where = checkpoint_dir(run_dir, record)
-    res.atomic_write_bytes(where / manifest["file"], checkpoint.data)
-    res.atomic_write_json(where / MANIFEST, manifest)
+    fileio.atomic_write_bytes(where / manifest["file"], checkpoint.data)
+    fileio.atomic_write_json(where / MANIFEST, manifest)
     return {"dir": where.name, "file": manifest["file"], "sha256": manifest["sha256"], "bytes": manifest["bytes"]}
 
 

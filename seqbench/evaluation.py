@@ -19,13 +19,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from seqbench import checkpoints, provenance, records
+from seqbench import checkpoints, fileio, provenance, records
 from seqbench import results as res
 from seqbench.checkpoints import CheckpointError, SavedModel
+from seqbench.planning import RunError, check_names, parse_value
 from seqbench.plugins import Registry, plugin_versions
 from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver
 from seqbench.protocol import compute_metrics, predict_labels, test_split
-from seqbench.runner import EVENTS_FILE, RunError, check_names, load_dataset, parse_value, prepare_out_dir
+from seqbench.runner import EVENTS_FILE, load_dataset, prepare_out_dir
 from seqbench.types import Dataset, LoadContext, Model
 
 
@@ -108,7 +109,7 @@ def evaluate(registry: Registry, request: EvalRequest, observer: RunObserver | N
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot write to output directory {out}: {exc.strerror or exc}") from None
-    with res.run_lock(out):
+    with fileio.run_lock(out):
         prepare_out_dir(out, resume=False)
         log = EventLog(out / EVENTS_FILE, request.command, (observer or RunObserver()).warn)
         both = Observers(observer or RunObserver(), log)

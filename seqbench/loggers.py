@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from seqbench.plugins import one_line
-from seqbench.progress import PlannedPair, RunObserver, Unavailable
+from seqbench.progress import EpochRecord, PlannedPair, RunObserver, Unavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     import pluggy
-
-    from seqbench.protocol import EpochRecord
 
 
 class LoggerObserver(RunObserver):
@@ -60,7 +58,7 @@ class LoggerObserver(RunObserver):
     def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None:
         self._epochs = epochs
 
-    def epoch_end(self, record: "EpochRecord", best_epoch: int) -> None:
+    def epoch_end(self, record: EpochRecord, best_epoch: int) -> None:
         self._epochs_seen += 1
         self._epoch(record.as_dict(), self._epochs, best_epoch)
 

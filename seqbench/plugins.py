@@ -22,8 +22,9 @@ import importlib.metadata
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 import pluggy
 
@@ -35,6 +36,7 @@ ENTRY_POINT_GROUP = "seqbench"
 BUILTIN_PLUGINS = ("datasets", "models", "metrics")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 HOOKS = ("register_datasets", "register_models", "register_metrics")
+T = TypeVar("T")
 #: The hooks of loggers, called with a run's events (:mod:`seqbench.loggers`).
 LOG_HOOKS = ("log_run_start", "log_epoch_end", "log_pair_end", "log_run_end")
 
@@ -117,6 +119,19 @@ def one_line(exc: BaseException) -> str:
     """An exception as one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def call_plugin(call: Callable[[], T], *passes: type[BaseException]) -> T | None:
+    """``call()`` of plugin code, or None where it raised: a plugin must not end the run (SystemExit
+    too). A KeyboardInterrupt and the exceptions in ``passes`` go on up."""
+    try:
+        return call()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, passes):
+            raise
+        return None
 
 
 def make_plugin_manager() -> pluggy.PluginManager:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, Sequence
-
-if TYPE_CHECKING:  # pragma: no cover
-    from seqbench.protocol import EpochRecord
+from typing import IO, Any, Callable, Mapping, Sequence
 
 PairKey = tuple[str, str, int]
 
@@ -48,6 +46,24 @@ class Unavailable:
         return {"kind": self.kind, "name": self.name, "reason": self.reason}
 
 
+@dataclass
+class EpochRecord:
+    """What one epoch of training reports: its loss, validation accuracy and times."""
+
+    epoch: int
+    train_loss: float
+    val_accuracy: float
+    epoch_seconds: float
+    val_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: a non-finite loss becomes ``None`` (JSON has no NaN or infinity)."""
+        d = dict(self.__dict__)
+        if not math.isfinite(d["train_loss"]):
+            d["train_loss"] = None
+        return d
+
+
 class Progress:
     """Per-epoch events of one pair's training."""
 
@@ -55,7 +71,7 @@ class Progress:
 
     def batch_done(self) -> None: ...
 
-    def epoch_end(self, record: "EpochRecord", best_epoch: int) -> None: ...
+    def epoch_end(self, record: EpochRecord, best_epoch: int) -> None: ...
 
 
 class RunObserver(Progress):
@@ -95,7 +111,7 @@ class Observers(RunObserver):
         for o in self.observers:
             o.batch_done()
 
-    def epoch_end(self, record: "EpochRecord", best_epoch: int) -> None:
+    def epoch_end(self, record: EpochRecord, best_epoch: int) -> None:
         for o in self.observers:
             o.epoch_end(record, best_epoch)
 
@@ -164,7 +180,7 @@ class EventLog(RunObserver):
         self._file: IO[str] | None = None
         self._pair: dict[str, Any] = {}
         self._epochs = 0
-        from seqbench.results import ResultsError, open_own
+        from seqbench.fileio import ResultsError, open_own
 
         try:
             self._file = os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8")
@@ -210,7 +226,7 @@ class EventLog(RunObserver):
     def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None:
         self._epochs = epochs
 
-    def epoch_end(self, record: "EpochRecord", best_epoch: int) -> None:
+    def epoch_end(self, record: EpochRecord, best_epoch: int) -> None:
         self.emit("epoch_end", **self._pair, epochs=self._epochs, best_epoch=best_epoch, **record.as_dict())
 
     def pair_end(self, record: Mapping[str, Any]) -> None:

@@ -19,14 +19,14 @@ import math
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from seqbench import preprocess
 from seqbench.hyperparams import Param
-from seqbench.progress import Progress
+from seqbench.progress import EpochRecord, Progress
 from seqbench.types import Dataset, MetricSpec, Model, Preprocessing, TrainingContext
 
 #: The protocol's hyperparameters, which every model takes; a model's defaults may change them.
@@ -51,22 +51,6 @@ PROBA_TOLERANCE = 1e-3
 
 class PluginOutputError(Exception):
     """A plugin returned something of the wrong shape, dtype or type."""
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    val_accuracy: float
-    epoch_seconds: float
-    val_seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: a non-finite loss becomes ``None`` (JSON has no NaN or infinity)."""
-        d = dict(self.__dict__)
-        if not math.isfinite(d["train_loss"]):
-            d["train_loss"] = None
-        return d
 
 
 def validate_dataset(ds: Dataset, plugin: str, with_test: bool = True) -> None:
@@ -292,14 +276,43 @@ def train_and_evaluate(
     """
     progress = progress or Progress()
     reset_peak_rss()  # the pair's own peak, not the process's (earlier pairs, the data's loading)
-    epochs, batch_size, patience = int(params["epochs"]), int(params["batch_size"]), int(params["patience"])
+    epochs = int(params["epochs"])
+    data = _prepare(model, dataset, params, preprocessing, seed, max_train)
+    training = _train(model, data, params, len(dataset.class_names), seed, model_plugin, progress, clock, quick)
+    result = _result(training, data, preprocessing, epochs)
+    if training.diverged_epoch or not evaluate_test:
+        return result
+    model.load_state_dict(training.best_state)
+    _evaluate_test(model, dataset, data, metrics, result, seed=seed, max_test=max_test, model_plugin=model_plugin,
+                   clock=clock)
+    return result
 
+
+@dataclass
+class _Prepared:
+    """Step 1: the training and validation rows of a pair, preprocessed, on the model's device
+    (the training rows stay on the host where they are augmented batch by batch)."""
+
+    x_tr: Any
+    x_tr_host: np.ndarray
+    y_tr: Any
+    x_val: Any
+    y_val: np.ndarray
+    n_train: int
+    n_val: int
+    stats: Any
+    augment: preprocess.Augmenter
+
+
+def _prepare(model: Model, dataset: Dataset, params: Mapping[str, Any], preprocessing: Preprocessing, seed: int,
+             max_train: int | None) -> _Prepared:
+    """Carve the validation split from train (seeded), standardise with the training rows'
+    statistics where the dataset declares them, and move the arrays to the model's device."""
     train_x, train_y = dataset.train_x, dataset.train_y
     keep = _subset(len(train_y), max_train, seed)
     if keep is not None:
         train_x, train_y = train_x[keep], train_y[keep]
     tr_idx, val_idx = split_train_val(len(train_y), float(params["val_fraction"]), seed)
-    num_classes = len(dataset.class_names)
 
     x_tr, x_val = train_x[tr_idx], train_x[val_idx]
     stats = None
@@ -312,79 +325,111 @@ def train_and_evaluate(
         x_tr = model.to_device(x_tr)
     y_tr = model.to_device(train_y[tr_idx].astype(np.int64))
     x_val, y_val = model.to_device(x_val), train_y[val_idx]
-    rng = np.random.default_rng([seed, 0xBA7C])
-    n_batches = math.ceil(len(tr_idx) / batch_size)
-    model.fit_start(TrainingContext(n_batches, int(len(tr_idx)), int(len(val_idx)), epochs, batch_size, quick))
+    return _Prepared(x_tr, x_tr_host, y_tr, x_val, y_val, len(tr_idx), len(val_idx), stats, augment)
 
-    history: list[EpochRecord] = []
-    best_acc, best_epoch, best_state, since_best = -1.0, 0, None, 0
-    diverged_epoch = None
-    train_seconds = 0.0
-    time_to_best = 0.0
+
+@dataclass
+class _Training:
+    """Steps 2 and 3: what training left: each epoch's record, the best-validation epoch and
+    parameters, where the loss diverged, and the times."""
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_state: Any = None
+    diverged_epoch: int | None = None
+    train_seconds: float = 0.0
+    time_to_best: float = 0.0
+
+
+def _train(model: Model, data: _Prepared, params: Mapping[str, Any], num_classes: int, seed: int, model_plugin: str,
+           progress: Progress, clock: Callable[[], float], quick: bool) -> _Training:
+    """Train epoch by epoch on shuffled minibatches, validate after each, keep the best
+    parameters; stop after ``patience`` epochs without improvement, or where the loss diverges."""
+    epochs, batch_size, patience = int(params["epochs"]), int(params["batch_size"]), int(params["patience"])
+    rng = np.random.default_rng([seed, 0xBA7C])
+    n_batches = math.ceil(data.n_train / batch_size)
+    model.fit_start(TrainingContext(n_batches, data.n_train, data.n_val, epochs, batch_size, quick))
+    out = _Training()
+    best_acc, since_best = -1.0, 0
     for epoch in range(1, epochs + 1):
         progress.epoch_start(epoch, epochs, n_batches)
-        order_host = rng.permutation(len(tr_idx))
-        order = model.to_device(order_host)
-        model.synchronize()
-        t0 = clock()
-        losses = []
-        for b in range(n_batches):
-            rows = slice(b * batch_size, (b + 1) * batch_size)
-            idx = order[rows]
-            x_batch = model.to_device(augment(x_tr_host[order_host[rows]])) if augment.active else x_tr[idx]
-            losses.append(model.train_batch(x_batch, y_tr[idx]))
-            progress.batch_done()
-        model.synchronize()
-        epoch_seconds = clock() - t0
-        train_seconds += epoch_seconds
+        train_loss, epoch_seconds = _train_epoch(model, data, rng, batch_size, n_batches, progress, clock)
+        out.train_seconds += epoch_seconds
         model.epoch_end(epoch)
-        train_loss = float(sum(losses)) / n_batches
 
         t1 = clock()
-        _, val_pred = predict_labels(model, x_val, num_classes, model_plugin)
-        val_acc = float(np.mean(val_pred == y_val))
+        _, val_pred = predict_labels(model, data.x_val, num_classes, model_plugin)
+        val_acc = float(np.mean(val_pred == data.y_val))
         val_seconds = clock() - t1
         model.epoch_validated(epoch, val_acc)
         record = EpochRecord(epoch, train_loss, val_acc, epoch_seconds, val_seconds)
-        history.append(record)
+        out.history.append(record)
 
         if not math.isfinite(train_loss):
-            diverged_epoch = epoch
-            progress.epoch_end(record, best_epoch)
+            out.diverged_epoch = epoch
+            progress.epoch_end(record, out.best_epoch)
             break
         if val_acc > best_acc:
-            best_acc, best_epoch, since_best = val_acc, epoch, 0
-            best_state = model.state_dict()
-            time_to_best = train_seconds
+            best_acc, out.best_epoch, since_best = val_acc, epoch, 0
+            out.best_state = model.state_dict()
+            out.time_to_best = out.train_seconds
         else:
             since_best += 1
-        progress.epoch_end(record, best_epoch)
+        progress.epoch_end(record, out.best_epoch)
         if since_best >= patience:
             break
+    return out
 
-    result: dict[str, Any] = {
+
+def _train_epoch(model: Model, data: _Prepared, rng: np.random.Generator, batch_size: int, n_batches: int,
+                 progress: Progress, clock: Callable[[], float]) -> tuple[float, float]:
+    """One pass over the training rows in a seeded shuffled order: the mean loss and the seconds."""
+    order_host = rng.permutation(data.n_train)
+    order = model.to_device(order_host)
+    model.synchronize()
+    t0 = clock()
+    losses = []
+    for b in range(n_batches):
+        rows = slice(b * batch_size, (b + 1) * batch_size)
+        idx = order[rows]
+        augmented = data.augment.active
+        x_batch = model.to_device(data.augment(data.x_tr_host[order_host[rows]])) if augmented else data.x_tr[idx]
+        losses.append(model.train_batch(x_batch, data.y_tr[idx]))
+        progress.batch_done()
+    model.synchronize()
+    return float(sum(losses)) / n_batches, clock() - t0
+
+
+def _result(training: _Training, data: _Prepared, preprocessing: Preprocessing, epochs: int) -> dict[str, Any]:
+    """The pair's record fields that training gives (no test metrics yet)."""
+    history, diverged_epoch = training.history, training.diverged_epoch
+    return {
         "status": "diverged" if diverged_epoch else "ok",
         "reason": f"loss became {history[-1].train_loss} at epoch {diverged_epoch}" if diverged_epoch else None,
         "history": [r.as_dict() for r in history],
-        "best_epoch": best_epoch,
+        "best_epoch": training.best_epoch,
         "epochs_run": len(history),
         "stopped_early": diverged_epoch is None and len(history) < epochs,
         "diverged_epoch": diverged_epoch,
-        "split": {"n_train": int(len(tr_idx)), "n_val": int(len(val_idx))},
-        "preprocessing": preprocess.record(preprocessing, stats),
+        "split": {"n_train": data.n_train, "n_val": data.n_val},
+        "preprocessing": preprocess.record(preprocessing, data.stats),
         "metrics": None,
         "timing": {
             **robust_times([r.epoch_seconds for r in history]),
-            "train_seconds": train_seconds,
-            "time_to_best_seconds": time_to_best,
+            "train_seconds": training.train_seconds,
+            "time_to_best_seconds": training.time_to_best,
         },
     }
-    if diverged_epoch or not evaluate_test:
-        return result
 
-    model.load_state_dict(best_state)
+
+def _evaluate_test(model: Model, dataset: Dataset, data: _Prepared, metrics: Mapping[str, MetricSpec],
+                   result: dict[str, Any], *, seed: int, max_test: int | None, model_plugin: str,
+                   clock: Callable[[], float]) -> None:
+    """Step 4: the restored model on the test split, read here once; adds the metrics, the test
+    predictions and the inference times and peaks to ``result``."""
+    num_classes = len(dataset.class_names)
     # The test split is read here, once, after training and selection are over.
-    test_x, test_y = test_split(dataset, seed, max_test, stats)
+    test_x, test_y = test_split(dataset, seed, max_test, data.stats)
     x_test = model.to_device(test_x)
     model.synchronize()
     t0 = clock()
@@ -398,8 +443,7 @@ def train_and_evaluate(
     result["test_predictions"] = np.stack([test_y, pred]).astype(np.int8 if num_classes <= 127 else np.int32)
     result["timing"].update(
         inference_seconds=infer_seconds,
-        **time_inference(model, x_val, num_classes, model_plugin, clock),
+        **time_inference(model, data.x_val, num_classes, model_plugin, clock),
         peak_host_rss_bytes=peak_host_rss_bytes(),
         peak_device_bytes=model.peak_memory_bytes(),
     )
-    return result

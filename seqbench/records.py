@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from seqbench.fileio import atomic_write_text
 from seqbench.metrics import is_number, scalars
-from seqbench.results import atomic_write_text
 from seqbench.safe_text import csv_row
 
 RECORDS_FILE = "records.csv"

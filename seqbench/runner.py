@@ -6,28 +6,34 @@ skipped with its reason, a pair that breaks as failed, and the run goes on.
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import functools
-import math
 import os
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from seqbench import checkpoints, preprocess, provenance, records
+from seqbench import checkpoints, fileio, preprocess, provenance, records
+from seqbench import results as res
 from seqbench.executors import Executor, Matrix, PairJob
 from seqbench.executors.local import SequentialExecutor
+from seqbench.hyperparams import ParamValueError, check_values
 from seqbench.loggers import LoggerObserver
-from seqbench import results as res
-from seqbench.plugins import Registry, one_line, plugin_versions
-from seqbench.progress import EventLog, Observers, PlannedPair, RunObserver, Unavailable, is_event_log
-from seqbench.hyperparams import Param, ParamValueError, by_name, check_values, declared_defaults
+from seqbench.planning import (
+    RunError,
+    RunPlan,
+    RunRequest,
+    bound_metrics,
+    component_params,
+    declared_params,
+    plan_run,
+    resolve_params,
+)
+from seqbench.plugins import Registry, call_plugin, one_line, plugin_versions
+from seqbench.progress import EventLog, Observers, RunObserver, Unavailable, is_event_log
 from seqbench.protocol import (
     PROTOCOL_DEFAULTS,
-    PROTOCOL_PARAMS,
     QUICK_PROFILE,
     PluginOutputError,
     train_and_evaluate,
@@ -35,16 +41,12 @@ from seqbench.protocol import (
 )
 from seqbench.timeouts import PairTimeout, UserInterrupt, is_plugins_interrupt, time_limit, user_interrupts
 from seqbench.types import (
-    Dataset, DatasetInfo, DatasetUnavailable, LoadContext, MetricSpec, Preprocessing, derived_fingerprint,
+    Dataset,
+    DatasetUnavailable,
+    LoadContext,
+    Preprocessing,
+    derived_fingerprint,
 )
-
-
-class RunError(Exception):
-    """A user error in the run request (unknown name, bad --set, unwritable output)."""
-
-
-class SettingError(RunError):
-    """A ``--set`` (or config) key or value that nothing selected takes or allows: a usage error."""
 
 
 class Terminated(UserInterrupt):
@@ -53,37 +55,6 @@ class Terminated(UserInterrupt):
 
 #: A partly written data download older than this (seconds) is left over from a killed fetch.
 STALE_DOWNLOAD_SECONDS = 3600
-
-
-@dataclass
-class RunRequest:
-    models: list[str]
-    datasets: list[str]
-    seeds: list[int]
-    out_dir: Path
-    data_dir: Path
-    overrides: dict[str, str] = field(default_factory=dict)
-    quick: bool = False
-    standardize: bool = True
-    augment: bool = True
-    download: bool = True
-    resume: bool = False
-    plots: bool = True
-    plot_format: str = "png"
-    command: str = "seqbench run"
-    #: Keep models and datasets that cannot run here (skipped records) even when not named.
-    include_unavailable: bool = False
-    #: Show published results of the run's datasets in its reports (seqbench.references).
-    published: bool = True
-    #: Write a new run into an ``out_dir`` that holds other things (they may be overwritten).
-    allow_nonempty: bool = False
-    #: Keep each ok pair's restored best-validation model beside its record (seqbench.checkpoints).
-    save_models: bool = False
-    #: Seconds a pair may train before it is stopped and recorded as failed (None: no limit).
-    pair_timeout: float | None = None
-    #: Where the hyperparameters came from, when ``seqbench run --params-from`` set them (its tune,
-    #: and per model the study, trial and budget); recorded in the run's config.
-    tuned: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,246 +68,6 @@ class PairFiles:
 
 #: The file of the run's events, one JSON object a line (:class:`seqbench.progress.EventLog`).
 EVENTS_FILE = "events.jsonl"
-
-
-def is_pattern(name: str) -> bool:
-    """Whether a ``-m``/``-d`` value is a shell-style pattern rather than a name."""
-    return any(c in name for c in "*?[")
-
-
-def check_names(kind: str, asked: list[str], known: Mapping[str, Any]) -> list[str]:
-    """The names ``asked`` gives, names or shell-style patterns (all known names when empty),
-    refusing an unknown name or a pattern that matches nothing, with the known ones listed."""
-    if not asked:
-        return sorted(known)
-    known_list = f"known: {', '.join(sorted(known)) or 'none'}"
-    unknown = [n for n in asked if not is_pattern(n) and n not in known]
-    if unknown:
-        raise RunError(f"unknown {kind} {', '.join(map(repr, unknown))}; {known_list}")
-    names: list[str] = []
-    for item in asked:
-        matches = sorted(fnmatch.filter(known, item)) if is_pattern(item) else [item]
-        if not matches:
-            raise RunError(f"{kind} pattern {item!r} matches nothing; {known_list}")
-        names.extend(matches)
-    return list(dict.fromkeys(names))
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What a request runs: its models, datasets and pairs, and what is left out as unavailable."""
-
-    models: list[str]
-    datasets: list[str]
-    pairs: list[PlannedPair]
-    unavailable: list[Unavailable]
-    #: Datasets kept, as skipped records, when they cannot load (named ones, or all).
-    keep_datasets: frozenset[str] = frozenset()
-    #: Which models take each unscoped ``--set`` that not every model takes (:func:`override_notes`).
-    notes: tuple[str, ...] = ()
-
-
-def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
-    """Resolve names and patterns, check ``--set``, leave out the models that cannot run here
-    (unless named or ``include_unavailable``) and, when no dataset is named, the datasets not
-    ``in_all``; resolve each pair's hyperparameters.
-
-    Reads nothing and writes nothing: ``--dry-run`` prints this.
-    """
-    models = check_names("model", request.models, registry.models)
-    datasets = check_names("dataset", request.datasets, registry.datasets)
-    if not request.datasets:  # none named: the datasets a whole run includes
-        datasets = [d for d in datasets if registry.datasets[d].in_all]
-    taken = check_overrides(registry, models, datasets, request.overrides)
-    unavailable = []
-    if not request.include_unavailable:
-        named = set(request.models)
-        unavailable = [Unavailable("model", m, r) for m in models if m not in named and (r := _unavailable(registry, m))]
-        models = [m for m in models if m not in {u.name for u in unavailable}]
-    pairs = []
-    for d in datasets:
-        for m in models:
-            params = _planned_params(registry, m, d, request)
-            for seed in request.seeds:
-                pairs.append(PlannedPair(m, d, seed, (params or {}).get("epochs"),
-                                         params={**params, "seed": seed} if params is not None else None))
-    keep = frozenset(datasets if request.include_unavailable else request.datasets)
-    taken = {k: [m for m in takers if m in models] for k, takers in taken.items()}
-    return RunPlan(models, datasets, pairs, unavailable, keep, tuple(override_notes(taken, models, request.overrides)))
-
-
-def _unavailable(registry: Registry, model: str) -> str | None:
-    """Why ``model`` cannot run here; a plugin whose check raises is kept, to fail in its pairs."""
-    try:
-        reason = registry.models[model].unavailable()
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        return None
-    return str(reason) if reason else None
-
-
-def _planned_params(registry: Registry, model: str, dataset: str, request: RunRequest) -> dict[str, Any] | None:
-    """The pair's hyperparameters from the model's defaults for the dataset's name (its shape is
-    not known before it loads); None when the defaults fail (the pair will fail, naming why)."""
-    try:
-        defaults = registry.models[model].defaults_for(DatasetInfo(dataset, 1, 1, ("0", "1")))
-        return resolve_params(res.json_ready(dict(defaults), "defaults"), request.overrides, request.quick, model=model,
-                              declared=declared_params(registry.models[model].params))
-    except (KeyboardInterrupt, RunError):
-        raise
-    except BaseException:
-        return None
-
-
-def parse_value(key: str, text: str, default: Any) -> Any:
-    """Convert a ``--set`` value to the type of the parameter's default."""
-    try:
-        if isinstance(default, bool):
-            low = text.strip().lower()
-            if low in {"1", "true", "yes", "on"}:
-                return True
-            if low in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError
-            return value
-        if default is None:
-            return res.json_ready(res.loads(text))
-    except ValueError:
-        expected = "a JSON value (finite numbers only)" if default is None else f"a finite {type(default).__name__}"
-        raise SettingError(f"--set {key}={text}: expected {expected}") from None
-    return text
-
-
-def declared_params(params: Iterable[Param] = ()) -> dict[str, Param]:
-    """The declarations that check a model's values: the protocol's, then the model's own."""
-    return {p.name: p for p in PROTOCOL_PARAMS} | by_name(params, "params")
-
-
-def parse_setting(key: str, text: str, default: Any, declared: Param | None, owner: str | None = None) -> Any:
-    """A ``--set`` value: checked against its declaration when there is one, else converted to
-    the type of the default (:func:`parse_value`). A value not allowed is a :class:`SettingError`."""
-    if declared is None:
-        return parse_value(key, text, default)
-    try:
-        return declared.parse(text)
-    except ParamValueError as exc:
-        whose = f" ({declared.name} of {owner})" if owner and key == declared.name else ""
-        raise SettingError(f"--set {key}={text}{whose}: {exc}") from None
-
-
-def scope(key: str, models: Iterable[str]) -> tuple[str | None, str]:
-    """``(model, parameter)`` of a ``--set`` key: ``MODEL.KEY`` names one of ``models``
-    (the longest that matches), anything else is ``(None, key)`` for every model."""
-    owner = max((m for m in models if key.startswith(f"{m}.")), key=len, default=None)
-    return (owner, key[len(owner) + 1:]) if owner else (None, key)
-
-
-def resolve_params(defaults: Mapping[str, Any], overrides: Mapping[str, str], quick: bool,
-                   model: str | None = None, declared: Mapping[str, Param] | None = None) -> dict[str, Any]:
-    """Harness protocol defaults < the model's defaults < ``--quick`` < ``--set KEY`` (only the
-    keys the model has) < ``--set MODEL.KEY`` (``model``'s own). ``declared`` (default: the
-    protocol's) checks the ``--set`` values it declares (:class:`SettingError`)."""
-    declared = declared_params() if declared is None else declared
-    params = {**PROTOCOL_DEFAULTS, **defaults}
-    if quick:
-        params.update(epochs=QUICK_PROFILE["epochs"], patience=QUICK_PROFILE["patience"])
-    scoped = {}
-    for key, text in overrides.items():
-        owner, param = scope(key, [model] if model else [])
-        if owner:
-            scoped[param] = (key, text)
-        elif key in params or key in declared:
-            params[key] = parse_setting(key, text, params.get(key), declared.get(key), model)
-    for param, (key, text) in scoped.items():
-        if param in params or param in declared:
-            params[param] = parse_setting(key, text, params.get(param), declared.get(param), model)
-    return params
-
-
-def component_params(declared: Iterable[Param], name: str, overrides: Mapping[str, str]) -> dict[str, Any]:
-    """The values of a dataset's or metric's declared hyperparameters: their defaults < ``--set
-    KEY`` < ``--set NAME.KEY``."""
-    table = by_name(declared, name)
-    values = declared_defaults(table.values())
-    for key, text in sorted(overrides.items(), key=lambda item: item[0].startswith(f"{name}.")):
-        param = key[len(name) + 1:] if key.startswith(f"{name}.") else key
-        if param in table:
-            values[param] = parse_setting(key, text, None, table[param], name)
-    return values
-
-
-def bound_metrics(registry: Registry, overrides: Mapping[str, str]) -> dict[str, MetricSpec]:
-    """The registered metrics, those that declare hyperparameters called with their values."""
-    return {name: replace(spec, compute=functools.partial(spec.compute, **component_params(spec.params, name, overrides)))
-            if spec.params else spec for name, spec in registry.metrics.items()}
-
-
-def check_overrides(registry: Registry, models: list[str], datasets: list[str],
-                    overrides: Mapping[str, str]) -> dict[str, list[str]]:
-    """Which selected models take each ``--set`` key: ``MODEL.KEY`` that model (which must be
-    selected and have the key), ``KEY`` every selected model that has it; a selected dataset or a
-    metric takes the keys it declares likewise (``DATASET.KEY``, ``METRIC.KEY``, ``KEY``).
-    Refuses (:class:`SettingError`) a key that nothing selected takes, and a value of the wrong
-    type or out of what its declaration allows.
-
-    A model's defaults are asked for with a placeholder dataset shape; a plugin whose defaults
-    raise is left to fail in its own pair.
-    """
-    known: dict[str, set[str]] = {m: set(PROTOCOL_DEFAULTS) | {p.name for p in registry.models[m].params} for m in models}
-    for m in models:
-        for d in datasets:
-            try:
-                defaults = dict(registry.models[m].defaults_for(DatasetInfo(d, 1, 1, ("0", "1"))))
-            except KeyboardInterrupt:
-                raise
-            except BaseException:
-                continue
-            known[m].update(defaults)
-            with contextlib.suppress(res.UnwritableValue):  # that pair will fail, naming the value
-                resolve_params(res.json_ready(defaults), overrides, quick=False, model=m,
-                               declared=declared_params(registry.models[m].params))
-    components = {**{d: registry.datasets[d].params for d in datasets}, **{n: s.params for n, s in registry.metrics.items()}}
-    for name, declared in components.items():
-        component_params(declared, name, overrides)
-    taken: dict[str, list[str]] = {}
-    for key, text in overrides.items():
-        owner, param = scope(key, [*models, *components])
-        if param == "seed":
-            raise SettingError(f"--set {key}=...: use --seeds instead")
-        if owner is not None:
-            has = known[owner] if owner in known else {p.name for p in components[owner]}
-            if param not in has:
-                kind = "model" if owner in known else "dataset" if owner in datasets else "metric"
-                raise SettingError(f"--set {key}: {kind} {owner!r} has no parameter {param!r}; "
-                                   f"it has: {', '.join(sorted(has)) or 'none'}")
-            taken[key] = [owner] if owner in known else []
-            continue
-        for kind, table, selected in (("model", registry.models, models), ("dataset", registry.datasets, datasets)):
-            other = scope(key, table)[0]
-            if other is not None:
-                raise SettingError(f"--set {key}: {kind} {other!r} is not selected (selected: {', '.join(selected)})")
-        taken[key] = [m for m in models if key in known[m]]
-        if not taken[key] and not any(key == p.name for declared in components.values() for p in declared):
-            every = sorted(set().union(*known.values())) if known else sorted(PROTOCOL_DEFAULTS)
-            raise SettingError(f"--set: unknown parameter {key!r}; known: {', '.join(every)}")
-    return {k: takers for k, takers in taken.items() if takers}
-
-
-def override_notes(taken: Mapping[str, list[str]], models: list[str], overrides: Mapping[str, str]) -> list[str]:
-    """One line for each unscoped ``--set`` that not every selected model takes, saying which do."""
-    return [
-        f"--set {key}={overrides[key]} applies to {', '.join(takers)} only "
-        f"({', '.join(m for m in models if m not in takers)} {'has' if len(models) - len(takers) == 1 else 'have'} "
-        f"no {key!r}; MODEL.{key}=... sets one model's)"
-        for key, takers in taken.items() if scope(key, models)[0] is None and len(takers) < len(models)
-    ]
 
 
 def _make_out_dir(out_dir: Path) -> None:
@@ -361,7 +92,7 @@ def foreign_entries(out_dir: Path) -> list[str]:
     """What ``out_dir`` holds besides what a run killed before its ``results.json`` leaves: its
     lock, its event log and the temporary files seqbench names."""
     def own(path: Path) -> bool:
-        return path.name == res.LOCK_FILE or res.is_own_temp(path) or (path.name == EVENTS_FILE and is_event_log(path))
+        return path.name == fileio.LOCK_FILE or fileio.is_own_temp(path) or (path.name == EVENTS_FILE and is_event_log(path))
 
     return sorted(p.name for p in out_dir.iterdir() if not own(p))
 
@@ -382,7 +113,7 @@ def prepare_out_dir(out_dir: Path, resume: bool, allow_nonempty: bool = False) -
         raise RunError(f"--out {out_dir} is not empty and holds no seqbench run ({shown}); choose a new or empty "
                        f"directory, or add --allow-nonempty-out to write into it")
     try:
-        fd, probe = res.create_temp(out_dir / ".seqbench-write-test")
+        fd, probe = fileio.create_temp(out_dir / ".seqbench-write-test")
         os.close(fd)
         probe.unlink()
     except OSError as exc:
@@ -437,12 +168,12 @@ def run_benchmark(
 
     ``executor`` trains the pairs (default: one after another in this process,
     :class:`seqbench.executors.local.SequentialExecutor`). The run directory is locked while
-    the run lives (:func:`seqbench.results.run_lock`): a second run or resume on it is refused.
+    the run lives (:func:`seqbench.fileio.run_lock`): a second run or resume on it is refused.
     Its events are appended to ``events.jsonl`` there.
     """
     plan = plan_run(registry, request)
     _make_out_dir(request.out_dir)
-    with res.run_lock(request.out_dir):
+    with fileio.run_lock(request.out_dir):
         prepare_out_dir(request.out_dir, request.resume, request.allow_nonempty)
         observer = observer or RunObserver()
         log = EventLog(request.out_dir / EVENTS_FILE, request.command, observer.warn)
@@ -467,49 +198,67 @@ def finished_pairs(out_dir: Path) -> dict[res.PairKey, dict[str, Any]]:
 
 def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer: RunObserver,
                 executor: Executor) -> dict[str, Any]:
-    out = request.out_dir
-    _remove_stale_temp(request)
-    env = provenance.environment(plugin_versions(registry))
-    session = res.new_session(request.command, str(request.data_dir), env)
-    session["executor"] = executor.describe()
-    started = time.monotonic()
-    ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
-    done = finished_pairs(out) if request.resume else {}
-    plan, missing = locate_datasets(registry, plan, ctx, done)
-    if request.resume:
-        results = res.resumed_results(res.load_results(out, strict=True), session)
-        for item in plan.unavailable:
-            if item.kind == "dataset" and item.name in results["config"]["datasets"]:
-                _drop_dataset(results["config"], item)
-    else:
-        results = res.new_results(_config(registry, request, plan), session)
-        _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
-    if any(registry.loggers.values()):
-        observer = Observers(observer, LoggerObserver(registry.loggers, request.command, results["config"], observer.warn))
-    pairs = [replace(p, done=p.key in done) for p in plan.pairs]
-    observer.run_start(out, pairs, plan.unavailable, request.resume)
-    for note in plan.notes:
-        observer.warn(note)
-    if any(not p.done for p in pairs):
-        for line in resume_differences(env, plan, done):
-            observer.warn(line)
-    for name, reason in missing.items():
-        count = sum(p.dataset == name for p in pairs if not p.done)
-        observer.warn(f"dataset {name} cannot load here: {reason}; its {count} pair(s) will be recorded as skipped")
-    order = {p.key: i for i, p in enumerate(plan.pairs)}
-    kept: dict[res.PairKey, dict[str, Any]] = {}
+    run = _Run(registry, request, plan, observer, executor)
+    executor.run(Matrix(request, run.jobs(), run.run_here, run.failed, run.received, run.observer))
+    return run.finish()
 
-    plot_format = request.plot_format if request.plots else None
 
-    def keep(record: dict[str, Any], only_missing: bool = False) -> None:
+class _Run:
+    """A run in its locked directory: set up (stale files removed, datasets checked, results
+    started or resumed, observers told) when made; the executor then takes its :meth:`jobs` and
+    hands back each pair's record to :meth:`received`; :meth:`finish` writes the last of it."""
+
+    def __init__(self, registry: Registry, request: RunRequest, plan: RunPlan, observer: RunObserver,
+                 executor: Executor) -> None:
+        self.registry, self.request = registry, request
+        self.out = out = request.out_dir
+        _remove_stale_temp(request)
+        self.env = env = provenance.environment(plugin_versions(registry))
+        self.session = res.new_session(request.command, str(request.data_dir), env)
+        self.session["executor"] = executor.describe()
+        self.started = time.monotonic()
+        self.ctx = LoadContext(data_dir=request.data_dir, download=request.download, datasets=registry.datasets)
+        self.done = done = finished_pairs(out) if request.resume else {}
+        plan, missing = locate_datasets(registry, plan, self.ctx, done)
+        self.plan = plan
+        if request.resume:
+            results = res.resumed_results(res.load_results(out, strict=True), self.session)
+            for item in plan.unavailable:
+                if item.kind == "dataset" and item.name in results["config"]["datasets"]:
+                    _drop_dataset(results["config"], item)
+        else:
+            results = res.new_results(_config(registry, request, plan), self.session)
+            _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))  # resumable from the first moment
+        self.results = results
+        if any(registry.loggers.values()):
+            observer = Observers(observer, LoggerObserver(registry.loggers, request.command, results["config"],
+                                                          observer.warn))
+        self.observer = observer
+        self.pairs = pairs = [replace(p, done=p.key in done) for p in plan.pairs]
+        observer.run_start(out, pairs, plan.unavailable, request.resume)
+        for note in plan.notes:
+            observer.warn(note)
+        if any(not p.done for p in pairs):
+            for line in resume_differences(env, plan, done):
+                observer.warn(line)
+        for name, reason in missing.items():
+            count = sum(p.dataset == name for p in pairs if not p.done)
+            observer.warn(f"dataset {name} cannot load here: {reason}; its {count} pair(s) will be recorded as "
+                          "skipped")
+        self.order = {p.key: i for i, p in enumerate(plan.pairs)}
+        self.kept: dict[res.PairKey, dict[str, Any]] = {}
+        self.plot_format = request.plot_format if request.plots else None
+
+    def keep(self, record: dict[str, Any], only_missing: bool = False) -> None:
         """Add a record to the results (in the plan's order, however the pairs finish), write them
         and the pair's plots (``only_missing``: those a killed run did not draw)."""
-        kept[res.key_of(record)] = record
-        results["pairs"] = sorted(kept.values(), key=lambda r: order[res.key_of(r)])
-        _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-        _write_reports(out, results, record, plot_format, observer, only_missing)
+        self.kept[res.key_of(record)] = record
+        self.results["pairs"] = sorted(self.kept.values(), key=lambda r: self.order[res.key_of(r)])
+        _write(self.out, res.RESULTS_FILE, lambda: res.write_results(self.out, self.results))
+        _write_reports(self.out, self.results, record, self.plot_format, self.observer, only_missing)
 
-    def received(job: PairJob, record: dict[str, Any], files: PairFiles | None) -> None:
+    def received(self, job: PairJob, record: dict[str, Any], files: PairFiles | None) -> None:
+        registry, observer = self.registry, self.observer
         for name, error in (record.get("metric_errors") or {}).items():
             plugin = registry.owner.get(("metric", name), "?")  # a worker may have metrics this process lacks
             observer.warn(f"metric {name!r} from plugin {plugin!r} failed: {error}")
@@ -519,49 +268,56 @@ def _run_locked(registry: Registry, request: RunRequest, plan: RunPlan, observer
         for name, note in (record.get("metric_warnings") or {}).items():
             observer.warn(f"metric {name!r} from plugin {registry.owner.get(('metric', name), '?')!r} {note}")
         record.setdefault("finished", res.now_iso())
-        _save_pair(out, record, files)
+        _save_pair(self.out, record, files)
         observer.pair_end(record)
-        keep(record)
+        self.keep(record)
 
-    def jobs() -> Iterator[tuple[PairJob, Dataset]]:
-        nonlocal pairs
+    def jobs(self) -> Iterator[tuple[PairJob, Dataset]]:
+        """The pairs to train with their loaded dataset, dataset by dataset; pairs that are done,
+        or whose dataset cannot load, are recorded on the way."""
+        registry, request, plan, done = self.registry, self.request, self.plan, self.done
         for ds_name in plan.datasets:
-            ds_pairs = [p for p in pairs if p.dataset == ds_name]
+            ds_pairs = [p for p in self.pairs if p.dataset == ds_name]
             todo = any(not p.done for p in ds_pairs)
-            dataset, ds_status, ds_reason = (load_dataset(registry, ds_name, ctx, request.overrides) if todo
+            dataset, ds_status, ds_reason = (load_dataset(registry, ds_name, self.ctx, request.overrides) if todo
                                              else (None, "ok", None))
             if ds_status == "skipped" and ds_name not in plan.keep_datasets:
-                pairs = [p for p in pairs if p.dataset != ds_name]
-                _leave_out(out, results, Unavailable("dataset", ds_name, str(ds_reason)), len(ds_pairs), observer)
+                self.pairs = [p for p in self.pairs if p.dataset != ds_name]
+                _leave_out(self.out, self.results, Unavailable("dataset", ds_name, str(ds_reason)), len(ds_pairs),
+                           self.observer)
                 continue
             if dataset is not None:
                 _check_same_data(ds_name, dataset.fingerprint, done, request.data_dir)
-            index = {p.key: i for i, p in enumerate(pairs, 1)}
+            index = {p.key: i for i, p in enumerate(self.pairs, 1)}
             for p in ds_pairs:
                 if p.done:
-                    keep(done[p.key], only_missing=True)
+                    self.keep(done[p.key], only_missing=True)
                     continue
-                job = PairJob(p, index[p.key], len(pairs), str(dataset.fingerprint) if dataset is not None else "")
+                job = PairJob(p, index[p.key], len(self.pairs), str(dataset.fingerprint) if dataset is not None else "")
                 if dataset is None:
-                    observer.pair_start(job.index, job.total, *p.key)
-                    received(job, pair_record(p.model, ds_name, p.seed, registry, ds_status, ds_reason, env), None)
+                    self.observer.pair_start(job.index, job.total, *p.key)
+                    self.received(job, pair_record(p.model, ds_name, p.seed, registry, ds_status, ds_reason, self.env),
+                                  None)
                 else:
                     yield job, dataset
             dataset = None  # free it before the next dataset loads
 
-    def run_here(job: PairJob, dataset: Dataset) -> tuple[dict[str, Any], Any]:
-        return run_pair(registry, job.pair.model, job.pair.dataset, dataset, job.pair.seed, request, observer, env)
+    def run_here(self, job: PairJob, dataset: Dataset) -> tuple[dict[str, Any], Any]:
+        return run_pair(self.registry, job.pair.model, job.pair.dataset, dataset, job.pair.seed, self.request,
+                        self.observer, self.env)
 
-    def failed(job: PairJob, reason: str) -> dict[str, Any]:
+    def failed(self, job: PairJob, reason: str) -> dict[str, Any]:
         model, ds_name, seed = job.pair.key
-        return pair_record(model, ds_name, seed, registry, "failed", reason, env)
+        return pair_record(model, ds_name, seed, self.registry, "failed", reason, self.env)
 
-    executor.run(Matrix(request, jobs(), run_here, failed, received, observer))
-    session["wall_seconds"] = round(time.monotonic() - started, 3)
-    _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
-    _guard(observer, "report", lambda: _html_report().write_run_report(out, results, plot_format))
-    observer.run_end(results)
-    return results
+    def finish(self) -> dict[str, Any]:
+        """The run's last writes: its wall time, results and report; the observers told it ended."""
+        out, results = self.out, self.results
+        self.session["wall_seconds"] = round(time.monotonic() - self.started, 3)
+        _write(out, res.RESULTS_FILE, lambda: res.write_results(out, results))
+        _guard(self.observer, "report", lambda: _html_report().write_run_report(out, results, self.plot_format))
+        self.observer.run_end(results)
+        return results
 
 
 def resume_differences(env: Mapping[str, Any], plan: RunPlan, done: Mapping[res.PairKey, dict[str, Any]]) -> list[str]:
@@ -626,13 +382,9 @@ def locate_datasets(registry: Registry, plan: RunPlan, ctx: LoadContext,
         if spec.check is None or all(p.key in done for p in plan.pairs if p.dataset == name):
             continue
         try:
-            spec.check(ctx)
+            call_plugin(functools.partial(spec.check, ctx), DatasetUnavailable)
         except DatasetUnavailable as exc:
             missing[name] = str(exc)
-        except KeyboardInterrupt:
-            raise
-        except BaseException:
-            continue
     gone = {name: reason for name, reason in missing.items() if name not in plan.keep_datasets}
     if gone:
         plan = replace(plan, datasets=[d for d in plan.datasets if d not in gone],
@@ -661,13 +413,13 @@ def _config(registry: Registry, request: RunRequest, plan: RunPlan) -> dict[str,
 
 
 def _remove_stale_temp(request: RunRequest) -> None:
-    """Temporary files of killed writes, as seqbench names them (:func:`seqbench.results.is_own_temp`):
+    """Temporary files of killed writes, as seqbench names them (:func:`seqbench.fileio.is_own_temp`):
     all in the (locked) run directory's own folders, and those nothing has written to for an hour
     in the data directory's folders of the built-in datasets."""
     from seqbench.datasets import catalog
 
-    res.remove_stale_temp(res.run_dirs(request.out_dir))
-    res.remove_stale_temp([request.data_dir / d.subdir for d in catalog.DATASETS.values()],
+    fileio.remove_stale_temp(res.run_dirs(request.out_dir))
+    fileio.remove_stale_temp([request.data_dir / d.subdir for d in catalog.DATASETS.values()],
                           older_than=STALE_DOWNLOAD_SECONDS)
 
 

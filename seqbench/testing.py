@@ -118,8 +118,8 @@ class PluginTester:
         values as ``--set`` would give them), take ``steps`` training steps on seeded minibatches
         of its ``batch_size``, and predict the test split. Raises AssertionError when a loss is not
         finite, and the harness's error when the probabilities are not ``(N, C)`` rows summing to 1."""
+        from seqbench.planning import declared_params, resolve_params
         from seqbench.protocol import predict_labels
-        from seqbench.runner import declared_params, resolve_params
 
         ds = dataset if isinstance(dataset, Dataset) else self.load(dataset)
         spec = self.registry.models[model]
@@ -146,7 +146,8 @@ class PluginTester:
         ``seqbench run`` does, into a new directory under ``tmp_path`` (no plots, no downloads),
         and return the pair's record (``record["status"]``, ``["reason"]``, ``["metrics"]``, ...).
         :attr:`run_dir` is then that directory: ``results.json``, the tables and ``pairs/``."""
-        from seqbench.runner import RunRequest, run_benchmark
+        from seqbench.planning import RunRequest
+        from seqbench.runner import run_benchmark
 
         self._runs += 1
         out = self.tmp_path / f"run{self._runs}"

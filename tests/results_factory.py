@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from seqbench.fileio import atomic_write_json
 from seqbench.metrics import per_class
-from seqbench.results import SCHEMA_VERSION, atomic_write_json, write_predictions
+from seqbench.results import SCHEMA_VERSION, write_predictions
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 CIFAR10_CLASSES = [

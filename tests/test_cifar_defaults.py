@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from seqbench import Dataset, DatasetSpec, hookimpl
+from seqbench.builtin_models import defaults_for
 from seqbench.cli import main
-from seqbench.default_plugins.models import defaults_for
 from seqbench.plugins import load_plugins
 from seqbench.types import DatasetInfo
 

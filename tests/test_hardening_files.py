@@ -15,8 +15,7 @@ from click.testing import CliRunner
 
 import results_factory as rf
 from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
-from seqbench import DatasetSpec, MetricSpec, hookimpl
-from seqbench import results as res
+from seqbench import DatasetSpec, MetricSpec, fileio, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 
@@ -57,7 +56,7 @@ def victim(tmp_path) -> Path:
 # --- 1. symbolic links in a run directory -----------------------------------------------------
 
 
-@pytest.mark.parametrize("planted", [res.LOCK_FILE, ".seqbench-write-test", "events.jsonl"])
+@pytest.mark.parametrize("planted", [fileio.LOCK_FILE, ".seqbench-write-test", "events.jsonl"])
 def test_a_resume_never_writes_through_a_planted_symlink(toy_registry, tmp_path, victim, planted):
     out = tmp_path / "run"
     toy_run(toy_registry, out, "--no-plots")
@@ -66,7 +65,7 @@ def test_a_resume_never_writes_through_a_planted_symlink(toy_registry, tmp_path,
     result = invoke(toy_registry, "run", "--resume", out, "--no-plots")
     assert victim.read_text() == "precious\n", result.output
     assert (out / planted).is_symlink()  # left where it was, for the user to look at
-    if planted == res.LOCK_FILE:
+    if planted == fileio.LOCK_FILE:
         one_line_error(result, "symbolic link", planted)
     else:
         assert result.exit_code == 0, result.output
@@ -77,7 +76,7 @@ def test_a_resume_never_writes_through_a_planted_symlink(toy_registry, tmp_path,
 def test_a_lock_file_hard_linked_to_another_file_is_refused(toy_registry, tmp_path, victim):
     out = tmp_path / "run"
     toy_run(toy_registry, out, "--no-plots")
-    os.link(victim, out / res.LOCK_FILE)
+    os.link(victim, out / fileio.LOCK_FILE)
     one_line_error(invoke(toy_registry, "run", "--resume", out, "--no-plots"), "hard link")
     assert victim.read_text() == "precious\n"
 
@@ -218,7 +217,7 @@ def test_a_run_deletes_only_its_own_stale_downloads_in_its_own_data_folders(toy_
 def test_an_empty_directory_and_one_left_by_a_run_killed_at_once_are_fine(toy_registry, tmp_path):
     out = tmp_path / "empty"
     out.mkdir()
-    (out / res.LOCK_FILE).write_text("12345\n")  # a run killed before it wrote anything
+    (out / fileio.LOCK_FILE).write_text("12345\n")  # a run killed before it wrote anything
     (out / ".results.json.0a1b2c3d.tmp").write_text("{")
     (out / "events.jsonl").write_text('{"time": "2026-12-05T10:00:00.000+00:00", "event": "interrupted"}\n')
     toy_run(toy_registry, out, "--no-plots")
@@ -389,7 +388,7 @@ def test_a_plugin_that_fails_to_load_is_named_with_the_entry_point_to_block(monk
 
 @pytest.mark.parametrize("p", [0.0, 5e-324, 1e-310])
 def test_an_underflowed_p_value_prints_a_bound(p):
-    from seqbench.reporting import compare
+    from seqbench.reporting.compare import render
 
-    assert compare._p_value(p) == "< 1e-300"
-    assert compare.p_text(p) == "p < 1e-300" and compare.p_text(0.0123) == "p = 0.012"
+    assert render._p_value(p) == "< 1e-300"
+    assert render.p_text(p) == "p < 1e-300" and render.p_text(0.0123) == "p = 0.012"

@@ -63,7 +63,7 @@ def test_a_name_declared_twice_is_refused():
 
 
 def test_built_in_choices_are_the_models_own():
-    from seqbench.default_plugins.models import model_params
+    from seqbench.builtin_models import model_params
     from seqbench.models.optim import OPTIMIZERS
     from seqbench.models.recurrent import LR_SCHEDULES, READOUTS
 

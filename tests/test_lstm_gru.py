@@ -65,7 +65,7 @@ SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "cifar10": (32, 96), "sm
 
 @pytest.mark.parametrize("cell_name, dataset", sorted(PER_DATASET))
 def test_registered_with_per_dataset_defaults(cell_name, dataset):
-    from seqbench.default_plugins.models import defaults_of
+    from seqbench.builtin_models import defaults_of
 
     models = load_plugins().models
     assert {"lstm-cpu", "lstm-gpu", "gru-cpu", "gru-gpu"} <= set(models)

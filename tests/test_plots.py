@@ -22,7 +22,7 @@ from seqbench.reporting.plots import (
     write_plots,
     write_run_plots,
 )
-from seqbench.reporting.tables import Stat
+from seqbench.reporting.query import Stat
 
 MIN_PNG_BYTES = 10_000
 

@@ -18,7 +18,7 @@ import types
 import numpy as np
 import pytest
 
-from seqbench import provenance
+from seqbench import fileio, provenance
 from seqbench import results as res
 
 
@@ -109,7 +109,7 @@ def test_a_pair_rerun_under_the_new_name_wins_over_its_failed_old_record(tmp_pat
 def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
-        res.atomic_write_text(tmp_path / "sub" / "f.txt", "x")
+        fileio.atomic_write_text(tmp_path / "sub" / "f.txt", "x")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "sub" / "f.txt").stat().st_mode) == mode
@@ -122,16 +122,15 @@ def test_stale_temporary_files_are_removed_and_young_ones_kept(tmp_path):
     for path in (old, young, data):
         path.write_text("x")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
-    assert res.remove_stale_temp([tmp_path / "mnist"], older_than=3600) == [old]
+    assert fileio.remove_stale_temp([tmp_path / "mnist"], older_than=3600) == [old]
     assert young.exists() and data.exists()
 
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from seqbench import provenance
-from seqbench import results as res
-with res.run_lock(Path(sys.argv[1])):
+from seqbench import fileio
+with fileio.run_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(60)
 """
@@ -142,18 +141,18 @@ def test_the_run_lock_refuses_a_second_holder_and_a_dead_holders_lock_is_stale(t
     try:
         assert proc.stdout.readline() == "held\n"
         with pytest.raises(res.ResultsError, match=f"in use by another seqbench run \\(pid {proc.pid}\\)"):
-            with res.run_lock(tmp_path):
+            with fileio.run_lock(tmp_path):
                 pass
     finally:
         proc.kill()
         proc.wait()
-    assert (tmp_path / res.LOCK_FILE).read_text() == f"{proc.pid}\n"  # left by the killed holder
-    with res.run_lock(tmp_path):
-        assert (tmp_path / res.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    assert (tmp_path / fileio.LOCK_FILE).read_text() == f"{proc.pid}\n"  # left by the killed holder
+    with fileio.run_lock(tmp_path):
+        assert (tmp_path / fileio.LOCK_FILE).read_text() == f"{os.getpid()}\n"
         with pytest.raises(res.ResultsError, match="in use"):  # flock: a second descriptor, even ours
-            with res.run_lock(tmp_path):
+            with fileio.run_lock(tmp_path):
                 pass
-    assert not (tmp_path / res.LOCK_FILE).exists()
+    assert not (tmp_path / fileio.LOCK_FILE).exists()
 
 
 # --- provenance -----------------------------------------------------------------------------
@@ -249,12 +248,12 @@ def test_a_write_that_fails_part_way_leaves_the_old_file(old_file):
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
     try:
         with pytest.raises(OSError):
-            res.atomic_write_bytes(old_file, NEW)
+            fileio.atomic_write_bytes(old_file, NEW)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, handler)
     _assert_old_file_intact(old_file)
-    res.atomic_write_bytes(old_file, NEW)  # and without the limit it goes through
+    fileio.atomic_write_bytes(old_file, NEW)  # and without the limit it goes through
     assert old_file.read_bytes() == NEW
 
 
@@ -263,9 +262,9 @@ def test_a_failure_before_the_rename_leaves_the_old_file(old_file, monkeypatch, 
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(res.os, where, fail)
+    monkeypatch.setattr(fileio.os, where, fail)
     with pytest.raises(OSError, match="No space left"):
-        res.atomic_write_json(old_file, {"a": 1})
+        fileio.atomic_write_json(old_file, {"a": 1})
     monkeypatch.undo()
     _assert_old_file_intact(old_file)
 
@@ -274,36 +273,36 @@ def test_an_interrupt_during_the_write_leaves_the_old_file(old_file, monkeypatch
     def interrupt(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(res.os, "fsync", interrupt)
+    monkeypatch.setattr(fileio.os, "fsync", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        res.atomic_write_text(old_file, "new")
+        fileio.atomic_write_text(old_file, "new")
     monkeypatch.undo()
     _assert_old_file_intact(old_file)
 
 
 def test_a_successful_write_replaces_the_file_whole_and_creates_its_directory(tmp_path):
     path = tmp_path / "deep" / "er" / "f.json"
-    res.atomic_write_json(path, {"b": [1, 2.5], "a": None})
+    fileio.atomic_write_json(path, {"b": [1, 2.5], "a": None})
     assert path.read_text() == '{\n  "b": [\n    1,\n    2.5\n  ],\n  "a": null\n}\n'
-    res.atomic_write_bytes(path, b"x")
+    fileio.atomic_write_bytes(path, b"x")
     assert path.read_bytes() == b"x" and os.listdir(path.parent) == ["f.json"]
 
 
 def test_json_writes_refuse_nan_before_touching_the_file(old_file):
     with pytest.raises(ValueError):
-        res.atomic_write_json(old_file, {"loss": float("nan")})
+        fileio.atomic_write_json(old_file, {"loss": float("nan")})
     _assert_old_file_intact(old_file)
 
 
 def test_temporary_names_are_hidden_beside_the_target_and_unique(tmp_path):
     target = tmp_path / "r.json"
-    made = [res.create_temp(target) for _ in range(20)]
+    made = [fileio.create_temp(target) for _ in range(20)]
     for fd, _ in made:
         os.close(fd)
     names = [p.name for _, p in made]
     assert len(set(names)) == 20
     assert all(n.startswith(".r.json.") and n.endswith(".tmp") and p.parent == tmp_path for n, (_, p) in zip(names, made))
-    fd, part = res.create_temp(target, ".part")
+    fd, part = fileio.create_temp(target, ".part")
     os.close(fd)
     assert part.name.endswith(".part")
 
@@ -383,7 +382,7 @@ def test_stale_temporary_files_go_by_default_and_other_hidden_files_stay(tmp_pat
             tmp_path / ".results.json.ab12.tmp", tmp_path / ".f.part"]  # not named as seqbench names its own
     for path in [temp, part, *keep]:
         path.write_text("x")
-    assert sorted(res.remove_stale_temp([tmp_path, tmp_path / "sub"])) == sorted([temp, part])  # even just written
+    assert sorted(fileio.remove_stale_temp([tmp_path, tmp_path / "sub"])) == sorted([temp, part])  # even just written
     assert all(path.exists() for path in keep) and not temp.exists() and not part.exists()
 
 
@@ -445,9 +444,9 @@ def test_schema_versions_read_and_refused():
 
 def test_a_temporary_name_already_taken_is_skipped(tmp_path, monkeypatch):
     names = iter(["aaaa", "bbbb"])
-    monkeypatch.setattr(res.secrets, "token_hex", lambda n: next(names))
+    monkeypatch.setattr(fileio.secrets, "token_hex", lambda n: next(names))
     (tmp_path / ".f.json.aaaa.tmp").write_text("someone else's")
-    fd, tmp = res.create_temp(tmp_path / "f.json")
+    fd, tmp = fileio.create_temp(tmp_path / "f.json")
     os.close(fd)
     assert tmp.name == ".f.json.bbbb.tmp" and (tmp_path / ".f.json.aaaa.tmp").read_text() == "someone else's"
 
@@ -699,17 +698,17 @@ def test_a_session_holds_exactly_its_fields():
 def test_the_lock_file_gets_the_permissions_the_umask_gives(tmp_path):
     old = os.umask(0o022)
     try:
-        with res.run_lock(tmp_path):
-            assert (tmp_path / res.LOCK_FILE).stat().st_mode & 0o777 == 0o644
-            assert (tmp_path / res.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        with fileio.run_lock(tmp_path):
+            assert (tmp_path / fileio.LOCK_FILE).stat().st_mode & 0o777 == 0o644
+            assert (tmp_path / fileio.LOCK_FILE).read_text() == f"{os.getpid()}\n"
     finally:
         os.umask(old)
-    assert not (tmp_path / res.LOCK_FILE).exists()
+    assert not (tmp_path / fileio.LOCK_FILE).exists()
 
 
 def test_a_lock_in_a_missing_directory_is_one_clear_line(tmp_path):
     with pytest.raises(res.ResultsError) as exc:
-        with res.run_lock(tmp_path / "gone"):
+        with fileio.run_lock(tmp_path / "gone"):
             pass
     assert str(exc.value) == f"cannot write to output directory {tmp_path / 'gone'}: No such file or directory"
 
@@ -724,13 +723,13 @@ def test_a_lock_in_a_missing_directory_is_one_clear_line(tmp_path):
 def test_a_held_lock_names_its_holder(tmp_path, content, shown):
     import fcntl
 
-    path = tmp_path / res.LOCK_FILE
+    path = tmp_path / fileio.LOCK_FILE
     path.write_bytes(content)
     holder = os.open(path, os.O_RDWR)
     fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: flock refuses us too
     try:
         with pytest.raises(res.ResultsError) as exc:
-            with res.run_lock(tmp_path):
+            with fileio.run_lock(tmp_path):
                 pass
     finally:
         os.close(holder)
@@ -741,7 +740,7 @@ def test_a_held_lock_names_its_holder(tmp_path, content, shown):
 def test_a_lock_file_removed_before_it_is_locked_is_made_again(tmp_path):
     import fcntl
 
-    path = tmp_path / res.LOCK_FILE
+    path = tmp_path / fileio.LOCK_FILE
     calls = []
 
     class Racing:
@@ -756,7 +755,7 @@ def test_a_lock_file_removed_before_it_is_locked_is_made_again(tmp_path):
             fcntl.flock(fd, op)
 
     open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
-    fd = res._acquire(path, Racing)
+    fd = fileio._acquire(path, Racing)
     try:
         assert len(calls) == 2 and os.fstat(fd).st_ino == path.stat().st_ino
         if open_before is not None:  # the first descriptor was closed

@@ -102,7 +102,7 @@ def test_cuda_graph_can_be_switched_off_with_set(monkeypatch):
     backend is stood in for by a NumPy one that records what ``graphed`` is asked to wrap."""
     import seqbench.models.recurrent as recurrent
     from seqbench.models.backend import NumpyBackend
-    from seqbench.runner import RunError, check_overrides, resolve_params
+    from seqbench.planning import RunError, check_overrides, resolve_params
 
     registry = load_plugins()
     check_overrides(registry, ["rnn-gpu"], ["mnist"], {"cuda_graph": "false"})

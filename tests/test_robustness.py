@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import hostile_plugin
+from seqbench import fileio
 from seqbench import results as res
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
@@ -353,7 +354,7 @@ def holds_lock(out: Path, proc: subprocess.Popen, timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
         try:
-            if (out / res.LOCK_FILE).read_text().strip() == str(proc.pid):
+            if (out / fileio.LOCK_FILE).read_text().strip() == str(proc.pid):
                 return True
         except OSError:
             pass
@@ -446,7 +447,7 @@ def test_sigterm_stops_the_run_with_the_resume_hint(hostile_env, tmp_path):
     assert proc.wait(timeout=60) == 143
     err = (tmp_path / "log.err").read_text()
     assert f"--resume {out}" in err and "Traceback" not in err
-    assert not (out / res.LOCK_FILE).exists()
+    assert not (out / fileio.LOCK_FILE).exists()
 
 
 @pytest.mark.slow
@@ -460,7 +461,7 @@ def test_a_second_run_on_a_live_run_directory_is_refused(hostile_env, hostile, t
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-    assert f"{proc.pid}" in (out / res.LOCK_FILE).read_text()  # the dead run's lock: stale
+    assert f"{proc.pid}" in (out / fileio.LOCK_FILE).read_text()  # the dead run's lock: stale
     result = invoke(hostile, "--resume", out, "--no-plots")
     assert result.exit_code == 0, result.output
     assert len(stored_pairs(out)) == 4

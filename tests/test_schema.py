@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import hostile_plugin
+from seqbench import fileio
 from seqbench import results as res
 from seqbench import schema
 from seqbench.cli import main
@@ -110,9 +111,9 @@ def test_older_and_newer_minors_read_a_future_major_is_one_line(tmp_path):
     doc = {"schema_version": 1, "created": "x", "updated": "x", "command": "c", "environment": {},
            "config": {"models": ["m"], "datasets": ["d"], "seeds": [0]}, "pairs": []}
     for version in (1, "1.0", "1.1", "1.7"):
-        res.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": version})
+        fileio.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": version})
         assert res.load_results(tmp_path, strict=True)["schema_version"] == version
-    res.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": "2.0"})
+    fileio.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": "2.0"})
     with pytest.raises(res.ResultsError, match=r"results schema 2\.0 is not readable by this seqbench \(it reads 1\.x\)"):
         res.load_results(tmp_path)
 

@@ -10,13 +10,12 @@ import pytest
 from results_factory import CIFAR10_CLASSES, make_pair, make_results, seeded
 
 from seqbench.results import ResultsError
+from seqbench.reporting.query import Stat, stat
 from seqbench.reporting.tables import (
     FORMATS,
-    Stat,
     merged_summary_table,
     per_class_table,
     render,
-    stat,
     summary_table,
     summary_text,
     timing_table,

@@ -45,7 +45,7 @@ def evaluate(ctx: click.Context, checkpoints: tuple[Path, ...], datasets: tuple[
     from seqbench.evaluation import EvalRequest, evaluate as run_eval
     from seqbench.reporting.tables import summary_text
     from seqbench.results import ResultsError
-    from seqbench.runner import RunError
+    from seqbench.planning import RunError
 
     registry = registry_from(ctx)
     request = EvalRequest(

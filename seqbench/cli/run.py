@@ -366,7 +366,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     """
     from seqbench.datasets import resolve_data_dir
     from seqbench.results import ResultsError
-    from seqbench.runner import RunError, RunRequest, SettingError, Terminated, resume_request, run_benchmark
+    from seqbench.planning import RunError, RunRequest, SettingError
+    from seqbench.runner import Terminated, resume_request, run_benchmark
     from seqbench.reporting.disclosure import missing_lines, partial_note
     from seqbench.reporting.leaderboard_tables import run_leaderboard_text
     from seqbench.reporting.tables import summary_text
@@ -450,7 +451,7 @@ def _tuned(ctx: click.Context, tune_dir: Path, models: tuple[str, ...], datasets
            overrides: dict[str, str]) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str], dict[str, Any]]:
     """The models, datasets and ``--set`` of a run trained with a tune's best hyperparameters
     (the command line's ``--set`` wins), and the record of where they came from."""
-    from seqbench.runner import RunError, check_names
+    from seqbench.planning import RunError, check_names
     from seqbench.tuning.summary import TuneDirError, read_tune, tuned_overrides
 
     registry = registry_from(ctx)
@@ -469,7 +470,7 @@ def _tuned(ctx: click.Context, tune_dir: Path, models: tuple[str, ...], datasets
 
 def _split_threads(registry: Any, request: Any, workers: int) -> Any:
     """``request`` with ``threads`` set so that ``workers`` local workers share this machine's cores."""
-    from seqbench.default_plugins.models import available_cores
+    from seqbench.builtin_models import available_cores
     from seqbench.executors.resources import split_threads, threads_per_worker
 
     return split_threads(registry, request, threads_per_worker(workers, available_cores()))
@@ -483,10 +484,10 @@ def _dask_executor(ctx: click.Context, registry: Any, request: Any, workers: int
         from seqbench.executors.dask_executor import DaskExecutor
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
-    from seqbench.default_plugins.models import available_cores
+    from seqbench.builtin_models import available_cores
     from seqbench.executors.resources import is_gpu_pair, threads_per_worker, visible_gpus
     from seqbench.executors.worker import PluginSource
-    from seqbench.runner import plan_run
+    from seqbench.planning import plan_run
 
     plugins = PluginSource(strict=(ctx.find_root().obj or {}).get("strict_plugins") or None)
     if scheduler:
@@ -502,7 +503,8 @@ def _dask_executor(ctx: click.Context, registry: Any, request: Any, workers: int
 
 def _dry_run(registry: Any, request: Any, fmt: str) -> None:
     """Print the pairs a run would train, with their hyperparameters, and what it leaves out."""
-    from seqbench.runner import finished_pairs, plan_run
+    from seqbench.planning import plan_run
+    from seqbench.runner import finished_pairs
 
     plan = plan_run(registry, request)
     done = finished_pairs(request.out_dir) if request.resume else {}

@@ -72,8 +72,9 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
     Then: seqbench run --params-from DIR.
     """
     from seqbench.datasets import resolve_data_dir
+    from seqbench.planning import RunError, SettingError
     from seqbench.results import ResultsError
-    from seqbench.runner import RunError, SettingError, Terminated
+    from seqbench.runner import Terminated
     from seqbench.tuning.space import SpaceError, parse_entries
     from seqbench.tuning.study import TuneRequest, plan_tune, request_from_config, run_tune, stored_tune
     from seqbench.tuning.trial import PrunerSpec
@@ -144,9 +145,9 @@ def _split_threads(registry: Any, request: Any, workers: int) -> Any:
     """``request`` with ``threads`` so that ``workers`` local workers share this machine's cores."""
     from dataclasses import replace
 
-    from seqbench.default_plugins.models import available_cores
+    from seqbench.builtin_models import available_cores
     from seqbench.executors.resources import split_threads, threads_per_worker
-    from seqbench.runner import RunRequest
+    from seqbench.planning import RunRequest
 
     probe = RunRequest(request.models, request.datasets, [0], request.out_dir, request.data_dir, request.overrides)
     split = split_threads(registry, probe, threads_per_worker(workers, available_cores()))
@@ -166,7 +167,7 @@ def _pool(ctx: click.Context, registry: Any, request: Any, workers: int | None, 
         from seqbench.executors.dask_executor import DaskExecutor
     except ImportError as exc:
         raise click.ClickException(str(exc)) from None
-    from seqbench.default_plugins.models import available_cores
+    from seqbench.builtin_models import available_cores
 
     if scheduler:
         return DaskPool(DaskExecutor(plugins, scheduler=scheduler, data_dir=data_dir)), plugins

@@ -23,7 +23,7 @@ import click
 
 from seqbench import __version__
 from seqbench.datasets.base import Resource, Source
-from seqbench.results import create_temp
+from seqbench.fileio import create_temp
 
 TIMEOUT_S = 15.0
 RETRIES = 2

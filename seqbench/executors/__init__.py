@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
+    from seqbench.planning import RunRequest
     from seqbench.progress import PlannedPair, RunObserver
-    from seqbench.runner import RunRequest
     from seqbench.types import Dataset
 
 

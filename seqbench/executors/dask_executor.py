@@ -62,7 +62,7 @@ def check_address(address: str) -> None:
     """Refuse a scheduler address that Dask cannot parse (a RunError naming it)."""
     from distributed.comm import parse_address, parse_host_port
 
-    from seqbench.runner import RunError
+    from seqbench.planning import RunError
 
     try:
         scheme, location = parse_address(address)
@@ -205,7 +205,7 @@ class DaskExecutor:
                         matrix.received(job, record, predictions)
                     fill()
             except SchedulerLost as exc:
-                from seqbench.runner import RunError
+                from seqbench.planning import RunError
 
                 out = matrix.request.out_dir
                 raise RunError(f"{exc}; the finished pairs are kept: when the cluster is back, continue with "
@@ -266,7 +266,7 @@ class DaskExecutor:
     @contextlib.contextmanager
     def _client(self) -> Iterator[Any]:
         """A client of the scheduler, or of a new local cluster that is shut down afterwards."""
-        from seqbench.runner import RunError
+        from seqbench.planning import RunError
 
         if self.scheduler is not None:
             problem = probe_scheduler(self.scheduler, CONNECT_TIMEOUT)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
+    from seqbench.planning import RunRequest
     from seqbench.plugins import Registry
     from seqbench.progress import PlannedPair
-    from seqbench.runner import RunRequest
 
 #: The environment variables that size a process's BLAS and OpenMP thread pools.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -84,7 +84,7 @@ def _nvidia_smi_ids() -> list[str]:
 def split_threads(registry: "Registry", request: "RunRequest", threads: int) -> "RunRequest":
     """``request`` with ``--set threads=THREADS`` for the models that take ``threads`` (the
     built-ins), unless the request sets it already; unchanged when no selected model takes it."""
-    from seqbench.runner import RunError, plan_run
+    from seqbench.planning import RunError, plan_run
 
     if any(key == "threads" or key.endswith(".threads") for key in request.overrides):
         return request

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from seqbench.planning import RunRequest
     from seqbench.plugins import Registry
-    from seqbench.runner import RunRequest
     from seqbench.types import Dataset
 
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from seqbench.reporting.leaderboard import Leaderboard
 from seqbench.reporting.plots import _log_x, _new_figure, _suptitle, interval, model_colours
+from seqbench.reporting.query import group_pairs, number, ok_pairs, pair_accuracy, pairs_of, seconds_per_epoch, stat
 from seqbench.reporting.significance import RankTest
-from seqbench.reporting.tables import group_pairs, number, ok_pairs, pair_accuracy, pairs_of, seconds_per_epoch, stat
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

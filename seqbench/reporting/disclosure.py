@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seqbench.reporting.tables import dig, group_note, group_pairs, group_status, ok_pairs, pairs_of, section
+from seqbench.reporting.query import dig, group_note, group_pairs, group_status, ok_pairs, pairs_of, section
 
 PARTIAL_TITLE = "PARTIAL RUN"
 #: The protocol fields of a pair's params, in the order shown.

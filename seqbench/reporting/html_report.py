@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
-from seqbench.results import atomic_write_bytes, atomic_write_text, name_part
+from seqbench.fileio import atomic_write_bytes, atomic_write_text
+from seqbench.results import name_part
+from seqbench.reporting.query import dig, pairs_of, section
 from seqbench.reporting.tables import (
     PUBLISHED_NOTE,
     STATS_NOTE,
@@ -23,15 +25,12 @@ from seqbench.reporting.tables import (
     Table,
     code_line,
     data_line,
-    dig,
     human_cells,
     is_quick,
     merged_summary_table,
-    pairs_of,
     per_class_table,
     published_table,
     quick_note,
-    section,
     summary_table,
     timing_table,
     tuning_line,

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from seqbench.reporting.leaderboard import CORRECTION, AcrossDatasets, Leaderboard, caveat
-from seqbench.reporting.tables import Column, Stat, Table, fixed, general, human_cells, machine_rows, render
+from seqbench.reporting.query import Stat
+from seqbench.reporting.tables import Column, Table, fixed, general, human_cells, machine_rows, render
 
 _PP = fixed(2)
 _P = "{:.3g}".format
@@ -254,11 +255,11 @@ def write_merged_files(out_dir: Path, runs: Sequence[tuple[str, dict[str, Any]]]
                        run_dirs: Sequence[Path]) -> list[Path]:
     """``summary.md`` (what each run is missing, the merged summary, the leaderboard) and
     ``records.csv`` of several runs, in ``out_dir``."""
+    from seqbench.fileio import atomic_write_text
     from seqbench.records import RECORDS_FILE, records_text
     from seqbench.reporting.disclosure import partial_markdown
     from seqbench.reporting.leaderboard import across_datasets, leaderboards
     from seqbench.reporting.tables import STATS_NOTE, merged_summary_table
-    from seqbench.results import atomic_write_text
 
     boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs)])
     missing = "".join(f"### {label}\n\n{text}" for label, results in runs if (text := partial_markdown(results)))

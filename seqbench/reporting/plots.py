@@ -17,8 +17,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
-from seqbench.results import atomic_write_bytes, name_part, pair_stem
-from seqbench.reporting.tables import (
+from seqbench.fileio import atomic_write_bytes
+from seqbench.results import name_part, pair_stem
+from seqbench.reporting.query import (
     Stat,
     dig,
     mean_std,
@@ -26,13 +27,12 @@ from seqbench.reporting.tables import (
     group_pairs,
     group_status,
     ok_pairs,
-    QUICK_TITLE,
     pair_accuracy,
     pairs_of,
-    quick_note,
     seconds_per_epoch,
     stat,
 )
+from seqbench.reporting.tables import QUICK_TITLE, quick_note
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

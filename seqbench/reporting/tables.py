@@ -17,17 +17,37 @@ import csv
 import io
 import json
 import math
-import sys
-import statistics
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from tabulate import tabulate
 
-from seqbench.metrics import scalars
-from seqbench.results import ResultsError, atomic_write_text
+from seqbench.fileio import atomic_write_text
+from seqbench.reporting.query import (
+    Pairs,
+    Stat,
+    accuracy_stat,
+    checked,
+    dig,
+    group_note,
+    group_pairs,
+    group_status,
+    metric_names,
+    metric_stat,
+    num_parameters,
+    number,
+    ok_pairs,
+    pair_name,
+    pairs_of,
+    section,
+    stat,
+    stat_of,
+    time_stat,
+)
+from seqbench.results import ResultsError
 from seqbench.safe_text import csv_cell
 
 FORMATS = ("github", "grid", "csv", "json")
@@ -37,92 +57,6 @@ STATS_NOTE = (
     " fewer seeds says its own (n=…). s/epoch: each seed's median epoch time after the first"
     " epoch (the mean of all epochs in records that predate it)."
 )
-
-Pairs = list[dict[str, Any]]
-Groups = dict[tuple[str, str], Pairs]
-
-
-@dataclass(frozen=True)
-class Stat:
-    """Mean and sample standard deviation of a quantity over seeds (``std`` is None for one)."""
-
-    mean: float
-    std: float | None
-    n: int
-
-    def format(self, fmt: Callable[[float], str], n: int | None = None) -> str:
-        """``mean ± std``, followed by ``(n=…)`` when the seeds are not the ``n`` of its row."""
-        text = fmt(self.mean) if self.std is None else f"{fmt(self.mean)} ± {fmt(self.std).lstrip('+')}"
-        return text if n is None or n == self.n else f"{text} (n={self.n})"
-
-
-def stat(values: Iterable[float | None], scale: float = 1.0) -> Stat | None:
-    """The :class:`Stat` of the values that are not None (None when there are none)."""
-    xs = [float(v) * scale for v in values if v is not None]
-    if not xs:
-        return None
-    return Stat(*mean_std(xs), len(xs))
-
-
-def mean_std(xs: list[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation of finite floats, without the OverflowError of
-    ``statistics.fmean`` near the float limit: computed on the values scaled by the largest
-    magnitude (a std beyond the float range is ``inf``). Non-finite values give no std."""
-    if not all(map(math.isfinite, xs)):
-        return sum(xs) / len(xs), None
-    big = max(abs(x) for x in xs)
-    unit = big if big > 1e300 else 1.0
-    scaled = [x / unit for x in xs]
-    mean = statistics.fmean(scaled) * unit
-    return mean, (statistics.stdev(scaled) * unit if len(xs) > 1 else None)
-
-
-def dig(obj: Any, *keys: str) -> Any:
-    """``obj[k1][k2]...``, or None where a level is missing or not a dict."""
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def section(results: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """The object at ``results[k1][k2]...``: empty when missing, a ResultsError when not an object."""
-    obj: Any = results
-    for depth, key in enumerate(keys, 1):
-        obj = obj.get(key)
-        if obj is None:
-            return {}
-        if not isinstance(obj, dict):
-            where = ".".join(keys[:depth])
-            raise ResultsError(f"results file: {where} is {type(obj).__name__} {_short(obj)}, expected an object")
-    return obj
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
-def pair_name(pair: dict[str, Any]) -> str:
-    """``model on dataset seed k``, for messages."""
-    return f"{pair.get('model')} on {pair.get('dataset')} seed {pair.get('seed')}"
-
-
-def checked(pair: dict[str, Any], field: str, value: Any) -> float | None:
-    """``value`` of ``pair``'s ``field`` as a float; None when missing, a ResultsError when not a finite number."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
-        return sys.float_info.max if value > 0 else -sys.float_info.max  # an integer past float's range (a count of 10**400)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ResultsError(f"{pair_name(pair)}: {field} is {_short(value)}, not a finite number")
-    return float(value)
-
-
-def number(pair: dict[str, Any], *keys: str) -> float | None:
-    """The finite number at ``pair[k1][k2]...``, as :func:`checked`."""
-    return checked(pair, ".".join(keys), dig(pair, *keys))
 
 
 def fixed(decimals: int) -> Callable[[float], str]:
@@ -161,125 +95,7 @@ class Table:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-# --- reading pairs ---------------------------------------------------------------------------
-
-
-def pairs_of(results: dict[str, Any]) -> Pairs:
-    """The pair records of a results dict, checked enough to be tabulated."""
-    pairs = results.get("pairs")
-    if not isinstance(pairs, list):
-        raise ResultsError("results file has no list of pairs")
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, dict) or not all(k in pair for k in ("model", "dataset", "seed")):
-            raise ResultsError(f"pair #{i} of the results file lacks model, dataset or seed")
-        if not (isinstance(pair["model"], str) and isinstance(pair["dataset"], str)
-                and isinstance(pair["seed"], int) and not isinstance(pair["seed"], bool)
-                and isinstance(pair.get("status", ""), str)):
-            raise ResultsError(f"pair #{i} of the results file: model and dataset must be strings, seed an"
-                               f" integer, status a string (got {_short(pair['model'])}, {_short(pair['dataset'])},"
-                               f" {_short(pair['seed'])}, {_short(pair.get('status'))})")
-    return pairs
-
-
-def group_pairs(pairs: Pairs) -> Groups:
-    """Pairs grouped by (model, dataset), in order of first appearance, seeds sorted."""
-    groups: Groups = {}
-    for pair in pairs:
-        groups.setdefault((pair["model"], pair["dataset"]), []).append(pair)
-    return {key: sorted(group, key=lambda p: p["seed"]) for key, group in groups.items()}
-
-
-def ok_pairs(pairs: Pairs) -> Pairs:
-    return [p for p in pairs if p.get("status") == "ok"]
-
-
-def pair_accuracy(pair: dict[str, Any]) -> float | None:
-    """Test accuracy as a fraction; a ResultsError for an ``ok`` pair without one."""
-    accuracy = number(pair, "metrics", "accuracy", "accuracy")
-    if accuracy is None and pair.get("status") == "ok":
-        raise ResultsError(f"{pair_name(pair)}: status ok but no metrics.accuracy.accuracy")
-    if accuracy is not None and not 0 <= accuracy <= 1:
-        raise ResultsError(f"{pair_name(pair)}: metrics.accuracy.accuracy is {_short(accuracy)}, not a fraction in [0, 1]")
-    return accuracy
-
-
-def seconds_per_epoch(pair: dict[str, Any]) -> float | None:
-    """The median epoch time after the first; the mean of all epochs in older records."""
-    median = number(pair, "timing", "epoch_seconds_median")
-    return median if median is not None else number(pair, "timing", "epoch_seconds_mean")
-
-
-def accuracy_stat(pairs: Pairs) -> Stat | None:
-    """Test accuracy in percent over the ``ok`` pairs."""
-    return stat((pair_accuracy(p) for p in ok_pairs(pairs)), scale=100.0)
-
-
-def time_stat(pairs: Pairs) -> Stat | None:
-    """Seconds per training epoch (:func:`seconds_per_epoch`) over the ``ok`` pairs."""
-    return stat(seconds_per_epoch(p) for p in ok_pairs(pairs))
-
-
-def group_status(pairs: Pairs) -> str:
-    """``ok`` / ``skipped`` / ... when all seeds agree, else e.g. ``ok 2/3, diverged 1/3``."""
-    counts = Counter(p.get("status") or "failed" for p in pairs)
-    if len(counts) == 1:
-        return next(iter(counts))
-    return ", ".join(f"{status} {n}/{len(pairs)}" for status, n in counts.items())
-
-
-def pair_reason(pair: dict[str, Any]) -> str:
-    """Why a pair is not ``ok``, in one line."""
-    reason = pair.get("reason")
-    reason = reason if reason is None or isinstance(reason, str) else _short(reason)
-    if pair.get("status") == "diverged" and pair.get("diverged_epoch") is not None:
-        where = f"diverged at epoch {pair['diverged_epoch']}"
-        return f"{where}: {reason}" if reason else where
-    return reason or str(pair.get("status", "unknown status"))
-
-
-def group_note(pairs: Pairs) -> str | None:
-    """Why seeds are not ``ok``: ``reason``, or ``seeds 0,2: reason; seed 1: other reason``."""
-    seeds_by_reason: dict[str, list[str]] = {}
-    for pair in pairs:
-        if pair.get("status") != "ok":
-            seeds_by_reason.setdefault(pair_reason(pair), []).append(str(pair["seed"]))
-    if len(seeds_by_reason) == 1 and sum(map(len, seeds_by_reason.values())) == len(pairs):
-        return next(iter(seeds_by_reason))
-    return "; ".join(
-        f"seed{'s' if len(seeds) > 1 else ''} {','.join(seeds)}: {reason}"
-        for reason, seeds in seeds_by_reason.items()
-    ) or None
-
-
-def _stat_of(pairs: Pairs, *keys: str, scale: float = 1.0) -> Stat | None:
-    return stat((number(p, *keys) for p in ok_pairs(pairs)), scale=scale)
-
-
-#: Built-in metrics whose numbers have columns of their own (accuracy, macro F1) or are not scalars.
-BUILTIN_METRICS = ("accuracy", "per_class", "confusion")
-
-
-def metric_values(pair: dict[str, Any], builtins: bool = False) -> dict[str, float]:
-    """The scalar results of a pair's metrics by name (``top2.top2_accuracy``), checked finite;
-    those of :data:`BUILTIN_METRICS` only with ``builtins``."""
-    metrics = pair.get("metrics") or {}
-    if not isinstance(metrics, dict):
-        raise ResultsError(f"{pair_name(pair)}: metrics is {_short(metrics)}, expected an object")
-    return {
-        s.name: checked(pair, f"metrics.{metric}.{s.key}", s.value)
-        for metric, result in metrics.items() if builtins or metric not in BUILTIN_METRICS
-        for s in scalars(metric, result)
-    }
-
-
-def metric_names(pairs: Pairs) -> list[str]:
-    """The plugin metrics' scalar names of the ``ok`` pairs, in order of first appearance."""
-    return list(dict.fromkeys(name for p in ok_pairs(pairs) for name in metric_values(p)))
-
-
-def metric_stat(pairs: Pairs, name: str, builtins: bool = False) -> Stat | None:
-    """A metric scalar over the ``ok`` pairs that have it (see :func:`metric_values`)."""
-    return stat(metric_values(p, builtins).get(name) for p in ok_pairs(pairs))
+# --- metric columns --------------------------------------------------------------------------
 
 
 def metric_column(header: str, taken: Iterable[str] = (), key: str | None = None, **options: Any) -> Column:
@@ -287,20 +103,6 @@ def metric_column(header: str, taken: Iterable[str] = (), key: str | None = None
     header (``metric.`` before it where that is the key of another column, one of ``taken``)."""
     key = key or (f"metric.{header}" if header in set(taken) else header)
     return Column(key, header, _G4, stat=True, **options)
-
-
-def num_parameters(pairs: Pairs) -> int | str | None:
-    """The models' trainable parameter count over the ``ok`` seeds (``a / b`` where they differ)."""
-    counts = sorted({_count(p) for p in ok_pairs(pairs) if p.get("num_parameters") is not None})
-    if len(counts) == 1 and counts[0] < 2**53:  # a float column shows it exactly
-        return counts[0]
-    return " / ".join(f"{c:,}" for c in counts) or None
-
-
-def _count(pair: dict[str, Any]) -> int:
-    """A pair's parameter count, exact however large (a float of it would overflow)."""
-    value = pair.get("num_parameters")
-    return value if isinstance(value, int) and not isinstance(value, bool) else int(number(pair, "num_parameters"))
 
 
 # --- quick runs ------------------------------------------------------------------------------
@@ -395,11 +197,11 @@ def _summary_row(pairs: Pairs, metrics: list[Column]) -> dict[str, Any]:
         "num_parameters": num_parameters(pairs),
         **{c.key: metric_stat(pairs, c.header) for c in metrics},
         "accuracy_pct": accuracy_stat(pairs),
-        "macro_f1": _stat_of(pairs, "metrics", "per_class", "macro", "f1"),
-        "epochs": _stat_of(pairs, "epochs_run"),
-        "best_epoch": _stat_of(pairs, "best_epoch"),
+        "macro_f1": stat_of(pairs, "metrics", "per_class", "macro", "f1"),
+        "epochs": stat_of(pairs, "epochs_run"),
+        "best_epoch": stat_of(pairs, "best_epoch"),
         "seconds_per_epoch": time_stat(pairs),
-        "train_seconds": _stat_of(pairs, "timing", "train_seconds"),
+        "train_seconds": stat_of(pairs, "timing", "train_seconds"),
         "note": group_note(pairs),
     }
 
@@ -547,14 +349,14 @@ def _timing_row(pairs: Pairs) -> dict[str, Any]:
         "device": " / ".join(devices) or None,
         "n": len(ok_pairs(pairs)),
         "seconds_per_epoch": time_stat(pairs),
-        "epoch_seconds_min": _stat_of(pairs, "timing", "epoch_seconds_min"),
-        "epoch_seconds_mean": _stat_of(pairs, "timing", "epoch_seconds_mean"),
-        "train_seconds": _stat_of(pairs, "timing", "train_seconds"),
-        "time_to_best_seconds": _stat_of(pairs, "timing", "time_to_best_seconds"),
-        "inference_seconds": _stat_of(pairs, "timing", "inference_seconds"),
-        "samples_per_second": _stat_of(pairs, "timing", "inference_samples_per_second"),
-        "peak_host_rss_mib": _stat_of(pairs, "timing", "peak_host_rss_bytes", scale=_MIB),
-        "peak_device_mib": _stat_of(pairs, "timing", "peak_device_bytes", scale=_MIB),
+        "epoch_seconds_min": stat_of(pairs, "timing", "epoch_seconds_min"),
+        "epoch_seconds_mean": stat_of(pairs, "timing", "epoch_seconds_mean"),
+        "train_seconds": stat_of(pairs, "timing", "train_seconds"),
+        "time_to_best_seconds": stat_of(pairs, "timing", "time_to_best_seconds"),
+        "inference_seconds": stat_of(pairs, "timing", "inference_seconds"),
+        "samples_per_second": stat_of(pairs, "timing", "inference_samples_per_second"),
+        "peak_host_rss_mib": stat_of(pairs, "timing", "peak_host_rss_bytes", scale=_MIB),
+        "peak_device_mib": stat_of(pairs, "timing", "peak_device_bytes", scale=_MIB),
     }
 
 

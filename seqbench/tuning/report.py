@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from seqbench import results as res
+from seqbench import fileio
 from seqbench.plugins import one_line
 
 REPORT_FILE = "report.md"
@@ -109,5 +109,5 @@ def write_report(tune_dir: Path, summary: Mapping[str, Any]) -> Path:
         else:
             text += ["importances: too few complete trials", ""]
     path = tune_dir / REPORT_FILE
-    res.atomic_write_text(path, "\n".join(text))
+    fileio.atomic_write_text(path, "\n".join(text))
     return path

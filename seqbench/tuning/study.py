@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
+from seqbench import fileio
 from seqbench import results as res
 from seqbench.executors.worker import PluginSource
 from seqbench.plugins import Registry
@@ -100,7 +101,7 @@ class TuneObserver:
 def plan_tune(registry: Registry, request: TuneRequest) -> list[StudyPlan]:
     """Each model x dataset's study: names resolved, ``--set`` and ``--space`` checked (a
     SettingError or SpaceError before anything runs). Reads and writes nothing."""
-    from seqbench.runner import RunRequest, SettingError, check_names, plan_run
+    from seqbench.planning import RunRequest, SettingError, check_names, plan_run
 
     models = check_names("model", request.models, registry.models)
     datasets = check_names("dataset", request.datasets, registry.datasets)
@@ -268,7 +269,7 @@ class Tune:
         trial = self._asked.pop((task.study, task.number))
         record = {**record, "searched": dict(trial.params), "tune": self.tune_id, "schema_version": res.SCHEMA_VERSION}
         # The record first: a tune killed before the study is told finishes the trial from it on --resume.
-        res.atomic_write_json(trial_path(self.request.out_dir, task.model, task.dataset, task.number), record)
+        fileio.atomic_write_json(trial_path(self.request.out_dir, task.model, task.dataset, task.number), record)
         _finish(study, trial, record)
         self.on_trial()
         finished = self.spent(task.study)
@@ -313,8 +314,9 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
     """Run (or resume) the tune of ``request`` in ``request.out_dir`` on ``pool`` and return its
     summary (:func:`seqbench.tuning.summary.summarize`), also written to :data:`TUNE_FILE`."""
     from seqbench import provenance
+    from seqbench.planning import RunError
     from seqbench.plugins import plugin_versions
-    from seqbench.runner import RunError, load_dataset
+    from seqbench.runner import load_dataset
     from seqbench.tuning.summary import summarize
     from seqbench.types import LoadContext
 
@@ -325,7 +327,7 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
     except OSError as exc:
         raise RunError(f"cannot write to tune directory {out}: {exc.strerror or exc}") from None
     observer = observer or TuneObserver()
-    with res.run_lock(out):
+    with fileio.run_lock(out):
         stored = stored_tune(out)
         if request.resume and stored is None:
             raise RunError(f"--resume {out}: no {TUNE_FILE} there")
@@ -336,7 +338,7 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
         head.setdefault("sessions", []).append({"command": request.command, "started": res.now_iso(),
                                                 "executor": pool.describe(),
                                                 "environment": provenance.environment(plugin_versions(registry))})
-        res.atomic_write_json(out / TUNE_FILE, head)
+        fileio.atomic_write_json(out / TUNE_FILE, head)
         fingerprints: dict[str, str] = {}
 
         def fingerprint(dataset: str) -> str:
@@ -350,7 +352,7 @@ def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: Plugi
 
         def write() -> dict[str, Any]:
             summary = {**head, "updated": res.now_iso(), "studies": summarize(tune)}
-            res.atomic_write_json(out / TUNE_FILE, summary)
+            fileio.atomic_write_json(out / TUNE_FILE, summary)
             return summary
 
         started = time.monotonic()

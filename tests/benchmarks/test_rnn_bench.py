@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqbench.default_plugins.models import default_threads
+from seqbench.builtin_models import default_threads
 from seqbench.models.backend import cupy_unavailable
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
