@@ -15,10 +15,9 @@ import time
 from typing import Any
 
 import numpy as np
+from helpers import MeanLogReg, make_toy_dataset
 
 from seqbench import DatasetSpec, ModelSpec, hookimpl
-
-from helpers import MeanLogReg, make_toy_dataset
 
 BASE: dict[str, Any] = {"lr": 0.5, "epochs": 2, "batch_size": 32, "patience": 2}
 

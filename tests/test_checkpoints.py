@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 from seqbench import Dataset, DatasetSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.results import read_predictions
-
-from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):

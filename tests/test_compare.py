@@ -29,8 +29,8 @@ from seqbench.reporting.compare import (
     parse_threshold,
     verdict,
 )
-from seqbench.results import ResultsError, write_predictions
 from seqbench.reporting.tables import render
+from seqbench.results import ResultsError, write_predictions
 
 ACCURACY = parse_threshold("accuracy:-0.5")
 TIME = parse_threshold("time:+10%")

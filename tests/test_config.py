@@ -6,11 +6,10 @@ import json
 
 from click.shell_completion import BashComplete
 from click.testing import CliRunner
+from test_run import _one_line_error
 
 from seqbench.cli import main
 from seqbench.cli.run import run
-
-from test_run import _one_line_error
 
 
 def invoke(registry, *args):

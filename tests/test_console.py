@@ -8,13 +8,12 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, toy_plugin
 
 from seqbench import DatasetSpec, DatasetUnavailable, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.progress import Eta, PlannedPair
-
-from helpers import MeanLogReg, toy_plugin
 
 
 def invoke(registry, *args):

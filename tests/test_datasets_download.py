@@ -13,10 +13,10 @@ from datasets_helpers import (
     N_TEST,
     N_TRAIN,
     http_server,
+    idx_bytes,
     idx_fingerprint,
     md5,
     mnist_arrays,
-    idx_bytes,
     use_small,
 )
 

@@ -6,7 +6,16 @@ import gzip
 
 import numpy as np
 import pytest
-from datasets_helpers import IDX_FILES, N_TEST, N_TRAIN, idx_bytes, idx_fingerprint, mnist_arrays, use_small, write_mnist
+from datasets_helpers import (
+    IDX_FILES,
+    N_TEST,
+    N_TRAIN,
+    idx_bytes,
+    idx_fingerprint,
+    mnist_arrays,
+    use_small,
+    write_mnist,
+)
 
 from seqbench.datasets import loader
 from seqbench.datasets.errors import DataError

@@ -10,14 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from datasets_helpers import N_TEST, N_TRAIN, use_small, write_mnist
+from helpers import MeanLogReg
+
 from seqbench import Dataset, DatasetSpec, DatasetUnavailable, LoadContext, Preprocessing, hookimpl
 from seqbench.cli import main
 from seqbench.testing import PluginTester, tiny_dataset
 from seqbench.types import derived_fingerprint
-
-from helpers import MeanLogReg
 
 
 def columns(train_x, test_x):
@@ -161,8 +160,9 @@ def test_data_info_and_fetch_answer_for_the_source(monkeypatch, tmp_path):
             register(DatasetSpec.derive("files-cols", "files", columns, identity="columns/v1"))
             register(DatasetSpec.derive("bare-cols", "bare", columns, identity="columns/v1"))
 
-    import seqbench.plugins as plugins_mod
     from helpers import fake_entry_point
+
+    import seqbench.plugins as plugins_mod
 
     monkeypatch.setattr(plugins_mod, "_entry_points", lambda: [fake_entry_point("d", "seqbench-d", "1", Plugin)])
     monkeypatch.setenv("SEQBENCH_LOAD_PLUGINS", "seqbench-d")

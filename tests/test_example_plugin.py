@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import make_toy_dataset
 
 from seqbench import DatasetInfo
 from seqbench.cli import main
 from seqbench.plugins import LOG_HOOKS, load_plugins
-
-from helpers import make_toy_dataset
 
 EXAMPLE = "seqbench-example"
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_rnn import sequence_task
 
 from seqbench.models.backend import NumpyBackend, cupy_unavailable, get_backend
 from seqbench.models.gru import GRU
 from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
-
-from test_rnn import sequence_task
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {cupy_unavailable()}")]
 

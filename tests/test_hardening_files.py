@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
 import results_factory as rf
+from click.testing import CliRunner
 from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
+
 from seqbench import DatasetSpec, MetricSpec, hookimpl
 from seqbench import results as res
 from seqbench.cli import main

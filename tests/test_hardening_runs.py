@@ -9,12 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import make_toy_dataset, toy_plugin
 
 from seqbench import DatasetSpec, MetricSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
-
-from helpers import make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):
@@ -126,9 +125,9 @@ def _use_entry_points(monkeypatch, *eps):
 def _models_module(*names):
     import types
 
-    from seqbench import ModelSpec
-
     from helpers import MeanLogReg
+
+    from seqbench import ModelSpec
 
     def register_models(register):
         for n in names:
@@ -160,6 +159,7 @@ def test_an_entry_point_named_like_a_builtin_is_refused_in_one_line(monkeypatch,
 
 def test_strict_plugin_errors_do_not_say_ignored(monkeypatch):
     from helpers import fake_entry_point
+
     from seqbench.plugins import PluginError
 
     _use_entry_points(monkeypatch,
@@ -517,9 +517,9 @@ def test_the_plugin_guide_documents_the_threads_convention():
 
 @pytest.mark.slow
 def test_plugin_tester_runs_on_real_data_from_a_data_directory(tmp_path):
-    from seqbench.testing import PluginTester
-
     from helpers import MeanLogReg
+
+    from seqbench.testing import PluginTester
 
     data = tmp_path / "data"
     (data / "mnist").mkdir(parents=True)

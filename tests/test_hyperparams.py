@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 from seqbench import DatasetSpec, MetricSpec, ModelSpec, Param, hookimpl
 from seqbench.cli import main
 from seqbench.hyperparams import ParamValueError
 from seqbench.plugins import load_plugins
-
-from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):

@@ -7,13 +7,12 @@ import inspect
 
 import numpy as np
 import pytest
+from test_sequential_tasks import in_chunks, long_batch
 
 import seqbench.models.kernels as kernels
 from seqbench.models import gru, lstm, rnn
 from seqbench.models.backend import NumpyBackend
 from seqbench.models.recurrent import RecurrentClassifier
-
-from test_sequential_tasks import in_chunks, long_batch
 
 pytestmark = pytest.mark.skipif(kernels.numba_unavailable() is not None, reason=str(kernels.numba_unavailable()))
 

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
 from results_factory import balanced_labels, make_pair, make_results, predictions, write_run
+
 from seqbench.reporting.leaderboard import (
     across_datasets,
     caveat,

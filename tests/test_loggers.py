@@ -7,13 +7,12 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from helpers import toy_plugin
 
 from seqbench import hookimpl
 from seqbench.cli import main
 from seqbench.loggers import LoggerObserver
 from seqbench.plugins import load_plugins
-
-from helpers import toy_plugin
 
 
 class Recorder:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import max_relative_error
+from test_rnn import sequence_task
 
 from seqbench.models.backend import cupy_unavailable
 from seqbench.models.gru import GRU
@@ -12,9 +14,6 @@ from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
 from seqbench.plugins import load_plugins
 from seqbench.types import DatasetInfo
-
-from gradcheck import max_relative_error
-from test_rnn import sequence_task
 
 PARAMS = {LSTM: {"W_x", "W_h", "b"}, GRU: {"W_x", "W_h", "b_x", "b_h"}}
 CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])

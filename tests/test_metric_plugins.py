@@ -14,15 +14,14 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import fake_entry_point, toy_plugin
+from results_factory import make_pair, make_results, write_run
 
 import seqbench.plugins as plugins_mod
 from seqbench import MetricSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.runner import RunRequest, run_benchmark
-
-from helpers import fake_entry_point, toy_plugin
-from results_factory import make_pair, make_results, write_run
 
 
 def _top2(y, pred, proba, names):

@@ -8,14 +8,13 @@ import types
 
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
 
 import seqbench.plugins as plugins_mod
 from seqbench import DatasetSpec, Model, ModelSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import PluginError, load_plugins
 from seqbench.runner import RunRequest, run_benchmark
-
-from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
 
 
 def _models(*names: str) -> types.ModuleType:

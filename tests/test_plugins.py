@@ -6,13 +6,12 @@ import types
 
 import pytest
 from click.testing import CliRunner
+from helpers import fake_entry_point, make_toy_dataset, toy_plugin
 
 import seqbench.plugins as plugins_mod
 from seqbench import DatasetSpec, ModelSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import PluginError, load_plugins
-
-from helpers import fake_entry_point, make_toy_dataset, toy_plugin
 
 
 def _module(name: str, **hooks) -> types.ModuleType:

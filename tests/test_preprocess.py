@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, toy_plugin
 
 from seqbench import Dataset, DatasetSpec, Preprocessing, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.preprocess import Augmenter, as_images, channel_stats, standardize
 from seqbench.protocol import split_train_val, train_and_evaluate
-
-from helpers import MeanLogReg, toy_plugin
 
 PARAMS = {"epochs": 3, "batch_size": 16, "patience": 5, "val_fraction": 0.2}
 FULL = Preprocessing(standardize=True, hflip=True, shift=1)

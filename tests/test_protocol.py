@@ -10,14 +10,13 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 from seqbench import Dataset
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.progress import Progress
 from seqbench.protocol import PluginOutputError, split_train_val, train_and_evaluate, validate_dataset
-
-from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 PARAMS = {"epochs": 8, "batch_size": 32, "patience": 3, "val_fraction": 0.1}
 

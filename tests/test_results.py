@@ -21,7 +21,6 @@ import pytest
 from seqbench import provenance
 from seqbench import results as res
 
-
 # --- values ---------------------------------------------------------------------------------
 
 

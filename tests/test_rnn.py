@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import max_relative_error
 
 from seqbench.models.backend import cupy_unavailable
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
 from seqbench.plugins import load_plugins
 from seqbench.types import DatasetInfo
-
-from gradcheck import max_relative_error
 
 
 def tiny_model(cell=RNN, **kw):

@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+import hostile_plugin
 import pytest
 from click.testing import CliRunner
 
-import hostile_plugin
 from seqbench import results as res
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
@@ -302,6 +302,7 @@ def test_each_pair_carries_its_environment_and_parameter_count(hostile, tmp_path
 
 def test_a_plugin_that_exits_while_loading_is_a_warning(monkeypatch, capsys):
     from helpers import fake_entry_point
+
     import seqbench.plugins as plugins_mod
 
     def load():

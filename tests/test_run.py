@@ -8,12 +8,11 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
-from seqbench import DatasetUnavailable, DatasetSpec, hookimpl
+from seqbench import DatasetSpec, DatasetUnavailable, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
-
-from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):

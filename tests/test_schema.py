@@ -8,10 +8,10 @@ import json
 import subprocess
 from pathlib import Path
 
+import hostile_plugin
 import pytest
 from click.testing import CliRunner
 
-import hostile_plugin
 from seqbench import results as res
 from seqbench import schema
 from seqbench.cli import main

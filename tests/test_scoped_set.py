@@ -4,13 +4,12 @@ that has the key (issue 13). Models ``a`` and ``b`` share ``hidden``; ``c`` and 
 from __future__ import annotations
 
 import pytest
+from helpers import MeanLogReg, toy_plugin
 
 from seqbench import ModelSpec, hookimpl
 from seqbench.plugins import load_plugins
 from seqbench.progress import RunObserver
 from seqbench.runner import RunError, RunRequest, plan_run, run_benchmark
-
-from helpers import MeanLogReg, toy_plugin
 
 DEFAULTS = {"a": {"hidden": 8, "lr": 0.5}, "b": {"hidden": 16, "lr": 0.5},
             "c": {"width": 2, "lr": 0.5}, "d": {"depth": 3, "lr": 0.5}}

@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from datasets_helpers import N_TEST, N_TRAIN, cifar_members, mnist_arrays, use_small, write_cifar_folder, write_mnist
 from gradcheck import max_relative_error
 from helpers import MeanLogReg
+
 from seqbench import DatasetSpec, LoadContext, ModelSpec, Preprocessing, hookimpl
 from seqbench.datasets import sequential
 from seqbench.datasets.catalog import IDX_FILES

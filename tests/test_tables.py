@@ -9,7 +9,6 @@ import re
 import pytest
 from results_factory import CIFAR10_CLASSES, make_pair, make_results, seeded
 
-from seqbench.results import ResultsError
 from seqbench.reporting.tables import (
     FORMATS,
     Stat,
@@ -22,6 +21,7 @@ from seqbench.reporting.tables import (
     timing_table,
     write_tables,
 )
+from seqbench.results import ResultsError
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from click.testing import CliRunner
 torch = pytest.importorskip("torch")
 seqbench_torch = pytest.importorskip("seqbench_torch")
 
+from helpers import make_toy_dataset, toy_plugin  # noqa: E402
+
 from seqbench import DatasetInfo  # noqa: E402
 from seqbench.cli import main  # noqa: E402
 from seqbench.plugins import load_plugins  # noqa: E402
-
-from helpers import make_toy_dataset, toy_plugin  # noqa: E402
 
 MODELS = ("torch-rnn", "torch-lstm", "torch-gru")
 INFO = DatasetInfo("toy", 6, 4, ("a", "b", "c"))

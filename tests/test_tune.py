@@ -17,12 +17,12 @@ from click.testing import CliRunner
 
 pytest.importorskip("optuna")
 
+import tune_helpers  # noqa: E402
+from helpers import make_toy_dataset  # noqa: E402
+
 from seqbench import Dataset, DatasetSpec, hookimpl  # noqa: E402
 from seqbench.cli import main  # noqa: E402
 from seqbench.plugins import load_plugins  # noqa: E402
-
-import tune_helpers  # noqa: E402
-from helpers import make_toy_dataset  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 
@@ -363,6 +363,7 @@ def test_a_dask_tune_on_two_local_workers_finishes_the_same_trials(registry, tmp
 def test_a_worker_killed_mid_trial_fails_or_retries_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
     import dask_helpers
+
     from seqbench.executors.dask_executor import DaskExecutor
     from seqbench.executors.worker import PluginSource
     from seqbench.tuning.pool import DaskPool

@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from seqbench.cli.common import echo, registry_from
-from seqbench.plugins import one_line
 from seqbench.datasets.errors import DataError
 from seqbench.datasets.paths import resolve_data_dir
+from seqbench.plugins import one_line
 from seqbench.types import DatasetSpec, DatasetUnavailable, LoadContext
 
 _data_dir_option = click.option(

@@ -42,7 +42,8 @@ def evaluate(ctx: click.Context, checkpoints: tuple[Path, ...], datasets: tuple[
     """
     from seqbench.checkpoints import CheckpointError
     from seqbench.datasets import resolve_data_dir
-    from seqbench.evaluation import EvalRequest, evaluate as run_eval
+    from seqbench.evaluation import EvalRequest
+    from seqbench.evaluation import evaluate as run_eval
     from seqbench.reporting.tables import summary_text
     from seqbench.results import ResultsError
     from seqbench.runner import RunError

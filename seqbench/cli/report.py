@@ -8,6 +8,7 @@ from typing import Any, Callable
 import click
 
 from seqbench.cli.common import echo, registry_from
+from seqbench.records import write_records
 from seqbench.reporting.compare import (
     DEFAULT_ALPHA,
     ThresholdError,
@@ -17,12 +18,11 @@ from seqbench.reporting.compare import (
     parse_threshold,
     verdict,
 )
-from seqbench.records import write_records
 from seqbench.reporting.leaderboard import across_datasets, check_same_data, leaderboards
 from seqbench.reporting.leaderboard_tables import console_report, write_merged_files
 from seqbench.reporting.plots import PLOT_FORMATS
-from seqbench.results import ResultsError, check_own_dirs, load_results
 from seqbench.reporting.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
+from seqbench.results import ResultsError, check_own_dirs, load_results
 
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,

@@ -19,7 +19,6 @@ from seqbench.cli.common import SettingRefused, complete_names, echo, registry_f
 from seqbench.progress import Eta, PlannedPair, RunObserver, Unavailable, accuracy_of, duration
 from seqbench.reporting.tables import FORMATS
 
-
 #: Where a run goes without --out: ``runs/<timestamp>/`` in the current directory.
 DEFAULT_OUT = Path("runs")
 
@@ -365,11 +364,11 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     events.jsonl in its directory.
     """
     from seqbench.datasets import resolve_data_dir
-    from seqbench.results import ResultsError
-    from seqbench.runner import RunError, RunRequest, SettingError, Terminated, resume_request, run_benchmark
     from seqbench.reporting.disclosure import missing_lines, partial_note
     from seqbench.reporting.leaderboard_tables import run_leaderboard_text
     from seqbench.reporting.tables import summary_text
+    from seqbench.results import ResultsError
+    from seqbench.runner import RunError, RunRequest, SettingError, Terminated, resume_request, run_benchmark
 
     all_pairs, models, datasets = _command_line_wins(ctx, all_pairs, models, datasets)
     if ctx.get_parameter_source("overrides") is ParameterSource.COMMANDLINE:

@@ -10,6 +10,7 @@ from seqbench.hyperparams import Param, check_values
 from seqbench.models.optim import OPTIMIZERS
 from seqbench.types import DatasetInfo, Model, ModelSpec
 
+
 def available_cores() -> int:
     """CPU cores this process may use."""
     try:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
-from seqbench.results import atomic_write_bytes, atomic_write_text, name_part
 from seqbench.reporting.tables import (
     PUBLISHED_NOTE,
     STATS_NOTE,
@@ -36,6 +35,7 @@ from seqbench.reporting.tables import (
     timing_table,
     tuning_line,
 )
+from seqbench.results import atomic_write_bytes, atomic_write_text, name_part
 
 if TYPE_CHECKING:
     from seqbench.reporting.plots import RunFigure

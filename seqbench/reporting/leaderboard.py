@@ -18,9 +18,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
 
-from seqbench.results import ResultsError, read_predictions
 from seqbench.reporting.significance import ALPHA, Difference, RankTest, holm, prediction_test, rank_test, seed_test
 from seqbench.reporting.tables import Stat, ok_pairs, pair_accuracy, pairs_of, stat
+from seqbench.results import ResultsError, read_predictions
 
 #: (label, results, run directory or None): a run as reports see it.
 Run = tuple[str, dict[str, Any], "Path | None"]

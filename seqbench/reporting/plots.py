@@ -17,22 +17,22 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
-from seqbench.results import atomic_write_bytes, name_part, pair_stem
 from seqbench.reporting.tables import (
+    QUICK_TITLE,
     Stat,
     dig,
-    mean_std,
     group_note,
     group_pairs,
     group_status,
+    mean_std,
     ok_pairs,
-    QUICK_TITLE,
     pair_accuracy,
     pairs_of,
     quick_note,
     seconds_per_epoch,
     stat,
 )
+from seqbench.results import atomic_write_bytes, name_part, pair_stem
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import cpu_speed
+import pytest
 
 pytestmark = pytest.mark.bench
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_rnn_bench import BACKENDS, backend_options, train_step
 
 from seqbench.models.gru import GRU
 from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
-
-from test_rnn_bench import BACKENDS, backend_options, train_step
 
 pytestmark = pytest.mark.bench
 B, T, F, H, C = 128, 784, 1, 128, 10

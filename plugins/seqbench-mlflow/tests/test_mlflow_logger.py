@@ -8,10 +8,10 @@ pytest.importorskip("mlflow")
 pytest.importorskip("seqbench_mlflow")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
+from seqbench_mlflow import MlflowLogger  # noqa: E402
 
 from seqbench.runner import RunRequest, run_benchmark  # noqa: E402
 from seqbench.testing import PluginTester  # noqa: E402
-from seqbench_mlflow import MlflowLogger  # noqa: E402
 
 SMALL = {"epochs": 3, "hidden": 8, "threads": 1}
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from seqbench.models.backend.cublas import Cublas
 from seqbench.models.backend.cuda_graph import CudaGraphStep
-from seqbench.models.backend.numpy_backend import NumpyBackend, T_
+from seqbench.models.backend.numpy_backend import T_, NumpyBackend
 
 if TYPE_CHECKING:
     from seqbench.models.kernels import Kernel
