@@ -13,9 +13,10 @@ predictions, tables, plots and ``report.html``, read by ``seqbench report`` and 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

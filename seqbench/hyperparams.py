@@ -12,8 +12,9 @@ and the same declaration must also say how Optuna searches it, which neither kno
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 #: The types a hyperparameter may have.
 TYPES: tuple[type, ...] = (bool, int, float, str)

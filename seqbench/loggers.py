@@ -8,8 +8,9 @@ and touches nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from seqbench.plugins import one_line
 from seqbench.progress import PlannedPair, RunObserver, Unavailable
@@ -24,7 +25,7 @@ class LoggerObserver(RunObserver):
     """Calls the loggers' hooks (``impls``: hook name to implementations) with a run's events;
     ``warn`` reports a logger that failed."""
 
-    def __init__(self, impls: Mapping[str, Sequence["pluggy.HookImpl"]], command: str, config: Mapping[str, Any],
+    def __init__(self, impls: Mapping[str, Sequence[pluggy.HookImpl]], command: str, config: Mapping[str, Any],
                  warn: Callable[[str], None]) -> None:
         self.impls, self.command, self.config, self.warn = impls, command, config, warn
         self.failed: set[str] = set()
@@ -60,7 +61,7 @@ class LoggerObserver(RunObserver):
     def epoch_start(self, epoch: int, epochs: int, n_batches: int) -> None:
         self._epochs = epochs
 
-    def epoch_end(self, record: "EpochRecord", best_epoch: int) -> None:
+    def epoch_end(self, record: EpochRecord, best_epoch: int) -> None:
         self._epochs_seen += 1
         self._epoch(record.as_dict(), self._epochs, best_epoch)
 

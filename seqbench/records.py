@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from seqbench.metrics import is_number, scalars
 from seqbench.results import atomic_write_text

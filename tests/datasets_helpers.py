@@ -11,9 +11,9 @@ import pickle
 import struct
 import tarfile
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

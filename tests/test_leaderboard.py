@@ -84,7 +84,7 @@ def test_several_seeds_use_the_signed_rank_test_over_samples():
     a = b | (rng.random((3, 2000)) < 0.1)  # a is b plus some extra right answers
     d = prediction_test(a, b)
     assert d.method == "Wilcoxon signed-rank test over samples"
-    assert d.diff == pytest.approx(float((a.mean() - b.mean())))
+    assert d.diff == pytest.approx(float(a.mean() - b.mean()))
     assert d.p < 0.001 and d.low > 0
     assert "3 seeds" in d.over
 

@@ -6,8 +6,9 @@ import contextlib
 import datetime as _dt
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import click
 

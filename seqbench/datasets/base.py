@@ -68,9 +68,9 @@ class Found:
 class RawData:
     """A dataset as read from its files: ``(N, T, F)`` uint8 images and ``(N,)`` int64 labels."""
 
-    train_x: "np.ndarray"
-    train_y: "np.ndarray"
-    test_x: "np.ndarray"
-    test_y: "np.ndarray"
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
     class_names: tuple[str, ...]
     fingerprint: str

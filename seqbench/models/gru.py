@@ -22,7 +22,8 @@ forms (NumPy, numba, CUDA; see :mod:`seqbench.models.kernels`).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -25,8 +25,9 @@ loop to a few arrays (every written array is checked at run time against the oth
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

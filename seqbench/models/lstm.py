@@ -19,7 +19,8 @@ The element-wise steps are below the cell, each in its three forms (NumPy, numba
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -17,7 +17,8 @@ of shape ``(T, B, F)``; the hidden state is ``(B, H)``; logits are ``(B, C)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -6,7 +6,8 @@ model from the caller's palette)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from seqbench.reporting.leaderboard import Leaderboard
 from seqbench.reporting.plots import _log_x, _new_figure, _suptitle, interval, model_colours

@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
 from seqbench.reporting.tables import (

@@ -13,10 +13,11 @@ A model that appears on the same dataset in several runs is one entry per run, n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from seqbench.reporting.significance import ALPHA, Difference, RankTest, holm, prediction_test, rank_test, seed_test
 from seqbench.reporting.tables import Stat, ok_pairs, pair_accuracy, pairs_of, stat

@@ -3,8 +3,9 @@ LaTeX (booktabs) for papers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from seqbench.reporting.leaderboard import CORRECTION, AcrossDatasets, Leaderboard, caveat
 from seqbench.reporting.tables import Column, Stat, Table, fixed, general, human_cells, machine_rows, render

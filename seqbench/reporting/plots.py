@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from seqbench.reporting.tables import (
     QUICK_TITLE,

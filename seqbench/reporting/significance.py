@@ -17,8 +17,8 @@ scipy has neither. scipy is imported inside the functions: importing this module
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -4,8 +4,9 @@ hyperparameter's importance (``optuna.importance``), in ``report.md``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from seqbench import results as res
 from seqbench.plugins import one_line

@@ -9,8 +9,9 @@ runs. Optuna is imported only to make distributions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from seqbench.hyperparams import Param, ParamValueError, format_value
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from seqbench import results as res

@@ -3,8 +3,9 @@ trial; and the best hyperparameters that ``seqbench run --params-from`` trains w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from seqbench import results as res
 
@@ -16,7 +17,7 @@ class TuneDirError(Exception):
     """A directory that holds no finished tune, or not the studies a run asks for."""
 
 
-def summarize(tune: "Tune") -> list[dict[str, Any]]:
+def summarize(tune: Tune) -> list[dict[str, Any]]:
     """One entry per study: names, budget, counts by state, the defaults' and the best trial."""
     from optuna.trial import TrialState
 

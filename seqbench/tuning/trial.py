@@ -13,9 +13,10 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from seqbench.executors.worker import PluginSource
 from seqbench.progress import RunObserver
@@ -99,7 +100,7 @@ _lock = threading.Lock()
 _cache: dict[tuple[Any, ...], tuple[Any, Dataset | None, str, str | None]] = {}
 
 
-def _loaded(task: TrialTask, registry: "Registry | None") -> tuple[Any, Dataset | None, str, str | None]:
+def _loaded(task: TrialTask, registry: Registry | None) -> tuple[Any, Dataset | None, str, str | None]:
     """This process's plugins (``registry``, else ``task.plugins`` loaded) and the task's dataset
     (its test split taken away), loaded once."""
     from seqbench.datasets import resolve_data_dir
@@ -116,7 +117,7 @@ def _loaded(task: TrialTask, registry: "Registry | None") -> tuple[Any, Dataset 
         return _cache[key]
 
 
-def run_trial(task: TrialTask, registry: "Registry | None" = None) -> dict[str, Any]:
+def run_trial(task: TrialTask, registry: Registry | None = None) -> dict[str, Any]:
     """Train ``task``'s trial (with ``registry``, else the plugins ``task`` names) and return its record: ``state`` (complete, pruned or fail),
     ``value`` (the best validation accuracy), ``history``, ``timing`` and the rest of a pair
     record's fields that apply (no test metrics: there are none)."""

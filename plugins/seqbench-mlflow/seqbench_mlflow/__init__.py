@@ -15,8 +15,9 @@ Where: ``$SEQBENCH_MLFLOW_TRACKING_URI``, else ``$MLFLOW_TRACKING_URI``, else th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from seqbench import hookimpl
 from seqbench.metrics import is_number, scalars

@@ -9,7 +9,8 @@ listed as unavailable (and skipped by a run) instead of breaking the plugin.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from seqbench import DatasetInfo, Model, ModelSpec, defaults_of, hookimpl, params_of
 

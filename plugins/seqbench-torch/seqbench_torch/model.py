@@ -8,7 +8,8 @@ and an ``nn.Linear`` head on the last step's output. The data is moved to the de
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch

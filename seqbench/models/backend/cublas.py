@@ -61,7 +61,7 @@ def _check(status: int, what: str) -> None:
         raise RuntimeError(f"cuBLAS {what} failed with status {status}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cublas_context(device_id: int) -> tuple[Any, int, Any]:
     """The cuBLAS library CuPy loaded (through ctypes), a handle and a workspace for ``device_id``."""
     import ctypes

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class CupyBackend(NumpyBackend):
         return _compiled(k)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(k: Kernel) -> Any:
     """A cell's element-wise step as a CuPy ``ElementwiseKernel`` (compiled once per process)."""
     import cupy
