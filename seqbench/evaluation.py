@@ -201,7 +201,7 @@ def _config(request: EvalRequest, plan: EvalPlan) -> dict[str, Any]:
         "seeds": sorted({s.manifest["seed"] for s in plan.saved}),
         "quick": any(s.manifest.get("max_test") for s in plan.saved),
         # What was done to every dataset's test rows: the models' own training standardisation.
-        "preprocessing": {d: applied for d in plan.datasets} if applied else {},
+        "preprocessing": dict.fromkeys(plan.datasets, applied) if applied else {},
         "overrides": dict(request.overrides),
         "data_dir": str(request.data_dir),
         "protocol": {},

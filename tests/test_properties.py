@@ -184,4 +184,4 @@ def test_paired_accuracy_test_difference_and_counts(data, seeds_, n):
     b, c = int((base & ~new).sum()), int((~base & new).sum())
     assert est.p == stats.mcnemar_exact(b, c)
     assert est.p_min == stats.mcnemar_exact(base.size, 0)
-    assert est.low <= est.high and -1.0 <= est.low and est.high <= 1.0
+    assert est.low <= est.high and est.low >= -1.0 and est.high <= 1.0

@@ -224,7 +224,7 @@ class Tune:
     def run(self, pool: Any, fingerprint: Callable[[str], str]) -> None:
         """Ask, train and tell until every study's budget is spent: the study with the fewest
         trials goes next, so that the studies take turns."""
-        running: dict[str, int] = {name: 0 for name in self.studies}
+        running: dict[str, int] = dict.fromkeys(self.studies, 0)
         order = list(self.studies)
         while True:
             while sum(running.values()) < pool.slots:
