@@ -146,7 +146,7 @@ def http_server() -> Iterator[Server]:
     state = Server()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:  # http.server's name
             state.hits[self.path] = state.hits.get(self.path, 0) + 1
             route = state.routes.get(self.path)
             if route is None:

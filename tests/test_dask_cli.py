@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 pytest.importorskip("distributed")
 
-from dask_helpers import CRASH_DIR, installed_env, seqbench_command  # noqa: E402
+from dask_helpers import CRASH_DIR, installed_env, seqbench_command
 
-from seqbench.cli import main  # noqa: E402
+from seqbench.cli import main
 
 
 def free_port() -> int:

@@ -12,15 +12,15 @@ import pytest
 
 pytest.importorskip("distributed")
 
-import dask_helpers  # noqa: E402
-from test_schema import validators  # noqa: E402
+import dask_helpers
+from test_schema import validators
 
-from seqbench import results as res  # noqa: E402
-from seqbench.executors.dask_executor import DaskExecutor  # noqa: E402
-from seqbench.executors.worker import PairTask, PluginSource, WorkerInfo, run_task  # noqa: E402
-from seqbench.plugins import load_plugins  # noqa: E402
-from seqbench.progress import RunObserver  # noqa: E402
-from seqbench.runner import RunRequest, run_benchmark  # noqa: E402
+from seqbench import results as res
+from seqbench.executors.dask_executor import DaskExecutor
+from seqbench.executors.worker import PairTask, PluginSource, WorkerInfo, run_task
+from seqbench.plugins import load_plugins
+from seqbench.progress import RunObserver
+from seqbench.runner import RunRequest, run_benchmark
 
 TOY = PluginSource(extra="dask_helpers:toy_plugins")
 #: rnn-cpu tiny enough for a test; threads as the local cluster's workers get them on 2 cores.

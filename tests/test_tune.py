@@ -17,12 +17,12 @@ from click.testing import CliRunner
 
 pytest.importorskip("optuna")
 
-import tune_helpers  # noqa: E402
-from helpers import make_toy_dataset  # noqa: E402
+import tune_helpers
+from helpers import make_toy_dataset
 
-from seqbench import Dataset, DatasetSpec, hookimpl  # noqa: E402
-from seqbench.cli import main  # noqa: E402
-from seqbench.plugins import load_plugins  # noqa: E402
+from seqbench import Dataset, DatasetSpec, hookimpl
+from seqbench.cli import main
+from seqbench.plugins import load_plugins
 
 TESTS = Path(__file__).resolve().parent
 

@@ -7,11 +7,11 @@ import pytest
 pytest.importorskip("mlflow")
 pytest.importorskip("seqbench_mlflow")
 
-from mlflow.tracking import MlflowClient  # noqa: E402
-from seqbench_mlflow import MlflowLogger  # noqa: E402
+from mlflow.tracking import MlflowClient
+from seqbench_mlflow import MlflowLogger
 
-from seqbench.runner import RunRequest, run_benchmark  # noqa: E402
-from seqbench.testing import PluginTester  # noqa: E402
+from seqbench.runner import RunRequest, run_benchmark
+from seqbench.testing import PluginTester
 
 SMALL = {"epochs": 3, "hidden": 8, "threads": 1}
 
