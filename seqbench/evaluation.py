@@ -172,8 +172,8 @@ def evaluate_pair(registry: Registry, saved: SavedModel, model: Model, ds_name: 
         "dataset_info": {
             "name": ds_name, "seq_len": info.seq_len, "n_features": info.n_features,
             "class_names": list(info.class_names), "fingerprint": str(dataset.fingerprint),
-            "n_train_full": int(len(dataset.train_y)), "n_test_full": int(len(dataset.test_y)),
-            "n_test": int(len(test_y)), "meta": res.json_ready(dict(dataset.meta), "meta"),
+            "n_train_full": len(dataset.train_y), "n_test_full": len(dataset.test_y),
+            "n_test": len(test_y), "meta": res.json_ready(dict(dataset.meta), "meta"),
         },
         # The model's training, as its checkpoint records it: no epochs were run here.
         "history": m.get("history") or [], "best_epoch": m.get("best_epoch") or 0,

@@ -92,8 +92,8 @@ class ScriptedModel(MeanLogReg):
         acc = self.script[self.epoch - 1] if self.epoch <= len(self.script) else 0.0
         p = np.zeros((n, 3))
         p[:, 0] = 1.0
-        p[: int(round(acc * n)), 0] = 0.0  # not class 0 for the first acc * n samples
-        p[: int(round(acc * n)), 1] = 1.0
+        p[: round(acc * n), 0] = 0.0  # not class 0 for the first acc * n samples
+        p[: round(acc * n), 1] = 1.0
         return p
 
     def state_dict(self):
@@ -160,7 +160,7 @@ def test_a_metric_that_exits_or_raises_is_reported_and_the_others_are_computed()
         "exits": MetricSpec("exits", lambda y, p, proba, names: sys.exit(3)),
         "raises": MetricSpec("raises", lambda y, p, proba, names: 1 / 0),
         "nan": MetricSpec("nan", lambda y, p, proba, names: {"v": float("nan")}),
-        "fine": MetricSpec("fine", lambda y, p, proba, names: {"n": int(len(y))}),
+        "fine": MetricSpec("fine", lambda y, p, proba, names: {"n": len(y)}),
     }
     out = train_and_evaluate(MeanLogReg(4, 3), make_toy_dataset(), PARAMS, metrics, seed=0)
     assert out["status"] == "ok" and out["metrics"] == {"fine": {"n": 90}}
