@@ -145,7 +145,7 @@ def test_sigterm_stops_the_local_cluster_and_leaves_a_resumable_run(tmp_path):
             proc.kill()
     assert proc.returncode == 128 + 15, err
     assert f"terminated; finished pairs are in {out}; continue with --resume {out}" in err
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _gone, alive = psutil.wait_procs(children, timeout=30)
     assert alive == []  # no worker left training
 
     (crash / "heal").touch()  # resumed in this process (test_dask_executor resumes on a cluster)

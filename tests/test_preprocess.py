@@ -51,7 +51,7 @@ def test_statistics_come_from_the_training_rows_only():
     ds = colour_dataset()
     spy = Spy()
     out = train_and_evaluate(spy, ds, PARAMS, {}, seed=3, preprocessing=FULL)
-    tr, val = split_train_val(len(ds.train_y), PARAMS["val_fraction"], 3)
+    tr, _val = split_train_val(len(ds.train_y), PARAMS["val_fraction"], 3)
     rows = as_images(ds.train_x[tr], 2)
     expected_mean = rows.reshape(-1, 2).astype(np.float64).mean(axis=0)
     expected_std = rows.reshape(-1, 2).astype(np.float64).std(axis=0)
