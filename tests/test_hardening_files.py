@@ -314,7 +314,7 @@ def test_a_config_file_takes_a_number_of_workers(tmp_path):
     from seqbench.cli.run import read_config, run
 
     assert read_config(run, _config(tmp_path, "workers = 2\n"))["workers"] == 2
-    with pytest.raises(Exception, match="'workers' in .*run.toml must be an integer"):
+    with pytest.raises(Exception, match=r"'workers' in .*run\.toml must be an integer"):
         read_config(run, _config(tmp_path, 'workers = "two"\n'))
 
 

@@ -235,7 +235,7 @@ def test_across_datasets_needs_three_models_on_two_datasets():
 def test_runs_of_different_data_are_refused_naming_them():
     one = ("jan", make_results([make_pair("a", "mnist", 0, fingerprint="sha256:" + "1" * 64)]))
     two = ("feb", make_results([make_pair("b", "mnist", 0, fingerprint="sha256:" + "2" * 64)]))
-    with pytest.raises(ResultsError, match="mnist is not the same data.*jan.*feb"):
+    with pytest.raises(ResultsError, match=r"mnist is not the same data.*jan.*feb"):
         check_same_data([one, two])
     check_same_data([one, ("mar", make_results([make_pair("c", "mnist", 0, fingerprint="sha256:" + "1" * 64)]))])
 
