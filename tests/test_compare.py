@@ -186,8 +186,9 @@ def test_missing_comes_before_a_regression():
 
 def test_a_pair_diverged_in_new_is_an_accuracy_regression_when_missing_pairs_are_allowed():
     base = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0]) + seeded("gru-cpu", "mnist", [0.97], [3.0]))
-    new = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0])
-                       + [make_pair("gru-cpu", status="diverged", reason="loss is nan")])
+    new = make_results(
+        [*seeded("rnn-cpu", "mnist", [0.95], [2.0]), make_pair("gru-cpu", status="diverged", reason="loss is nan")]
+    )
     assert compare_runs(base, new, [ACCURACY]).exit_code == EXIT_MISSING
     comparison = compare_runs(base, new, [ACCURACY], allow_missing=True)
     assert comparison.exit_code == EXIT_REGRESSION
@@ -249,12 +250,12 @@ def test_no_paired_test_on_predictions_that_disagree_with_the_record(tmp_path):
 
 
 def test_warns_on_different_data_hardware_configs_and_unmatched_pairs():
-    base = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0]) + [make_pair("mlp", "mnist")])
+    base = make_results([*seeded("rnn-cpu", "mnist", [0.95], [2.0]), make_pair("mlp", "mnist")])
     new = make_results(
-        seeded("rnn-cpu", "mnist", [0.95], [2.0], fingerprint="sha256:" + "b" * 64,
-               params={"epochs": 30, "batch_size": 128, "lr": 0.01, "hidden": 128},
-               device="cuda:0 (NVIDIA H100 80GB HBM3)")
-        + [make_pair("lstm", "cifar10")],
+        [*seeded("rnn-cpu", "mnist", [0.95], [2.0], fingerprint="sha256:" + "b" * 64,
+                 params={"epochs": 30, "batch_size": 128, "lr": 0.01, "hidden": 128},
+                 device="cuda:0 (NVIDIA H100 80GB HBM3)"),
+         make_pair("lstm", "cifar10")],
         cpu="Intel Xeon",
     )
     warnings = compare_runs(base, new).warnings

@@ -122,7 +122,7 @@ def test_csv_files_hold_no_live_formula_and_numbers_stay_numbers(monkeypatch, tm
     assert not any(live.values()), live
     assert {"'" + FORMULA, "'+1+2", "'@SUM(A1)"} <= set(cells["per_class.csv"])
     assert "-0.5" in cells["records.csv"]  # a negative number stays a number
-    summary = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))[0]
+    summary = next(iter(csv.DictReader(io.StringIO((out / "summary.csv").read_text()))))
     float(summary["accuracy_pct_mean"])
 
 

@@ -231,7 +231,7 @@ def test_compare_refuses_impossible_records(tmp_path, spoil, expected):
 def test_compare_refuses_duplicate_seeds(tmp_path):
     from results_factory import make_pair, seeded
 
-    new = seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]) + [make_pair("m", "mnist", 1, accuracy=0.5)]
+    new = [*seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]), make_pair("m", "mnist", 1, accuracy=0.5)]
     result = compare(tmp_path, seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]), new)
     assert result.exit_code == 1
     assert "NEW" in result.stderr and "m on mnist seed 1 is there twice" in result.stderr, result.stderr

@@ -29,7 +29,7 @@ def assert_user_error(result, code, message):
 def base_dir(tmp_path):
     pairs = seeded("rnn-cpu", "mnist", [0.95, 0.96, 0.97], [2.0, 2.0, 2.0])
     skipped = make_pair("lstm-gpu", "mnist", status="skipped", reason="no CUDA device")
-    return write_run(tmp_path / "base", make_results(pairs + [skipped]))
+    return write_run(tmp_path / "base", make_results([*pairs, skipped]))
 
 
 def new_dir(tmp_path, accuracy=0.96, seconds=2.0, **kwargs):

@@ -57,7 +57,7 @@ def test_run_writes_complete_results(toy_registry, tmp_path):
         assert np.array(pair["metrics"]["confusion"]["matrix"]).trace() == int((labels == pred).sum())
     for name in ("summary", "per_class", "timing"):
         assert (out / f"{name}.md").stat().st_size > 0 and (out / f"{name}.csv").stat().st_size > 0
-    assert not [p for p in out.rglob("*.tmp")]
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_resume_skips_finished_pairs_with_the_stored_selection(toy_registry, tmp_path):

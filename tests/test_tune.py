@@ -23,6 +23,7 @@ from helpers import make_toy_dataset
 from seqbench import Dataset, DatasetSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
+import itertools
 
 TESTS = Path(__file__).resolve().parent
 
@@ -160,7 +161,7 @@ def test_the_first_trial_is_the_defaults_and_the_study_is_named_for_its_tune(reg
 
     points = curves(tmp_path / "t", summary)[study["study"]]
     assert [p[0] for p in points] == list(range(6)) and points[-1][2] == study["best"]["value"]
-    assert all(a[1] < b[1] and a[2] <= b[2] for a, b in zip(points, points[1:]))  # time and best only grow
+    assert all(a[1] < b[1] and a[2] <= b[2] for a, b in itertools.pairwise(points))  # time and best only grow
 
 
 def test_a_second_tune_into_the_same_directory_is_refused(registry, tmp_path):
@@ -247,7 +248,7 @@ def test_a_tune_killed_with_sigkill_resumes_without_losing_or_repeating_trials(t
     again = subprocess.run([*script, "tune", "--resume", str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     after = trials_of(out)
-    counted = [r for r in after if not (r["state"] == "fail")]
+    counted = [r for r in after if r["state"] != "fail"]
     assert len(counted) == 8
     assert {r["trial"]: outcome(r) for r in after if r["trial"] in before} == before  # nothing lost or redone
     assert len({r["trial"] for r in after}) == len(after)

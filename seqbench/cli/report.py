@@ -73,8 +73,12 @@ def _redraw(run_dir: Path, label: str, results: dict[str, Any], plot_format: str
     check_own_dirs(run_dir)
     pair_plots = [p for pair in results["pairs"] for p in write_pair_plots(run_dir, pair, plot_format)] \
         if plot_format else []
-    return (write_tables(run_dir, results) + [write_records(run_dir, results)] + pair_plots
-            + [write_report(run_dir, [(label, results)], plot_format, [run_dir])])
+    return [
+        *write_tables(run_dir, results),
+        write_records(run_dir, results),
+        *pair_plots,
+        write_report(run_dir, [(label, results)], plot_format, [run_dir]),
+    ]
 
 
 def _report_into(out_dir: Path, runs: list[tuple[str, dict[str, Any]]], plot_format: str | None,

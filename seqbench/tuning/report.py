@@ -101,7 +101,7 @@ def write_report(tune_dir: Path, summary: Mapping[str, Any]) -> Path:
         try:
             ranked = importances(tune_dir, s["study"])
         except Exception as exc:  # Optuna refuses too few or too alike trials
-            ranked, text = {}, text + [f"importances not computed: {one_line(exc)}"]
+            ranked, text = {}, [*text, f"importances not computed: {one_line(exc)}"]
         text += [f"## {s['model']} x {s['dataset']}", "",
                  "searched: " + ", ".join(f"{k} {v}" for k, v in s["space"].items()), ""]
         if ranked:
