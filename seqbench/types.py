@@ -329,18 +329,18 @@ class Model(abc.ABC):
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         """Replace the parameters with those of ``state`` (as returned by :meth:`state_dict`)."""
 
-    def fit_start(self, context: TrainingContext) -> None:
+    def fit_start(self, context: TrainingContext) -> None:  # noqa: B027 (an optional hook: no-op unless overridden)
         """Called once before the first epoch with the training plan (steps per epoch, training
         rows, epochs, ``--quick``), e.g. to size a warm-up or a schedule."""
 
-    def epoch_end(self, epoch: int) -> None:
+    def epoch_end(self, epoch: int) -> None:  # noqa: B027 (an optional hook: no-op unless overridden)
         """Called after each training epoch (1-based), before validation, e.g. for a learning-rate schedule."""
 
-    def epoch_validated(self, epoch: int, val_accuracy: float) -> None:
+    def epoch_validated(self, epoch: int, val_accuracy: float) -> None:  # noqa: B027 (an optional hook: no-op unless overridden)
         """Called after each epoch's validation with its accuracy (a fraction), e.g. for a
         schedule that lowers the learning rate when validation stops improving."""
 
-    def synchronize(self) -> None:
+    def synchronize(self) -> None:  # noqa: B027 (an optional hook: no-op unless overridden)
         """Block until queued device work is done; the harness calls it before reading a clock."""
 
     def peak_memory_bytes(self) -> int | None:

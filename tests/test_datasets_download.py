@@ -35,7 +35,10 @@ def server():
         yield s
 
 
-def _resource(server, *paths, checksum=f"md5:{md5(GOOD)}"):
+GOOD_CHECKSUM = f"md5:{md5(GOOD)}"
+
+
+def _resource(server, *paths, checksum=GOOD_CHECKSUM):
     return Resource("file.gz", tuple(Source(server.url + p, checksum) for p in paths))
 
 

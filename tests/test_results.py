@@ -140,18 +140,18 @@ def test_the_run_lock_refuses_a_second_holder_and_a_dead_holders_lock_is_stale(t
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "held\n"
-        with pytest.raises(res.ResultsError, match=f"in use by another seqbench run \\(pid {proc.pid}\\)"):
-            with res.run_lock(tmp_path):
-                pass
+        with (pytest.raises(res.ResultsError, match=f"in use by another seqbench run \\(pid {proc.pid}\\)"),
+              res.run_lock(tmp_path)):
+            pass
     finally:
         proc.kill()
         proc.wait()
     assert (tmp_path / res.LOCK_FILE).read_text() == f"{proc.pid}\n"  # left by the killed holder
     with res.run_lock(tmp_path):
         assert (tmp_path / res.LOCK_FILE).read_text() == f"{os.getpid()}\n"
-        with pytest.raises(res.ResultsError, match="in use"):  # flock: a second descriptor, even ours
-            with res.run_lock(tmp_path):
-                pass
+        # flock: a second descriptor, even ours
+        with pytest.raises(res.ResultsError, match="in use"), res.run_lock(tmp_path):
+            pass
     assert not (tmp_path / res.LOCK_FILE).exists()
 
 

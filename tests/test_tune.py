@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -17,13 +18,14 @@ from click.testing import CliRunner
 
 pytest.importorskip("optuna")
 
+import itertools
+
 import tune_helpers
 from helpers import make_toy_dataset
 
 from seqbench import Dataset, DatasetSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
-import itertools
 
 TESTS = Path(__file__).resolve().parent
 
@@ -69,7 +71,7 @@ def _plain(obj):
 class Spy(np.ndarray):
     """An array that notes every use of its values (ufuncs, array functions, indexing, copies)."""
 
-    uses: list[str] = []
+    uses: ClassVar[list[str]] = []
 
     def _note(self, what: str) -> None:
         Spy.uses.append(what)

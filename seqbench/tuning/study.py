@@ -51,7 +51,7 @@ class TuneRequest:
     timeout: float | None = None
     seed: int = 0
     sampler: str = "tpe"
-    pruner: PrunerSpec = PrunerSpec()
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
     space: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, str] = field(default_factory=dict)
     max_train: int | None = None

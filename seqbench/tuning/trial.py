@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +68,7 @@ class TrialTask:
     overrides: Mapping[str, str]
     standardize: bool = True
     augment: bool = True
-    plugins: PluginSource = PluginSource()
+    plugins: PluginSource = field(default_factory=PluginSource)
 
 
 class TrialPruned(Exception):
