@@ -13,8 +13,9 @@ predictions, tables, plots and ``report.html``, read by ``seqbench report`` and 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,8 @@ def _evaluate_locked(registry: Registry, request: EvalRequest, plan: EvalPlan, o
             record, predictions = evaluate_pair(registry, saved, model, ds_name, dataset,
                                                 params_for(saved, request.overrides), env)
             pair = f"{record['model']} x {ds_name} seed {record['seed']}"
-            _save(out, f"the record of {pair}", lambda: res.write_predictions(out, record, predictions))
-            _save(out, f"the record of {pair}", lambda: res.write_pair(out, record))
+            _save(out, f"the record of {pair}", partial(res.write_predictions, out, record, predictions))
+            _save(out, f"the record of {pair}", partial(res.write_pair, out, record))
             observer.pair_end(record)
             results["pairs"].append(record)
             _save(out, "results.json", lambda: res.write_results(out, results))
@@ -210,7 +211,7 @@ def _config(request: EvalRequest, plan: EvalPlan) -> dict[str, Any]:
     }
 
 
-def _save(out_dir: Path, what: str, write: Any) -> None:
+def _save(out_dir: Path, what: str, write: Callable[[], object]) -> None:
     try:
         write()
     except OSError as exc:

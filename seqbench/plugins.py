@@ -22,7 +22,7 @@ import importlib.metadata
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,7 @@ class Registry:
         return self.metrics[metric].is_higher_better(scalar[len(metric) + 1:] if scalar != metric else metric)
 
 
-_KINDS = {
+_KINDS: dict[str, tuple[str, str, type[DatasetSpec | ModelSpec | MetricSpec]]] = {
     "register_datasets": ("dataset", "datasets", DatasetSpec),
     "register_models": ("model", "models", ModelSpec),
     "register_metrics": ("metric", "metrics", MetricSpec),
@@ -246,38 +246,44 @@ def _check_pending(pm: pluggy.PluginManager, registry: Registry, strict: bool) -
             _warn(registry, f"plugin {label!r} has a hook that seqbench does not define: {exc}", strict)
 
 
+def _registrar(registry: Registry, hook: str, plugin: str, label: str, added: list[str],
+               strict: bool) -> Callable[[Any], None]:
+    """The ``register`` that ``plugin``'s ``hook`` is called with; it appends each name it takes to ``added``."""
+    kind, attr, spec_type = _KINDS[hook]
+    table: dict[str, Any] = getattr(registry, attr)
+
+    def register(spec: Any) -> None:
+        if not isinstance(spec, spec_type):
+            raise TypeError(f"{hook} expects {spec_type.__name__}, got {type(spec).__name__}")
+        if not isinstance(spec.name, str) or not NAME_PATTERN.fullmatch(spec.name):
+            raise PluginError(f"{kind} name {spec.name!r} from plugin {label!r} is not a valid name "
+                              "(letters, digits, '.', '_' and '-', starting with a letter or digit)")
+        if spec.name in table:
+            other = registry.owner[(kind, spec.name)]
+            message = f"{kind} name {spec.name!r} from plugin {plugin!r} is already registered by plugin {other!r}"
+            if strict:
+                raise PluginError(message)
+            # Refuse this name only; the plugin's other registrations go on.
+            _warn(registry, f"{message}; ignored", strict)
+            return
+        table[spec.name] = spec
+        registry.owner[(kind, spec.name)] = plugin
+        added.append(spec.name)
+
+    return register
+
+
 def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None:
     infos = {info.name: info for info in registry.plugins if not info.error and not info.blocked}
     for hook in HOOKS:
-        kind, attr, spec_type = _KINDS[hook]
-        table: dict[str, Any] = getattr(registry, attr)
+        kind = _KINDS[hook][0]
         for impl in getattr(pm.hook, hook).get_hookimpls():  # in registration order
             info = infos[impl.plugin_name]
             info.hooks.append(hook)
             added: list[str] = []
-
             label = info.distribution if info.distribution and not info.builtin else info.name
-
-            def register(spec: Any, _plugin: str = impl.plugin_name, _added: list = added, _label: str = label) -> None:
-                if not isinstance(spec, spec_type):
-                    raise TypeError(f"{hook} expects {spec_type.__name__}, got {type(spec).__name__}")
-                if not isinstance(spec.name, str) or not NAME_PATTERN.fullmatch(spec.name):
-                    raise PluginError(f"{kind} name {spec.name!r} from plugin {_label!r} is not a valid name "
-                                      "(letters, digits, '.', '_' and '-', starting with a letter or digit)")
-                if spec.name in table:
-                    other = registry.owner[(kind, spec.name)]
-                    message = f"{kind} name {spec.name!r} from plugin {_plugin!r} is already registered by plugin {other!r}"
-                    if strict:
-                        raise PluginError(message)
-                    # Refuse this name only; the plugin's other registrations go on.
-                    _warn(registry, f"{message}; ignored", strict)
-                    return
-                table[spec.name] = spec
-                registry.owner[(kind, spec.name)] = _plugin
-                _added.append(spec.name)
-
             try:
-                impl.function(register=register)
+                impl.function(register=_registrar(registry, hook, impl.plugin_name, label, added, strict))
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,7 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
         echo(f"{out_dir}: wrote {', '.join(str(p) for p in written)}", err=True)
     else:
         for path, (label, results) in zip(run_dirs, runs):
-            written = _writing(path, lambda: _redraw(path, label, results, fmt_plots))
+            written = _writing(path, partial(_redraw, path, label, results, fmt_plots))
             echo(f"{path}: wrote {len(written)} files", err=True)
     try:
         table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
