@@ -130,7 +130,7 @@ def _evaluate_locked(registry: Registry, request: EvalRequest, plan: EvalPlan, o
     observer.run_start(out, pairs, [], False)
     index = 0
     for ds_name, dataset in plan.datasets.items():
-        for saved, model in zip(plan.saved, plan.models):
+        for saved, model in zip(plan.saved, plan.models, strict=True):
             index += 1
             observer.pair_start(index, len(pairs), saved.manifest["model"], ds_name, saved.manifest["seed"])
             record, predictions = evaluate_pair(registry, saved, model, ds_name, dataset,

@@ -84,7 +84,7 @@ def test_eval_on_its_own_test_split_gives_the_runs_accuracy_and_predictions_exac
     assert result.exit_code == 0, result.output
     got = json.loads((evaluated / "results.json").read_text())
     assert len(got["pairs"]) == len(results["pairs"]) == 2
-    for run_pair, eval_pair in zip(results["pairs"], got["pairs"]):
+    for run_pair, eval_pair in zip(results["pairs"], got["pairs"], strict=True):
         assert eval_pair["metrics"]["accuracy"] == run_pair["metrics"]["accuracy"]
         assert eval_pair["metrics"]["per_class"] == run_pair["metrics"]["per_class"]
         assert np.array_equal(read_predictions(evaluated, eval_pair), read_predictions(out, run_pair))

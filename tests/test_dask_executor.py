@@ -53,7 +53,7 @@ def test_a_local_cluster_of_two_processes_gives_the_sequential_records(registry,
     parallel = run_benchmark(registry, request("dask"), executor=local(tmp_path))
 
     assert [res.key_of(p) for p in parallel["pairs"]] == [res.key_of(p) for p in sequential["pairs"]]
-    for seq, par in zip(sequential["pairs"], parallel["pairs"]):
+    for seq, par in zip(sequential["pairs"], parallel["pairs"], strict=True):
         assert par["status"] == "ok" and par["params"]["threads" if par["model"] == "rnn-cpu" else "lr"]
         assert outcome(par) == outcome(seq)  # bit-identical: floats compared exactly
         assert par["worker"]["address"].startswith("tcp://127.0.0.1:") and par["worker"]["pid"] != os.getpid()

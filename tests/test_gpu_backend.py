@@ -56,7 +56,7 @@ def test_fused_adam_matches_numpy(dtype, rtol):
     for step in (0.01, 0.002):
         ref.adam_update(host[0], g, host[1], host[2], ref.scalar(step, dtype), 0.9, 0.999, 1e-8)
         be.adam_update(dev[0], be.asarray(g), dev[1], dev[2], be.scalar(step, dtype), 0.9, 0.999, 1e-8)
-    for h, d in zip(host, dev):
+    for h, d in zip(host, dev, strict=True):
         np.testing.assert_allclose(be.to_host(d), h, rtol=rtol, atol=rtol)
 
 

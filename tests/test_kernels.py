@@ -64,7 +64,7 @@ def test_the_fused_kernels_compute_what_the_numpy_ones_do(name, dtype, rtol, ato
         copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         k.fused(*args)
         k.numpy(*copies)
-        for i, (a, b) in enumerate(zip(args, copies)):
+        for i, (a, b) in enumerate(zip(args, copies, strict=True)):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{name} argument {i} at B={B}, H={H}")
 
 

@@ -90,7 +90,7 @@ def test_list_metrics_says_which_way_is_better():
 
 def _run(top2: list[float], ece: list[float]) -> dict:
     pairs = []
-    for seed, (t, e) in enumerate(zip(top2, ece)):
+    for seed, (t, e) in enumerate(zip(top2, ece, strict=True)):
         pair = make_pair(seed=seed)
         pair["metrics"].update(top2={"top2": t}, calib={"ece": e, "nll": 0.3, "bins": [1, 2, 3, 4]})
         pairs.append(pair)

@@ -130,7 +130,7 @@ def test_report_shows_n_and_the_median(tmp_path):
     result = invoke("report", write_run(tmp_path / "run", make_results(pairs)), "--no-plots")
     assert result.exit_code == 0, result.output
     header, _, row = result.stdout.splitlines()[:3]
-    cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in row.split("|"))))
+    cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in row.split("|")), strict=True))
     assert cells["n"] == "2" and cells["s/epoch (median)"] == "2.10 ± 0.14"
 
 

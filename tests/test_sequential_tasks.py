@@ -101,7 +101,7 @@ def test_scifar10_declares_standardisation_only_with_the_sources_statistics(ctx)
     assert specs["scifar10"].preprocessing == Preprocessing(standardize=True)  # no row flips or shifts of a pixel sequence
     assert specs["smnist"].preprocessing == specs["psmnist"].preprocessing == Preprocessing()
     rows, seq = ctx.load("cifar10"), ctx.load("scifar10")
-    for a, b in zip(channel_stats(rows.train_x, 3), channel_stats(seq.train_x, 3)):
+    for a, b in zip(channel_stats(rows.train_x, 3), channel_stats(seq.train_x, 3), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 

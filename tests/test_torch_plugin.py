@@ -110,7 +110,7 @@ def test_optimizers_clipping_and_lr_decay():
         loss = model.train_batch(x, y)
         assert loss.shape == () and float(loss) == pytest.approx(expected_loss, rel=1e-6)
         after = [p.detach().clone() for p in model.net.parameters()]
-        for p0, p1, g in zip(before, after, g1):
+        for p0, p1, g in zip(before, after, g1, strict=True):
             if optimizer == "adam":
                 moved = torch.where(g.abs() > 1e-4, 0.1 * torch.sign(g), p0 - p1)  # |g| >> eps only
                 torch.testing.assert_close(p0 - p1, moved, rtol=1e-3, atol=1e-6)
@@ -119,7 +119,7 @@ def test_optimizers_clipping_and_lr_decay():
         if optimizer == "momentum":
             _, g2, _ = _clipped_grads(model, x, y, 0.5)
             model.train_batch(x, y)
-            for p1, p2, a, b in zip(after, model.net.parameters(), g1, g2):
+            for p1, p2, a, b in zip(after, model.net.parameters(), g1, g2, strict=True):
                 torch.testing.assert_close(p2.detach(), p1 - 0.1 * (0.9 * a + b), rtol=1e-5, atol=1e-7)
         model.epoch_end(1)
         assert group["lr"] == pytest.approx(0.05)

@@ -29,7 +29,7 @@ for name, results in runs.items():
 for par in (n for n in runs if n.startswith(PARALLEL)):
     for name in ("sequential", "sequential-threads1"):  # the default threads (2), and the workers' (1)
         same_learning = same_predictions = same_accuracy = 0
-        for a, b in zip(runs[name]["pairs"], runs[par]["pairs"]):
+        for a, b in zip(runs[name]["pairs"], runs[par]["pairs"], strict=True):
             assert (a["model"], a["seed"]) == (b["model"], b["seed"])
             same_accuracy += a["metrics"] == b["metrics"]
             same_learning += learnt(a) == learnt(b)

@@ -122,7 +122,7 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
     """
 
     labels = _run_labels(run_dirs)
-    runs = [(label, _load(path)) for label, path in zip(labels, run_dirs)]
+    runs = [(label, _load(path)) for label, path in zip(labels, run_dirs, strict=True)]
     try:
         check_same_data(runs)
     except ResultsError as exc:
@@ -138,12 +138,12 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
         written = _writing(out_dir, lambda: _report_into(out_dir, runs, fmt_plots, run_dirs))
         echo(f"{out_dir}: wrote {', '.join(str(p) for p in written)}", err=True)
     else:
-        for path, (label, results) in zip(run_dirs, runs):
+        for path, (label, results) in zip(run_dirs, runs, strict=True):
             written = _writing(path, partial(_redraw, path, label, results, fmt_plots))
             echo(f"{path}: wrote {len(written)} files", err=True)
     try:
         table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
-        boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs)])
+        boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs, strict=True)])
         across = across_datasets(boards)
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None

@@ -23,7 +23,7 @@ def find(defn: DatasetDef, data_dir: Path) -> Found:
             return Found(directory, tuple(paths), ())
     paths = [find_file(own, name) for name in IDX_FILES]
     present = tuple(p for p in paths if p is not None)
-    missing = tuple(name for name, p in zip(IDX_FILES, paths) if p is None)
+    missing = tuple(name for name, p in zip(IDX_FILES, paths, strict=True) if p is None)
     return Found(own, present, missing)
 
 

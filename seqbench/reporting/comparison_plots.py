@@ -63,7 +63,7 @@ def cd_figure(test: RankTest, colours: dict[str, Any] | None = None) -> Figure:
     labelled, the models of every group within the critical difference joined by a thick bar, and
     the CD drawn above the axis."""
     k = len(test.names)
-    order = sorted(zip(test.mean_ranks, test.names))
+    order = sorted(zip(test.mean_ranks, test.names, strict=True))
     half = math.ceil(k / 2)
     fig = _new_figure(7.0, 1.6 + 0.32 * half + 0.22 * len(test.groups))
     ax = fig.add_subplot()

@@ -234,7 +234,7 @@ def _with_run(build: Callable[[dict[str, Any]], Table], runs: Runs) -> Table:
         return build(runs[0][1])
     tables = [build(results) for _, results in runs]
     columns = [Column("run", "run"), *max((t.columns for t in tables), key=len)]
-    rows = [{"run": label} | row for (label, _), t in zip(runs, tables) for row in t.rows]
+    rows = [{"run": label} | row for (label, _), t in zip(runs, tables, strict=True) for row in t.rows]
     return Table(tables[0].title, columns, rows)
 
 
@@ -261,12 +261,12 @@ def _html_table(table: Table, runs: Runs) -> str:
     quick_runs = {label for label, results in runs if is_quick(results)}
     single = runs[0][0] if len(runs) == 1 else None
     body = []
-    for row, cells in zip(table.rows, human_cells(table)):
+    for row, cells in zip(table.rows, human_cells(table), strict=True):
         run = row.get("run", single)
         reference = (run, row.get("model")) in references
         quick = run in quick_runs
         tds = []
-        for column, cell in zip(table.columns, cells):
+        for column, cell in zip(table.columns, cells, strict=True):
             text = html.escape(cell)
             if column.key == "model":
                 text += '<span class="badge reference">reference</span>' * reference
@@ -282,7 +282,7 @@ def _published(runs: Runs) -> str:
     table = published_table([results for _, results in runs])
     if table is None:
         return ""
-    rows = ('<tr class="published">' + "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells))
+    rows = ('<tr class="published">' + "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells, strict=True))
             + "</tr>" for cells in human_cells(table))
     return (f'<h3 id="published">{html.escape(table.title)}</h3>{_table_markup(table, rows)}'
             f'<p class="note">{html.escape(PUBLISHED_NOTE)}</p>')
@@ -315,9 +315,9 @@ def _leaderboard_markup(boards: Sequence[Any]) -> str:
 
     table = leaderboard_table(boards)
     body = []
-    for row, cells in zip(table.rows, human_cells(table)):
+    for row, cells in zip(table.rows, human_cells(table), strict=True):
         kind = {"best": "best"}.get(row["mark"], "tied" if row["mark"].startswith("tied") else "")
-        tds = "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells))
+        tds = "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells, strict=True))
         body.append(f'<tr class="{kind}">{tds}</tr>' if kind else f"<tr>{tds}</tr>")
     return _table_markup(table, body)
 
@@ -333,7 +333,7 @@ def _comparison_section(boards: Sequence[Any], across: Any, figures: list[Embedd
     parts = [_leaderboard_markup(boards), f'<p class="note">{html.escape(how_note(boards))}</p>']
     pairs = pairs_table(boards)
     if pairs.rows:
-        rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(pairs.columns, cells)) + "</tr>"
+        rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(pairs.columns, cells, strict=True)) + "</tr>"
                 for cells in human_cells(pairs))
         parts.append(f'<h3 id="all-pairs">{html.escape(pairs.title)}</h3>{_table_markup(pairs, rows)}')
         if heatmaps:
@@ -342,7 +342,7 @@ def _comparison_section(boards: Sequence[Any], across: Any, figures: list[Embedd
         ranks = ranks_table(across)
         parts.append('<h3 id="across-datasets">Across datasets</h3>')
         if ranks is not None:
-            rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(ranks.columns, cells)) + "</tr>"
+            rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(ranks.columns, cells, strict=True)) + "</tr>"
                     for cells in human_cells(ranks))
             parts.append(_table_markup(ranks, rows))
         parts.append("".join(f'<p class="note">{html.escape(line)}</p>' for line in across_lines(across)))
@@ -416,7 +416,7 @@ def write_report(out_dir: Path, runs: Runs, plot_format: str | None = "png",
     from seqbench.reporting.leaderboard import across_datasets, leaderboards
 
     dirs = list(run_dirs) if run_dirs is not None else [None] * len(runs)
-    boards = leaderboards([(label, results, d) for (label, results), d in zip(runs, dirs)])
+    boards = leaderboards([(label, results, d) for (label, results), d in zip(runs, dirs, strict=True)])
     across = across_datasets(boards)
     merged = merge_runs(runs)
     figures = embed_figures(merged, out_dir, plot_format, comparison_figures(merged, boards, across))

@@ -170,7 +170,7 @@ def leaderboard(dataset_entries: Sequence[Entry], alpha: float = ALPHA) -> Leade
     cache: dict[str, Any] = {}
     tests = [(a, b, compare(a, b, alpha, cache)) for a, b in combinations(ranked, 2)]
     adjusted = holm([d.p for _, _, d in tests])
-    pairs = [PairResult(a.name, b.name, d, p) for (a, b, d), p in zip(tests, adjusted)]
+    pairs = [PairResult(a.name, b.name, d, p) for (a, b, d), p in zip(tests, adjusted, strict=True)]
     board = Leaderboard(ranked[0].dataset if ranked else "", [], pairs, alpha, _provenance(ranked))
     for rank, entry in enumerate(ranked, 1):
         accuracy = stat(entry.accuracies, scale=100.0)

@@ -71,7 +71,7 @@ def ranks_table(across: AcrossDatasets) -> Table | None:
     if across.test is None:
         return None
     test = across.test
-    rows = [{"model": name, "mean_rank": rank} for rank, name in sorted(zip(test.mean_ranks, test.names))]
+    rows = [{"model": name, "mean_rank": rank} for rank, name in sorted(zip(test.mean_ranks, test.names, strict=True))]
     return Table("Mean ranks over datasets", RANK_COLUMNS, rows)
 
 
@@ -177,7 +177,7 @@ def summary_latex(summary: Table, boards: Sequence[Leaderboard]) -> str:
     cols = summary.columns
     lines = [r"\begin{tabular}{" + "".join("r" if c.fmt else "l" for c in cols) + "}", r"\toprule",
              " & ".join(latex_escape(c.header) for c in cols) + r" \\", r"\midrule"]
-    for row, cells in zip(summary.rows, human_cells(summary)):
+    for row, cells in zip(summary.rows, human_cells(summary), strict=True):
         name = row.get("model") if "run" not in row else _shown(row, marks)
         mark = marks.get((row.get("dataset"), name))
         texts = [latex_escape(cell) for cell in cells]
@@ -261,7 +261,7 @@ def write_merged_files(out_dir: Path, runs: Sequence[tuple[str, dict[str, Any]]]
     from seqbench.reporting.tables import STATS_NOTE, merged_summary_table
     from seqbench.results import atomic_write_text
 
-    boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs)])
+    boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs, strict=True)])
     missing = "".join(f"### {label}\n\n{text}" for label, results in runs if (text := partial_markdown(results)))
     summary = merged_summary_table(runs)
     text = (missing + f"# {summary.title} of {len(runs)} runs\n\n"
