@@ -13,6 +13,7 @@ from seqbench import hookimpl
 from seqbench.cli import main
 from seqbench.loggers import LoggerObserver
 from seqbench.plugins import load_plugins
+from seqbench.progress import Observers, RunObserver
 
 
 class Recorder:
@@ -114,6 +115,23 @@ def test_the_epochs_of_a_pair_trained_elsewhere_come_from_its_record():
     observer.pair_end({"model": "m", "history": history, "params": {"epochs": 5}})
     assert [e["epoch"] for kind, e in recorder.events if kind == "epoch_end"] == [1, 2]
     assert recorder.events[-1][0] == "pair_end"
+
+
+def test_a_run_warning_reaches_the_console_once_when_loggers_are_installed():
+    """The run's warnings go to every observer; the loggers' observer is not the console's echo."""
+
+    class Console(RunObserver):
+        def __init__(self) -> None:
+            self.warned: list[str] = []
+
+        def warn(self, message: str) -> None:
+            self.warned.append(message)
+
+    console = Console()
+    registry = load_plugins(extra=[("recorder", Recorder())], installed=False)
+    observer = Observers(console, LoggerObserver(registry.loggers, "seqbench run", {}, console.warn))  # as runner.py
+    observer.warn("rnn-cpu diverged")
+    assert console.warned == ["rnn-cpu diverged"]
 
 
 def test_loggers_are_listed_with_their_hooks(monkeypatch):
