@@ -206,13 +206,16 @@ def _register_extra(pm: pluggy.PluginManager, registry: Registry, name: str, plu
     """Register a plugin given in ``extra=``; one already loaded is a PluginError naming both."""
     if pm.has_plugin(name):
         info = next((p for p in registry.plugins if p.name == name), None)
-        dist = info.distribution if info is not None else None
-        where = f"the installed distribution {dist!r}" if dist and not info.builtin else f"plugin {name!r}"
+        if info is not None and info.distribution and not info.builtin:
+            where = f"the installed distribution {info.distribution!r}"
+        else:
+            where = f"plugin {name!r}"
         raise PluginError(f"plugin {name!r} given in extra= has the name of {where}, already loaded; load "
                           "without installed plugins (load_plugins(installed=False), seqbench.testing) or "
                           "give it another name")
     if pm.is_registered(plugin):
         other = pm.get_name(plugin)
+        assert other is not None, "a registered plugin has a name"
         raise PluginError(f"plugin {name!r} given in extra= is already loaded as {_describe_loaded(registry, other)}; "
                           "load without installed plugins (load_plugins(installed=False), seqbench.testing)")
     pm.register(plugin, name=name)

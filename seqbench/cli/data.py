@@ -64,6 +64,7 @@ def fetch(ctx: click.Context, names: tuple[str, ...], data_dir: str | None) -> N
 
 def _fetch_one(name: str, spec: DatasetSpec, load_ctx: LoadContext) -> str:
     """Fetch one dataset and return its status line; raise ClickException with the reason."""
+    assert spec.fetch is not None, "fetch() chose datasets that have a fetcher"
     try:
         spec.fetch(load_ctx)
         where = dict(spec.locate(load_ctx)) if spec.locate is not None else {}

@@ -395,7 +395,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
     registry = registry_from(ctx)
-    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, published=not no_published, pair_timeout=pair_timeout, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
+    options: dict[str, Any] = dict(download=not offline, plots=not no_plots, plot_format=plot_format, published=not no_published, pair_timeout=pair_timeout, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
     request = None
     try:
         with sigterm_interrupts():
@@ -492,6 +492,7 @@ def _dask_executor(ctx: click.Context, registry: Any, request: Any, workers: int
     if scheduler:
         _err(f"seqbench: training on the Dask cluster at {scheduler}")
         return DaskExecutor(plugins, scheduler=scheduler, data_dir=data_dir)
+    assert workers is not None, "the caller asks for an executor with --workers or --scheduler"
     cores = available_cores()
     gpus = tuple(visible_gpus()) if any(is_gpu_pair(p) for p in plan_run(registry, request).pairs) else ()
     gpu_text = f", and {len(gpus)} GPU worker(s), one GPU each" if gpus else ""

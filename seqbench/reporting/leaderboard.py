@@ -43,7 +43,14 @@ class Entry:
 
     @property
     def accuracies(self) -> list[float]:
-        return [pair_accuracy(p) for p in self.pairs]
+        """The seeds' test accuracies (fractions): its pairs are ok, so each has one."""
+        return [a for a in map(pair_accuracy, self.pairs) if a is not None]
+
+    def accuracy(self, scale: float = 1.0) -> Stat:
+        """The mean and spread of :attr:`accuracies` times ``scale``."""
+        s = stat(self.accuracies, scale=scale)
+        assert s is not None, "an entry has at least one ok pair"
+        return s
 
     def correct(self) -> dict[int, tuple[Any, Any]]:
         """Per seed with stored predictions: (labels, right-or-wrong booleans)."""
@@ -114,7 +121,8 @@ class Leaderboard:
     def methods(self) -> list[str]:
         return sorted({p.difference.method for p in self.pairs})
 
-    def pair(self, a: str, b: str) -> PairResult | None:
+    def pair(self, a: str, b: str) -> PairResult:
+        """The test of ``a`` against ``b`` (A − B); a KeyError for a pair not on this board."""
         for p in self.pairs:
             if (p.a, p.b) == (a, b):
                 return p
@@ -122,7 +130,7 @@ class Leaderboard:
                 d = p.difference
                 flipped = Difference(-d.diff, -d.high, -d.low, d.p, d.p_min, d.method, d.over)
                 return PairResult(a, b, flipped, p.p_adjusted)
-        return None
+        raise KeyError(f"{a} vs {b} is not a pair of the {self.dataset} leaderboard")
 
 
 def entry_names(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str, str], str]:
@@ -166,14 +174,14 @@ def leaderboard(dataset_entries: Sequence[Entry], alpha: float = ALPHA) -> Leade
     """Rank one dataset's entries, test every pair (Holm over the family) and mark ties with the best."""
     from seqbench.reporting.plots import interval
 
-    ranked = sorted(dataset_entries, key=lambda e: -stat(e.accuracies).mean)
+    ranked = sorted(dataset_entries, key=lambda e: -e.accuracy().mean)
     cache: dict[str, Any] = {}
     tests = [(a, b, compare(a, b, alpha, cache)) for a, b in combinations(ranked, 2)]
     adjusted = holm([d.p for _, _, d in tests])
     pairs = [PairResult(a.name, b.name, d, p) for (a, b, d), p in zip(tests, adjusted, strict=True)]
     board = Leaderboard(ranked[0].dataset if ranked else "", [], pairs, alpha, _provenance(ranked))
     for rank, entry in enumerate(ranked, 1):
-        accuracy = stat(entry.accuracies, scale=100.0)
+        accuracy = entry.accuracy(scale=100.0)
         low, high = interval(accuracy)
         vs_best = board.pair(ranked[0].name, entry.name) if rank > 1 else None
         tied = None if vs_best is None else vs_best.p_adjusted > alpha

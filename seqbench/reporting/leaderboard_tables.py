@@ -3,11 +3,11 @@ LaTeX (booktabs) for papers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from seqbench.reporting.leaderboard import CORRECTION, AcrossDatasets, Leaderboard, caveat
+from seqbench.reporting.leaderboard import CORRECTION, AcrossDatasets, Leaderboard, Row, caveat
 from seqbench.reporting.tables import Column, Stat, Table, fixed, general, human_cells, machine_rows, render
 
 _PP = fixed(2)
@@ -46,9 +46,8 @@ def how_note(boards: Sequence[Leaderboard]) -> str:
 def leaderboard_table(boards: Sequence[Leaderboard]) -> Table:
     rows = []
     for board in boards:
-        best = board.rows[0].entry.name if board.rows else None
         for row in board.rows:
-            vs = board.pair(best, row.entry.name) if not row.best else None
+            vs = None if row.best else board.pair(board.rows[0].entry.name, row.entry.name)
             rows.append({
                 "dataset": board.title, "rank": row.rank, "model": row.entry.name, "accuracy_pct": row.accuracy,
                 "ci95": (row.low, row.high) if row.accuracy.n > 1 else None, "n": row.accuracy.n, "mark": row.mark,
@@ -155,14 +154,13 @@ def latex(boards: Sequence[Leaderboard]) -> str:
                  f" significantly different from the best ({CORRECTION}-adjusted, $\\alpha={board.alpha:g}$).}}",
                  r"\begin{tabular}{rlrrr}", r"\toprule",
                  r"Rank & Model & Accuracy (\%) & 95\,\% interval & $p$ vs best \\", r"\midrule"]
-        best = board.rows[0].entry.name if board.rows else None
         for row in board.rows:
             name, acc = latex_escape(row.entry.name), _mean_std(row.accuracy)
             if row.best:
                 name, acc = f"\\textbf{{{name}}}", f"\\textbf{{{acc}}}"
             elif row.tied:
                 name += TIE_MARK
-            vs = board.pair(best, row.entry.name) if not row.best else None
+            vs = None if row.best else board.pair(board.rows[0].entry.name, row.entry.name)
             p = "—" if vs is None else f"{vs.p_adjusted:.3g}"
             lines.append(f"{row.rank} & {name} & {acc} & [{row.low:.2f}, {row.high:.2f}] & {p} \\\\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
@@ -173,7 +171,7 @@ def latex(boards: Sequence[Leaderboard]) -> str:
 def summary_latex(summary: Table, boards: Sequence[Leaderboard]) -> str:
     """The summary table in booktabs: every column as people read it, the best model of each
     dataset in bold, models tied with it marked †."""
-    marks = {(b.dataset, r.entry.name): r for b in boards for r in b.rows}
+    marks: dict[tuple[str | None, str | None], Row] = {(b.dataset, r.entry.name): r for b in boards for r in b.rows}
     cols = summary.columns
     lines = [r"\begin{tabular}{" + "".join("r" if c.fmt else "l" for c in cols) + "}", r"\toprule",
              " & ".join(latex_escape(c.header) for c in cols) + r" \\", r"\midrule"]
@@ -191,7 +189,7 @@ def summary_latex(summary: Table, boards: Sequence[Leaderboard]) -> str:
     return "\n".join(lines)
 
 
-def _shown(row: dict[str, Any], marks: dict[tuple[str, str], Any]) -> str:
+def _shown(row: dict[str, Any], marks: Mapping[tuple[str | None, str | None], Row]) -> str:
     """The leaderboard name of a merged summary row: ``model [run]`` where that is an entry."""
     tagged = f"{row['model']} [{row['run']}]"
     return tagged if (row.get("dataset"), tagged) in marks else row["model"]

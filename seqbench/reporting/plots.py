@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from seqbench.reporting.tables import (
     QUICK_TITLE,
@@ -108,9 +108,12 @@ def model_colours(results: dict[str, Any]) -> dict[str, Any]:
     """A colour per model of the run (tab10, then tab20), by the models' names in sorted order:
     the same models get the same colours whatever the order of their runs."""
     from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
 
     models = sorted({p["model"] for p in pairs_of(results)})
-    palette = colormaps["tab10" if len(models) <= 10 else "tab20"].colors
+    cmap = colormaps["tab10" if len(models) <= 10 else "tab20"]
+    assert isinstance(cmap, ListedColormap), "tab10 and tab20 list their colours"
+    palette = cast("Sequence[tuple[float, float, float]]", cmap.colors)
     return {model: palette[i % len(palette)] for i, model in enumerate(models)}
 
 
@@ -244,7 +247,8 @@ def _log_x(ax: Axes) -> None:
     ax.xaxis.set_minor_formatter(_plain(minor=True))
 
 
-def _rows(pairs_by_model: list[list[dict[str, Any]]], value) -> list[tuple[list[dict[str, Any]], Stat, list[float]]]:
+def _rows(pairs_by_model: list[list[dict[str, Any]]],
+          value: Callable[[dict[str, Any]], float | None]) -> list[tuple[list[dict[str, Any]], Stat, list[float]]]:
     rows = []
     for pairs in pairs_by_model:
         seeds = [v for v in (value(p) for p in ok_pairs(pairs)) if v is not None]
@@ -273,7 +277,7 @@ def summary_figure(results: dict[str, Any]) -> Figure:
         by_model = [p for (_, ds), p in groups.items() if ds == dataset]
         acc_ax = fig.add_subplot(2, len(shown), col + 1)
         time_ax = fig.add_subplot(2, len(shown), len(shown) + col + 1)
-        acc = _rows(by_model, lambda p: 100 * pair_accuracy(p))
+        acc = _rows(by_model, lambda p: None if (a := pair_accuracy(p)) is None else 100 * a)
         secs = _rows(by_model, seconds_per_epoch)
         _dots(acc_ax, acc, colours, ".2f", ACCURACY_BOUNDS)
         _zoom(acc_ax, acc, ACCURACY_BOUNDS)
@@ -420,7 +424,7 @@ def summed_confusion(pairs: list[dict[str, Any]]) -> tuple[list[list[int]], list
     return total, labels, len(same)
 
 
-def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, ...]]], Any, Any]:
+def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, float, float, float]]], Any, Any]:
     """RGBA per cell: the diagonal in one light tone, errors on a log red scale of their share of
     the true class, zeros white. Returns the cells, and the colour map and norm of the errors."""
     import numpy as np
@@ -437,7 +441,7 @@ def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, ...]]
     return cells, cmap, norm
 
 
-def _annotate(ax: Axes, matrix: list[list[int]], cells: list[list[tuple[float, ...]]]) -> None:
+def _annotate(ax: Axes, matrix: list[list[int]], cells: list[list[tuple[float, float, float, float]]]) -> None:
     """Recall and count on the diagonal; the count of every non-zero error."""
     n = len(matrix)
     size = 9 if n <= 12 else 6

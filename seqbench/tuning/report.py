@@ -52,8 +52,9 @@ def curves(tune_dir: Path, summary: Mapping[str, Any]) -> dict[str, list[tuple[i
         best, seconds, points = float("nan"), 0.0, []
         for t in sorted((t for t in study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.number):
             seconds += t.user_attrs.get("seconds", 0.0)
-            if t.state == optuna.trial.TrialState.COMPLETE and not t.value <= best:
-                best = t.value
+            value = t.value if t.state == optuna.trial.TrialState.COMPLETE else None
+            if value is not None and not value <= best:
+                best = value
             points.append((t.number, seconds, best))
         out[s["study"]] = points
     return out
