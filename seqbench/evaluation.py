@@ -225,7 +225,7 @@ def _reports(out_dir: Path, results: dict[str, Any], plot_format: str | None, ob
     steps = [("tables", lambda: tables.write_tables(out_dir, results)),
              (records.RECORDS_FILE, lambda: records.write_records(out_dir, results))]
     if plot_format:
-        steps += [(f"plots of {r['model']} x {r['dataset']}", lambda r=r: plots.write_pair_plots(out_dir, r, plot_format))
+        steps += [(f"plots of {r['model']} x {r['dataset']}", partial(plots.write_pair_plots, out_dir, r, plot_format))
                   for r in results["pairs"]]
     steps.append(("report", lambda: html_report.write_run_report(out_dir, results, plot_format)))
     for what, write in steps:

@@ -149,7 +149,7 @@ def thread_env() -> dict[str, str]:
 def package_versions(names: Iterable[str]) -> dict[str, str | None]:
     import importlib.metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in names:
         try:
             versions[name] = importlib.metadata.version(name)

@@ -373,7 +373,7 @@ class Model(abc.ABC):
         if pickled:
             raise TypeError(f"state_dict() entries {', '.join(pickled)} hold Python objects, which only pickle "
                             "can store: give plain numeric arrays")
-        np.savez(file, **state)
+        np.savez(file, **state)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
 
     def read_checkpoint(self, file: BinaryIO) -> None:
         """Replace the parameters with those :meth:`write_checkpoint` wrote to ``file`` (its bytes
@@ -391,7 +391,7 @@ class Model(abc.ABC):
 
         state = self.state_dict()
         meta = json.dumps({"class": type(self).__name__, "hyperparameters": self.hyperparameters()})
-        np.savez(path, __meta__=np.frombuffer(meta.encode(), dtype=np.uint8), **state)
+        np.savez(path, __meta__=np.frombuffer(meta.encode(), dtype=np.uint8), **state)  # type: ignore[arg-type]  # as above
 
     def load(self, path: str | Path) -> None:
         """Load parameters saved by :meth:`save`; shapes must match this model's."""

@@ -94,7 +94,7 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
         raise click.ClickException("seqbench tune needs Optuna: pip install 'seqbench[tune]'")
     registry = registry_from(ctx)
     command = " ".join(["seqbench", *map(shlex.quote, sys.argv[1:])])
-    options = dict(download=not offline, command=command)
+    options: dict[str, Any] = {"download": not offline, "command": command}
     request = None
     try:
         if resume_dir:
