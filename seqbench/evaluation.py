@@ -181,7 +181,8 @@ def evaluate_pair(registry: Registry, saved: SavedModel, model: Model, ds_name: 
         "epochs_run": m.get("epochs_run") or 0,
         "preprocessing": prep, "metrics": metrics, "metric_errors": errors,
         **({"metric_warnings": metric_warnings} if metric_warnings else {}),
-        "timing": {"inference_seconds": seconds, "inference_samples_per_second": len(test_y) / seconds if seconds > 0 else None},
+        "timing": {"inference_seconds": seconds,
+                   "inference_samples_per_second": len(test_y) / seconds if seconds > 0 else None},
         "evaluated": {
             "checkpoint": str(saved.path), "sha256": m["sha256"], "trained_on": m["data"],
             "validation_accuracy": m.get("validation_accuracy"), "training_test_accuracy": m.get("test_accuracy"),

@@ -272,7 +272,10 @@ def test_a_failing_write_checkpoint_keeps_the_pair_and_warns(monkeypatch, tmp_pa
     out = tmp_path / "run"
     result = invoke(registry, "run", "-m", "nock", "-d", "toy", "--out", str(out), "--no-plots", "--save-models")
     assert result.exit_code == 0, result.output
-    assert "no checkpoint of nock x toy seed 0: model plugin 'toy': write_checkpoint failed: OSError: no room" in result.stderr
+    assert (
+        "no checkpoint of nock x toy seed 0: model plugin 'toy': write_checkpoint failed: OSError: no room"
+        in result.stderr
+    )
     (pair,) = json.loads((out / "results.json").read_text())["pairs"]
     assert pair["status"] == "ok" and not list((out / "pairs").glob("*.ckpt"))
 
@@ -282,7 +285,9 @@ def test_a_run_with_checkpoints_and_its_evaluation_match_the_schemas(saved_run, 
     from test_schema import validators
 
     out, _ = saved_run
-    assert invoke(toy_registry, "eval", str(out), "-d", "toy", "--out", str(tmp_path / "e"), "--no-plots").exit_code == 0
+    assert (
+        invoke(toy_registry, "eval", str(out), "-d", "toy", "--out", str(tmp_path / "e"), "--no-plots").exit_code == 0
+    )
     results_validator, pair_validator = validators()
     for run_dir in (out, tmp_path / "e"):
         results = json.loads((run_dir / "results.json").read_text())

@@ -238,7 +238,9 @@ def test_no_paired_test_on_other_data_or_other_labels(tmp_path):
     shuffled = np.roll(balanced_labels(), 1)
     other_labels = _compare_dirs(_paired_runs(tmp_path / "b", 0.985, 0.975, new_labels=shuffled))
     assert other_labels.pairs[0].paired is None
-    assert "rnn-cpu on mnist seed 0: the test labels differ between BASE and NEW: no paired test" in other_labels.warnings
+    assert (
+        "rnn-cpu on mnist seed 0: the test labels differ between BASE and NEW: no paired test" in other_labels.warnings
+    )
 
 
 def test_no_paired_test_on_predictions_that_disagree_with_the_record(tmp_path):

@@ -135,7 +135,9 @@ def test_a_worker_trains_the_pair_and_says_so(monkeypatch, tmp_path):
     record, files = run_task(task("logreg", tmp_path), WHERE)
     assert record["status"] == "ok" and record["dataset_info"]["fingerprint"] == "sha256:toy0"
     assert record["worker"] == {"address": "tcp://10.0.0.7:4000", "host": "node7", "pid": 123}
-    assert record["timing"]["epoch_seconds_median"] > 0 and files.predictions.shape[-1] == record["dataset_info"]["n_test"]
+    assert (
+        record["timing"]["epoch_seconds_median"] > 0 and files.predictions.shape[-1] == record["dataset_info"]["n_test"]
+    )
 
 
 def test_a_worker_refuses_a_pair_whose_data_differs_from_the_runs(monkeypatch, tmp_path):
@@ -162,7 +164,9 @@ def test_a_worker_sends_its_checkpoint_and_the_run_writes_it(registry, tmp_path)
     from seqbench.protocol import predict_labels
 
     request = RunRequest(["logreg"], ["toy"], [0], tmp_path / "dask", tmp_path, plots=False, save_models=True)
-    (pair,) = run_benchmark(registry, request, executor=DaskExecutor(TOY, workers=1, data_dir=tmp_path, cores=1))["pairs"]
+    (pair,) = run_benchmark(registry, request, executor=DaskExecutor(TOY, workers=1, data_dir=tmp_path, cores=1))[
+        "pairs"
+    ]
     saved = checkpoints.read(checkpoints.checkpoint_dir(tmp_path / "dask", pair) / checkpoints.MANIFEST)
     assert pair["worker"]["pid"] != os.getpid() and saved.manifest["sha256"] == pair["checkpoint"]["sha256"]
     model = checkpoints.restore(saved, registry, saved.manifest["params"])

@@ -161,7 +161,9 @@ def test_offline_load_fails_fast_with_the_one_clear_message(monkeypatch, tmp_pat
         loader.load("mnist", LoadContext(tmp_path, download=True))
     assert time.monotonic() - start < 5
     msg = str(err.value)
-    assert msg.startswith(f"dataset 'mnist' is not available: {', '.join(IDX_FILES)} missing from {tmp_path / 'mnist'}/")
+    assert msg.startswith(
+        f"dataset 'mnist' is not available: {', '.join(IDX_FILES)} missing from {tmp_path / 'mnist'}/"
+    )
     assert "cannot resolve host ossci-datasets.s3.amazonaws.com (no network?)" in msg
     assert "cannot resolve host storage.googleapis.com (no network?)" in msg
     assert (

@@ -175,7 +175,9 @@ def test_every_installed_plugin_loads_without_warnings(monkeypatch, capsys):
     if "seqbench-example" in installed.values():  # the two plugins this repository ships
         assert registry.plugin_of("model", "logreg") == "example"
     if "seqbench-torch" in installed.values():
-        assert {"torch-rnn", "torch-lstm", "torch-gru"} <= {m for m in registry.models if registry.plugin_of("model", m) == "torch"}
+        assert {"torch-rnn", "torch-lstm", "torch-gru"} <= {
+            m for m in registry.models if registry.plugin_of("model", m) == "torch"
+        }
 
 
 def test_uninstalling_a_plugin_removes_it(monkeypatch, tmp_path):

@@ -15,7 +15,10 @@ from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {cupy_unavailable()}")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {cupy_unavailable()}"),
+]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

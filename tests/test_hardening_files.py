@@ -117,8 +117,10 @@ def test_csv_files_hold_no_live_formula_and_numbers_stay_numbers(monkeypatch, tm
     toy_run(registry, out, "--no-plots")
     files = ["summary.csv", "per_class.csv", "records.csv", "timing.csv"]
     cells = {name: _csv_cells(out / name) for name in files}
-    live = {name: [c for c in found if c[:1] in ("=", "+", "-", "@") and not re.fullmatch(r"[+-]?[\d.]+(e[+-]?\d+)?", c)]
-            for name, found in cells.items()}
+    live = {
+        name: [c for c in found if c[:1] in ("=", "+", "-", "@") and not re.fullmatch(r"[+-]?[\d.]+(e[+-]?\d+)?", c)]
+        for name, found in cells.items()
+    }
     assert not any(live.values()), live
     assert {"'" + FORMULA, "'+1+2", "'@SUM(A1)"} <= set(cells["per_class.csv"])
     assert "-0.5" in cells["records.csv"]  # a negative number stays a number
@@ -226,7 +228,9 @@ def test_an_empty_directory_and_one_left_by_a_run_killed_at_once_are_fine(toy_re
     other = tmp_path / "other"
     other.mkdir()
     (other / "events.jsonl").write_text("my own log, not seqbench's\n")
-    one_line_error(invoke(toy_registry, "run", "-m", "logreg", "-d", "toy", "--out", other), "not empty", "events.jsonl")
+    one_line_error(
+        invoke(toy_registry, "run", "-m", "logreg", "-d", "toy", "--out", other), "not empty", "events.jsonl"
+    )
 
 
 # --- 5. plots lost on resume ------------------------------------------------------------------
@@ -381,7 +385,9 @@ def test_a_plugin_that_fails_to_load_is_named_with_the_entry_point_to_block(monk
     def load():
         raise ImportError("no module named torchh")
 
-    monkeypatch.setattr(plugins_mod, "_entry_points", lambda: [fake_entry_point("quitter", "seqbench-quitter", "1", load)])
+    monkeypatch.setattr(
+        plugins_mod, "_entry_points", lambda: [fake_entry_point("quitter", "seqbench-quitter", "1", load)]
+    )
     monkeypatch.delenv("SEQBENCH_LOAD_PLUGINS")
     load_plugins()
     assert "SEQBENCH_BLOCK_PLUGINS=quitter" in capsys.readouterr().err

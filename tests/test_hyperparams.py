@@ -232,4 +232,7 @@ def test_params_of_gives_a_built_in_models_declarations_and_the_torch_models_sha
 
     registry = load(extra=[("torch", seqbench_torch)], installed=False)
     declared = {p.name: p for p in registry.models["torch-lstm"].params}
-    assert set(declared) == set(seqbench_torch.OPTIONS) and declared["hidden"] == {p.name: p for p in params_of("lstm-cpu")}["hidden"]
+    assert (
+        set(declared) == set(seqbench_torch.OPTIONS)
+        and declared["hidden"] == {p.name: p for p in params_of("lstm-cpu")}["hidden"]
+    )

@@ -16,7 +16,11 @@ from seqbench.models.recurrent import RecurrentClassifier
 
 pytestmark = pytest.mark.skipif(kernels.numba_unavailable() is not None, reason=str(kernels.numba_unavailable()))
 
-KERNELS = {f"{m.__name__.rsplit('.', 1)[1]}.{name}": getattr(m, name) for m in (rnn, lstm, gru) for name in ("FORWARD", "BACKWARD")}
+KERNELS = {
+    f"{m.__name__.rsplit('.', 1)[1]}.{name}": getattr(m, name)
+    for m in (rnn, lstm, gru)
+    for name in ("FORWARD", "BACKWARD")
+}
 CELLS = pytest.mark.parametrize("cell", [rnn.RNN, lstm.LSTM, gru.GRU], ids=["rnn", "lstm", "gru"])
 
 

@@ -156,7 +156,9 @@ def _run(tmp_path, name, model_accuracies: dict[str, list[np.ndarray]], dataset=
     results = make_results([])
     for model, masks in model_accuracies.items():
         for seed, mask in enumerate(masks):
-            pair = make_pair(model, dataset, seed, accuracy=float(mask.mean()), fingerprint="sha256:" + fingerprint * 64)
+            pair = make_pair(
+                model, dataset, seed, accuracy=float(mask.mean()), fingerprint="sha256:" + fingerprint * 64
+            )
             pair["metrics"]["accuracy"]["accuracy"] = float(mask.mean())
             pairs.append(pair)
             preds[(model, seed)] = predictions(labels, mask)

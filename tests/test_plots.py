@@ -63,7 +63,8 @@ def _all_text(fig):
 
 
 def test_matplotlib_is_imported_lazily():
-    code = "import sys, seqbench.reporting.plots, seqbench.reporting.html_report, seqbench.cli; assert 'matplotlib' not in sys.modules"
+    code = ("import sys, seqbench.reporting.plots, seqbench.reporting.html_report, seqbench.cli; "
+            "assert 'matplotlib' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

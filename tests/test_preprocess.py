@@ -153,7 +153,9 @@ def _registry_with(ds: Dataset, declared: Preprocessing):
     (("--no-augment",), {"standardize": True, "hflip": False, "shift": 0}),
     (("--no-standardize", "--no-augment"), {"standardize": False, "hflip": False, "shift": 0}),
 ])
-def test_a_run_applies_the_declaration_to_every_model_records_it_and_can_turn_it_off(monkeypatch, tmp_path, flags, expected):
+def test_a_run_applies_the_declaration_to_every_model_records_it_and_can_turn_it_off(
+    monkeypatch, tmp_path, flags, expected
+):
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
     registry = _registry_with(colour_dataset(), FULL)
     out = tmp_path / "run"

@@ -123,7 +123,11 @@ def test_the_pair_stem_of_valid_names_is_readable_and_not_hidden(model, dataset,
 
 
 @FAST
-@given(a=st.text(_TEXT, max_size=8), b=st.text(_TEXT, max_size=8), p=st.dictionaries(st.text(_TEXT, max_size=4), st.integers(), max_size=3))
+@given(
+    a=st.text(_TEXT, max_size=8),
+    b=st.text(_TEXT, max_size=8),
+    p=st.dictionaries(st.text(_TEXT, max_size=4), st.integers(), max_size=3),
+)
 def test_derived_fingerprints_change_with_each_input(a, b, p):
     fp = derived_fingerprint(a, b, p)
     assert fp.startswith("sha256:") and len(fp) == 7 + 64

@@ -47,7 +47,9 @@ class SpyModel(MeanLogReg):
 def test_test_split_is_read_once_after_training_and_selection():
     base = make_toy_dataset()
     events: list[str] = []
-    ds = SpyDataset(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name != "meta"}, meta={"events": events})
+    ds = SpyDataset(
+        **{f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name != "meta"}, meta={"events": events}
+    )
     out = train_and_evaluate(SpyModel(events, 4, 3), ds, PARAMS, {}, seed=0)
     assert out["status"] == "ok"
     first_read = events.index("read:test_x")
@@ -58,7 +60,9 @@ def test_test_split_is_read_once_after_training_and_selection():
 
 def test_test_labels_do_not_influence_training_or_selection():
     ds = make_toy_dataset()
-    scrambled = dataclasses.replace(ds, test_y=np.random.default_rng(9).permutation(ds.test_y), test_x=ds.test_x[::-1].copy())
+    scrambled = dataclasses.replace(
+        ds, test_y=np.random.default_rng(9).permutation(ds.test_y), test_x=ds.test_x[::-1].copy()
+    )
     a = train_and_evaluate(MeanLogReg(4, 3), ds, PARAMS, {}, seed=1)
     b = train_and_evaluate(MeanLogReg(4, 3), scrambled, PARAMS, {}, seed=1)
     strip = lambda hist: [(h["epoch"], h["train_loss"], h["val_accuracy"]) for h in hist]  # noqa: E731
@@ -128,7 +132,10 @@ def test_nan_loss_is_recorded_as_diverged():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: dataclasses.replace(d, train_x=d.train_x.astype(np.float64)), "train_x has dtype float64, expected float32"),
+        (
+            lambda d: dataclasses.replace(d, train_x=d.train_x.astype(np.float64)),
+            "train_x has dtype float64, expected float32",
+        ),
         (lambda d: dataclasses.replace(d, test_x=d.test_x[:, :, :2]), "differ from test"),
         (lambda d: dataclasses.replace(d, train_x=d.train_x[:, 0]), r"train_x must be a \(N, T, F\) numpy array"),
         (lambda d: dataclasses.replace(d, test_y=d.test_y[:-1]), "test_x has 90 samples but test_y has 89"),

@@ -117,7 +117,11 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
 
 def test_stale_temporary_files_are_removed_and_young_ones_kept(tmp_path):
     (tmp_path / "mnist").mkdir()
-    old, young, data = tmp_path / "mnist" / ".a.gz.0a1b2c3d.part", tmp_path / "mnist" / ".b.gz.4e5f6a7b.part", tmp_path / "mnist" / "c.gz"
+    old, young, data = (
+        tmp_path / "mnist" / ".a.gz.0a1b2c3d.part",
+        tmp_path / "mnist" / ".b.gz.4e5f6a7b.part",
+        tmp_path / "mnist" / "c.gz",
+    )
     for path in (old, young, data):
         path.write_text("x")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
@@ -194,7 +198,9 @@ def test_gpu_driver_and_cuda_runtimes_where_there_is_a_gpu(monkeypatch, tmp_path
     smi.write_text("#!/bin/sh\necho 'NVIDIA H200, 143771 MiB, 550.54.15'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(runtimeGetVersion=lambda: 12040)))
+    cupy = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(runtimeGetVersion=lambda: 12040))
+    )
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     env = provenance.environment({})
     assert env["machine"]["gpus"] == ["NVIDIA H200, 143771 MiB"]

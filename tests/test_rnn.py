@@ -121,7 +121,10 @@ def test_cuda_graph_can_be_switched_off_with_set(monkeypatch):
     x, y = sequence_task(16)
     losses = {}
     for text, expected in (("false", False), ("true", True)):
-        params = {**resolve_params(spec.defaults(info), {"cuda_graph": text, "hidden": "8"}, False, "rnn-gpu"), "seed": 0}
+        params = {
+            **resolve_params(spec.defaults(info), {"cuda_graph": text, "hidden": "8"}, False, "rnn-gpu"),
+            "seed": 0,
+        }
         assert params["cuda_graph"] is expected
         model = spec.build(info, params)
         assert model.hyperparameters()["cuda_graph"] is expected

@@ -82,5 +82,7 @@ def test_each_pair_records_what_it_took_and_the_run_says_which_models(registry, 
     params = {p["model"]: p["params"] for p in results["pairs"]}
     assert [params[m].get("hidden") for m in "abc"] == [64, 4, None]
     assert all(p["hyperparameters"]["lr"] == 0.5 for p in results["pairs"])
-    assert notes.warnings == ["--set hidden=64 applies to a, b only (c has no 'hidden'; MODEL.hidden=... sets one model's)"]
+    assert notes.warnings == [
+        "--set hidden=64 applies to a, b only (c has no 'hidden'; MODEL.hidden=... sets one model's)"
+    ]
     assert results["config"]["overrides"] == {"hidden": "64", "b.hidden": "4"}

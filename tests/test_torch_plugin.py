@@ -175,7 +175,8 @@ def test_without_torch_the_models_are_listed_unavailable_and_skipped(monkeypatch
     assert listing.output.count(f"] {reason}") == 1  # the whole reason once, as a footnote
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["run", "-m", "torch-rnn", "-m", "rnn-cpu", "-d", "toy", "--set", "epochs=1",
-                                       "--set", "hidden=4", "--out", str(out), "--no-plots"], obj={"registry": registry})
+                                       "--set", "hidden=4", "--out", str(out), "--no-plots"],
+                                obj={"registry": registry})
     assert result.exit_code == 0, result.output
     status = {p["model"]: (p["status"], p["reason"]) for p in json.loads((out / "results.json").read_text())["pairs"]}
     assert status["torch-rnn"] == ("skipped", reason) and status["rnn-cpu"][0] == "ok"

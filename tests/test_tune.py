@@ -247,7 +247,9 @@ def test_a_tune_killed_with_sigkill_resumes_without_losing_or_repeating_trials(t
     before = {r["trial"]: outcome(r) for r in trials_of(out)}
     assert 3 <= len(before) < 8, proc.stderr.read()
 
-    again = subprocess.run([*script, "tune", "--resume", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [*script, "tune", "--resume", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr
     after = trials_of(out)
     counted = [r for r in after if r["state"] != "fail"]
@@ -283,7 +285,9 @@ def test_params_from_trains_the_best_trials_hyperparameters_exactly(registry, tm
     assert "Hyperparameters: tuned: 5 trials each on validation" in (tmp_path / "run" / "summary.md").read_text()
     assert "tuned: 5 trials each on validation" in (tmp_path / "run" / "report.html").read_text()
     plain = invoke(registry, "run", "-m", "typed", "-d", "toy", "--out", tmp_path / "plain", "--no-plots")
-    assert plain.exit_code == 0 and "Hyperparameters: defaults, untuned" in (tmp_path / "plain" / "summary.md").read_text()
+    assert (
+        plain.exit_code == 0 and "Hyperparameters: defaults, untuned" in (tmp_path / "plain" / "summary.md").read_text()
+    )
 
 
 @pytest.mark.slow
@@ -324,7 +328,9 @@ def test_a_bad_space_in_a_config_file_is_refused_likewise(registry, tmp_path):
     config.write_text('model = ["rnn-cpu"]\ndataset = ["toy"]\ntrials = 2\n[space]\nhidden = "0:8"\n')
     result = invoke(registry, "tune", "--config", config, "--out", tmp_path / "t")
     assert result.exit_code == 2 and "--space hidden=0:8: hidden of rnn-cpu must be an integer >= 1" in result.output
-    config.write_text('model = ["typed"]\ndataset = ["toy"]\ntrials = 2\nseed = 1\n[space]\nlr = "0.1:1"\n[set]\nepochs = 2\n')
+    config.write_text(
+        'model = ["typed"]\ndataset = ["toy"]\ntrials = 2\nseed = 1\n[space]\nlr = "0.1:1"\n[set]\nepochs = 2\n'
+    )
     result = invoke(registry, "tune", "--config", config, "--out", tmp_path / "ok")
     assert result.exit_code == 0, result.output
     assert [r["params"]["epochs"] for r in trials_of(tmp_path / "ok")] == [2, 2]
@@ -350,7 +356,9 @@ def test_a_dask_tune_on_two_local_workers_finishes_the_same_trials(registry, tmp
     from seqbench.tuning.study import TuneRequest, run_tune
 
     plugins = PluginSource(extra="tune_helpers:plugins")
-    request = TuneRequest(["typed", "logreg"], ["toy"], tmp_path / "t", tmp_path, trials=5, space={"logreg.lr": "0.05:1"})
+    request = TuneRequest(
+        ["typed", "logreg"], ["toy"], tmp_path / "t", tmp_path, trials=5, space={"logreg.lr": "0.05:1"}
+    )
     pool = DaskPool(DaskExecutor(plugins, workers=2, data_dir=tmp_path, cores=2))
     with pool.open() as opened:
         assert opened.slots == 2
@@ -396,7 +404,9 @@ def test_a_tuned_runs_results_follow_the_schema(registry, tmp_path):
     from test_schema import validators
 
     tune(registry, tmp_path / "t", trials=2)
-    assert invoke(registry, "run", "--params-from", tmp_path / "t", "--out", tmp_path / "r", "--no-plots").exit_code == 0
+    assert (
+        invoke(registry, "run", "--params-from", tmp_path / "t", "--out", tmp_path / "r", "--no-plots").exit_code == 0
+    )
     results_validator, _ = validators()
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     results_validator.validate(results)
@@ -406,7 +416,9 @@ def test_a_tuned_runs_results_follow_the_schema(registry, tmp_path):
 
 @pytest.mark.slow
 def test_a_time_budget_stops_each_study_once_its_trials_took_that_long(registry, tmp_path):
-    result = invoke(registry, "tune", "-m", "slow", "-m", "typed", "-d", "toy", "--timeout", 1.5, "--out", tmp_path / "t")
+    result = invoke(
+        registry, "tune", "-m", "slow", "-m", "typed", "-d", "toy", "--timeout", 1.5, "--out", tmp_path / "t"
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "t" / "tune.json").read_text())
     for study in summary["studies"]:

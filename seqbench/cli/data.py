@@ -113,11 +113,16 @@ def info(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     echo(tabulate(rows, headers=headers))
     for e in entries:
         if e.get("missing"):
-            fix = (f"run `seqbench data fetch {e['name']}{_data_dir_args(data_dir)}`" if registry.datasets[e["name"]].fetch is not None
-                   else "it has no fetcher: put them there yourself")
+            fix = (
+                f"run `seqbench data fetch {e['name']}{_data_dir_args(data_dir)}`"
+                if registry.datasets[e["name"]].fetch is not None
+                else "it has no fetcher: put them there yourself"
+            )
             echo(f"{e['name']}: missing {', '.join(e['missing'])}; {fix}")
         if e.get("derived_from"):
-            echo(f"{e['name']}: derived from {e['derived_from']} in memory (its files are those of {e['derived_from']})")
+            echo(
+                f"{e['name']}: derived from {e['derived_from']} in memory (its files are those of {e['derived_from']})"
+            )
         if e.get("error"):
             echo(f"{e['name']}: {e['error']}")
 

@@ -134,7 +134,9 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
     if out_dir is not None:
         inside = [str(path) for path in run_dirs if _inside(out_dir, path)]
         if inside:
-            raise click.UsageError(f"--out {out_dir} is inside the input {inside[0]}; choose a directory outside the inputs")
+            raise click.UsageError(
+                f"--out {out_dir} is inside the input {inside[0]}; choose a directory outside the inputs"
+            )
         written = _writing(out_dir, lambda: _report_into(out_dir, runs, fmt_plots, run_dirs))
         echo(f"{out_dir}: wrote {', '.join(str(p) for p in written)}", err=True)
     else:

@@ -27,7 +27,9 @@ NOISE_SEED = 0
 SHIFT = 2
 
 
-def gaussian_noise(train_x: np.ndarray, test_x: np.ndarray, *, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def gaussian_noise(
+    train_x: np.ndarray, test_x: np.ndarray, *, sigma: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Both splits plus seeded N(0, sigma²) noise per pixel, clipped to [0, 1] (float32)."""
     import numpy as np
 

@@ -42,7 +42,8 @@ def model_params(gpu: bool) -> tuple[Param, ...]:
         Param("readout", str, "last", "the head reads the last hidden state, or the mean over the steps",
               choices=("last", "mean"), search=("last", "mean")),
         Param("threads", int, default_threads(), "BLAS threads (CPU) of this process", ge=1, le=available_cores()),
-        Param("bptt_mb", float, None, "MiB of per-step buffers kept for whole sequences (0: long ones in chunks)", ge=0),
+        Param("bptt_mb", float, None, "MiB of per-step buffers kept for whole sequences (0: long ones in chunks)",
+              ge=0),
         *((Param("cuda_graph", bool, True, "replay each training step as a captured CUDA graph"),) if gpu else ()),
     )
 
@@ -166,7 +167,8 @@ def register_models(register):
                     build=_build(cell, backend),
                     defaults=partial(defaults_of, f"{cell}-{suffix}"),
                     unavailable=_cupy_unavailable if backend == "cupy" else _available,
-                    description=f"from-scratch {cell.upper()} with BPTT on {'CuPy (GPU)' if backend == 'cupy' else 'NumPy (CPU)'}",
+                    description=f"from-scratch {cell.upper()} with BPTT on "
+                    f"{'CuPy (GPU)' if backend == 'cupy' else 'NumPy (CPU)'}",
                     params=model_params(backend == "cupy"),
                 )
             )

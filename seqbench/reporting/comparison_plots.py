@@ -146,8 +146,13 @@ def cost_figure(results: dict[str, Any], colours: dict[str, Any] | None = None,
     return fig
 
 
-def _cost_panel(ax: Axes, models: list[tuple[str, list[dict[str, Any]]]], cost_of: Callable[[dict[str, Any]], float | None],
-                lower: bool, colours: dict[str, Any]) -> None:
+def _cost_panel(
+    ax: Axes,
+    models: list[tuple[str, list[dict[str, Any]]]],
+    cost_of: Callable[[dict[str, Any]], float | None],
+    lower: bool,
+    colours: dict[str, Any],
+) -> None:
     points, names = [], []
     for model, pairs in models:
         cost = stat(cost_of(p) for p in pairs)

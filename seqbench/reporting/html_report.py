@@ -67,7 +67,9 @@ tr.best td { font-weight: 700; background: #eef7ee; } tr.tied td { background: #
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d6d6d6; padding: 3px 8px; white-space: nowrap; }
-th { background: #f3f5f7; text-align: left; white-space: normal; min-width: 3em; max-width: 9em; vertical-align: bottom; } td.num { text-align: right; }
+th { background: #f3f5f7; text-align: left; white-space: normal; min-width: 3em; max-width: 9em;
+     vertical-align: bottom; }
+td.num { text-align: right; }
 tr.reference td { background: #f1f6fc; } tr.quick td { background: #fff4e5; }
 tr.published td { background: #f3f3f3; color: #555; font-style: italic; }
 .badge { display: inline-block; font-size: 11px; padding: 0 5px; margin-left: 6px; border-radius: 3px;
@@ -151,7 +153,8 @@ def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None
 
 def _img(figure: Embedded) -> str:
     if not figure.data:
-        return f'<figure id="fig-{html.escape(figure.name)}"><figcaption>{html.escape(figure.caption)}</figcaption></figure>'
+        caption = f"<figcaption>{html.escape(figure.caption)}</figcaption>"
+        return f'<figure id="fig-{html.escape(figure.name)}">{caption}</figure>'
     uri = f"data:{_MIME[figure.fmt]};base64,{base64.b64encode(figure.data).decode('ascii')}"
     return (f'<figure id="fig-{html.escape(figure.name)}"><img src="{uri}" style="width: {figure.width}px"'
             f' alt="{html.escape(figure.caption)}">'
@@ -282,8 +285,12 @@ def _published(runs: Runs) -> str:
     table = published_table([results for _, results in runs])
     if table is None:
         return ""
-    rows = ('<tr class="published">' + "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells, strict=True))
-            + "</tr>" for cells in human_cells(table))
+    rows = (
+        '<tr class="published">'
+        + "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells, strict=True))
+        + "</tr>"
+        for cells in human_cells(table)
+    )
     return (f'<h3 id="published">{html.escape(table.title)}</h3>{_table_markup(table, rows)}'
             f'<p class="note">{html.escape(PUBLISHED_NOTE)}</p>')
 
@@ -333,8 +340,10 @@ def _comparison_section(boards: Sequence[Any], across: Any, figures: list[Embedd
     parts = [_leaderboard_markup(boards), f'<p class="note">{html.escape(how_note(boards))}</p>']
     pairs = pairs_table(boards)
     if pairs.rows:
-        rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(pairs.columns, cells, strict=True)) + "</tr>"
-                for cells in human_cells(pairs))
+        rows = (
+            "<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(pairs.columns, cells, strict=True)) + "</tr>"
+            for cells in human_cells(pairs)
+        )
         parts.append(f'<h3 id="all-pairs">{html.escape(pairs.title)}</h3>{_table_markup(pairs, rows)}')
         if heatmaps:
             parts.append('<div class="figures">' + "".join(map(_img, heatmaps)) + "</div>")
@@ -342,8 +351,12 @@ def _comparison_section(boards: Sequence[Any], across: Any, figures: list[Embedd
         ranks = ranks_table(across)
         parts.append('<h3 id="across-datasets">Across datasets</h3>')
         if ranks is not None:
-            rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(ranks.columns, cells, strict=True)) + "</tr>"
-                    for cells in human_cells(ranks))
+            rows = (
+                "<tr>"
+                + "".join(_td(c, html.escape(cell)) for c, cell in zip(ranks.columns, cells, strict=True))
+                + "</tr>"
+                for cells in human_cells(ranks)
+            )
             parts.append(_table_markup(ranks, rows))
         parts.append("".join(f'<p class="note">{html.escape(line)}</p>' for line in across_lines(across)))
         if cd:

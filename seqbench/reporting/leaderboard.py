@@ -225,9 +225,13 @@ def across_datasets(boards: Sequence[Leaderboard], alpha: float = ALPHA) -> Acro
     means = [{row.entry.name: row.accuracy.mean for row in b.rows} for b in boards]
     common = [name for name in (means[0] if means else {}) if all(name in m for m in means)]
     if len(boards) < MIN_RANK_DATASETS or len(common) < MIN_RANK_MODELS:
-        return AcrossDatasets(None, datasets, f"a ranking over datasets needs at least {MIN_RANK_MODELS} models that ran"
-                                              f" on each of at least {MIN_RANK_DATASETS} datasets; here {len(common)}"
-                                              f" model(s) on {len(boards)} dataset(s)")
+        return AcrossDatasets(
+            None,
+            datasets,
+            f"a ranking over datasets needs at least {MIN_RANK_MODELS} models that ran"
+            f" on each of at least {MIN_RANK_DATASETS} datasets; here {len(common)}"
+            f" model(s) on {len(boards)} dataset(s)",
+        )
     scores = np.array([[m[name] for name in common] for m in means])
     return AcrossDatasets(rank_test(scores, common, alpha), datasets)
 

@@ -15,7 +15,8 @@ _P = "{:.3g}".format
 
 LEADERBOARD_COLUMNS = [
     Column("dataset", "dataset"), Column("rank", "rank", general), Column("model", "model"),
-    Column("accuracy_pct", "test accuracy (%)", _PP, stat=True), Column("ci95", "95 % interval (%)", _PP, interval=True),
+    Column("accuracy_pct", "test accuracy (%)", _PP, stat=True),
+    Column("ci95", "95 % interval (%)", _PP, interval=True),
     Column("n", "n", general), Column("mark", "mark"),
     Column("vs_best_pp", "Δ vs best (pp)", _PP), Column("p_adjusted", f"p vs best ({CORRECTION})", _P),
 ]
@@ -225,7 +226,9 @@ def console_report(runs: Sequence[tuple[str, dict[str, Any]]], summary: Table, b
     if fmt == "csv":
         return render(summary, fmt)
     missing = partial_lines(runs)
-    return ("\n".join(missing) + "\n\n" if missing else "") + render(summary, fmt) + leaderboard_text(boards, across, fmt)
+    return (
+        ("\n".join(missing) + "\n\n" if missing else "") + render(summary, fmt) + leaderboard_text(boards, across, fmt)
+    )
 
 
 def leaderboard_text(boards: Sequence[Leaderboard], across: AcrossDatasets, fmt: str = "github") -> str:

@@ -491,8 +491,14 @@ def confusion_figure(pairs: list[dict[str, Any]] | dict[str, Any], results: dict
     total = sum(map(sum, matrix))
     correct = sum(matrix[i][i] for i in range(n))
     over = f"summed over {seeds} seeds" if seeds > 1 else f"seed {pairs[0]['seed']}"
-    ax.set_title(_title(results, f"{_label(pairs)} on {dataset_namer(results)(pairs[0]['dataset'])}, {over}:"
-                                 f" {correct:,} of {total:,} right ({100 * correct / (total or 1):.2f} %)"), fontsize=10)
+    ax.set_title(
+        _title(
+            results,
+            f"{_label(pairs)} on {dataset_namer(results)(pairs[0]['dataset'])}, {over}:"
+            f" {correct:,} of {total:,} right ({100 * correct / (total or 1):.2f} %)",
+        ),
+        fontsize=10,
+    )
     return fig
 
 
@@ -598,8 +604,11 @@ def run_figures(results: dict[str, Any]) -> Iterator[RunFigure]:
     for (model, dataset), pairs in groups.items():
         done = [p for p in pairs if p.get("status") == "ok"]
         if summed_confusion(done) is not None:
-            yield RunFigure(f"confusion__{name_part(model)}+{name_part(dataset)}", f"Confusion matrix of {model} on {dataset}",
-                            confusion_figure(done, results))
+            yield RunFigure(
+                f"confusion__{name_part(model)}+{name_part(dataset)}",
+                f"Confusion matrix of {model} on {dataset}",
+                confusion_figure(done, results),
+            )
 
 
 def write_run_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") -> list[Path]:

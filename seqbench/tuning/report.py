@@ -31,7 +31,16 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
                      f"{t['fail']} failed)", f"{s['seconds']:.0f}", _pct((s["defaults"] or {}).get("value")),
                      _pct(best.get("value")), best.get("trial", ""),
                      " ".join(f"{k}={_short(v)}" for k, v in sorted(best.get("params", {}).items()))])
-    headers = ["model", "dataset", "trials", "trial s", "defaults (val)", "best (val)", "best trial", "best hyperparameters"]
+    headers = [
+        "model",
+        "dataset",
+        "trials",
+        "trial s",
+        "defaults (val)",
+        "best (val)",
+        "best trial",
+        "best hyperparameters",
+    ]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True).splitlines()
 
 
@@ -71,7 +80,9 @@ def importances(tune_dir: Path, study_name: str) -> dict[str, float]:
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 2 or not any(len({str(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params):
         return {}
-    return dict(optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()))
+    return dict(
+        optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    )
 
 
 def write_report(tune_dir: Path, summary: Mapping[str, Any]) -> Path:

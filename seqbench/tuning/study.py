@@ -68,7 +68,9 @@ class TuneRequest:
                 "max_train": self.max_train, "standardize": self.standardize, "augment": self.augment}
 
 
-def request_from_config(config: Mapping[str, Any], out_dir: Path, data_dir: Path | None = None, **options: Any) -> TuneRequest:
+def request_from_config(
+    config: Mapping[str, Any], out_dir: Path, data_dir: Path | None = None, **options: Any
+) -> TuneRequest:
     """The request stored in a tune's :data:`TUNE_FILE`, to resume it."""
     return TuneRequest(
         models=list(config["models"]), datasets=list(config["datasets"]), out_dir=out_dir,
@@ -306,7 +308,9 @@ def _contains(dim: Dimension, value: Any) -> bool:
 
 def trial_path(out_dir: Path, model: str, dataset: str, number: int) -> Path:
     """Where a trial's record is written: ``trials/MODEL+DATASET/trial-NNNN.json``."""
-    return out_dir / TRIALS_DIR / f"{quote(model, safe='._-')}+{quote(dataset, safe='._-')}" / f"trial-{number:04d}.json"
+    return (
+        out_dir / TRIALS_DIR / f"{quote(model, safe='._-')}+{quote(dataset, safe='._-')}" / f"trial-{number:04d}.json"
+    )
 
 
 def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: PluginSource,

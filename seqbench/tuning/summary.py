@@ -28,7 +28,9 @@ def summarize(tune: Tune) -> list[dict[str, Any]]:
         plan = tune.plans[name]
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        states = {s: sum(t.state.name.lower() == s and counted(t) for t in trials) for s in ("complete", "pruned", "fail")}
+        states = {
+            s: sum(t.state.name.lower() == s and counted(t) for t in trials) for s in ("complete", "pruned", "fail")
+        }
         best = max(complete, key=lambda t: (t.value, -t.number), default=None)
         defaults = next((t for t in trials if t.user_attrs.get("defaults") and counted(t)), None)
         out.append({
@@ -74,8 +76,10 @@ def tuned_overrides(tune: Mapping[str, Any], tune_dir: Path, models: list[str],
             raise TuneDirError(f"--params-from {tune_dir}: {model!r} was not tuned on {', '.join(datasets)} "
                                f"(tuned: {', '.join(tuned) or 'nothing yet'})")
         if len(mine) > 1:
-            raise TuneDirError(f"--params-from {tune_dir}: {model!r} was tuned on {', '.join(s['dataset'] for s in mine)}: "
-                               "run one dataset at a time (-d)")
+            raise TuneDirError(
+                f"--params-from {tune_dir}: {model!r} was tuned on {', '.join(s['dataset'] for s in mine)}: "
+                "run one dataset at a time (-d)"
+            )
         study = mine[0]
         if study["best"] is None:
             raise TuneDirError(f"--params-from {tune_dir}: the study {study['study']} has no complete trial")

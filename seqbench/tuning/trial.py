@@ -118,9 +118,10 @@ def _loaded(task: TrialTask, registry: Registry | None) -> tuple[Any, Dataset | 
 
 
 def run_trial(task: TrialTask, registry: Registry | None = None) -> dict[str, Any]:
-    """Train ``task``'s trial (with ``registry``, else the plugins ``task`` names) and return its record: ``state`` (complete, pruned or fail),
-    ``value`` (the best validation accuracy), ``history``, ``timing`` and the rest of a pair
-    record's fields that apply (no test metrics: there are none)."""
+    """Train ``task``'s trial (with ``registry``, else the plugins ``task`` names) and return its
+    record: ``state`` (complete, pruned or fail), ``value`` (the best validation accuracy),
+    ``history``, ``timing`` and the rest of a pair record's fields that apply (no test metrics:
+    there are none)."""
     from seqbench import preprocess, provenance
     from seqbench.plugins import one_line, plugin_versions
     from seqbench.protocol import train_and_evaluate
@@ -151,9 +152,13 @@ def run_trial(task: TrialTask, registry: Registry | None = None) -> dict[str, An
             state = COMPLETE if out["status"] == "ok" else FAILED
         except TrialPruned:
             state = PRUNED
-        record.update(state=state, history=observer.history, value=observer.best if observer.history else None,
-                      epochs_run=len(observer.history),
-                      best_epoch=max(observer.history, key=lambda h: h["val_accuracy"])["epoch"] if observer.history else 0)
+        record.update(
+            state=state,
+            history=observer.history,
+            value=observer.best if observer.history else None,
+            epochs_run=len(observer.history),
+            best_epoch=max(observer.history, key=lambda h: h["val_accuracy"])["epoch"] if observer.history else 0,
+        )
         if out is not None:
             record.update(split=out["split"], preprocessing=out["preprocessing"], reason=out["reason"])
     except KeyboardInterrupt:

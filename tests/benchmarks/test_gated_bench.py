@@ -20,7 +20,9 @@ CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
 
 def _model(cell: type, backend: str) -> RecurrentClassifier:
     """The MNIST defaults: Adam with gradient clipping."""
-    return RecurrentClassifier(cell, F, C, hidden=H, seed=0, optimizer="adam", lr=2e-3, clip=1.0, **backend_options(backend))
+    return RecurrentClassifier(
+        cell, F, C, hidden=H, seed=0, optimizer="adam", lr=2e-3, clip=1.0, **backend_options(backend)
+    )
 
 
 @CELLS

@@ -48,7 +48,11 @@ def _cudnn_unavailable() -> str | None:
         import torch
     except ImportError:
         return "PyTorch is not installed"
-    return None if torch.cuda.is_available() and torch.backends.cudnn.is_available() else "no CUDA device for PyTorch (cuDNN)"
+    return (
+        None
+        if torch.cuda.is_available() and torch.backends.cudnn.is_available()
+        else "no CUDA device for PyTorch (cuDNN)"
+    )
 
 
 @pytest.mark.skipif(_cudnn_unavailable() is not None, reason=str(_cudnn_unavailable()))

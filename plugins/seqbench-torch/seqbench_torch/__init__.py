@@ -72,7 +72,8 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
                 build=_builder(cell),
                 defaults=lambda info, _cell=cell: defaults(_cell, info),
                 unavailable=unavailable,
-                description=f"PyTorch nn.{torch_name} + linear head on the last step or the steps' mean (cuDNN on CUDA, else CPU)",
+                description=f"PyTorch nn.{torch_name} + linear head on the last step or the steps' mean "
+                "(cuDNN on CUDA, else CPU)",
                 params=PARAMS,
             )
         )
