@@ -207,7 +207,8 @@ def _check_manifest(manifest: Any, where: Path) -> None:
 
 
 def _kind(kind: type | tuple[type, ...]) -> str:
-    return {int: "an integer", str: "text", dict: "an object", list: "a list"}.get(kind, str(kind))  # type: ignore[arg-type]
+    names: dict[type | tuple[type, ...], str] = {int: "an integer", str: "text", dict: "an object", list: "a list"}
+    return names.get(kind, str(kind))
 
 
 def incompatibility(saved: SavedModel, info: DatasetInfo, channels: int) -> str | None:
