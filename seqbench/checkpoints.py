@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from seqbench import fileio
 from seqbench import results as res
@@ -82,7 +83,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def pack(model: Model, record: Mapping[str, Any], plugin: str, dataset: "Dataset", max_test: int | None) -> Checkpoint:
+def pack(model: Model, record: Mapping[str, Any], plugin: str, dataset: Dataset, max_test: int | None) -> Checkpoint:
     """The checkpoint of the model of an ok pair (``record``), after its best parameters were restored.
 
     ``max_test`` is the test subset the pair was evaluated on (``--quick``), so that an
@@ -207,7 +208,8 @@ def _check_manifest(manifest: Any, where: Path) -> None:
 
 
 def _kind(kind: type | tuple[type, ...]) -> str:
-    return {int: "an integer", str: "text", dict: "an object", list: "a list"}.get(kind, str(kind))  # type: ignore[arg-type]
+    names: dict[type | tuple[type, ...], str] = {int: "an integer", str: "text", dict: "an object", list: "a list"}
+    return names.get(kind, str(kind))
 
 
 def incompatibility(saved: SavedModel, info: DatasetInfo, channels: int) -> str | None:
@@ -227,7 +229,7 @@ def incompatibility(saved: SavedModel, info: DatasetInfo, channels: int) -> str 
     return None
 
 
-def restore(saved: SavedModel, registry: "Registry", params: Mapping[str, Any]) -> Model:
+def restore(saved: SavedModel, registry: Registry, params: Mapping[str, Any]) -> Model:
     """The saved model, built by its registered plugin with ``params`` and its parameters read back."""
     name = saved.manifest["model"]
     if name not in registry.models:

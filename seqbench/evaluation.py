@@ -13,9 +13,11 @@ predictions, tables, plots and ``report.html``, read by ``seqbench report`` and 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -129,14 +131,14 @@ def _evaluate_locked(registry: Registry, request: EvalRequest, plan: EvalPlan, o
     observer.run_start(out, pairs, [], False)
     index = 0
     for ds_name, dataset in plan.datasets.items():
-        for saved, model in zip(plan.saved, plan.models):
+        for saved, model in zip(plan.saved, plan.models, strict=True):
             index += 1
             observer.pair_start(index, len(pairs), saved.manifest["model"], ds_name, saved.manifest["seed"])
             record, predictions = evaluate_pair(registry, saved, model, ds_name, dataset,
                                                 params_for(saved, request.overrides), env)
             pair = f"{record['model']} x {ds_name} seed {record['seed']}"
-            _save(out, f"the record of {pair}", lambda: res.write_predictions(out, record, predictions))
-            _save(out, f"the record of {pair}", lambda: res.write_pair(out, record))
+            _save(out, f"the record of {pair}", partial(res.write_predictions, out, record, predictions))
+            _save(out, f"the record of {pair}", partial(res.write_pair, out, record))
             observer.pair_end(record)
             results["pairs"].append(record)
             _save(out, "results.json", lambda: res.write_results(out, results))
@@ -172,15 +174,16 @@ def evaluate_pair(registry: Registry, saved: SavedModel, model: Model, ds_name: 
         "dataset_info": {
             "name": ds_name, "seq_len": info.seq_len, "n_features": info.n_features,
             "class_names": list(info.class_names), "fingerprint": str(dataset.fingerprint),
-            "n_train_full": int(len(dataset.train_y)), "n_test_full": int(len(dataset.test_y)),
-            "n_test": int(len(test_y)), "meta": res.json_ready(dict(dataset.meta), "meta"),
+            "n_train_full": len(dataset.train_y), "n_test_full": len(dataset.test_y),
+            "n_test": len(test_y), "meta": res.json_ready(dict(dataset.meta), "meta"),
         },
         # The model's training, as its checkpoint records it: no epochs were run here.
         "history": m.get("history") or [], "best_epoch": m.get("best_epoch") or 0,
         "epochs_run": m.get("epochs_run") or 0,
         "preprocessing": prep, "metrics": metrics, "metric_errors": errors,
         **({"metric_warnings": metric_warnings} if metric_warnings else {}),
-        "timing": {"inference_seconds": seconds, "inference_samples_per_second": len(test_y) / seconds if seconds > 0 else None},
+        "timing": {"inference_seconds": seconds,
+                   "inference_samples_per_second": len(test_y) / seconds if seconds > 0 else None},
         "evaluated": {
             "checkpoint": str(saved.path), "sha256": m["sha256"], "trained_on": m["data"],
             "validation_accuracy": m.get("validation_accuracy"), "training_test_accuracy": m.get("test_accuracy"),
@@ -201,7 +204,7 @@ def _config(request: EvalRequest, plan: EvalPlan) -> dict[str, Any]:
         "seeds": sorted({s.manifest["seed"] for s in plan.saved}),
         "quick": any(s.manifest.get("max_test") for s in plan.saved),
         # What was done to every dataset's test rows: the models' own training standardisation.
-        "preprocessing": {d: applied for d in plan.datasets} if applied else {},
+        "preprocessing": dict.fromkeys(plan.datasets, applied) if applied else {},
         "overrides": dict(request.overrides),
         "data_dir": str(request.data_dir),
         "protocol": {},
@@ -210,7 +213,7 @@ def _config(request: EvalRequest, plan: EvalPlan) -> dict[str, Any]:
     }
 
 
-def _save(out_dir: Path, what: str, write: Any) -> None:
+def _save(out_dir: Path, what: str, write: Callable[[], object]) -> None:
     try:
         write()
     except OSError as exc:
@@ -224,7 +227,7 @@ def _reports(out_dir: Path, results: dict[str, Any], plot_format: str | None, ob
     steps = [("tables", lambda: tables.write_tables(out_dir, results)),
              (records.RECORDS_FILE, lambda: records.write_records(out_dir, results))]
     if plot_format:
-        steps += [(f"plots of {r['model']} x {r['dataset']}", lambda r=r: plots.write_pair_plots(out_dir, r, plot_format))
+        steps += [(f"plots of {r['model']} x {r['dataset']}", partial(plots.write_pair_plots, out_dir, r, plot_format))
                   for r in results["pairs"]]
     steps.append(("report", lambda: html_report.write_run_report(out_dir, results, plot_format)))
     for what, write in steps:

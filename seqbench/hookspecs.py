@@ -11,8 +11,9 @@ run end), for loggers such as experiment trackers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pluggy
 

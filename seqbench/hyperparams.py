@@ -12,8 +12,9 @@ and the same declaration must also say how Optuna searches it, which neither kno
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 #: The types a hyperparameter may have.
 TYPES: tuple[type, ...] = (bool, int, float, str)
@@ -83,8 +84,11 @@ class Param:
         """What the parameter allows, for people: ``an integer >= 1``, ``one of adam, sgd``."""
         if self.choices is not None:
             return "one of " + ", ".join(map(format_value, self.choices))
-        bounds = [f"{op} {format_value(b)}" for op, b in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-                  if b is not None]
+        bounds = [
+            f"{op} {format_value(b)}"
+            for op, b in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if b is not None
+        ]
         return _TYPE_WORDS[self.type] + (" " + " and ".join(bounds) if bounds else "")
 
     def check(self, value: Any) -> Any:
@@ -123,7 +127,9 @@ class Param:
         text = text.strip()
         if self.type is bool:
             low = text.lower()
-            value: Any = True if low in {"1", "true", "yes", "on"} else False if low in {"0", "false", "no", "off"} else text
+            value: Any = (
+                True if low in {"1", "true", "yes", "on"} else False if low in {"0", "false", "no", "off"} else text
+            )
         elif self.type is str:
             value = text
         else:

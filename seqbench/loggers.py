@@ -8,8 +8,9 @@ and touches nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from seqbench.plugins import one_line
 from seqbench.progress import EpochRecord, PlannedPair, RunObserver, Unavailable
@@ -22,9 +23,10 @@ class LoggerObserver(RunObserver):
     """Calls the loggers' hooks (``impls``: hook name to implementations) with a run's events;
     ``warn`` reports a logger that failed."""
 
-    def __init__(self, impls: Mapping[str, Sequence["pluggy.HookImpl"]], command: str, config: Mapping[str, Any],
+    def __init__(self, impls: Mapping[str, Sequence[pluggy.HookImpl]], command: str, config: Mapping[str, Any],
                  warn: Callable[[str], None]) -> None:
-        self.impls, self.command, self.config, self.warn = impls, command, config, warn
+        # Not named warn: that is RunObserver's event, which the console observer already shows.
+        self.impls, self.command, self.config, self._report_failure = impls, command, config, warn
         self.failed: set[str] = set()
         self.run_dir = Path()
         self._pair: tuple[str, str, int] | None = None
@@ -41,7 +43,7 @@ class LoggerObserver(RunObserver):
                 raise
             except BaseException as exc:  # a logger must not end the run: SystemExit too
                 self.failed.add(impl.plugin_name)
-                self.warn(f"logger plugin {impl.plugin_name!r} failed in {hook}: {one_line(exc)}; "
+                self._report_failure(f"logger plugin {impl.plugin_name!r} failed in {hook}: {one_line(exc)}; "
                           "it gets no more events of this run")
 
     def run_start(self, out_dir: Path, plan: Sequence[PlannedPair], unavailable: Sequence[Unavailable],

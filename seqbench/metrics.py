@@ -6,7 +6,8 @@ NumPy is imported by the functions that compute: :func:`scalars` is cheap to imp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

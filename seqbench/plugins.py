@@ -22,9 +22,9 @@ import importlib.metadata
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -86,7 +86,7 @@ class Registry:
         return self.metrics[metric].is_higher_better(scalar[len(metric) + 1:] if scalar != metric else metric)
 
 
-_KINDS = {
+_KINDS: dict[str, tuple[str, str, type[DatasetSpec | ModelSpec | MetricSpec]]] = {
     "register_datasets": ("dataset", "datasets", DatasetSpec),
     "register_models": ("model", "models", ModelSpec),
     "register_metrics": ("metric", "metrics", MetricSpec),
@@ -220,13 +220,16 @@ def _register_extra(pm: pluggy.PluginManager, registry: Registry, name: str, plu
     """Register a plugin given in ``extra=``; one already loaded is a PluginError naming both."""
     if pm.has_plugin(name):
         info = next((p for p in registry.plugins if p.name == name), None)
-        dist = info.distribution if info is not None else None
-        where = f"the installed distribution {dist!r}" if dist and not info.builtin else f"plugin {name!r}"
+        if info is not None and info.distribution and not info.builtin:
+            where = f"the installed distribution {info.distribution!r}"
+        else:
+            where = f"plugin {name!r}"
         raise PluginError(f"plugin {name!r} given in extra= has the name of {where}, already loaded; load "
                           "without installed plugins (load_plugins(installed=False), seqbench.testing) or "
                           "give it another name")
     if pm.is_registered(plugin):
         other = pm.get_name(plugin)
+        assert other is not None, "a registered plugin has a name"
         raise PluginError(f"plugin {name!r} given in extra= is already loaded as {_describe_loaded(registry, other)}; "
                           "load without installed plugins (load_plugins(installed=False), seqbench.testing)")
     pm.register(plugin, name=name)
@@ -260,38 +263,44 @@ def _check_pending(pm: pluggy.PluginManager, registry: Registry, strict: bool) -
             _warn(registry, f"plugin {label!r} has a hook that seqbench does not define: {exc}", strict)
 
 
+def _registrar(registry: Registry, hook: str, plugin: str, label: str, added: list[str],
+               strict: bool) -> Callable[[Any], None]:
+    """The ``register`` that ``plugin``'s ``hook`` is called with; it appends each name it takes to ``added``."""
+    kind, attr, spec_type = _KINDS[hook]
+    table: dict[str, Any] = getattr(registry, attr)
+
+    def register(spec: Any) -> None:
+        if not isinstance(spec, spec_type):
+            raise TypeError(f"{hook} expects {spec_type.__name__}, got {type(spec).__name__}")
+        if not isinstance(spec.name, str) or not NAME_PATTERN.fullmatch(spec.name):
+            raise PluginError(f"{kind} name {spec.name!r} from plugin {label!r} is not a valid name "
+                              "(letters, digits, '.', '_' and '-', starting with a letter or digit)")
+        if spec.name in table:
+            other = registry.owner[(kind, spec.name)]
+            message = f"{kind} name {spec.name!r} from plugin {plugin!r} is already registered by plugin {other!r}"
+            if strict:
+                raise PluginError(message)
+            # Refuse this name only; the plugin's other registrations go on.
+            _warn(registry, f"{message}; ignored", strict)
+            return
+        table[spec.name] = spec
+        registry.owner[(kind, spec.name)] = plugin
+        added.append(spec.name)
+
+    return register
+
+
 def _collect(pm: pluggy.PluginManager, registry: Registry, strict: bool) -> None:
     infos = {info.name: info for info in registry.plugins if not info.error and not info.blocked}
     for hook in HOOKS:
-        kind, attr, spec_type = _KINDS[hook]
-        table: dict[str, Any] = getattr(registry, attr)
+        kind = _KINDS[hook][0]
         for impl in getattr(pm.hook, hook).get_hookimpls():  # in registration order
             info = infos[impl.plugin_name]
             info.hooks.append(hook)
             added: list[str] = []
-
             label = info.distribution if info.distribution and not info.builtin else info.name
-
-            def register(spec: Any, _plugin: str = impl.plugin_name, _added: list = added, _label: str = label) -> None:
-                if not isinstance(spec, spec_type):
-                    raise TypeError(f"{hook} expects {spec_type.__name__}, got {type(spec).__name__}")
-                if not isinstance(spec.name, str) or not NAME_PATTERN.fullmatch(spec.name):
-                    raise PluginError(f"{kind} name {spec.name!r} from plugin {_label!r} is not a valid name "
-                                      "(letters, digits, '.', '_' and '-', starting with a letter or digit)")
-                if spec.name in table:
-                    other = registry.owner[(kind, spec.name)]
-                    message = f"{kind} name {spec.name!r} from plugin {_plugin!r} is already registered by plugin {other!r}"
-                    if strict:
-                        raise PluginError(message)
-                    # Refuse this name only; the plugin's other registrations go on.
-                    _warn(registry, f"{message}; ignored", strict)
-                    return
-                table[spec.name] = spec
-                registry.owner[(kind, spec.name)] = _plugin
-                _added.append(spec.name)
-
             try:
-                impl.function(register=register)
+                impl.function(register=_registrar(registry, hook, impl.plugin_name, label, added, strict))
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:

@@ -72,7 +72,7 @@ class Augmenter:
         src = img.copy()
         src[flip] = src[flip, :, ::-1]
         # a shift by (dy, dx) copies the overlapping window; one slice copy per distinct shift
-        for oy, ox in set(zip(dy.tolist(), dx.tolist())):
+        for oy, ox in set(zip(dy.tolist(), dx.tolist(), strict=True)):
             sel = (dy == oy) & (dx == ox)
             out[sel, max(oy, 0) : t + min(oy, 0), max(ox, 0) : w + min(ox, 0)] = src[
                 sel, max(-oy, 0) : t + min(-oy, 0), max(-ox, 0) : w + min(-ox, 0)

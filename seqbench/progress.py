@@ -11,9 +11,10 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, Sequence
+from typing import IO, Any
 
 PairKey = tuple[str, str, int]
 
@@ -212,7 +213,8 @@ class EventLog(RunObserver):
     def run_start(self, out_dir: Path, plan: Sequence[PlannedPair], unavailable: Sequence[Unavailable],
                   resume: bool) -> None:
         to_run = sum(not p.done for p in plan)
-        self.emit("run_start", out_dir=str(out_dir), command=self.command, resume=resume, pairs=len(plan), to_run=to_run)
+        self.emit("run_start", out_dir=str(out_dir), command=self.command, resume=resume, pairs=len(plan),
+                  to_run=to_run)
         for item in unavailable:
             self.emit("unavailable", **item.as_dict())
 
@@ -231,7 +233,8 @@ class EventLog(RunObserver):
 
     def pair_end(self, record: Mapping[str, Any]) -> None:
         self.emit("pair_end", **self._pair, status=record.get("status"), reason=record.get("reason"),
-                  accuracy=accuracy_of(record), epochs_run=record.get("epochs_run"), best_epoch=record.get("best_epoch"))
+                  accuracy=accuracy_of(record), epochs_run=record.get("epochs_run"),
+                  best_epoch=record.get("best_epoch"))
 
     def warn(self, message: str) -> None:
         self.emit("warning", message=message)
@@ -309,7 +312,7 @@ class Eta:
 
 def duration(seconds: float) -> str:
     """``45s``, ``12m03s`` or ``2h05m``."""
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:

@@ -19,8 +19,9 @@ import math
 import resource
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,8 @@ def validate_dataset(ds: Dataset, plugin: str, with_test: bool = True) -> None:
 def _check_finite(x: np.ndarray, where: str) -> None:
     """Refuse NaN or infinite features; the float64 sum of float32 values overflows only when one is."""
     if not math.isfinite(float(x.sum(dtype=np.float64))):
-        raise PluginOutputError(f"{where} has {int(np.count_nonzero(~np.isfinite(x)))} non-finite value(s) (NaN or inf)")
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise PluginOutputError(f"{where} has {bad} non-finite value(s) (NaN or inf)")
 
 
 def _describe(a: Any) -> str:
@@ -151,7 +153,8 @@ def _check_probabilities(p: np.ndarray, plugin: str) -> None:
     sums = p.sum(axis=1, dtype=np.float64)
     worst = float(np.abs(sums - 1).max()) if len(sums) else 0.0
     if worst > PROBA_TOLERANCE:
-        raise PluginOutputError(f"{where}: rows must sum to 1, one sums to {float(sums[np.abs(sums - 1).argmax()]):.6g}")
+        worst = float(sums[np.abs(sums - 1).argmax()])
+        raise PluginOutputError(f"{where}: rows must sum to 1, one sums to {worst:.6g}")
 
 
 def robust_times(seconds: list[float]) -> dict[str, float]:
@@ -436,7 +439,7 @@ def _evaluate_test(model: Model, dataset: Dataset, data: _Prepared, metrics: Map
     proba, pred = predict_labels(model, x_test, num_classes, model_plugin)
     model.synchronize()
     infer_seconds = clock() - t0
-    result["split"]["n_test"] = int(len(test_y))
+    result["split"]["n_test"] = len(test_y)
     result["metrics"], result["metric_errors"], notes = compute_metrics(metrics, test_y, pred, proba, dataset)
     if notes:
         result["metric_warnings"] = notes

@@ -12,8 +12,9 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from seqbench.results import json_ready
 
@@ -148,7 +149,7 @@ def thread_env() -> dict[str, str]:
 def package_versions(names: Iterable[str]) -> dict[str, str | None]:
     import importlib.metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in names:
         try:
             versions[name] = importlib.metadata.version(name)

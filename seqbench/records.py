@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from seqbench.fileio import atomic_write_text
 from seqbench.metrics import is_number, scalars
@@ -59,10 +60,9 @@ def _commit(pair: dict[str, Any], results: dict[str, Any]) -> str:
 
 def _pair_columns(pair: dict[str, Any], results: dict[str, Any], run: str) -> dict[str, Any]:
     """The columns a pair's rows share: where it comes from, its data and its hyperparameters."""
-    from seqbench.reporting.disclosure import provenance_label
+    from seqbench.reporting.disclosure import as_mapping, provenance_label
 
-    info = pair.get("dataset_info") if isinstance(pair.get("dataset_info"), dict) else {}
-    params = pair.get("params") if isinstance(pair.get("params"), dict) else {}
+    info, params = as_mapping(pair.get("dataset_info")), as_mapping(pair.get("params"))
     fingerprint = info.get("fingerprint") if isinstance(info.get("fingerprint"), str) else None
     return {
         "run": run, "commit": _commit(pair, results), "model": pair["model"], "dataset": pair["dataset"],

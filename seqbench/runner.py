@@ -10,9 +10,10 @@ import functools
 import os
 import time
 import traceback
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from seqbench import checkpoints, fileio, preprocess, provenance, records
 from seqbench import results as res
@@ -92,7 +93,8 @@ def foreign_entries(out_dir: Path) -> list[str]:
     """What ``out_dir`` holds besides what a run killed before its ``results.json`` leaves: its
     lock, its event log and the temporary files seqbench names."""
     def own(path: Path) -> bool:
-        return path.name == fileio.LOCK_FILE or fileio.is_own_temp(path) or (path.name == EVENTS_FILE and is_event_log(path))
+        return (path.name == fileio.LOCK_FILE or fileio.is_own_temp(path)
+                or (path.name == EVENTS_FILE and is_event_log(path)))
 
     return sorted(p.name for p in out_dir.iterdir() if not own(p))
 
@@ -344,7 +346,8 @@ def resume_differences(env: Mapping[str, Any], plan: RunPlan, done: Mapping[res.
             continue
         diffs = [f"{k} {_shown(old.get(k))} → {_shown(pair.params.get(k))}" for k in sorted(set(old) | set(pair.params))
                  if k != "seed" and old.get(k) != pair.params.get(k)]
-        line = (f"{pair.model} on {pair.dataset}: the finished pairs ran with other hyperparameters ({', '.join(diffs)}); "
+        line = (f"{pair.model} on {pair.dataset}: the finished pairs ran with other hyperparameters "
+                f"({', '.join(diffs)}); "
                 "their seeds will be averaged with these")
         if diffs and line not in lines:
             lines.append(line)
@@ -438,8 +441,9 @@ def _save_pair(out_dir: Path, record: dict[str, Any], files: PairFiles | None) -
     """The pair's checkpoint and predictions, then its record (a record names complete files)."""
     pair = f"{record['model']} x {record['dataset']} seed {record['seed']}"
     if files is not None and files.checkpoint is not None:
+        checkpoint = files.checkpoint
         _write(out_dir, f"the checkpoint of {pair}",
-               lambda: record.update(checkpoint=checkpoints.write(out_dir, record, files.checkpoint)))
+               lambda: record.update(checkpoint=checkpoints.write(out_dir, record, checkpoint)))
     if files is not None and files.predictions is not None:
         _write(out_dir, f"the pair record of {pair}", lambda: res.write_predictions(out_dir, record, files.predictions))
     _write(out_dir, f"the pair record of {pair}", lambda: res.write_pair(out_dir, record))
@@ -540,8 +544,8 @@ def run_pair(
         "class_names": [str(c) for c in dataset.class_names],
         "fingerprint": str(dataset.fingerprint),
         "provenance": dict(registry.datasets[ds_name].provenance).get(str(dataset.fingerprint)),
-        "n_train_full": int(len(dataset.train_y)),
-        "n_test_full": int(len(dataset.test_y)),
+        "n_train_full": len(dataset.train_y),
+        "n_test_full": len(dataset.test_y),
         "meta": res.json_ready(dict(dataset.meta), "meta"),
     }
     record = dict(base)
@@ -572,9 +576,11 @@ def _train_pair(registry: Registry, spec: Any, plugin: str, ds_name: str, datase
         record["hyperparameters"] = res.json_ready({**params, **dict(model.hyperparameters())}, "hyperparameters")
         record["device"] = str(model.device)
         record["num_parameters"] = _num_parameters(model, plugin)
-        limits = {"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]} if request.quick else {}
+        limits = ({"max_train": QUICK_PROFILE["max_train"], "max_test": QUICK_PROFILE["max_test"]}
+                  if request.quick else {})
         out = train_and_evaluate(
-            model, dataset, params, bound_metrics(registry, request.overrides), seed=seed, model_plugin=plugin, progress=progress,
+            model, dataset, params, bound_metrics(registry, request.overrides), seed=seed, model_plugin=plugin,
+            progress=progress,
             preprocessing=_preprocessing(registry, ds_name, request), quick=request.quick, **limits,
         )
         predictions = out.pop("test_predictions", None)
@@ -593,7 +599,8 @@ def _train_pair(registry: Registry, spec: Any, plugin: str, ds_name: str, datase
     except ParamValueError as exc:
         return {**record, "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
     except res.UnwritableValue as exc:
-        return {**base, "params": record.get("params"), "status": "failed", "reason": f"model plugin {plugin!r}: {exc}"}, None
+        reason = f"model plugin {plugin!r}: {exc}"
+        return {**base, "params": record.get("params"), "status": "failed", "reason": reason}, None
     except PairTimeout:
         raise
     except KeyboardInterrupt as exc:
@@ -603,7 +610,8 @@ def _train_pair(registry: Registry, spec: Any, plugin: str, ds_name: str, datase
                   "(not a Ctrl-C of the run)", "traceback": traceback.format_exc()}
         return {**record, **failed}, None
     except BaseException as exc:  # SystemExit too: a plugin must not end the run
-        failed = {"status": "failed", "reason": f"model plugin {plugin!r}: {one_line(exc)}", "traceback": traceback.format_exc()}
+        failed = {"status": "failed", "reason": f"model plugin {plugin!r}: {one_line(exc)}",
+                  "traceback": traceback.format_exc()}
         return {**record, **failed}, None
     return record, PairFiles(predictions, checkpoint)
 
@@ -613,7 +621,8 @@ def _num_parameters(model: Any, plugin: str) -> int | None:
     count = getattr(model, "num_parameters", lambda: None)()
     count = res.json_ready(count, "num_parameters")
     if count is not None and not (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
-        raise PluginOutputError(f"model from plugin {plugin!r}: num_parameters() returned {count!r}, not a count or None")
+        raise PluginOutputError(
+            f"model from plugin {plugin!r}: num_parameters() returned {count!r}, not a count or None")
     return count
 
 

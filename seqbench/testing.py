@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +56,10 @@ def tiny_dataset(name: str = TINY, *, n_train: int = 240, n_test: int = 60, seq_
                    f"sha256:{digest}")
 
 
+def _given(dataset: Dataset, ctx: LoadContext) -> Dataset:
+    return dataset
+
+
 class _Datasets:
     """The plugin that registers the tester's datasets."""
 
@@ -63,7 +69,7 @@ class _Datasets:
     @hookimpl
     def register_datasets(self, register: Any) -> None:
         for ds in self.datasets:
-            register(DatasetSpec(ds.name, lambda ctx, _ds=ds: _ds, "synthetic (seqbench.testing)"))
+            register(DatasetSpec(ds.name, partial(_given, ds), "synthetic (seqbench.testing)"))
 
 
 @dataclass

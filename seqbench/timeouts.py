@@ -19,7 +19,8 @@ import contextlib
 import signal
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from seqbench.progress import Progress
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from seqbench.hyperparams import Param, by_name, declared_defaults
 
@@ -44,17 +45,17 @@ class Dataset:
     """
 
     name: str
-    train_x: "np.ndarray"
-    train_y: "np.ndarray"
-    test_x: "np.ndarray"
-    test_y: "np.ndarray"
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
     class_names: tuple[str, ...]
     fingerprint: str
     meta: Mapping[str, Any] = field(default_factory=dict)
     channels: int = 1
 
     @property
-    def info(self) -> "DatasetInfo":
+    def info(self) -> DatasetInfo:
         """The dataset's shape, without its arrays."""
         return DatasetInfo(
             name=self.name,
@@ -91,11 +92,11 @@ class LoadContext:
 
     data_dir: Path
     download: bool = True
-    datasets: Mapping[str, "DatasetSpec"] | None = field(default=None, repr=False, compare=False)
+    datasets: Mapping[str, DatasetSpec] | None = field(default=None, repr=False, compare=False)
     loading: tuple[str, ...] = field(default=(), repr=False, compare=False)
     params: Mapping[str, Any] = field(default_factory=dict)
 
-    def spec(self, name: str) -> "DatasetSpec":
+    def spec(self, name: str) -> DatasetSpec:
         """The registered :class:`DatasetSpec` ``name``; :class:`DatasetUnavailable` when there is none."""
         if self.datasets is None:
             raise DatasetUnavailable(f"cannot read dataset {name!r}: this LoadContext has no registry "
@@ -195,7 +196,7 @@ class DatasetSpec:
         preprocessing: Preprocessing = Preprocessing(),
         description: str = "",
         in_all: bool = True,
-    ) -> "DatasetSpec":
+    ) -> DatasetSpec:
         """A dataset built from the registered dataset ``source`` by ``transform``, in memory.
 
         ``transform(train_x, test_x, **params)`` returns the new ``(train_x, test_x)`` (labels
@@ -302,7 +303,7 @@ class Model(abc.ABC):
     #: Where the model computes, e.g. ``"cpu"`` or ``"cuda:0 (NVIDIA H100)"``.
     device: str = "cpu"
 
-    def to_device(self, array: "np.ndarray") -> Any:
+    def to_device(self, array: np.ndarray) -> Any:
         """Return ``array`` on the model's device (the harness does this once per split)."""
         return array
 
@@ -317,29 +318,29 @@ class Model(abc.ABC):
         """
 
     @abc.abstractmethod
-    def predict_proba(self, x: Any) -> "np.ndarray":
+    def predict_proba(self, x: Any) -> np.ndarray:
         """Return class probabilities ``(B, C)`` as a host NumPy array for a batch ``(B, T, F)``."""
 
     @abc.abstractmethod
-    def state_dict(self) -> dict[str, "np.ndarray"]:
+    def state_dict(self) -> dict[str, np.ndarray]:
         """Return a copy of the parameters as host NumPy arrays."""
 
     @abc.abstractmethod
-    def load_state_dict(self, state: Mapping[str, "np.ndarray"]) -> None:
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         """Replace the parameters with those of ``state`` (as returned by :meth:`state_dict`)."""
 
-    def fit_start(self, context: TrainingContext) -> None:
+    def fit_start(self, context: TrainingContext) -> None:  # noqa: B027 (an optional hook: no-op unless overridden)
         """Called once before the first epoch with the training plan (steps per epoch, training
         rows, epochs, ``--quick``), e.g. to size a warm-up or a schedule."""
 
-    def epoch_end(self, epoch: int) -> None:
+    def epoch_end(self, epoch: int) -> None:  # noqa: B027 (an optional hook: no-op unless overridden)
         """Called after each training epoch (1-based), before validation, e.g. for a learning-rate schedule."""
 
-    def epoch_validated(self, epoch: int, val_accuracy: float) -> None:
+    def epoch_validated(self, epoch: int, val_accuracy: float) -> None:  # noqa: B027 (an optional hook: no-op unless overridden)
         """Called after each epoch's validation with its accuracy (a fraction), e.g. for a
         schedule that lowers the learning rate when validation stops improving."""
 
-    def synchronize(self) -> None:
+    def synchronize(self) -> None:  # noqa: B027 (an optional hook: no-op unless overridden)
         """Block until queued device work is done; the harness calls it before reading a clock."""
 
     def peak_memory_bytes(self) -> int | None:
@@ -372,7 +373,7 @@ class Model(abc.ABC):
         if pickled:
             raise TypeError(f"state_dict() entries {', '.join(pickled)} hold Python objects, which only pickle "
                             "can store: give plain numeric arrays")
-        np.savez(file, **state)
+        np.savez(file, **state)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
 
     def read_checkpoint(self, file: BinaryIO) -> None:
         """Replace the parameters with those :meth:`write_checkpoint` wrote to ``file`` (its bytes
@@ -390,7 +391,7 @@ class Model(abc.ABC):
 
         state = self.state_dict()
         meta = json.dumps({"class": type(self).__name__, "hyperparameters": self.hyperparameters()})
-        np.savez(path, __meta__=np.frombuffer(meta.encode(), dtype=np.uint8), **state)
+        np.savez(path, __meta__=np.frombuffer(meta.encode(), dtype=np.uint8), **state)  # type: ignore[arg-type]  # as above
 
     def load(self, path: str | Path) -> None:
         """Load parameters saved by :meth:`save`; shapes must match this model's."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import toy_plugin
 
 from seqbench.plugins import load_plugins
-
-from helpers import toy_plugin
 
 
 @pytest.fixture(autouse=True)

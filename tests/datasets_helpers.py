@@ -11,9 +11,9 @@ import pickle
 import struct
 import tarfile
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -146,7 +146,7 @@ def http_server() -> Iterator[Server]:
     state = Server()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:  # http.server's name
             state.hits[self.path] = state.hits.get(self.path, 0) + 1
             route = state.routes.get(self.path)
             if route is None:

@@ -15,10 +15,9 @@ import time
 from typing import Any
 
 import numpy as np
+from helpers import MeanLogReg, make_toy_dataset
 
 from seqbench import DatasetSpec, ModelSpec, hookimpl
-
-from helpers import MeanLogReg, make_toy_dataset
 
 BASE: dict[str, Any] = {"lr": 0.5, "epochs": 2, "batch_size": 32, "patience": 2}
 
@@ -67,7 +66,11 @@ def _slow(info, p):
 MODELS: dict[str, tuple[Any, dict[str, Any], str | None]] = {
     "h-ok": (_logreg(), BASE, None),
     "h-ok__x": (_logreg(), BASE, None),
-    "h-numpy-defaults": (_logreg(), {**BASE, "lr": np.float64(0.5), "epochs": np.int64(2), "extra": np.arange(2)}, None),
+    "h-numpy-defaults": (
+        _logreg(),
+        {**BASE, "lr": np.float64(0.5), "epochs": np.int64(2), "extra": np.arange(2)},
+        None,
+    ),
     "h-nan-default": (_logreg(), {**BASE, "lr": float("nan")}, None),
     "h-none-default": (_logreg(), {**BASE, "extra": None}, None),
     "h-numpy-memory": (_logreg(NumpyMemory), BASE, None),

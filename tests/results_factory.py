@@ -181,5 +181,5 @@ def seeded(model: str, dataset: str, accuracies: list[float], seconds: list[floa
     """One ``ok`` pair per seed with the given accuracies and seconds per epoch."""
     return [
         make_pair(model, dataset, seed, accuracy=a, seconds=s, **kwargs)
-        for seed, (a, s) in enumerate(zip(accuracies, seconds))
+        for seed, (a, s) in enumerate(zip(accuracies, seconds, strict=True))
     ]

@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 from seqbench import Dataset, DatasetSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.results import read_predictions
-
-from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):
@@ -85,7 +84,7 @@ def test_eval_on_its_own_test_split_gives_the_runs_accuracy_and_predictions_exac
     assert result.exit_code == 0, result.output
     got = json.loads((evaluated / "results.json").read_text())
     assert len(got["pairs"]) == len(results["pairs"]) == 2
-    for run_pair, eval_pair in zip(results["pairs"], got["pairs"]):
+    for run_pair, eval_pair in zip(results["pairs"], got["pairs"], strict=True):
         assert eval_pair["metrics"]["accuracy"] == run_pair["metrics"]["accuracy"]
         assert eval_pair["metrics"]["per_class"] == run_pair["metrics"]["per_class"]
         assert np.array_equal(read_predictions(evaluated, eval_pair), read_predictions(out, run_pair))
@@ -273,7 +272,10 @@ def test_a_failing_write_checkpoint_keeps_the_pair_and_warns(monkeypatch, tmp_pa
     out = tmp_path / "run"
     result = invoke(registry, "run", "-m", "nock", "-d", "toy", "--out", str(out), "--no-plots", "--save-models")
     assert result.exit_code == 0, result.output
-    assert "no checkpoint of nock x toy seed 0: model plugin 'toy': write_checkpoint failed: OSError: no room" in result.stderr
+    assert (
+        "no checkpoint of nock x toy seed 0: model plugin 'toy': write_checkpoint failed: OSError: no room"
+        in result.stderr
+    )
     (pair,) = json.loads((out / "results.json").read_text())["pairs"]
     assert pair["status"] == "ok" and not list((out / "pairs").glob("*.ckpt"))
 
@@ -283,7 +285,9 @@ def test_a_run_with_checkpoints_and_its_evaluation_match_the_schemas(saved_run, 
     from test_schema import validators
 
     out, _ = saved_run
-    assert invoke(toy_registry, "eval", str(out), "-d", "toy", "--out", str(tmp_path / "e"), "--no-plots").exit_code == 0
+    assert (
+        invoke(toy_registry, "eval", str(out), "-d", "toy", "--out", str(tmp_path / "e"), "--no-plots").exit_code == 0
+    )
     results_validator, pair_validator = validators()
     for run_dir in (out, tmp_path / "e"):
         results = json.loads((run_dir / "results.json").read_text())

@@ -29,8 +29,8 @@ from seqbench.reporting.compare import (
     parse_threshold,
     verdict,
 )
-from seqbench.results import ResultsError, write_predictions
 from seqbench.reporting.tables import render
+from seqbench.results import ResultsError, write_predictions
 
 ACCURACY = parse_threshold("accuracy:-0.5")
 TIME = parse_threshold("time:+10%")
@@ -186,8 +186,9 @@ def test_missing_comes_before_a_regression():
 
 def test_a_pair_diverged_in_new_is_an_accuracy_regression_when_missing_pairs_are_allowed():
     base = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0]) + seeded("gru-cpu", "mnist", [0.97], [3.0]))
-    new = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0])
-                       + [make_pair("gru-cpu", status="diverged", reason="loss is nan")])
+    new = make_results(
+        [*seeded("rnn-cpu", "mnist", [0.95], [2.0]), make_pair("gru-cpu", status="diverged", reason="loss is nan")]
+    )
     assert compare_runs(base, new, [ACCURACY]).exit_code == EXIT_MISSING
     comparison = compare_runs(base, new, [ACCURACY], allow_missing=True)
     assert comparison.exit_code == EXIT_REGRESSION
@@ -237,7 +238,9 @@ def test_no_paired_test_on_other_data_or_other_labels(tmp_path):
     shuffled = np.roll(balanced_labels(), 1)
     other_labels = _compare_dirs(_paired_runs(tmp_path / "b", 0.985, 0.975, new_labels=shuffled))
     assert other_labels.pairs[0].paired is None
-    assert "rnn-cpu on mnist seed 0: the test labels differ between BASE and NEW: no paired test" in other_labels.warnings
+    assert (
+        "rnn-cpu on mnist seed 0: the test labels differ between BASE and NEW: no paired test" in other_labels.warnings
+    )
 
 
 def test_no_paired_test_on_predictions_that_disagree_with_the_record(tmp_path):
@@ -249,12 +252,12 @@ def test_no_paired_test_on_predictions_that_disagree_with_the_record(tmp_path):
 
 
 def test_warns_on_different_data_hardware_configs_and_unmatched_pairs():
-    base = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0]) + [make_pair("mlp", "mnist")])
+    base = make_results([*seeded("rnn-cpu", "mnist", [0.95], [2.0]), make_pair("mlp", "mnist")])
     new = make_results(
-        seeded("rnn-cpu", "mnist", [0.95], [2.0], fingerprint="sha256:" + "b" * 64,
-               params={"epochs": 30, "batch_size": 128, "lr": 0.01, "hidden": 128},
-               device="cuda:0 (NVIDIA H100 80GB HBM3)")
-        + [make_pair("lstm", "cifar10")],
+        [*seeded("rnn-cpu", "mnist", [0.95], [2.0], fingerprint="sha256:" + "b" * 64,
+                 params={"epochs": 30, "batch_size": 128, "lr": 0.01, "hidden": 128},
+                 device="cuda:0 (NVIDIA H100 80GB HBM3)"),
+         make_pair("lstm", "cifar10")],
         cpu="Intel Xeon",
     )
     warnings = compare_runs(base, new).warnings
@@ -367,8 +370,9 @@ def test_a_pair_absent_from_new_is_missing():
 
 def test_one_failed_seed_among_ok_ones_is_missing_and_its_reason_is_kept():
     base = make_results(seeded("gru-cpu", "mnist", [0.97, 0.97], [3.0, 3.0]))
-    new = make_results(seeded("gru-cpu", "mnist", [0.97], [3.0])
-                       + [make_pair("gru-cpu", seed=1, status="failed", reason="Killed")])
+    new = make_results(
+        [*seeded("gru-cpu", "mnist", [0.97], [3.0]), make_pair("gru-cpu", seed=1, status="failed", reason="Killed")]
+    )
     comparison = compare_runs(base, new, [ACCURACY])
     assert [str(m) for m in comparison.missing] == ["gru-cpu on mnist seed 1: failed in NEW (Killed)"]
     assert comparison.exit_code == EXIT_MISSING
@@ -626,7 +630,7 @@ def _golden_runs():
     base = seeded("rnn-cpu", "mnist", [0.950, 0.952, 0.954, 0.956, 0.958], [2.0, 2.1, 2.2, 2.3, 2.4])
     new = seeded("rnn-cpu", "mnist", [0.940, 0.941, 0.946, 0.948, 0.949], [2.5, 2.4, 2.6, 2.9, 2.8])
     for side, eces in ((base, [0.010, 0.012, 0.014, 0.016]), (new, [0.020, 0.021, 0.022, 0.023])):
-        for pair, ece in zip(side, eces):
+        for pair, ece in zip(side, eces, strict=False):  # seed 4 has none
             pair["metrics"]["calibration"]["ece"] = ece
         del side[4]["metrics"]["calibration"]
         side[4]["timing"] = None
@@ -682,7 +686,7 @@ def test_the_comparison_table_as_people_read_it():
     table = comparison_table(_golden())
     headers = [c.header for c in table.columns]
     assert table.title == "Comparison"
-    assert [list(zip(headers, row)) for row in human_cells(table)] == [GOLDEN_RNN, GOLDEN_GRU]
+    assert [list(zip(headers, row, strict=True)) for row in human_cells(table)] == [GOLDEN_RNN, GOLDEN_GRU]
 
 
 def test_the_interval_columns_are_at_the_level_of_alpha():
@@ -714,13 +718,14 @@ GOLDEN_JSON_RNN = {
     "gate": "FAIL",
 }
 GOLDEN_JSON_GRU = {
-    **{k: None for k in GOLDEN_JSON_RNN}, "model": "gru-cpu", "dataset": "mnist", "status": "ok → diverged",
+    **dict.fromkeys(GOLDEN_JSON_RNN), "model": "gru-cpu", "dataset": "mnist", "status": "ok → diverged",
     "base_n": 1, "new_n": 0, **_machine("base_accuracy_pct", 1, 97.0, None),
     **_machine("base_seconds_per_epoch", 1, 3.0, None), **_machine("base_calibration.ece", 1, 0.01, None),
     **_machine("base_per_class.macro.f1", 1, 0.97, None), "gate": "FAIL",
 }
 GOLDEN_REGRESSIONS = [
-    "rnn-cpu on mnist: accuracy -0.92 pp, past the limit -0.5 pp, significant (p = 0.0079, permutation test over seeds)",
+    "rnn-cpu on mnist: accuracy -0.92 pp, past the limit -0.5 pp, significant (p = 0.0079, "
+    "permutation test over seeds)",
     "rnn-cpu on mnist: 1.21× seconds per epoch (+20.9 %), past the limit +10 %, significant (p = 0.029, "
     "permutation test over seeds)",
     "gru-cpu on mnist: no test accuracy in NEW (diverged at epoch 3: loss is nan)",
@@ -737,7 +742,8 @@ def test_the_comparison_as_json():
     document = comparison_json(_golden())
     assert document.endswith("}\n") and document.startswith('{\n  "pairs": [\n')  # indented, one final newline
     assert json.loads(document) == {
-        "pairs": [GOLDEN_JSON_RNN, GOLDEN_JSON_GRU],  # the table's cells; a stat as _mean/_std/_n, an interval _low/_high
+        # the table's cells; a stat as _mean/_std/_n, an interval _low/_high
+        "pairs": [GOLDEN_JSON_RNN, GOLDEN_JSON_GRU],
         "only_in_base": [["lstm-cpu", "mnist"]],
         "only_in_new": [["lstm-cpu", "fashion-mnist"]],
         "missing_in_new": GOLDEN_MISSING,
@@ -765,7 +771,9 @@ def test_the_verdict_lists_missing_seeds_then_regressions():
 
 def test_the_verdict_without_regressions_or_thresholds():
     base = make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0]))
-    assert verdict(compare_runs(base, base, [ACCURACY], alpha=0.1)) == "OK: no regression past accuracy:-0.5pp (alpha 0.1)"
+    assert (
+        verdict(compare_runs(base, base, [ACCURACY], alpha=0.1)) == "OK: no regression past accuracy:-0.5pp (alpha 0.1)"
+    )
     assert verdict(compare_runs(base, base)) == "no --fail-on thresholds given: nothing gated"
     other = make_results(seeded("gru-cpu", "mnist", [0.95], [2.0]))
     assert verdict(compare_runs(base, other, [ACCURACY], allow_missing=True)).splitlines() == [
@@ -782,8 +790,9 @@ def test_the_paired_columns_of_runs_with_stored_predictions(tmp_path):
 
     dirs = _paired_runs(tmp_path, 0.95, 0.94, n=2000, seeds=(0,))
     table = comparison_table(compare_runs(load_results(dirs[0]), load_results(dirs[1]), dirs=tuple(dirs)))
-    cells = dict(zip([c.key for c in table.columns], human_cells(table)[0]))
-    assert [cells[k] for k in ("paired_diff_pp", "paired_ci_pp", "paired_p")] == ["-1.00", "[-2.40, +0.40]", "0.19"]  # McNemar, bootstrap
+    cells = dict(zip([c.key for c in table.columns], human_cells(table)[0], strict=True))
+    # McNemar, bootstrap
+    assert [cells[k] for k in ("paired_diff_pp", "paired_ci_pp", "paired_p")] == ["-1.00", "[-2.40, +0.40]", "0.19"]
     row = machine_rows(table)[0]
     assert [row[k] for k in ("paired_diff_pp", "paired_ci_pp_low", "paired_ci_pp_high")] == [-1.0, -2.4, 0.4]
 
@@ -862,7 +871,9 @@ def test_no_warning_where_one_run_lacks_fingerprints_or_params():
 
 
 def test_params_with_keys_of_mixed_types_are_compared():
-    base, new = (make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0], params=p)) for p in ({1: "a", "b": 2}, {1: "a", "b": 3}))
+    base, new = (
+        make_results(seeded("rnn-cpu", "mnist", [0.95], [2.0], params=p)) for p in ({1: "a", "b": 2}, {1: "a", "b": 3})
+    )
     assert compare_runs(base, new).warnings == ["rnn-cpu on mnist: different params: b 2 → 3"]
 
 
@@ -870,7 +881,9 @@ def test_a_missing_seed_without_a_reason_has_no_parentheses():
     from seqbench.reporting.compare import Missing
 
     assert str(Missing(("gru-cpu", "mnist"), 2, "failed")) == "gru-cpu on mnist seed 2: failed in NEW"
-    assert str(Missing(("gru-cpu", "mnist"), 2, "failed", "Killed")) == "gru-cpu on mnist seed 2: failed in NEW (Killed)"
+    assert (
+        str(Missing(("gru-cpu", "mnist"), 2, "failed", "Killed")) == "gru-cpu on mnist seed 2: failed in NEW (Killed)"
+    )
 
 
 def test_params_that_are_not_an_object_are_shown_whole():

@@ -6,11 +6,10 @@ import json
 
 from click.shell_completion import BashComplete
 from click.testing import CliRunner
+from test_run import _one_line_error
 
 from seqbench.cli import main
 from seqbench.cli.run import run
-
-from test_run import _one_line_error
 
 
 def invoke(registry, *args):
@@ -62,7 +61,12 @@ def test_config_file_holds_run_options_and_the_command_line_wins(toy_registry, t
     out = tmp_path / "run"
     config = write(tmp_path, CONFIG.format(out=out))
     plan = planned(toy_registry, "--config", config)
-    assert [(p["model"], p["seed"]) for p in plan["pairs"]] == [("logreg", 0), ("logreg", 1), ("rnn-cpu", 0), ("rnn-cpu", 1)]
+    assert [(p["model"], p["seed"]) for p in plan["pairs"]] == [
+        ("logreg", 0),
+        ("logreg", 1),
+        ("rnn-cpu", 0),
+        ("rnn-cpu", 1),
+    ]
     rnn = plan["pairs"][2]["params"]
     assert rnn["hidden"] == 8 and rnn["lr"] == 0.25 and rnn["epochs"] == 2  # --set, and quick
     plan = planned(toy_registry, "--config", config, "--seeds", "3", "-m", "rnn-cpu", "--set", "lr=0.125")
@@ -107,4 +111,7 @@ def test_completion_of_model_and_dataset_names(toy_registry):
 def test_completion_through_the_shell_protocol():
     complete = BashComplete(main, {}, "seqbench", "_SEQBENCH_COMPLETE")
     assert [c.value for c in complete.get_completions(["run", "-m"], "lstm-")] == ["lstm-cpu", "lstm-gpu"]
-    assert [c.value for c in complete.get_completions(["run", "--dataset"], "fash")] == ["fashion-mnist", "fashion-smnist"]
+    assert [c.value for c in complete.get_completions(["run", "--dataset"], "fash")] == [
+        "fashion-mnist",
+        "fashion-smnist",
+    ]

@@ -8,13 +8,12 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, toy_plugin
 
 from seqbench import DatasetSpec, DatasetUnavailable, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.progress import Eta, PlannedPair
-
-from helpers import MeanLogReg, toy_plugin
 
 
 def invoke(registry, *args):
@@ -86,7 +85,10 @@ def events(out):
 
 def test_the_event_log_records_the_run_and_a_resume_appends(toy_registry, tmp_path):
     out = tmp_path / "run"
-    assert invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "epochs=2", "--out", out, "--no-plots").exit_code == 0
+    assert (
+        invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "epochs=2", "--out", out, "--no-plots").exit_code
+        == 0
+    )
     first = events(out)
     kinds = [e["event"] for e in first]
     assert kinds == ["run_start", "pair_start", "epoch_end", "epoch_end", "pair_end", "run_end"], kinds
@@ -119,7 +121,8 @@ def test_the_event_log_records_an_interrupt(monkeypatch, tmp_path):
 
 def test_dry_run_lists_pairs_with_their_hyperparameters_and_writes_nothing(toy_registry, tmp_path):
     out = tmp_path / "run"
-    args = ("-m", "logreg", "-m", "rnn-cpu", "-d", "toy", "--seeds", "0,1", "--set", "hidden=8", "--quick", "--out", out)
+    args = ("-m", "logreg", "-m", "rnn-cpu", "-d", "toy", "--seeds", "0,1", "--set", "hidden=8", "--quick",
+            "--out", out)
     result = invoke(toy_registry, *args, "--dry-run")
     assert result.exit_code == 0, result.output
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines()[2:]}
@@ -152,7 +155,10 @@ def test_all_without_cupy_lists_the_gpu_models_once_and_runs_the_rest(monkeypatc
     result = invoke(reg, "--all", "--set", "epochs=1", "--set", "hidden=4", "--out", out, "--no-plots")
     assert result.exit_code == 4, result.output  # a dataset --all names could not be loaded
     assert "--all: dataset(s) missing could not be loaded (exit 4; --allow-missing-data accepts that)" in result.stderr
-    assert result.stdout.startswith("PARTIAL RUN: ") and "  - dataset missing: not run here (files missing" in result.stdout
+    assert (
+        result.stdout.startswith("PARTIAL RUN: ")
+        and "  - dataset missing: not run here (files missing" in result.stdout
+    )
     gpu = ("gru-gpu", "lstm-gpu", "rnn-gpu")
     for name in gpu:
         assert result.stderr.count(name) == 1, result.stderr

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 pytest.importorskip("distributed")
 
-from seqbench.cli import main  # noqa: E402
+from dask_helpers import CRASH_DIR, installed_env, seqbench_command
 
-from dask_helpers import CRASH_DIR, installed_env, seqbench_command  # noqa: E402
+from seqbench.cli import main
 
 
 def free_port() -> int:
@@ -69,7 +69,12 @@ def test_run_on_an_existing_cluster_with_scheduler(cluster, tmp_path):
     assert f"training on the Dask cluster at {cluster}" in proc.stderr
     results = json.loads((out / "results.json").read_text())
     pairs = {(p["model"], p["seed"]): p for p in results["pairs"]}
-    assert [(p["model"], p["seed"]) for p in results["pairs"]] == [("logreg", 0), ("logreg", 1), ("ghost", 0), ("ghost", 1)]
+    assert [(p["model"], p["seed"]) for p in results["pairs"]] == [
+        ("logreg", 0),
+        ("logreg", 1),
+        ("ghost", 0),
+        ("ghost", 1),
+    ]
     for seed in (0, 1):
         ok = pairs[("logreg", seed)]
         assert ok["status"] == "ok" and ok["worker"]["address"].startswith("tcp://127.0.0.1:")
@@ -102,8 +107,10 @@ def test_a_malformed_scheduler_address_is_refused_before_the_run_starts(toy_regi
     result = CliRunner().invoke(main, ["run", "-m", "logreg", "-d", "toy", "--scheduler", "host:port",
                                        "--out", str(tmp_path / "r")], obj={"registry": toy_registry})
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.splitlines()[-1] == ("Error: --scheduler host:port: not a Dask scheduler address (invalid literal "
-                                              "for int() with base 10: 'port'); give one such as tcp://host:8786")
+    assert result.output.splitlines()[-1] == (
+        "Error: --scheduler host:port: not a Dask scheduler address (invalid literal "
+        "for int() with base 10: 'port'); give one such as tcp://host:8786"
+    )
     assert not (tmp_path / "r").exists()
 
 
@@ -116,8 +123,13 @@ def test_workers_and_scheduler_together_are_refused(toy_registry, tmp_path):
 def test_a_plain_run_imports_nothing_of_dask(tmp_path):
     code = ("import sys\nfrom seqbench.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
             "print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
-    proc = subprocess.run([sys.executable, "-c", code, "run", "-m", "logreg", "-d", "toy", "--out", str(tmp_path / "r"),
-                           "--no-plots"], env=installed_env(tmp_path / "site"), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "run", "-m", "logreg", "-d", "toy", "--out", str(tmp_path / "r"), "--no-plots"],
+        env=installed_env(tmp_path / "site"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.stdout.splitlines()[-1] == "0 []", proc.stderr
 
 
@@ -134,7 +146,9 @@ def test_sigterm_stops_the_local_cluster_and_leaves_a_resumable_run(tmp_path):
     try:
         deadline = time.monotonic() + 90
         while not (out / "pairs" / "logreg+toy+seed0.json").exists():  # the sleeper trains meanwhile
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "too slow"
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                proc.stderr.read() if proc.poll() else "too slow"
+            )
             time.sleep(0.2)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2  # the workers (and their nannies' helpers)
@@ -145,7 +159,7 @@ def test_sigterm_stops_the_local_cluster_and_leaves_a_resumable_run(tmp_path):
             proc.kill()
     assert proc.returncode == 128 + 15, err
     assert f"terminated; finished pairs are in {out}; continue with --resume {out}" in err
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _gone, alive = psutil.wait_procs(children, timeout=30)
     assert alive == []  # no worker left training
 
     (crash / "heal").touch()  # resumed in this process (test_dask_executor resumes on a cluster)

@@ -12,15 +12,15 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from seqbench import results as res  # noqa: E402
-from seqbench.executors.dask_executor import DaskExecutor  # noqa: E402
-from seqbench.executors.worker import PairTask, PluginSource, WorkerInfo, run_task  # noqa: E402
-from seqbench.plugins import load_plugins  # noqa: E402
-from seqbench.progress import RunObserver  # noqa: E402
-from seqbench.runner import RunRequest, run_benchmark  # noqa: E402
+import dask_helpers
+from test_schema import validators
 
-import dask_helpers  # noqa: E402
-from test_schema import validators  # noqa: E402
+from seqbench import results as res
+from seqbench.executors.dask_executor import DaskExecutor
+from seqbench.executors.worker import PairTask, PluginSource, WorkerInfo, run_task
+from seqbench.plugins import load_plugins
+from seqbench.progress import RunObserver
+from seqbench.runner import RunRequest, run_benchmark
 
 TOY = PluginSource(extra="dask_helpers:toy_plugins")
 #: rnn-cpu tiny enough for a test; threads as the local cluster's workers get them on 2 cores.
@@ -53,7 +53,7 @@ def test_a_local_cluster_of_two_processes_gives_the_sequential_records(registry,
     parallel = run_benchmark(registry, request("dask"), executor=local(tmp_path))
 
     assert [res.key_of(p) for p in parallel["pairs"]] == [res.key_of(p) for p in sequential["pairs"]]
-    for seq, par in zip(sequential["pairs"], parallel["pairs"]):
+    for seq, par in zip(sequential["pairs"], parallel["pairs"], strict=True):
         assert par["status"] == "ok" and par["params"]["threads" if par["model"] == "rnn-cpu" else "lr"]
         assert outcome(par) == outcome(seq)  # bit-identical: floats compared exactly
         assert par["worker"]["address"].startswith("tcp://127.0.0.1:") and par["worker"]["pid"] != os.getpid()
@@ -135,7 +135,9 @@ def test_a_worker_trains_the_pair_and_says_so(monkeypatch, tmp_path):
     record, files = run_task(task("logreg", tmp_path), WHERE)
     assert record["status"] == "ok" and record["dataset_info"]["fingerprint"] == "sha256:toy0"
     assert record["worker"] == {"address": "tcp://10.0.0.7:4000", "host": "node7", "pid": 123}
-    assert record["timing"]["epoch_seconds_median"] > 0 and files.predictions.shape[-1] == record["dataset_info"]["n_test"]
+    assert (
+        record["timing"]["epoch_seconds_median"] > 0 and files.predictions.shape[-1] == record["dataset_info"]["n_test"]
+    )
 
 
 def test_a_worker_refuses_a_pair_whose_data_differs_from_the_runs(monkeypatch, tmp_path):
@@ -162,7 +164,9 @@ def test_a_worker_sends_its_checkpoint_and_the_run_writes_it(registry, tmp_path)
     from seqbench.protocol import predict_labels
 
     request = RunRequest(["logreg"], ["toy"], [0], tmp_path / "dask", tmp_path, plots=False, save_models=True)
-    (pair,) = run_benchmark(registry, request, executor=DaskExecutor(TOY, workers=1, data_dir=tmp_path, cores=1))["pairs"]
+    (pair,) = run_benchmark(registry, request, executor=DaskExecutor(TOY, workers=1, data_dir=tmp_path, cores=1))[
+        "pairs"
+    ]
     saved = checkpoints.read(checkpoints.checkpoint_dir(tmp_path / "dask", pair) / checkpoints.MANIFEST)
     assert pair["worker"]["pid"] != os.getpid() and saved.manifest["sha256"] == pair["checkpoint"]["sha256"]
     model = checkpoints.restore(saved, registry, saved.manifest["params"])

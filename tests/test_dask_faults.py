@@ -16,10 +16,10 @@ from click.testing import CliRunner
 
 pytest.importorskip("distributed")
 
-from seqbench.cli import main  # noqa: E402
+from dask_helpers import CRASH_DIR, installed_env, seqbench_command
+from test_dask_cli import free_port, wait_listening
 
-from dask_helpers import CRASH_DIR, installed_env, seqbench_command  # noqa: E402
-from test_dask_cli import free_port, wait_listening  # noqa: E402
+from seqbench.cli import main
 
 
 @contextlib.contextmanager

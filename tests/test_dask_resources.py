@@ -67,6 +67,11 @@ def test_split_threads_sets_threads_for_the_models_that_take_it_unless_given(toy
 
     split = split_threads(toy_registry, request(["rnn-cpu", "logreg"]), 1)
     assert split.overrides == {"threads": "1"}
-    assert {p.model: p.params.get("threads") for p in plan_run(toy_registry, split).pairs} == {"rnn-cpu": 1, "logreg": None}
+    assert {p.model: p.params.get("threads") for p in plan_run(toy_registry, split).pairs} == {
+        "rnn-cpu": 1,
+        "logreg": None,
+    }
     assert split_threads(toy_registry, request(["logreg"]), 1).overrides == {}  # nothing takes threads
-    assert split_threads(toy_registry, request(["rnn-cpu"], {"rnn-cpu.threads": "2"}), 1).overrides == {"rnn-cpu.threads": "2"}
+    assert split_threads(toy_registry, request(["rnn-cpu"], {"rnn-cpu.threads": "2"}), 1).overrides == {
+        "rnn-cpu.threads": "2"
+    }

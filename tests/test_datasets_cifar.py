@@ -125,7 +125,10 @@ def test_missing_key(tmp_path):
 def test_wrong_data_shape(tmp_path):
     batch = {"data": np.zeros((N, 1024), np.uint8), "labels": [0] * N}
     where = _folder_with(tmp_path, "data_batch_3", pickle.dumps(batch))
-    assert _error(tmp_path) == f"{where}: 'data' is a uint8 array of shape ({N}, 1024), expected a uint8 array of shape (N, 3072)"
+    assert (
+        _error(tmp_path)
+        == f"{where}: 'data' is a uint8 array of shape ({N}, 1024), expected a uint8 array of shape (N, 3072)"
+    )
 
 
 def test_label_count_mismatch(tmp_path):

@@ -55,7 +55,9 @@ def test_info_table_uses_the_environment_data_dir(tmp_path, monkeypatch):
     assert lines[0] == f"data dir: {tmp_path}"
     mnist = next(line for line in lines if line.startswith("mnist "))
     assert "ok" in mnist and f"{N_TRAIN}x28x28" in mnist and "sha256:" in mnist
-    assert any(line.startswith("fashion-mnist: missing ") and "seqbench data fetch fashion-mnist" in line for line in lines)
+    assert any(
+        line.startswith("fashion-mnist: missing ") and "seqbench data fetch fashion-mnist" in line for line in lines
+    )
     assert f"cifar10: {tmp_path / 'cifar10' / 'cifar-10-python.tar.gz'}: not a readable tar.gz archive" in result.output
     assert "corrupt" in next(line for line in lines if line.startswith("cifar10 "))
 

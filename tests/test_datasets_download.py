@@ -13,10 +13,10 @@ from datasets_helpers import (
     N_TEST,
     N_TRAIN,
     http_server,
+    idx_bytes,
     idx_fingerprint,
     md5,
     mnist_arrays,
-    idx_bytes,
     use_small,
 )
 
@@ -35,7 +35,10 @@ def server():
         yield s
 
 
-def _resource(server, *paths, checksum=f"md5:{md5(GOOD)}"):
+GOOD_CHECKSUM = f"md5:{md5(GOOD)}"
+
+
+def _resource(server, *paths, checksum=GOOD_CHECKSUM):
     return Resource("file.gz", tuple(Source(server.url + p, checksum) for p in paths))
 
 
@@ -158,7 +161,9 @@ def test_offline_load_fails_fast_with_the_one_clear_message(monkeypatch, tmp_pat
         loader.load("mnist", LoadContext(tmp_path, download=True))
     assert time.monotonic() - start < 5
     msg = str(err.value)
-    assert msg.startswith(f"dataset 'mnist' is not available: {', '.join(IDX_FILES)} missing from {tmp_path / 'mnist'}/")
+    assert msg.startswith(
+        f"dataset 'mnist' is not available: {', '.join(IDX_FILES)} missing from {tmp_path / 'mnist'}/"
+    )
     assert "cannot resolve host ossci-datasets.s3.amazonaws.com (no network?)" in msg
     assert "cannot resolve host storage.googleapis.com (no network?)" in msg
     assert (

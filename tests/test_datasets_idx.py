@@ -6,7 +6,16 @@ import gzip
 
 import numpy as np
 import pytest
-from datasets_helpers import IDX_FILES, N_TEST, N_TRAIN, idx_bytes, idx_fingerprint, mnist_arrays, use_small, write_mnist
+from datasets_helpers import (
+    IDX_FILES,
+    N_TEST,
+    N_TRAIN,
+    idx_bytes,
+    idx_fingerprint,
+    mnist_arrays,
+    use_small,
+    write_mnist,
+)
 
 from seqbench.datasets import loader
 from seqbench.datasets.errors import DataError
@@ -29,7 +38,7 @@ def test_loads_as_float_row_sequences(small, tmp_path):
     arrays = mnist_arrays()
     assert ds.train_x.shape == (N_TRAIN, 28, 28) and ds.test_x.shape == (N_TEST, 28, 28)
     assert ds.train_x.dtype == np.float32 and ds.train_y.dtype == np.int64
-    assert 0.0 <= ds.train_x.min() and ds.train_x.max() <= 1.0
+    assert ds.train_x.min() >= 0.0 and ds.train_x.max() <= 1.0
     np.testing.assert_array_equal(np.rint(ds.train_x * 255).astype(np.uint8), arrays[IDX_FILES[0]])
     np.testing.assert_array_equal(ds.test_y, arrays[IDX_FILES[3]])
     assert ds.class_names == tuple("0123456789")

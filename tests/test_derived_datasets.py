@@ -10,14 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from datasets_helpers import N_TEST, N_TRAIN, use_small, write_mnist
+from helpers import MeanLogReg
+
 from seqbench import Dataset, DatasetSpec, DatasetUnavailable, LoadContext, Preprocessing, hookimpl
 from seqbench.cli import main
 from seqbench.testing import PluginTester, tiny_dataset
 from seqbench.types import derived_fingerprint
-
-from helpers import MeanLogReg
 
 
 def columns(train_x, test_x):
@@ -89,8 +88,15 @@ def test_a_derived_dataset_declares_its_own_preprocessing_and_channels(tmp_path)
         @hookimpl
         def register_datasets(self, register):
             register(DatasetSpec("rgb-aug", lambda ctx: rgb, preprocessing=Preprocessing(True, True, 2)))
-            register(DatasetSpec.derive("rgb-pixels", "rgb-aug", lambda a, b: (a.reshape(len(a), -1, 3), b.reshape(len(b), -1, 3)),
-                                        identity="pixels", preprocessing=Preprocessing(standardize=True)))
+            register(
+                DatasetSpec.derive(
+                    "rgb-pixels",
+                    "rgb-aug",
+                    lambda a, b: (a.reshape(len(a), -1, 3), b.reshape(len(b), -1, 3)),
+                    identity="pixels",
+                    preprocessing=Preprocessing(standardize=True),
+                )
+            )
             register(DatasetSpec.derive("rgb-flat", "rgb-aug", pixels, identity="flat", channels=1))
 
     specs = PluginTester(Plugin(), tmp_path=tmp_path).registry.datasets
@@ -114,7 +120,8 @@ def test_a_derived_pair_records_the_combined_fingerprint_and_lineage(tester):
     pair = tester.run_pair("mean", "tiny-cols")
     assert pair["status"] == "ok", pair["reason"]
     info = pair["dataset_info"]
-    assert info["fingerprint"] == tester.load("tiny-cols").fingerprint and (info["seq_len"], info["n_features"]) == (4, 6)
+    assert info["fingerprint"] == tester.load("tiny-cols").fingerprint
+    assert (info["seq_len"], info["n_features"]) == (4, 6)
     assert info["meta"]["derived_from"]["dataset"] == "tiny"
 
 
@@ -133,11 +140,14 @@ def test_a_derived_mnist_reads_the_files_once_through_the_builtin(monkeypatch, t
     use_small(monkeypatch, "mnist", (N_TRAIN, N_TEST))
     write_mnist(tmp_path / "mnist")
     tester = PluginTester(("pixels", type("P", (), {"register_datasets": hookimpl(
-        lambda self, register: register(DatasetSpec.derive("mnist-pixels", "mnist", pixels, identity="pixels/v1")))})()),
+        lambda self, register: register(DatasetSpec.derive("mnist-pixels", "mnist", pixels,
+                                                           identity="pixels/v1")))})()),
         tmp_path=tmp_path)
     ctx = LoadContext(tmp_path, download=False, datasets=tester.registry.datasets)
     mnist, seq = ctx.load("mnist"), ctx.load("mnist-pixels")
-    assert seq.train_x.shape == (N_TRAIN, 784, 1) and np.array_equal(seq.train_x[:, :, 0], mnist.train_x.reshape(N_TRAIN, -1))
+    assert seq.train_x.shape == (N_TRAIN, 784, 1) and np.array_equal(
+        seq.train_x[:, :, 0], mnist.train_x.reshape(N_TRAIN, -1)
+    )
     assert seq.fingerprint == derived_fingerprint(mnist.fingerprint, "pixels/v1")
     spec = tester.registry.datasets["mnist-pixels"]
     where = spec.locate(ctx)
@@ -155,14 +165,16 @@ def test_data_info_and_fetch_answer_for_the_source(monkeypatch, tmp_path):
         def register_datasets(self, register):
             register(DatasetSpec("files", lambda ctx: tiny_dataset("files"),
                                  locate=lambda ctx: {"status": "ok"} if fetched else {
-                                     "status": "missing", "directory": str(ctx.data_dir / "files"), "missing": ["files.npz"]},
+                                     "status": "missing", "directory": str(ctx.data_dir / "files"),
+                                     "missing": ["files.npz"]},
                                  fetch=lambda ctx: fetched.append(ctx.data_dir)))
             register(DatasetSpec("bare", lambda ctx: tiny_dataset("bare")))
             register(DatasetSpec.derive("files-cols", "files", columns, identity="columns/v1"))
             register(DatasetSpec.derive("bare-cols", "bare", columns, identity="columns/v1"))
 
-    import seqbench.plugins as plugins_mod
     from helpers import fake_entry_point
+
+    import seqbench.plugins as plugins_mod
 
     monkeypatch.setattr(plugins_mod, "_entry_points", lambda: [fake_entry_point("d", "seqbench-d", "1", Plugin)])
     monkeypatch.setenv("SEQBENCH_LOAD_PLUGINS", "seqbench-d")
@@ -189,7 +201,9 @@ def test_data_info_gives_the_shapes_of_what_a_run_would_load(tmp_path):
         @hookimpl
         def register_datasets(self, register):
             register(DatasetSpec("src", lambda ctx: source, locate=lambda ctx: {"status": "ok"}))
-            register(DatasetSpec.derive("src-perm", "src", pixels, identity="pixels/v1", params={"permutation_seed": 7}))
+            register(
+                DatasetSpec.derive("src-perm", "src", pixels, identity="pixels/v1", params={"permutation_seed": 7})
+            )
             register(DatasetSpec.derive("src-2", "src", first_two_classes, identity="classes01/v1", whole=True))
 
     tester = PluginTester(("p", Plugin()), tmp_path=tmp_path)

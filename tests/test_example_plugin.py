@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import make_toy_dataset
 
 from seqbench import DatasetInfo
 from seqbench.cli import main
 from seqbench.plugins import LOG_HOOKS, load_plugins
-
-from helpers import make_toy_dataset
 
 EXAMPLE = "seqbench-example"
 
@@ -176,7 +175,9 @@ def test_every_installed_plugin_loads_without_warnings(monkeypatch, capsys):
     if "seqbench-example" in installed.values():  # the two plugins this repository ships
         assert registry.plugin_of("model", "logreg") == "example"
     if "seqbench-torch" in installed.values():
-        assert {"torch-rnn", "torch-lstm", "torch-gru"} <= {m for m in registry.models if registry.plugin_of("model", m) == "torch"}
+        assert {"torch-rnn", "torch-lstm", "torch-gru"} <= {
+            m for m in registry.models if registry.plugin_of("model", m) == "torch"
+        }
 
 
 def test_uninstalling_a_plugin_removes_it(monkeypatch, tmp_path):

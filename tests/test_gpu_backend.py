@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_rnn import sequence_task
 
 from seqbench.models.backend import NumpyBackend, cupy_unavailable, get_backend
 from seqbench.models.gru import GRU
@@ -14,9 +15,10 @@ from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
 
-from test_rnn import sequence_task
-
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {cupy_unavailable()}")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(cupy_unavailable() is not None, reason=f"no GPU: {cupy_unavailable()}"),
+]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -57,7 +59,7 @@ def test_fused_adam_matches_numpy(dtype, rtol):
     for step in (0.01, 0.002):
         ref.adam_update(host[0], g, host[1], host[2], ref.scalar(step, dtype), 0.9, 0.999, 1e-8)
         be.adam_update(dev[0], be.asarray(g), dev[1], dev[2], be.scalar(step, dtype), 0.9, 0.999, 1e-8)
-    for h, d in zip(host, dev):
+    for h, d in zip(host, dev, strict=True):
         np.testing.assert_allclose(be.to_host(d), h, rtol=rtol, atol=rtol)
 
 

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
 import results_factory as rf
+from click.testing import CliRunner
 from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
+
 from seqbench import DatasetSpec, MetricSpec, fileio, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
@@ -116,12 +116,14 @@ def test_csv_files_hold_no_live_formula_and_numbers_stay_numbers(monkeypatch, tm
     toy_run(registry, out, "--no-plots")
     files = ["summary.csv", "per_class.csv", "records.csv", "timing.csv"]
     cells = {name: _csv_cells(out / name) for name in files}
-    live = {name: [c for c in found if c[:1] in ("=", "+", "-", "@") and not re.fullmatch(r"[+-]?[\d.]+(e[+-]?\d+)?", c)]
-            for name, found in cells.items()}
+    live = {
+        name: [c for c in found if c[:1] in ("=", "+", "-", "@") and not re.fullmatch(r"[+-]?[\d.]+(e[+-]?\d+)?", c)]
+        for name, found in cells.items()
+    }
     assert not any(live.values()), live
     assert {"'" + FORMULA, "'+1+2", "'@SUM(A1)"} <= set(cells["per_class.csv"])
     assert "-0.5" in cells["records.csv"]  # a negative number stays a number
-    summary = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))[0]
+    summary = next(iter(csv.DictReader(io.StringIO((out / "summary.csv").read_text()))))
     float(summary["accuracy_pct_mean"])
 
 
@@ -225,7 +227,9 @@ def test_an_empty_directory_and_one_left_by_a_run_killed_at_once_are_fine(toy_re
     other = tmp_path / "other"
     other.mkdir()
     (other / "events.jsonl").write_text("my own log, not seqbench's\n")
-    one_line_error(invoke(toy_registry, "run", "-m", "logreg", "-d", "toy", "--out", other), "not empty", "events.jsonl")
+    one_line_error(
+        invoke(toy_registry, "run", "-m", "logreg", "-d", "toy", "--out", other), "not empty", "events.jsonl"
+    )
 
 
 # --- 5. plots lost on resume ------------------------------------------------------------------
@@ -313,7 +317,7 @@ def test_a_config_file_takes_a_number_of_workers(tmp_path):
     from seqbench.cli.run import read_config, run
 
     assert read_config(run, _config(tmp_path, "workers = 2\n"))["workers"] == 2
-    with pytest.raises(Exception, match="'workers' in .*run.toml must be an integer"):
+    with pytest.raises(Exception, match=r"'workers' in .*run\.toml must be an integer"):
         read_config(run, _config(tmp_path, 'workers = "two"\n'))
 
 
@@ -380,7 +384,9 @@ def test_a_plugin_that_fails_to_load_is_named_with_the_entry_point_to_block(monk
     def load():
         raise ImportError("no module named torchh")
 
-    monkeypatch.setattr(plugins_mod, "_entry_points", lambda: [fake_entry_point("quitter", "seqbench-quitter", "1", load)])
+    monkeypatch.setattr(
+        plugins_mod, "_entry_points", lambda: [fake_entry_point("quitter", "seqbench-quitter", "1", load)]
+    )
     monkeypatch.delenv("SEQBENCH_LOAD_PLUGINS")
     load_plugins()
     assert "SEQBENCH_BLOCK_PLUGINS=quitter" in capsys.readouterr().err

@@ -9,12 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import make_toy_dataset, toy_plugin
 
 from seqbench import DatasetSpec, MetricSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
-
-from helpers import make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):
@@ -126,9 +125,9 @@ def _use_entry_points(monkeypatch, *eps):
 def _models_module(*names):
     import types
 
-    from seqbench import ModelSpec
-
     from helpers import MeanLogReg
+
+    from seqbench import ModelSpec
 
     def register_models(register):
         for n in names:
@@ -160,6 +159,7 @@ def test_an_entry_point_named_like_a_builtin_is_refused_in_one_line(monkeypatch,
 
 def test_strict_plugin_errors_do_not_say_ignored(monkeypatch):
     from helpers import fake_entry_point
+
     from seqbench.plugins import PluginError
 
     _use_entry_points(monkeypatch,
@@ -214,7 +214,8 @@ def test_a_time_gate_with_base_at_zero_seconds_is_not_ok(tmp_path):
 
 
 @pytest.mark.parametrize("spoil, expected", [
-    (lambda p: p["metrics"]["accuracy"].update(accuracy=1.5), "metrics.accuracy.accuracy is 1.5, not a fraction in [0, 1]"),
+    (lambda p: p["metrics"]["accuracy"].update(accuracy=1.5),
+     "metrics.accuracy.accuracy is 1.5, not a fraction in [0, 1]"),
     (lambda p: p["timing"].update(epoch_seconds_median=-2.0), "timing.epoch_seconds_median is negative (-2.0)"),
     (lambda p: p["timing"].update(train_seconds=-1), "timing.train_seconds is negative (-1)"),
 ])
@@ -231,7 +232,7 @@ def test_compare_refuses_impossible_records(tmp_path, spoil, expected):
 def test_compare_refuses_duplicate_seeds(tmp_path):
     from results_factory import make_pair, seeded
 
-    new = seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]) + [make_pair("m", "mnist", 1, accuracy=0.5)]
+    new = [*seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]), make_pair("m", "mnist", 1, accuracy=0.5)]
     result = compare(tmp_path, seeded("m", "mnist", [0.9, 0.9], [2.0, 2.0]), new)
     assert result.exit_code == 1
     assert "NEW" in result.stderr and "m on mnist seed 1 is there twice" in result.stderr, result.stderr
@@ -248,7 +249,9 @@ def test_huge_metric_values_and_parameter_counts_never_crash_a_run(monkeypatch, 
         def num_parameters(self):
             return 10**400
 
-    huge = toy_plugin(datasets={}, models={"huge": lambda info, p: Huge(info.n_features, info.num_classes, 0.5, p["seed"])})
+    huge = toy_plugin(
+        datasets={}, models={"huge": lambda info, p: Huge(info.n_features, info.num_classes, 0.5, p["seed"])}
+    )
     registry = registry_with(monkeypatch, ("hugemodel", huge),
                              ("bigmetric", metric_plugin("big", lambda *a: {"big": 1e308, "small": -1e308})))
     out = tmp_path / "run"
@@ -276,7 +279,9 @@ def test_huge_times_never_crash_report_or_compare(tmp_path):
     report = CliRunner().invoke(main, ["report", str(tmp_path / "base")])
     assert report.exit_code == 0 and "OverflowError" not in report.output, report.output
     assert (tmp_path / "base" / "summary.md").exists() and (tmp_path / "base" / "report.html").exists()
-    result = CliRunner().invoke(main, ["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--fail-on", "time:+10%"])
+    result = CliRunner().invoke(
+        main, ["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--fail-on", "time:+10%"]
+    )
     assert result.exit_code in (0, 1) and "OverflowError" not in result.output, result.output
     assert "Traceback" not in result.output
 
@@ -333,7 +338,9 @@ def test_named_missing_datasets_are_announced_before_the_first_pair(monkeypatch,
     out = tmp_path / "run"
     result = invoke(registry, "-m", "logreg", "-d", "toy", "-d", "zzz", "--out", str(out), "--no-plots")
     before = result.stderr.split("[1/")[0]
-    assert "dataset zzz cannot load here: files missing; its 1 pair(s) will be recorded as skipped" in before, result.stderr
+    assert "dataset zzz cannot load here: files missing; its 1 pair(s) will be recorded as skipped" in before, (
+        result.stderr
+    )
     assert {p["dataset"]: p["status"] for p in pairs_of(out)} == {"toy": "ok", "zzz": "skipped"}
 
 
@@ -489,7 +496,9 @@ def test_a_model_is_told_the_training_plan_and_each_epochs_validation_accuracy(m
         def epoch_validated(self, epoch, val_accuracy):
             seen.setdefault("val", []).append((epoch, val_accuracy))
 
-    plugin = toy_plugin(datasets={}, models={"told": lambda info, p: Told(info.n_features, info.num_classes, 0.5, p["seed"])})
+    plugin = toy_plugin(
+        datasets={}, models={"told": lambda info, p: Told(info.n_features, info.num_classes, 0.5, p["seed"])}
+    )
     registry = registry_with(monkeypatch, ("told", plugin))
     out = tmp_path / "run"
     result = invoke(registry, "-m", "told", "-d", "toy", "--quick", "--out", str(out), "--no-plots")
@@ -517,9 +526,9 @@ def test_the_plugin_guide_documents_the_threads_convention():
 
 @pytest.mark.slow
 def test_plugin_tester_runs_on_real_data_from_a_data_directory(tmp_path):
-    from seqbench.testing import PluginTester
-
     from helpers import MeanLogReg
+
+    from seqbench.testing import PluginTester
 
     data = tmp_path / "data"
     (data / "mnist").mkdir(parents=True)
@@ -566,4 +575,8 @@ def test_show_prints_a_failed_pairs_traceback_and_record(monkeypatch, tmp_path):
     assert "Traceback (most recent call last)" in shown.stdout and "train_batch" in shown.stdout
     assert '"status": "failed"' in shown.stdout
     missing = CliRunner().invoke(main, ["show", str(out), "nope+toy+seed0"])
-    assert missing.exit_code == 1 and "no pair 'nope+toy+seed0'" in missing.output and "interrupts+toy+seed0" in missing.output
+    assert (
+        missing.exit_code == 1
+        and "no pair 'nope+toy+seed0'" in missing.output
+        and "interrupts+toy+seed0" in missing.output
+    )

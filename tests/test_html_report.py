@@ -101,7 +101,11 @@ def test_several_runs_merge_with_a_run_column_and_models_named_by_run():
     merged = merge_runs([("a", a), ("b", b)])
     assert sorted({p["model"] for p in merged["pairs"]}) == ["lstm-gpu", "rnn-cpu [a]", "rnn-cpu [b]", "torch-rnn"]
     page = render_report([("a", a), ("b", b)])
-    assert "<title>seqbench report — 2 runs — PARTIAL RUN</title>" in page and "<h3>a</h3>" in page and "<h3>b</h3>" in page
+    assert (
+        "<title>seqbench report — 2 runs — PARTIAL RUN</title>" in page
+        and "<h3>a</h3>" in page
+        and "<h3>b</h3>" in page
+    )
     assert page.count("<th>run</th>") == 4
 
 
@@ -144,7 +148,8 @@ PROBE = """<script>
 window.__errors = [];
 const __error = console.error;
 console.error = (...args) => { window.__errors.push(args.join(" ")); __error(...args); };
-window.addEventListener("error", e => window.__errors.push(e.message || "failed to load " + (e.target.tagName || "")), true);
+window.addEventListener("error",
+                        e => window.__errors.push(e.message || "failed to load " + (e.target.tagName || "")), true);
 window.addEventListener("load", () => {
   const images = [...document.images];
   const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt);

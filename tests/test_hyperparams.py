@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 from seqbench import DatasetSpec, MetricSpec, ModelSpec, Param, hookimpl
 from seqbench.cli import main
 from seqbench.hyperparams import ParamValueError
 from seqbench.plugins import load_plugins
-
-from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):
@@ -233,4 +232,7 @@ def test_params_of_gives_a_built_in_models_declarations_and_the_torch_models_sha
 
     registry = load(extra=[("torch", seqbench_torch)], installed=False)
     declared = {p.name: p for p in registry.models["torch-lstm"].params}
-    assert set(declared) == set(seqbench_torch.OPTIONS) and declared["hidden"] == {p.name: p for p in params_of("lstm-cpu")}["hidden"]
+    assert (
+        set(declared) == set(seqbench_torch.OPTIONS)
+        and declared["hidden"] == {p.name: p for p in params_of("lstm-cpu")}["hidden"]
+    )

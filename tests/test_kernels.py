@@ -7,17 +7,20 @@ import inspect
 
 import numpy as np
 import pytest
+from test_sequential_tasks import in_chunks, long_batch
 
 import seqbench.models.kernels as kernels
 from seqbench.models import gru, lstm, rnn
 from seqbench.models.backend import NumpyBackend
 from seqbench.models.recurrent import RecurrentClassifier
 
-from test_sequential_tasks import in_chunks, long_batch
-
 pytestmark = pytest.mark.skipif(kernels.numba_unavailable() is not None, reason=str(kernels.numba_unavailable()))
 
-KERNELS = {f"{m.__name__.rsplit('.', 1)[1]}.{name}": getattr(m, name) for m in (rnn, lstm, gru) for name in ("FORWARD", "BACKWARD")}
+KERNELS = {
+    f"{m.__name__.rsplit('.', 1)[1]}.{name}": getattr(m, name)
+    for m in (rnn, lstm, gru)
+    for name in ("FORWARD", "BACKWARD")
+}
 CELLS = pytest.mark.parametrize("cell", [rnn.RNN, lstm.LSTM, gru.GRU], ids=["rnn", "lstm", "gru"])
 
 
@@ -65,7 +68,7 @@ def test_the_fused_kernels_compute_what_the_numpy_ones_do(name, dtype, rtol, ato
         copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         k.fused(*args)
         k.numpy(*copies)
-        for i, (a, b) in enumerate(zip(args, copies)):
+        for i, (a, b) in enumerate(zip(args, copies, strict=True)):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"{name} argument {i} at B={B}, H={H}")
 
 

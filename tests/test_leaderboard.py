@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
 from results_factory import balanced_labels, make_pair, make_results, predictions, write_run
+
 from seqbench.reporting.leaderboard import (
     across_datasets,
     caveat,
@@ -84,7 +84,7 @@ def test_several_seeds_use_the_signed_rank_test_over_samples():
     a = b | (rng.random((3, 2000)) < 0.1)  # a is b plus some extra right answers
     d = prediction_test(a, b)
     assert d.method == "Wilcoxon signed-rank test over samples"
-    assert d.diff == pytest.approx(float((a.mean() - b.mean())))
+    assert d.diff == pytest.approx(float(a.mean() - b.mean()))
     assert d.p < 0.001 and d.low > 0
     assert "3 seeds" in d.over
 
@@ -156,7 +156,9 @@ def _run(tmp_path, name, model_accuracies: dict[str, list[np.ndarray]], dataset=
     results = make_results([])
     for model, masks in model_accuracies.items():
         for seed, mask in enumerate(masks):
-            pair = make_pair(model, dataset, seed, accuracy=float(mask.mean()), fingerprint="sha256:" + fingerprint * 64)
+            pair = make_pair(
+                model, dataset, seed, accuracy=float(mask.mean()), fingerprint="sha256:" + fingerprint * 64
+            )
             pair["metrics"]["accuracy"]["accuracy"] = float(mask.mean())
             pairs.append(pair)
             preds[(model, seed)] = predictions(labels, mask)
@@ -235,7 +237,7 @@ def test_across_datasets_needs_three_models_on_two_datasets():
 def test_runs_of_different_data_are_refused_naming_them():
     one = ("jan", make_results([make_pair("a", "mnist", 0, fingerprint="sha256:" + "1" * 64)]))
     two = ("feb", make_results([make_pair("b", "mnist", 0, fingerprint="sha256:" + "2" * 64)]))
-    with pytest.raises(ResultsError, match="mnist is not the same data.*jan.*feb"):
+    with pytest.raises(ResultsError, match=r"mnist is not the same data.*jan.*feb"):
         check_same_data([one, two])
     check_same_data([one, ("mar", make_results([make_pair("c", "mnist", 0, fingerprint="sha256:" + "1" * 64)]))])
 

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from helpers import toy_plugin
 
 from seqbench import hookimpl
 from seqbench.cli import main
 from seqbench.loggers import LoggerObserver
 from seqbench.plugins import load_plugins
-
-from helpers import toy_plugin
+from seqbench.progress import Observers, RunObserver
 
 
 class Recorder:
@@ -28,8 +28,9 @@ class Recorder:
 
     @hookimpl
     def log_epoch_end(self, model, dataset, seed, epoch, train_loss, val_accuracy, epoch_seconds, best_epoch):
-        self.events.append(("epoch_end", dict(model=model, dataset=dataset, seed=seed, epoch=epoch, train_loss=train_loss,
-                                              val_accuracy=val_accuracy, epoch_seconds=epoch_seconds)))
+        self.events.append(("epoch_end", dict(model=model, dataset=dataset, seed=seed, epoch=epoch,
+                                              train_loss=train_loss, val_accuracy=val_accuracy,
+                                              epoch_seconds=epoch_seconds)))
 
     @hookimpl
     def log_pair_end(self, record):
@@ -74,7 +75,8 @@ def test_a_logger_receives_the_runs_events_with_the_recorded_values(monkeypatch,
     assert kinds == ["run_start", *(["epoch_end"] * 3 + ["pair_end"]) * 2, "run_end"]
     start = recorder.events[0][1]
     assert start["run_dir"] == out and start["config"]["seeds"] == [0, 1] and start["resume"] is False
-    assert [(p["model"], p["seed"], p["params"]["epochs"]) for p in start["pairs"]] == [("logreg", 0, 3), ("logreg", 1, 3)]
+    pairs = [(p["model"], p["seed"], p["params"]["epochs"]) for p in start["pairs"]]
+    assert pairs == [("logreg", 0, 3), ("logreg", 1, 3)]
     epochs = [e for kind, e in recorder.events if kind == "epoch_end"]
     recorded = [{"model": p["model"], "dataset": p["dataset"], "seed": p["seed"], "epoch": h["epoch"],
                  "train_loss": h["train_loss"], "val_accuracy": h["val_accuracy"], "epoch_seconds": h["epoch_seconds"]}
@@ -91,7 +93,11 @@ def test_a_logger_that_raises_or_exits_leaves_the_run_and_its_results_intact(mon
     recorder = Recorder()
     result, out = run(monkeypatch, tmp_path, ("bad", bad()), ("recorder", recorder))
     assert result.exit_code == clean.exit_code == 0, result.output
-    hook, error = ("log_epoch_end", "RuntimeError: tracker down at epoch 1") if bad is Raises else ("log_run_start", "SystemExit: 2")
+    hook, error = (
+        ("log_epoch_end", "RuntimeError: tracker down at epoch 1")
+        if bad is Raises
+        else ("log_run_start", "SystemExit: 2")
+    )
     warning = f"logger plugin 'bad' failed in {hook}: {error}; it gets no more events of this run"
     assert result.stderr.count(warning) == 1
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
@@ -115,6 +121,23 @@ def test_the_epochs_of_a_pair_trained_elsewhere_come_from_its_record():
     observer.pair_end({"model": "m", "history": history, "params": {"epochs": 5}})
     assert [e["epoch"] for kind, e in recorder.events if kind == "epoch_end"] == [1, 2]
     assert recorder.events[-1][0] == "pair_end"
+
+
+def test_a_run_warning_reaches_the_console_once_when_loggers_are_installed():
+    """The run's warnings go to every observer; the loggers' observer is not the console's echo."""
+
+    class Console(RunObserver):
+        def __init__(self) -> None:
+            self.warned: list[str] = []
+
+        def warn(self, message: str) -> None:
+            self.warned.append(message)
+
+    console = Console()
+    registry = load_plugins(extra=[("recorder", Recorder())], installed=False)
+    observer = Observers(console, LoggerObserver(registry.loggers, "seqbench run", {}, console.warn))  # as runner.py
+    observer.warn("rnn-cpu diverged")
+    assert console.warned == ["rnn-cpu diverged"]
 
 
 def test_loggers_are_listed_with_their_hooks(monkeypatch):

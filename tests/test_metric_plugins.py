@@ -14,15 +14,14 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import fake_entry_point, toy_plugin
+from results_factory import make_pair, make_results, write_run
 
 import seqbench.plugins as plugins_mod
 from seqbench import MetricSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.runner import RunRequest, run_benchmark
-
-from helpers import fake_entry_point, toy_plugin
-from results_factory import make_pair, make_results, write_run
 
 
 def _top2(y, pred, proba, names):
@@ -91,7 +90,7 @@ def test_list_metrics_says_which_way_is_better():
 
 def _run(top2: list[float], ece: list[float]) -> dict:
     pairs = []
-    for seed, (t, e) in enumerate(zip(top2, ece)):
+    for seed, (t, e) in enumerate(zip(top2, ece, strict=True)):
         pair = make_pair(seed=seed)
         pair["metrics"].update(top2={"top2": t}, calib={"ece": e, "nll": 0.3, "bins": [1, 2, 3, 4]})
         pairs.append(pair)

@@ -6,14 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers import toy_plugin
 
 from seqbench import MetricSpec, hookimpl
 from seqbench.default_plugins import metrics as builtin
 from seqbench.metrics import accuracy, classification_report, confusion_matrix, per_class, scalars
 from seqbench.plugins import load_plugins
 from seqbench.runner import RunRequest, run_benchmark
-
-from helpers import toy_plugin
 
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])
 Y_PRED = np.array([0, 0, 1, 1, 2, 2])
@@ -54,7 +53,9 @@ def test_builtin_metric_plugin_outputs():
     assert metrics["accuracy"].compute(Y_TRUE, Y_PRED, proba, names) == {"accuracy": pytest.approx(4 / 6), "n": 6}
     conf = metrics["confusion"].compute(Y_TRUE, Y_PRED, proba, names)
     assert conf["labels"] == ["a", "b", "c"] and conf["matrix"][0] == [2, 1, 0]
-    assert metrics["per_class"].compute(Y_TRUE, Y_PRED, proba, names)["macro"]["f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert metrics["per_class"].compute(Y_TRUE, Y_PRED, proba, names)["macro"]["f1"] == pytest.approx(
+        (0.8 + 0.5 + 2 / 3) / 3
+    )
 
 
 # --- a failing metric plugin, hand-counted values ---------------------------------------------
@@ -67,7 +68,7 @@ class BrokenMetrics:
     def register_metrics(self, register):
         register(MetricSpec("explodes", lambda y, p, proba, names: {"v": 1 / 0}, "raises"))
         register(MetricSpec("nanny", lambda y, p, proba, names: {"v": float("nan")}, "returns NaN"))
-        register(MetricSpec("count", lambda y, p, proba, names: {"n": int(len(y))}, "works"))
+        register(MetricSpec("count", lambda y, p, proba, names: {"n": len(y)}, "works"))
 
 
 def test_a_failing_metric_plugin_is_named_and_the_run_goes_on(monkeypatch, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqbench.models.backend import NumpyBackend
-from seqbench.models.optim import Adam, Momentum, SGD, clip_grad_norm, make_optimizer
+from seqbench.models.optim import SGD, Adam, Momentum, clip_grad_norm, make_optimizer
 
 P0 = [1.0, -2.0]
 GRADS = ([0.5, -0.25], [0.1, 0.3])

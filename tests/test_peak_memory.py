@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import MeanLogReg
-from seqbench.protocol import peak_host_rss_bytes, reset_peak_rss, train_and_evaluate
 from test_protocol import id_dataset
+
+from seqbench.protocol import peak_host_rss_bytes, reset_peak_rss, train_and_evaluate
 
 SCRATCH = 256 * 2**20  # what the large model touches while it trains
 

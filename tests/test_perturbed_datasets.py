@@ -6,14 +6,13 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
+from helpers import toy_plugin
 
 from seqbench import Dataset, DatasetSpec, hookimpl
 from seqbench.cli import main
 from seqbench.datasets import perturbed
 from seqbench.datasets.sequential import permutation
 from seqbench.plugins import load_plugins
-
-from helpers import toy_plugin
 
 NAMES = ("mnist-noise", "mnist-shift", "mnist-scrambled")
 

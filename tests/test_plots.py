@@ -63,7 +63,8 @@ def _all_text(fig):
 
 
 def test_matplotlib_is_imported_lazily():
-    code = "import sys, seqbench.reporting.plots, seqbench.reporting.html_report, seqbench.cli; assert 'matplotlib' not in sys.modules"
+    code = ("import sys, seqbench.reporting.plots, seqbench.reporting.html_report, seqbench.cli; "
+            "assert 'matplotlib' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -71,7 +72,7 @@ def test_t_quantiles_and_intervals():
     assert t95(2) == pytest.approx(12.706) and t95(3) == pytest.approx(4.303)
     assert t95(12) == pytest.approx(2.201, abs=0.003) and t95(1000) == pytest.approx(1.962, abs=0.002)
     assert interval(Stat(99.0, None, 1)) == (99.0, 99.0)
-    low, high = interval(Stat(99.0, 0.1, 3))
+    _low, high = interval(Stat(99.0, 0.1, 3))
     assert high - 99.0 == pytest.approx(4.303 * 0.1 / 3**0.5)
 
 

@@ -8,14 +8,13 @@ import types
 
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
 
 import seqbench.plugins as plugins_mod
 from seqbench import DatasetSpec, Model, ModelSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import PluginError, load_plugins
 from seqbench.runner import RunRequest, run_benchmark
-
-from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
 
 
 def _models(*names: str) -> types.ModuleType:
@@ -79,8 +78,13 @@ def _blobs_without_fetcher():
     class Plugin:
         @hookimpl
         def register_datasets(self, register):
-            register(DatasetSpec("blobs", lambda ctx: make_toy_dataset("blobs"),
-                                 locate=lambda ctx: {"status": "missing", "directory": "/nowhere", "missing": ["b.npz"]}))
+            register(
+                DatasetSpec(
+                    "blobs",
+                    lambda ctx: make_toy_dataset("blobs"),
+                    locate=lambda ctx: {"status": "missing", "directory": "/nowhere", "missing": ["b.npz"]},
+                )
+            )
 
     return Plugin()
 
@@ -112,7 +116,9 @@ def test_hyperparameters_and_dataset_meta_are_recorded_and_parameters_shown(monk
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
     ds = make_toy_dataset()
     ds = type(ds)(**{**ds.__dict__, "meta": {"source": "synthetic", "version": 2}})
-    plugin = toy_plugin({"toy": ds}, {"rep": lambda info, p: _Reporting(info.n_features, info.num_classes, p["lr"], p["seed"])})
+    plugin = toy_plugin(
+        {"toy": ds}, {"rep": lambda info, p: _Reporting(info.n_features, info.num_classes, p["lr"], p["seed"])}
+    )
     registry = load_plugins(extra=[("toy", plugin)])
     out = tmp_path / "run"
     (pair,) = run_benchmark(registry, RunRequest(["rep"], ["toy"], [0], out, tmp_path, plots=False))["pairs"]
@@ -130,7 +136,9 @@ def test_dataset_meta_that_json_cannot_hold_fails_the_dataset_naming_its_plugin(
     ds = make_toy_dataset()
     ds = type(ds)(**{**ds.__dict__, "meta": {"opened": object()}})
     registry = load_plugins(extra=[("toy", toy_plugin({"toy": ds}))])
-    (pair,) = run_benchmark(registry, RunRequest(["logreg"], ["toy"], [0], tmp_path / "r", tmp_path, plots=False))["pairs"]
+    (pair,) = run_benchmark(registry, RunRequest(["logreg"], ["toy"], [0], tmp_path / "r", tmp_path, plots=False))[
+        "pairs"
+    ]
     assert pair["status"] == "failed" and "plugin 'toy'" in pair["reason"] and "meta" in pair["reason"]
 
 

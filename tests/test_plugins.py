@@ -6,13 +6,12 @@ import types
 
 import pytest
 from click.testing import CliRunner
+from helpers import fake_entry_point, make_toy_dataset, toy_plugin
 
 import seqbench.plugins as plugins_mod
 from seqbench import DatasetSpec, ModelSpec, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import PluginError, load_plugins
-
-from helpers import fake_entry_point, make_toy_dataset, toy_plugin
 
 
 def _module(name: str, **hooks) -> types.ModuleType:
@@ -58,7 +57,10 @@ def test_duplicate_name_is_refused_naming_both_plugins(monkeypatch, capsys):
     assert reg.plugin_of("model", "dup") == "first"
     assert reg.plugin_of("model", "other") == "second"  # the rest of the plugin still registers
     err = capsys.readouterr().err
-    assert err.strip() == "seqbench: warning: model name 'dup' from plugin 'second' is already registered by plugin 'first'; ignored"
+    assert (
+        err.strip()
+        == "seqbench: warning: model name 'dup' from plugin 'second' is already registered by plugin 'first'; ignored"
+    )
     with pytest.raises(PluginError, match=r"'dup' from plugin 'second' is already registered by plugin 'first'"):
         load_plugins(strict=True)
 
@@ -114,7 +116,9 @@ def test_plugin_raising_in_register_is_reported_by_name(monkeypatch, capsys):
     def register_models(register):
         raise ValueError("cannot register")
 
-    _use_entry_points(monkeypatch, fake_entry_point("bad", "seqbench-bad", "1", lambda: _module("b", register_models=register_models)))
+    _use_entry_points(
+        monkeypatch, fake_entry_point("bad", "seqbench-bad", "1", lambda: _module("b", register_models=register_models))
+    )
     reg = load_plugins()
     assert "rnn-cpu" in reg.models
     assert "plugin 'seqbench-bad' failed in register_models: ValueError: cannot register" in capsys.readouterr().err

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, toy_plugin
 
 from seqbench import Dataset, DatasetSpec, Preprocessing, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.preprocess import Augmenter, as_images, channel_stats, standardize
 from seqbench.protocol import split_train_val, train_and_evaluate
-
-from helpers import MeanLogReg, toy_plugin
 
 PARAMS = {"epochs": 3, "batch_size": 16, "patience": 5, "val_fraction": 0.2}
 FULL = Preprocessing(standardize=True, hflip=True, shift=1)
@@ -52,7 +51,7 @@ def test_statistics_come_from_the_training_rows_only():
     ds = colour_dataset()
     spy = Spy()
     out = train_and_evaluate(spy, ds, PARAMS, {}, seed=3, preprocessing=FULL)
-    tr, val = split_train_val(len(ds.train_y), PARAMS["val_fraction"], 3)
+    tr, _val = split_train_val(len(ds.train_y), PARAMS["val_fraction"], 3)
     rows = as_images(ds.train_x[tr], 2)
     expected_mean = rows.reshape(-1, 2).astype(np.float64).mean(axis=0)
     expected_std = rows.reshape(-1, 2).astype(np.float64).std(axis=0)
@@ -154,7 +153,9 @@ def _registry_with(ds: Dataset, declared: Preprocessing):
     (("--no-augment",), {"standardize": True, "hflip": False, "shift": 0}),
     (("--no-standardize", "--no-augment"), {"standardize": False, "hflip": False, "shift": 0}),
 ])
-def test_a_run_applies_the_declaration_to_every_model_records_it_and_can_turn_it_off(monkeypatch, tmp_path, flags, expected):
+def test_a_run_applies_the_declaration_to_every_model_records_it_and_can_turn_it_off(
+    monkeypatch, tmp_path, flags, expected
+):
     monkeypatch.setenv("SEQBENCH_BLOCK_PLUGINS", "datasets")
     registry = _registry_with(colour_dataset(), FULL)
     out = tmp_path / "run"

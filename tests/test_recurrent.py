@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from test_rnn import sequence_task
 
 from seqbench.models.gru import GRU
 from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
-
-from test_rnn import sequence_task
 
 CELLS = pytest.mark.parametrize("cell", [RNN, LSTM, GRU], ids=["rnn", "lstm", "gru"])
 

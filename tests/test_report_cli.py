@@ -29,7 +29,7 @@ def assert_user_error(result, code, message):
 def base_dir(tmp_path):
     pairs = seeded("rnn-cpu", "mnist", [0.95, 0.96, 0.97], [2.0, 2.0, 2.0])
     skipped = make_pair("lstm-gpu", "mnist", status="skipped", reason="no CUDA device")
-    return write_run(tmp_path / "base", make_results(pairs + [skipped]))
+    return write_run(tmp_path / "base", make_results([*pairs, skipped]))
 
 
 def new_dir(tmp_path, accuracy=0.96, seconds=2.0, **kwargs):
@@ -130,7 +130,7 @@ def test_report_shows_n_and_the_median(tmp_path):
     result = invoke("report", write_run(tmp_path / "run", make_results(pairs)), "--no-plots")
     assert result.exit_code == 0, result.output
     header, _, row = result.stdout.splitlines()[:3]
-    cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in row.split("|"))))
+    cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in row.split("|")), strict=True))
     assert cells["n"] == "2" and cells["s/epoch (median)"] == "2.10 ± 0.14"
 
 

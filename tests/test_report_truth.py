@@ -189,9 +189,11 @@ def test_the_leaderboard_heatmap_and_cd_diagram_render_in_headless_chromium(tmp_
     for anchor in ('id="leaderboard"', 'id="fig-pairs_heatmap__mnist"', 'id="fig-pairs_heatmap__fashion-mnist"',
                    'id="fig-critical_difference"', 'id="fig-accuracy_vs_cost"'):
         assert anchor in page, anchor
-    probe = PROBE.replace("const images = [...document.images];",
-                          "const images = [...document.querySelectorAll('#leaderboard img, #fig-accuracy_vs_cost img')];"
-                          "const rows = document.querySelectorAll('#leaderboard tbody tr').length;")
+    probe = PROBE.replace(
+        "const images = [...document.images];",
+        "const images = [...document.querySelectorAll('#leaderboard img, #fig-accuracy_vs_cost img')];"
+        "const rows = document.querySelectorAll('#leaderboard tbody tr').length;",
+    )
     probe = probe.replace("errors: window.__errors,", "errors: window.__errors, rows,")
     probed = tmp_path / "probed.html"
     probed.write_text(page.replace("<head>", "<head>" + probe, 1))

@@ -21,7 +21,6 @@ import pytest
 from seqbench import fileio, provenance
 from seqbench import results as res
 
-
 # --- values ---------------------------------------------------------------------------------
 
 
@@ -118,7 +117,11 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
 
 def test_stale_temporary_files_are_removed_and_young_ones_kept(tmp_path):
     (tmp_path / "mnist").mkdir()
-    old, young, data = tmp_path / "mnist" / ".a.gz.0a1b2c3d.part", tmp_path / "mnist" / ".b.gz.4e5f6a7b.part", tmp_path / "mnist" / "c.gz"
+    old, young, data = (
+        tmp_path / "mnist" / ".a.gz.0a1b2c3d.part",
+        tmp_path / "mnist" / ".b.gz.4e5f6a7b.part",
+        tmp_path / "mnist" / "c.gz",
+    )
     for path in (old, young, data):
         path.write_text("x")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
@@ -140,18 +143,18 @@ def test_the_run_lock_refuses_a_second_holder_and_a_dead_holders_lock_is_stale(t
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "held\n"
-        with pytest.raises(res.ResultsError, match=f"in use by another seqbench run \\(pid {proc.pid}\\)"):
-            with fileio.run_lock(tmp_path):
-                pass
+        with (pytest.raises(res.ResultsError, match=f"in use by another seqbench run \\(pid {proc.pid}\\)"),
+              fileio.run_lock(tmp_path)):
+            pass
     finally:
         proc.kill()
         proc.wait()
     assert (tmp_path / fileio.LOCK_FILE).read_text() == f"{proc.pid}\n"  # left by the killed holder
     with fileio.run_lock(tmp_path):
         assert (tmp_path / fileio.LOCK_FILE).read_text() == f"{os.getpid()}\n"
-        with pytest.raises(res.ResultsError, match="in use"):  # flock: a second descriptor, even ours
-            with fileio.run_lock(tmp_path):
-                pass
+        # flock: a second descriptor, even ours
+        with pytest.raises(res.ResultsError, match="in use"), fileio.run_lock(tmp_path):
+            pass
     assert not (tmp_path / fileio.LOCK_FILE).exists()
 
 
@@ -194,7 +197,9 @@ def test_gpu_driver_and_cuda_runtimes_where_there_is_a_gpu(monkeypatch, tmp_path
     smi.write_text("#!/bin/sh\necho 'NVIDIA H200, 143771 MiB, 550.54.15'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(runtimeGetVersion=lambda: 12040)))
+    cupy = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(runtimeGetVersion=lambda: 12040))
+    )
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     env = provenance.environment({})
     assert env["machine"]["gpus"] == ["NVIDIA H200, 143771 MiB"]
@@ -301,7 +306,10 @@ def test_temporary_names_are_hidden_beside_the_target_and_unique(tmp_path):
         os.close(fd)
     names = [p.name for _, p in made]
     assert len(set(names)) == 20
-    assert all(n.startswith(".r.json.") and n.endswith(".tmp") and p.parent == tmp_path for n, (_, p) in zip(names, made))
+    assert all(
+        n.startswith(".r.json.") and n.endswith(".tmp") and p.parent == tmp_path
+        for n, (_, p) in zip(names, made, strict=True)
+    )
     fd, part = fileio.create_temp(target, ".part")
     os.close(fd)
     assert part.name.endswith(".part")
@@ -356,7 +364,7 @@ def _rec(status, finished=None, started=None, seed=0):
 def test_which_record_of_a_pair_wins(tmp_path, first, second, winner):
     (tmp_path / "pairs").mkdir()
     records = [_rec(*first), _rec(*second)]
-    for name, record in zip(("a", "b"), records):  # read in file-name order: a, then b
+    for name, record in zip(("a", "b"), records, strict=True):  # read in file-name order: a, then b
         (tmp_path / "pairs" / f"{name}.json").write_text(json.dumps(record))
     assert res.read_pairs(tmp_path) == {("m", "d", 0): records[winner]}
 
@@ -389,20 +397,20 @@ def test_stale_temporary_files_go_by_default_and_other_hidden_files_stay(tmp_pat
 def test_json_ready_names_a_top_level_value_and_refuses_other_array_likes():
     import array
 
-    with pytest.raises(res.UnwritableValue, match="^a value is NaN"):
+    with pytest.raises(res.UnwritableValue, match=r"^a value is NaN"):
         res.json_ready(float("nan"))
-    with pytest.raises(res.UnwritableValue, match="^lr is infinity"):
+    with pytest.raises(res.UnwritableValue, match=r"^lr is infinity"):
         res.json_ready({"lr": float("inf")})
-    with pytest.raises(res.UnwritableValue, match="^x is array, which JSON cannot hold"):
+    with pytest.raises(res.UnwritableValue, match=r"^x is array, which JSON cannot hold"):
         res.json_ready({"x": array.array("i", [1])})  # has tolist() but is not NumPy
 
 
 def test_non_finite_values_and_bad_keys_are_described():
-    with pytest.raises(res.UnwritableValue, match="^a value is -infinity"):
+    with pytest.raises(res.UnwritableValue, match=r"^a value is -infinity"):
         res.json_ready(float("-inf"))
-    with pytest.raises(res.UnwritableValue, match="^a value is object, which JSON cannot hold"):
+    with pytest.raises(res.UnwritableValue, match=r"^a value is object, which JSON cannot hold"):
         res.json_ready(object())
-    with pytest.raises(res.UnwritableValue, match="^a mapping has a key of type tuple; JSON keys are text"):
+    with pytest.raises(res.UnwritableValue, match=r"^a mapping has a key of type tuple; JSON keys are text"):
         res.json_ready({(1, 2): 3})
 
 
@@ -434,11 +442,13 @@ def test_predictions_must_be_two_integer_rows(tmp_path, array, shown):
 def test_schema_versions_read_and_refused():
     assert res.parse_schema_version(1) == (1, 0) and res.parse_schema_version("1.2") == (1, 2)
     assert res.parse_schema_version("12.30") == (12, 30)
-    with pytest.raises(ValueError, match="schema_version 'one' is not 'major.minor'"):
+    with pytest.raises(ValueError, match=r"schema_version 'one' is not 'major\.minor'"):
         res.parse_schema_version("one")
-    with pytest.raises(res.ResultsError, match="^x: schema_version 'one' is not 'major.minor'"):
+    with pytest.raises(res.ResultsError, match=r"^x: schema_version 'one' is not 'major\.minor'"):
         res.check_schema_version("one", "x:")
-    with pytest.raises(res.ResultsError, match=r"^x: results schema 2.0 is not readable by this seqbench \(it reads 1.x\)"):
+    with pytest.raises(
+        res.ResultsError, match=r"^x: results schema 2.0 is not readable by this seqbench \(it reads 1.x\)"
+    ):
         res.check_schema_version("2.0", "x:")
 
 
@@ -525,7 +535,8 @@ def _spoil(path, value):
     ("metrics.accuracy.accuracy", -0.1, f"{W} metrics.accuracy.accuracy must be a number in [0, 1], not -0.1"),
     ("metrics.accuracy.accuracy", "0.9", f"{W} metrics.accuracy.accuracy must be a number in [0, 1], not '0.9'"),
     ("timing.train_seconds", "12", f"{W} timing.train_seconds must be a number, not str"),
-    ("timing.inference_repeats_seconds", [0.5, "x"], f"{W} timing.inference_repeats_seconds must be a number, not list"),
+    ("timing.inference_repeats_seconds", [0.5, "x"],
+     f"{W} timing.inference_repeats_seconds must be a number, not list"),
     ("history", [{"epoch": 1}, 3], f"{W} history must be a list of objects"),
     ("dataset_info.fingerprint", 7, f"{W} dataset_info.fingerprint must be text"),
 ])
@@ -707,9 +718,8 @@ def test_the_lock_file_gets_the_permissions_the_umask_gives(tmp_path):
 
 
 def test_a_lock_in_a_missing_directory_is_one_clear_line(tmp_path):
-    with pytest.raises(res.ResultsError) as exc:
-        with fileio.run_lock(tmp_path / "gone"):
-            pass
+    with pytest.raises(res.ResultsError) as exc, fileio.run_lock(tmp_path / "gone"):
+        pass
     assert str(exc.value) == f"cannot write to output directory {tmp_path / 'gone'}: No such file or directory"
 
 
@@ -728,9 +738,8 @@ def test_a_held_lock_names_its_holder(tmp_path, content, shown):
     holder = os.open(path, os.O_RDWR)
     fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: flock refuses us too
     try:
-        with pytest.raises(res.ResultsError) as exc:
-            with fileio.run_lock(tmp_path):
-                pass
+        with pytest.raises(res.ResultsError) as exc, fileio.run_lock(tmp_path):
+            pass
     finally:
         os.close(holder)
     assert str(exc.value) == f"{tmp_path} is in use by another seqbench run (pid {shown}); wait for it to end"
@@ -767,5 +776,5 @@ def test_a_lock_file_removed_before_it_is_locked_is_made_again(tmp_path):
 def test_a_config_lists_every_field_it_lacks():
     results = _good_results()
     del results["config"]["models"], results["config"]["seeds"]
-    with pytest.raises(res.ResultsError, match="^r.json: config lacks models, seeds$"):
+    with pytest.raises(res.ResultsError, match=r"^r\.json: config lacks models, seeds$"):
         res.check_results(results, "r.json:")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import max_relative_error
 
 from seqbench.models.backend import cupy_unavailable
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
 from seqbench.plugins import load_plugins
 from seqbench.types import DatasetInfo
-
-from gradcheck import max_relative_error
 
 
 def tiny_model(cell=RNN, **kw):
@@ -122,7 +121,10 @@ def test_cuda_graph_can_be_switched_off_with_set(monkeypatch):
     x, y = sequence_task(16)
     losses = {}
     for text, expected in (("false", False), ("true", True)):
-        params = {**resolve_params(spec.defaults(info), {"cuda_graph": text, "hidden": "8"}, False, "rnn-gpu"), "seed": 0}
+        params = {
+            **resolve_params(spec.defaults(info), {"cuda_graph": text, "hidden": "8"}, False, "rnn-gpu"),
+            "seed": 0,
+        }
         assert params["cuda_graph"] is expected
         model = spec.build(info, params)
         assert model.hyperparameters()["cuda_graph"] is expected

@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+import hostile_plugin
 import pytest
 from click.testing import CliRunner
 
-import hostile_plugin
 from seqbench import fileio
 from seqbench import results as res
 from seqbench.cli import main
@@ -106,7 +106,8 @@ def test_names_with_double_underscores_do_not_collide(hostile, tmp_path):
     files = sorted((out / "pairs").iterdir())
     assert len(files) == 8  # 4 records and 4 prediction files
     first = stored_pairs(out)
-    assert len(first) == 4 and {p["dataset_info"]["fingerprint"] for p in first.values()} == {"sha256:toy0", "sha256:toy1"}
+    assert len(first) == 4
+    assert {p["dataset_info"]["fingerprint"] for p in first.values()} == {"sha256:toy0", "sha256:toy1"}
     res.pair_path(out, first[("h-ok", "x__y", 0)]).unlink()  # as if killed before that record was written
     result = invoke(hostile, "--resume", out, "--no-plots")
     assert result.exit_code == 0, result.output
@@ -141,7 +142,8 @@ def test_run_help_documents_the_exit_codes():
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("hidden", 0, "an integer >= 1"), ("threads", 1_000_000_000, "an integer >= 1 and <="), ("threads", 0, ">= 1 and <="),
+    ("hidden", 0, "an integer >= 1"), ("threads", 1_000_000_000, "an integer >= 1 and <="),
+    ("threads", 0, ">= 1 and <="),
     ("lr", 0.0, "a number > 0"), ("clip", -1.0, "a number >= 0"), ("lr_decay", 0.0, "a number > 0 and <= 1"),
     ("lr_decay", 1.5, "> 0 and <= 1"), ("momentum", 1.0, "a number >= 0 and < 1"), ("optimizer", "adamw", "adam"),
     ("lr_schedule", "step", "cosine"),
@@ -303,12 +305,15 @@ def test_each_pair_carries_its_environment_and_parameter_count(hostile, tmp_path
 
 def test_a_plugin_that_exits_while_loading_is_a_warning(monkeypatch, capsys):
     from helpers import fake_entry_point
+
     import seqbench.plugins as plugins_mod
 
     def load():
         raise SystemExit(2)
 
-    monkeypatch.setattr(plugins_mod, "_entry_points", lambda: [fake_entry_point("quitter", "seqbench-quitter", "1", load)])
+    monkeypatch.setattr(
+        plugins_mod, "_entry_points", lambda: [fake_entry_point("quitter", "seqbench-quitter", "1", load)]
+    )
     monkeypatch.delenv("SEQBENCH_LOAD_PLUGINS")
     registry = load_plugins()
     assert "rnn-cpu" in registry.models

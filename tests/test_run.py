@@ -8,12 +8,11 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
-from seqbench import DatasetUnavailable, DatasetSpec, hookimpl
+from seqbench import DatasetSpec, DatasetUnavailable, hookimpl
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
-
-from helpers import MeanLogReg, make_toy_dataset, toy_plugin
 
 
 def invoke(registry, *args):
@@ -58,12 +57,13 @@ def test_run_writes_complete_results(toy_registry, tmp_path):
         assert np.array(pair["metrics"]["confusion"]["matrix"]).trace() == int((labels == pred).sum())
     for name in ("summary", "per_class", "timing"):
         assert (out / f"{name}.md").stat().st_size > 0 and (out / f"{name}.csv").stat().st_size > 0
-    assert not [p for p in out.rglob("*.tmp")]
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_resume_skips_finished_pairs_with_the_stored_selection(toy_registry, tmp_path):
     out = tmp_path / "run"
-    first = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--set", "epochs=3", "--out", str(out), "--no-plots")
+    first = invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "0,1", "--set", "epochs=3", "--out",
+                   str(out), "--no-plots")
     assert first.exit_code == 0, first.output
     kept = json.loads((out / "pairs" / "logreg+toy+seed0.json").read_text())
     (out / "pairs" / "logreg+toy+seed1.json").unlink()  # as if interrupted during seed 1
@@ -141,7 +141,8 @@ def test_include_unavailable_keeps_skipped_records_with_reasons(monkeypatch, tmp
         **{**reg.models["rnn-gpu"].__dict__, "unavailable": lambda: "no CUDA device found"}
     )
     out = tmp_path / "run"
-    result = invoke(reg, "--all", "--include-unavailable", "--set", "epochs=1", "--set", "hidden=4", "--out", str(out), "--no-plots")
+    result = invoke(reg, "--all", "--include-unavailable", "--set", "epochs=1", "--set", "hidden=4", "--out",
+                    str(out), "--no-plots")
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["unavailable"] == []
@@ -166,15 +167,26 @@ def _one_line_error(result, *fragments):
 
 def test_cli_errors_are_one_line(toy_registry, tmp_path):
     out = str(tmp_path / "o")
-    _one_line_error(invoke(toy_registry, "-m", "nope", "-d", "toy", "--out", out), "unknown model 'nope'", "known: gru-cpu, gru-gpu, logreg, lstm-cpu, lstm-gpu, rnn-cpu")
-    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "nope", "--out", out), "unknown dataset 'nope'", "known: toy")
-    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "bogus=1", "--out", out), "unknown parameter 'bogus'")
-    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "epochs=many", "--out", out), "epochs=many", "int")
+    _one_line_error(invoke(toy_registry, "-m", "nope", "-d", "toy", "--out", out), "unknown model 'nope'",
+                    "known: gru-cpu, gru-gpu, logreg, lstm-cpu, lstm-gpu, rnn-cpu")
+    _one_line_error(
+        invoke(toy_registry, "-m", "logreg", "-d", "nope", "--out", out), "unknown dataset 'nope'", "known: toy"
+    )
+    _one_line_error(
+        invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "bogus=1", "--out", out), "unknown parameter 'bogus'"
+    )
+    _one_line_error(
+        invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "epochs=many", "--out", out), "epochs=many", "int"
+    )
     _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "novalue", "--out", out), "KEY=VALUE")
-    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "a,b", "--out", out), "comma-separated integers")
+    _one_line_error(
+        invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "a,b", "--out", out), "comma-separated integers"
+    )
     _one_line_error(invoke(toy_registry, "--out", out), "choose pairs")
     _one_line_error(invoke(toy_registry, "--resume", str(tmp_path / "none")), "no such results file")
-    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "lr=nan", "--out", out), "lr=nan", "finite")
+    _one_line_error(
+        invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", "lr=nan", "--out", out), "lr=nan", "finite"
+    )
     for bad in ("epochs=0", "batch_size=0", "patience=0", "val_fraction=1.5"):
         _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--set", bad, "--out", out), bad, "must be")
     _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--seeds", "-1", "--out", out), "each 0 or more")
@@ -190,7 +202,10 @@ def test_unwritable_output_dir_non_root(toy_registry, tmp_path):
 def test_unwritable_output_dir(toy_registry, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    _one_line_error(invoke(toy_registry, "-m", "logreg", "-d", "toy", "--out", str(blocker / "run")), "cannot write to output directory")
+    _one_line_error(
+        invoke(toy_registry, "-m", "logreg", "-d", "toy", "--out", str(blocker / "run")),
+        "cannot write to output directory",
+    )
 
 
 def test_plugin_with_wrong_dtype_is_named_and_exits_non_zero(monkeypatch, tmp_path):
@@ -213,7 +228,10 @@ def test_quick_profile_limits_epochs_and_data(toy_registry, tmp_path):
     assert invoke(reg, "-m", "logreg", "-d", "toy", "--quick", "--out", str(out), "--no-plots").exit_code == 0
     pair = json.loads((out / "results.json").read_text())["pairs"][0]
     assert pair["params"]["epochs"] == 2 and pair["epochs_run"] <= 2
-    assert pair["dataset_info"]["n_train"] + pair["dataset_info"]["n_val"] == 4000 and pair["dataset_info"]["n_test"] == 1000
+    assert (
+        pair["dataset_info"]["n_train"] + pair["dataset_info"]["n_val"] == 4000
+        and pair["dataset_info"]["n_test"] == 1000
+    )
 
 
 @pytest.mark.usefixtures("torch_one_thread")

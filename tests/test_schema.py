@@ -8,13 +8,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import hostile_plugin
 import pytest
 from click.testing import CliRunner
 
-import hostile_plugin
-from seqbench import fileio
+from seqbench import fileio, schema
 from seqbench import results as res
-from seqbench import schema
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.records import COLUMNS
@@ -114,7 +113,9 @@ def test_older_and_newer_minors_read_a_future_major_is_one_line(tmp_path):
         fileio.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": version})
         assert res.load_results(tmp_path, strict=True)["schema_version"] == version
     fileio.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": "2.0"})
-    with pytest.raises(res.ResultsError, match=r"results schema 2\.0 is not readable by this seqbench \(it reads 1\.x\)"):
+    with pytest.raises(
+        res.ResultsError, match=r"results schema 2\.0 is not readable by this seqbench \(it reads 1\.x\)"
+    ):
         res.load_results(tmp_path)
 
 
@@ -147,4 +148,6 @@ def test_records_csv_is_tidy_and_matches_the_records(monkeypatch, tmp_path):
     assert values[("0", "per_class.macro.f1")] == (ok["metrics"]["per_class"]["macro"]["f1"], "fraction")
     assert values[("0", "epoch_seconds_median")] == (ok["timing"]["epoch_seconds_median"], "s")
     assert values[("0", "inference_samples_per_second")][1] == "samples/s"
-    assert {r["run"] for r in rows} == {"run"} and {r["commit"] for r in rows} == {ok["environment"]["git_commit"] or ""}
+    assert {r["run"] for r in rows} == {"run"} and {r["commit"] for r in rows} == {
+        ok["environment"]["git_commit"] or ""
+    }

@@ -4,13 +4,12 @@ that has the key (issue 13). Models ``a`` and ``b`` share ``hidden``; ``c`` and 
 from __future__ import annotations
 
 import pytest
+from helpers import MeanLogReg, toy_plugin
 
 from seqbench import ModelSpec, hookimpl
 from seqbench.plugins import load_plugins
 from seqbench.progress import RunObserver
 from seqbench.runner import RunError, RunRequest, plan_run, run_benchmark
-
-from helpers import MeanLogReg, toy_plugin
 
 DEFAULTS = {"a": {"hidden": 8, "lr": 0.5}, "b": {"hidden": 16, "lr": 0.5},
             "c": {"width": 2, "lr": 0.5}, "d": {"depth": 3, "lr": 0.5}}
@@ -83,5 +82,7 @@ def test_each_pair_records_what_it_took_and_the_run_says_which_models(registry, 
     params = {p["model"]: p["params"] for p in results["pairs"]}
     assert [params[m].get("hidden") for m in "abc"] == [64, 4, None]
     assert all(p["hyperparameters"]["lr"] == 0.5 for p in results["pairs"])
-    assert notes.warnings == ["--set hidden=64 applies to a, b only (c has no 'hidden'; MODEL.hidden=... sets one model's)"]
+    assert notes.warnings == [
+        "--set hidden=64 applies to a, b only (c has no 'hidden'; MODEL.hidden=... sets one model's)"
+    ]
     assert results["config"]["overrides"] == {"hidden": "64", "b.hidden": "4"}

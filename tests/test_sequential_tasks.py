@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from datasets_helpers import N_TEST, N_TRAIN, cifar_members, mnist_arrays, use_small, write_cifar_folder, write_mnist
 from gradcheck import max_relative_error
 from helpers import MeanLogReg
+
 from seqbench import DatasetSpec, LoadContext, ModelSpec, Preprocessing, hookimpl
 from seqbench.datasets import sequential
 from seqbench.datasets.catalog import IDX_FILES
@@ -54,7 +54,9 @@ def test_psmnist_is_smnist_in_the_documented_fixed_order(ctx):
     assert sorted(order.tolist()) == list(range(784)) and not np.array_equal(order, np.arange(784))
     smnist, psmnist = ctx.load("smnist"), ctx.load("psmnist")
     assert psmnist.train_x.shape == (N_TRAIN, 784, 1)
-    assert np.array_equal(psmnist.train_x, smnist.train_x[:, order]) and np.array_equal(psmnist.test_x, smnist.test_x[:, order])
+    assert np.array_equal(psmnist.train_x, smnist.train_x[:, order]) and np.array_equal(
+        psmnist.test_x, smnist.test_x[:, order]
+    )
     assert np.array_equal(psmnist.test_y, smnist.test_y)
     assert psmnist.meta["derived_from"]["params"] == {"permutation_seed": sequential.PERMUTATION_SEED}
 
@@ -71,9 +73,13 @@ def test_the_permutation_is_the_same_in_another_process():
 def test_the_fingerprint_changes_with_the_permutation_seed(ctx):
     mnist = ctx.load("mnist").fingerprint
     fingerprints = {name: ctx.load(name).fingerprint for name in ("smnist", "psmnist")}
-    assert fingerprints["psmnist"] == derived_fingerprint(mnist, "pixels/v1", {"permutation_seed": sequential.PERMUTATION_SEED})
+    assert fingerprints["psmnist"] == derived_fingerprint(
+        mnist, "pixels/v1", {"permutation_seed": sequential.PERMUTATION_SEED}
+    )
     assert len({mnist, *fingerprints.values()}) == 3
-    other = DatasetSpec.derive("psmnist-1", "mnist", sequential.pixels, identity="pixels/v1", params={"permutation_seed": 1})
+    other = DatasetSpec.derive(
+        "psmnist-1", "mnist", sequential.pixels, identity="pixels/v1", params={"permutation_seed": 1}
+    )
     seq1 = other.load(ctx)
     assert seq1.fingerprint not in fingerprints.values()
     assert not np.array_equal(seq1.train_x, ctx.load("psmnist").train_x)
@@ -98,10 +104,11 @@ def test_scifar10_is_one_pixel_a_step_with_its_three_colours(ctx):
 def test_scifar10_declares_standardisation_only_with_the_sources_statistics(ctx):
     specs = ctx.datasets
     assert specs["cifar10"].preprocessing.hflip and specs["cifar10"].preprocessing.shift == 2
-    assert specs["scifar10"].preprocessing == Preprocessing(standardize=True)  # no row flips or shifts of a pixel sequence
+    # no row flips or shifts of a pixel sequence
+    assert specs["scifar10"].preprocessing == Preprocessing(standardize=True)
     assert specs["smnist"].preprocessing == specs["psmnist"].preprocessing == Preprocessing()
     rows, seq = ctx.load("cifar10"), ctx.load("scifar10")
-    for a, b in zip(channel_stats(rows.train_x, 3), channel_stats(seq.train_x, 3)):
+    for a, b in zip(channel_stats(rows.train_x, 3), channel_stats(seq.train_x, 3), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
@@ -215,7 +222,9 @@ def test_the_published_anchors_are_there_with_their_sources():
     assert s4 == {"smnist": 99.63, "psmnist": 98.70, "scifar10": 91.13}
     for p in published():
         assert p.dataset in ("smnist", "psmnist", "scifar10", "fashion-smnist")
-        assert 0 < p.accuracy <= 100 and 2010 < p.year < 2030 and p.table.startswith("Table ") and str(p.year) in p.source
+        assert (
+            0 < p.accuracy <= 100 and 2010 < p.year < 2030 and p.table.startswith("Table ") and str(p.year) in p.source
+        )
     assert [p.dataset for p in for_datasets(["scifar10", "mnist"])] == ["scifar10", "scifar10"]
     assert for_datasets(["mnist", "cifar10"]) == []
 
@@ -324,7 +333,9 @@ def test_the_torch_plugin_evaluates_long_sequences_in_fewer_rows(torch_one_threa
     proba = model.predict_proba(x)
     rows = torch_model.PREDICT_STEPS // 784
     assert proba.shape == (400, 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
-    assert [s[0] for s in seen] == [rows, rows, 400 - 2 * rows] and all(s[0] * 784 <= torch_model.PREDICT_STEPS for s in seen)
+    assert [s[0] for s in seen] == [rows, rows, 400 - 2 * rows] and all(
+        s[0] * 784 <= torch_model.PREDICT_STEPS for s in seen
+    )
     np.testing.assert_allclose(proba[:5], model.predict_proba(x[:5]), rtol=1e-5, atol=1e-6)
     seen.clear()
     model.predict_proba(np.zeros((10, 28, 1), np.float32))

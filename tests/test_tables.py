@@ -9,7 +9,6 @@ import re
 import pytest
 from results_factory import CIFAR10_CLASSES, make_pair, make_results, seeded
 
-from seqbench.results import ResultsError
 from seqbench.reporting.query import Stat, stat
 from seqbench.reporting.tables import (
     FORMATS,
@@ -21,16 +20,19 @@ from seqbench.reporting.tables import (
     timing_table,
     write_tables,
 )
+from seqbench.results import ResultsError
 
 
 @pytest.fixture
 def results():
     return make_results(
-        seeded("rnn-cpu", "mnist", [0.95, 0.96, 0.97], [2.0, 2.2, 2.4])
-        + [make_pair("lstm-gpu", "mnist", status="skipped", reason="no CUDA device")]
-        + [make_pair("gru-cpu", "cifar10", 0, accuracy=0.6, seconds=30.0),
-           make_pair("gru-cpu", "cifar10", 1, status="diverged", reason="loss is nan"),
-           make_pair("gru-cpu", "cifar10", 2, status="failed", reason="MemoryError")]
+        [
+            *seeded("rnn-cpu", "mnist", [0.95, 0.96, 0.97], [2.0, 2.2, 2.4]),
+            make_pair("lstm-gpu", "mnist", status="skipped", reason="no CUDA device"),
+            make_pair("gru-cpu", "cifar10", 0, accuracy=0.6, seconds=30.0),
+            make_pair("gru-cpu", "cifar10", 1, status="diverged", reason="loss is nan"),
+            make_pair("gru-cpu", "cifar10", 2, status="failed", reason="MemoryError"),
+        ]
     )
 
 
@@ -70,7 +72,7 @@ def test_same_reason_for_every_seed_is_said_once():
 def test_per_class_rows_use_the_class_names_and_macro():
     results = make_results(seeded("gru-cpu", "cifar10", [0.6, 0.7], [1.0, 1.0]))
     rows = per_class_table(results).rows
-    assert [r["class"] for r in rows] == CIFAR10_CLASSES + ["macro avg"]
+    assert [r["class"] for r in rows] == [*CIFAR10_CLASSES, "macro avg"]
     assert rows[0]["recall"].mean == pytest.approx(0.65)
     assert rows[-1]["support"] == 10_000
 

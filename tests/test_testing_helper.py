@@ -9,13 +9,12 @@ import types
 from pathlib import Path
 
 import pytest
+from helpers import MeanLogReg, fake_entry_point
 
 import seqbench.plugins as plugins_mod
 from seqbench import ModelSpec, hookimpl
 from seqbench.plugins import PluginError
 from seqbench.testing import TINY, PluginTester, tiny_dataset
-
-from helpers import MeanLogReg, fake_entry_point
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "plugins" / "seqbench-example"
 

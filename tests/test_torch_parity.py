@@ -9,10 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 seqbench_torch_model = pytest.importorskip("seqbench_torch.model")
 
+from test_sequential_tasks import in_chunks  # noqa: E402
+
 from seqbench.models.recurrent import RecurrentClassifier  # noqa: E402
 from seqbench.models.rnn import RNN  # noqa: E402
-
-from test_sequential_tasks import in_chunks  # noqa: E402
 
 F, H, C, T, B = 5, 7, 4, 9, 6
 RTOL, ATOL = 1e-10, 1e-13

@@ -13,11 +13,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_sequential_tasks import in_chunks  # noqa: E402
+
 from seqbench.models.gru import GRU  # noqa: E402
 from seqbench.models.lstm import LSTM  # noqa: E402
 from seqbench.models.recurrent import RecurrentClassifier  # noqa: E402
-
-from test_sequential_tasks import in_chunks  # noqa: E402
 
 F, H, C, T, B = 5, 7, 4, 9, 6
 RTOL, ATOL = 1e-10, 1e-13

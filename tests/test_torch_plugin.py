@@ -14,11 +14,11 @@ from click.testing import CliRunner
 torch = pytest.importorskip("torch")
 seqbench_torch = pytest.importorskip("seqbench_torch")
 
+from helpers import make_toy_dataset, toy_plugin  # noqa: E402
+
 from seqbench import DatasetInfo  # noqa: E402
 from seqbench.cli import main  # noqa: E402
 from seqbench.plugins import load_plugins  # noqa: E402
-
-from helpers import make_toy_dataset, toy_plugin  # noqa: E402
 
 MODELS = ("torch-rnn", "torch-lstm", "torch-gru")
 INFO = DatasetInfo("toy", 6, 4, ("a", "b", "c"))
@@ -110,7 +110,7 @@ def test_optimizers_clipping_and_lr_decay():
         loss = model.train_batch(x, y)
         assert loss.shape == () and float(loss) == pytest.approx(expected_loss, rel=1e-6)
         after = [p.detach().clone() for p in model.net.parameters()]
-        for p0, p1, g in zip(before, after, g1):
+        for p0, p1, g in zip(before, after, g1, strict=True):
             if optimizer == "adam":
                 moved = torch.where(g.abs() > 1e-4, 0.1 * torch.sign(g), p0 - p1)  # |g| >> eps only
                 torch.testing.assert_close(p0 - p1, moved, rtol=1e-3, atol=1e-6)
@@ -119,7 +119,7 @@ def test_optimizers_clipping_and_lr_decay():
         if optimizer == "momentum":
             _, g2, _ = _clipped_grads(model, x, y, 0.5)
             model.train_batch(x, y)
-            for p1, p2, a, b in zip(after, model.net.parameters(), g1, g2):
+            for p1, p2, a, b in zip(after, model.net.parameters(), g1, g2, strict=True):
                 torch.testing.assert_close(p2.detach(), p1 - 0.1 * (0.9 * a + b), rtol=1e-5, atol=1e-7)
         model.epoch_end(1)
         assert group["lr"] == pytest.approx(0.05)
@@ -175,7 +175,8 @@ def test_without_torch_the_models_are_listed_unavailable_and_skipped(monkeypatch
     assert listing.output.count(f"] {reason}") == 1  # the whole reason once, as a footnote
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["run", "-m", "torch-rnn", "-m", "rnn-cpu", "-d", "toy", "--set", "epochs=1",
-                                       "--set", "hidden=4", "--out", str(out), "--no-plots"], obj={"registry": registry})
+                                       "--set", "hidden=4", "--out", str(out), "--no-plots"],
+                                obj={"registry": registry})
     assert result.exit_code == 0, result.output
     status = {p["model"]: (p["status"], p["reason"]) for p in json.loads((out / "results.json").read_text())["pairs"]}
     assert status["torch-rnn"] == ("skipped", reason) and status["rnn-cpu"][0] == "ok"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -17,12 +18,14 @@ from click.testing import CliRunner
 
 pytest.importorskip("optuna")
 
-from seqbench import Dataset, DatasetSpec, hookimpl  # noqa: E402
-from seqbench.cli import main  # noqa: E402
-from seqbench.plugins import load_plugins  # noqa: E402
+import itertools
 
-import tune_helpers  # noqa: E402
-from helpers import make_toy_dataset  # noqa: E402
+import tune_helpers
+from helpers import make_toy_dataset
+
+from seqbench import Dataset, DatasetSpec, hookimpl
+from seqbench.cli import main
+from seqbench.plugins import load_plugins
 
 TESTS = Path(__file__).resolve().parent
 
@@ -68,7 +71,7 @@ def _plain(obj):
 class Spy(np.ndarray):
     """An array that notes every use of its values (ufuncs, array functions, indexing, copies)."""
 
-    uses: list[str] = []
+    uses: ClassVar[list[str]] = []
 
     def _note(self, what: str) -> None:
         Spy.uses.append(what)
@@ -160,7 +163,7 @@ def test_the_first_trial_is_the_defaults_and_the_study_is_named_for_its_tune(reg
 
     points = curves(tmp_path / "t", summary)[study["study"]]
     assert [p[0] for p in points] == list(range(6)) and points[-1][2] == study["best"]["value"]
-    assert all(a[1] < b[1] and a[2] <= b[2] for a, b in zip(points, points[1:]))  # time and best only grow
+    assert all(a[1] < b[1] and a[2] <= b[2] for a, b in itertools.pairwise(points))  # time and best only grow
 
 
 def test_a_second_tune_into_the_same_directory_is_refused(registry, tmp_path):
@@ -244,10 +247,12 @@ def test_a_tune_killed_with_sigkill_resumes_without_losing_or_repeating_trials(t
     before = {r["trial"]: outcome(r) for r in trials_of(out)}
     assert 3 <= len(before) < 8, proc.stderr.read()
 
-    again = subprocess.run([*script, "tune", "--resume", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [*script, "tune", "--resume", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr
     after = trials_of(out)
-    counted = [r for r in after if not (r["state"] == "fail")]
+    counted = [r for r in after if r["state"] != "fail"]
     assert len(counted) == 8
     assert {r["trial"]: outcome(r) for r in after if r["trial"] in before} == before  # nothing lost or redone
     assert len({r["trial"] for r in after}) == len(after)
@@ -280,7 +285,9 @@ def test_params_from_trains_the_best_trials_hyperparameters_exactly(registry, tm
     assert "Hyperparameters: tuned: 5 trials each on validation" in (tmp_path / "run" / "summary.md").read_text()
     assert "tuned: 5 trials each on validation" in (tmp_path / "run" / "report.html").read_text()
     plain = invoke(registry, "run", "-m", "typed", "-d", "toy", "--out", tmp_path / "plain", "--no-plots")
-    assert plain.exit_code == 0 and "Hyperparameters: defaults, untuned" in (tmp_path / "plain" / "summary.md").read_text()
+    assert (
+        plain.exit_code == 0 and "Hyperparameters: defaults, untuned" in (tmp_path / "plain" / "summary.md").read_text()
+    )
 
 
 @pytest.mark.slow
@@ -321,7 +328,9 @@ def test_a_bad_space_in_a_config_file_is_refused_likewise(registry, tmp_path):
     config.write_text('model = ["rnn-cpu"]\ndataset = ["toy"]\ntrials = 2\n[space]\nhidden = "0:8"\n')
     result = invoke(registry, "tune", "--config", config, "--out", tmp_path / "t")
     assert result.exit_code == 2 and "--space hidden=0:8: hidden of rnn-cpu must be an integer >= 1" in result.output
-    config.write_text('model = ["typed"]\ndataset = ["toy"]\ntrials = 2\nseed = 1\n[space]\nlr = "0.1:1"\n[set]\nepochs = 2\n')
+    config.write_text(
+        'model = ["typed"]\ndataset = ["toy"]\ntrials = 2\nseed = 1\n[space]\nlr = "0.1:1"\n[set]\nepochs = 2\n'
+    )
     result = invoke(registry, "tune", "--config", config, "--out", tmp_path / "ok")
     assert result.exit_code == 0, result.output
     assert [r["params"]["epochs"] for r in trials_of(tmp_path / "ok")] == [2, 2]
@@ -347,7 +356,9 @@ def test_a_dask_tune_on_two_local_workers_finishes_the_same_trials(registry, tmp
     from seqbench.tuning.study import TuneRequest, run_tune
 
     plugins = PluginSource(extra="tune_helpers:plugins")
-    request = TuneRequest(["typed", "logreg"], ["toy"], tmp_path / "t", tmp_path, trials=5, space={"logreg.lr": "0.05:1"})
+    request = TuneRequest(
+        ["typed", "logreg"], ["toy"], tmp_path / "t", tmp_path, trials=5, space={"logreg.lr": "0.05:1"}
+    )
     pool = DaskPool(DaskExecutor(plugins, workers=2, data_dir=tmp_path, cores=2))
     with pool.open() as opened:
         assert opened.slots == 2
@@ -363,6 +374,7 @@ def test_a_dask_tune_on_two_local_workers_finishes_the_same_trials(registry, tmp
 def test_a_worker_killed_mid_trial_fails_or_retries_the_trial_and_the_study_goes_on(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
     import dask_helpers
+
     from seqbench.executors.dask_executor import DaskExecutor
     from seqbench.executors.worker import PluginSource
     from seqbench.tuning.pool import DaskPool
@@ -392,7 +404,9 @@ def test_a_tuned_runs_results_follow_the_schema(registry, tmp_path):
     from test_schema import validators
 
     tune(registry, tmp_path / "t", trials=2)
-    assert invoke(registry, "run", "--params-from", tmp_path / "t", "--out", tmp_path / "r", "--no-plots").exit_code == 0
+    assert (
+        invoke(registry, "run", "--params-from", tmp_path / "t", "--out", tmp_path / "r", "--no-plots").exit_code == 0
+    )
     results_validator, _ = validators()
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     results_validator.validate(results)
@@ -402,7 +416,9 @@ def test_a_tuned_runs_results_follow_the_schema(registry, tmp_path):
 
 @pytest.mark.slow
 def test_a_time_budget_stops_each_study_once_its_trials_took_that_long(registry, tmp_path):
-    result = invoke(registry, "tune", "-m", "slow", "-m", "typed", "-d", "toy", "--timeout", 1.5, "--out", tmp_path / "t")
+    result = invoke(
+        registry, "tune", "-m", "slow", "-m", "typed", "-d", "toy", "--timeout", 1.5, "--out", tmp_path / "t"
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "t" / "tune.json").read_text())
     for study in summary["studies"]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from seqbench import ModelSpec, Param, hookimpl
-
 from helpers import MeanLogReg, toy_plugin
+
+from seqbench import ModelSpec, Param, hookimpl
 
 #: The typed model's declaration: lr searched on a log scale.
 PARAMS = (Param("lr", float, 0.5, "step size", gt=0, search=(1e-4, 3.0), log=True),

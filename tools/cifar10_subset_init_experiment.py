@@ -10,12 +10,17 @@ It imports seqbench's private modules on purpose: it replaces the RNN cell's ini
 (``RNN.init``), which no public API exposes, and trains ``RecurrentClassifier`` directly on a
 fixed subset, outside the protocol. Kept as it ran: it may break when those modules change.
 """
-import sys, time, numpy as np
-from seqbench.types import LoadContext
+import sys
+import time
+
+import numpy as np
+
 from seqbench.datasets import loader
-from seqbench.preprocess import channel_stats, standardize
-from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models import rnn as rnnmod
+from seqbench.models.recurrent import RecurrentClassifier
+from seqbench.preprocess import channel_stats, standardize
+from seqbench.types import LoadContext
+
 mode = sys.argv[1]; lr=float(sys.argv[2]); H=int(sys.argv[3]) if len(sys.argv)>3 else 256
 ds = loader.load("cifar10", LoadContext(__import__('pathlib').Path("/tmp/data"), False))
 rng = np.random.default_rng(0); idx = rng.permutation(50000); tr, va = idx[:15000], idx[45000:]

@@ -19,7 +19,11 @@ def learnt(record: dict) -> dict:
     return {"history": history, "metrics": record["metrics"], "best_epoch": record["best_epoch"]}
 
 
-runs = {d.name: json.loads((d / "results.json").read_text()) for d in sorted(HERE.iterdir()) if (d / "results.json").exists()}
+runs = {
+    d.name: json.loads((d / "results.json").read_text())
+    for d in sorted(HERE.iterdir())
+    if (d / "results.json").exists()
+}
 for name, results in runs.items():
     session = results["sessions"][-1]
     threads = sorted({p["params"]["threads"] for p in results["pairs"]})
@@ -29,12 +33,14 @@ for name, results in runs.items():
 for par in (n for n in runs if n.startswith(PARALLEL)):
     for name in ("sequential", "sequential-threads1"):  # the default threads (2), and the workers' (1)
         same_learning = same_predictions = same_accuracy = 0
-        for a, b in zip(runs[name]["pairs"], runs[par]["pairs"]):
+        for a, b in zip(runs[name]["pairs"], runs[par]["pairs"], strict=True):
             assert (a["model"], a["seed"]) == (b["model"], b["seed"])
             same_accuracy += a["metrics"] == b["metrics"]
             same_learning += learnt(a) == learnt(b)
             stem = f"{a['model']}+{a['dataset']}+seed{a['seed']}.pred.npy"
-            same_predictions += np.array_equal(np.load(HERE / name / "pairs" / stem), np.load(HERE / par / "pairs" / stem))
+            same_predictions += np.array_equal(
+                np.load(HERE / name / "pairs" / stem), np.load(HERE / par / "pairs" / stem)
+            )
         n = len(runs[name]["pairs"])
         print(f"{par} vs {name}: same metrics {same_accuracy}/{n}, same test predictions {same_predictions}/{n}, "
               f"same losses and accuracies every epoch {same_learning}/{n}")

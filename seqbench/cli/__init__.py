@@ -24,7 +24,8 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
-            exc.message = terminal(exc.message)
+            # In place, so the exception keeps its class and exit code; click's stubs mark message Final.
+            exc.message = terminal(exc.message)  # type: ignore[misc]
             raise
 
 

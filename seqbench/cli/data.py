@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from seqbench.cli.common import echo, registry_from
-from seqbench.plugins import one_line
 from seqbench.datasets.errors import DataError
 from seqbench.datasets.paths import resolve_data_dir
+from seqbench.plugins import one_line
 from seqbench.types import DatasetSpec, DatasetUnavailable, LoadContext
 
 _data_dir_option = click.option(
@@ -64,6 +64,7 @@ def fetch(ctx: click.Context, names: tuple[str, ...], data_dir: str | None) -> N
 
 def _fetch_one(name: str, spec: DatasetSpec, load_ctx: LoadContext) -> str:
     """Fetch one dataset and return its status line; raise ClickException with the reason."""
+    assert spec.fetch is not None, "fetch() chose datasets that have a fetcher"
     try:
         spec.fetch(load_ctx)
         where = dict(spec.locate(load_ctx)) if spec.locate is not None else {}
@@ -112,11 +113,16 @@ def info(ctx: click.Context, data_dir: str | None, as_json: bool) -> None:
     echo(tabulate(rows, headers=headers))
     for e in entries:
         if e.get("missing"):
-            fix = (f"run `seqbench data fetch {e['name']}{_data_dir_args(data_dir)}`" if registry.datasets[e["name"]].fetch is not None
-                   else "it has no fetcher: put them there yourself")
+            fix = (
+                f"run `seqbench data fetch {e['name']}{_data_dir_args(data_dir)}`"
+                if registry.datasets[e["name"]].fetch is not None
+                else "it has no fetcher: put them there yourself"
+            )
             echo(f"{e['name']}: missing {', '.join(e['missing'])}; {fix}")
         if e.get("derived_from"):
-            echo(f"{e['name']}: derived from {e['derived_from']} in memory (its files are those of {e['derived_from']})")
+            echo(
+                f"{e['name']}: derived from {e['derived_from']} in memory (its files are those of {e['derived_from']})"
+            )
         if e.get("error"):
             echo(f"{e['name']}: {e['error']}")
 

@@ -19,13 +19,25 @@ from seqbench.reporting.tables import FORMATS
 @click.option("-d", "--dataset", "datasets", multiple=True, required=True, shell_complete=complete_names("dataset"),
               help="Dataset to evaluate on, or a shell pattern (repeatable): same steps x features and classes as "
                    "the models' training data.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output directory [default: results/eval-<timestamp>/].")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Root data directory [default: $SEQBENCH_DATA_DIR or the user cache].")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), help="Output directory [default: results/eval-<timestamp>/]."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Root data directory [default: $SEQBENCH_DATA_DIR or the user cache].",
+)
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--set", "overrides", multiple=True, callback=_parse_sets, metavar="KEY=VALUE",
               help="Replace a stored hyperparameter for evaluating (repeatable), e.g. --set threads=1.")
 @click.option("--no-plots", is_flag=True, help="Skip the plots (report.html is still written, without them).")
-@click.option("--plot-format", type=click.Choice(("png", "svg", "pdf")), default="png", show_default=True, help="File format of the plots.")
+@click.option(
+    "--plot-format",
+    type=click.Choice(("png", "svg", "pdf")),
+    default="png",
+    show_default=True,
+    help="File format of the plots.",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
               help="Format of the summary table on stdout (progress goes to stderr).")
 @click.pass_context
@@ -42,10 +54,11 @@ def evaluate(ctx: click.Context, checkpoints: tuple[Path, ...], datasets: tuple[
     """
     from seqbench.checkpoints import CheckpointError
     from seqbench.datasets import resolve_data_dir
-    from seqbench.evaluation import EvalRequest, evaluate as run_eval
+    from seqbench.evaluation import EvalRequest
+    from seqbench.evaluation import evaluate as run_eval
+    from seqbench.planning import RunError
     from seqbench.reporting.tables import summary_text
     from seqbench.results import ResultsError
-    from seqbench.planning import RunError
 
     registry = registry_from(ctx)
     request = EvalRequest(

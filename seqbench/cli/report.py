@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from seqbench.cli.common import echo, registry_from
+from seqbench.records import write_records
 from seqbench.reporting.compare import (
     DEFAULT_ALPHA,
     ThresholdError,
@@ -17,12 +20,11 @@ from seqbench.reporting.compare import (
     parse_threshold,
     verdict,
 )
-from seqbench.records import write_records
 from seqbench.reporting.leaderboard import across_datasets, check_same_data, leaderboards
 from seqbench.reporting.leaderboard_tables import console_report, write_merged_files
 from seqbench.reporting.plots import PLOT_FORMATS
-from seqbench.results import ResultsError, check_own_dirs, load_results
 from seqbench.reporting.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
+from seqbench.results import ResultsError, check_own_dirs, load_results
 
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
@@ -72,8 +74,12 @@ def _redraw(run_dir: Path, label: str, results: dict[str, Any], plot_format: str
     check_own_dirs(run_dir)
     pair_plots = [p for pair in results["pairs"] for p in write_pair_plots(run_dir, pair, plot_format)] \
         if plot_format else []
-    return (write_tables(run_dir, results) + [write_records(run_dir, results)] + pair_plots
-            + [write_report(run_dir, [(label, results)], plot_format, [run_dir])])
+    return [
+        *write_tables(run_dir, results),
+        write_records(run_dir, results),
+        *pair_plots,
+        write_report(run_dir, [(label, results)], plot_format, [run_dir]),
+    ]
 
 
 def _report_into(out_dir: Path, runs: list[tuple[str, dict[str, Any]]], plot_format: str | None,
@@ -116,7 +122,7 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
     """
 
     labels = _run_labels(run_dirs)
-    runs = [(label, _load(path)) for label, path in zip(labels, run_dirs)]
+    runs = [(label, _load(path)) for label, path in zip(labels, run_dirs, strict=True)]
     try:
         check_same_data(runs)
     except ResultsError as exc:
@@ -128,16 +134,18 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
     if out_dir is not None:
         inside = [str(path) for path in run_dirs if _inside(out_dir, path)]
         if inside:
-            raise click.UsageError(f"--out {out_dir} is inside the input {inside[0]}; choose a directory outside the inputs")
+            raise click.UsageError(
+                f"--out {out_dir} is inside the input {inside[0]}; choose a directory outside the inputs"
+            )
         written = _writing(out_dir, lambda: _report_into(out_dir, runs, fmt_plots, run_dirs))
         echo(f"{out_dir}: wrote {', '.join(str(p) for p in written)}", err=True)
     else:
-        for path, (label, results) in zip(run_dirs, runs):
-            written = _writing(path, lambda: _redraw(path, label, results, fmt_plots))
+        for path, (label, results) in zip(run_dirs, runs, strict=True):
+            written = _writing(path, partial(_redraw, path, label, results, fmt_plots))
             echo(f"{path}: wrote {len(written)} files", err=True)
     try:
         table = summary_table(runs[0][1]) if len(runs) == 1 else merged_summary_table(runs)
-        boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs)])
+        boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs, strict=True)])
         across = across_datasets(boards)
     except ResultsError as exc:
         raise click.ClickException(str(exc)) from None

@@ -9,8 +9,9 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -18,7 +19,6 @@ from click.core import ParameterSource
 from seqbench.cli.common import SettingRefused, complete_names, echo, registry_from
 from seqbench.progress import Eta, PlannedPair, RunObserver, Unavailable, accuracy_of, duration
 from seqbench.reporting.tables import FORMATS
-
 
 #: Where a run goes without --out: ``runs/<timestamp>/`` in the current directory.
 DEFAULT_OUT = Path("runs")
@@ -54,7 +54,8 @@ class ConsoleObserver(RunObserver):
 
     def _times(self) -> str:
         left = self._eta.left()
-        return f"elapsed {duration(self._clock() - self._start)}" + (f", about {duration(left)} left" if left is not None else "")
+        about = f", about {duration(left)} left" if left is not None else ""
+        return f"elapsed {duration(self._clock() - self._start)}{about}"
 
     def run_start(self, out_dir: Path, plan: Sequence[PlannedPair], unavailable: Sequence[Unavailable],
                   resume: bool) -> None:
@@ -245,8 +246,8 @@ def _config_value(option: click.Option, key: str, value: Any, path: Path) -> Any
         if not (isinstance(items, list) and all(isinstance(v, str) for v in items)):
             raise bad("a text or a list of texts" + (", or a table" if option.name == "overrides" else ""))
         return items
-    if isinstance(option.type, (click.types.IntParamType, click.types.FloatParamType)) and isinstance(value, (int, float)) \
-            and not isinstance(value, bool):
+    if isinstance(option.type, (click.types.IntParamType, click.types.FloatParamType)) \
+            and isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     if not isinstance(value, str):
         raise bad("a text")
@@ -303,41 +304,52 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.option("--all", "all_pairs", is_flag=True, help="Every model x every dataset that can run here (the pixel-by-pixel tasks, hours a pair "
+@click.option("--all", "all_pairs", is_flag=True,
+              help="Every model x every dataset that can run here (the pixel-by-pixel tasks, hours a pair "
               "on a CPU, only when named with -d).")
 @click.option("-m", "--model", "models", multiple=True, shell_complete=complete_names("model"),
               help="Model to run, or a shell pattern such as 'rnn-*' (repeatable).")
 @click.option("-d", "--dataset", "datasets", multiple=True, shell_complete=complete_names("dataset"),
               help="Dataset to run on, or a shell pattern (repeatable).")
-@click.option("--seeds", default="0", callback=_parse_seeds, show_default=True, help="Comma-separated seeds; each pair runs once per seed.")
-@click.option("--set", "overrides", multiple=True, callback=_parse_sets, metavar="KEY=VALUE", help="Override a hyperparameter (repeatable), e.g. --set lr=0.01.")
+@click.option("--seeds", default="0", callback=_parse_seeds, show_default=True,
+              help="Comma-separated seeds; each pair runs once per seed.")
+@click.option("--set", "overrides", multiple=True, callback=_parse_sets, metavar="KEY=VALUE",
+              help="Override a hyperparameter (repeatable), e.g. --set lr=0.01.")
 @click.option("--quick", is_flag=True, help="Smoke profile: 2 epochs on a 4,000-sample subset.")
 @click.option("--out", "out_dir", type=click.Path(), callback=_out_path,
               help="Output directory, new or empty [default: runs/<timestamp>/ in the current directory].")
 @click.option("--allow-nonempty-out", is_flag=True,
-              help="Write a new run into an --out directory that holds other files (files of the same names are overwritten).")
+              help="Write a new run into an --out directory that holds other files (files of the same names are "
+                   "overwritten).")
 @click.option("--resume", "resume_dir", type=click.Path(), callback=_out_path,
               help="Continue the run in DIR with its own selection, skipping its finished pairs.")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Root data directory [default: $SEQBENCH_DATA_DIR or the user cache].")
+@click.option("--data-dir", type=click.Path(path_type=Path),
+              help="Root data directory [default: $SEQBENCH_DATA_DIR or the user cache].")
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--no-standardize", is_flag=True, help="Feed raw pixels in [0, 1]: no per-channel standardisation.")
-@click.option("--no-augment", is_flag=True, help="No train-time augmentation (flips, shifts) where a dataset declares it.")
+@click.option("--no-augment", is_flag=True,
+              help="No train-time augmentation (flips, shifts) where a dataset declares it.")
 @click.option("--no-plots", is_flag=True, help="Skip the plots (report.html is still written, without them).")
-@click.option("--plot-format", type=click.Choice(("png", "svg", "pdf")), default="png", show_default=True, help="File format of the plots.")
+@click.option("--plot-format", type=click.Choice(("png", "svg", "pdf")), default="png", show_default=True,
+              help="File format of the plots.")
 @click.option("--no-published", is_flag=True,
-              help="Leave out the published results (other papers' accuracies) shown beside the run's datasets in summary.md and report.html.")
+              help="Leave out the published results (other papers' accuracies) shown beside the run's datasets in "
+                   "summary.md and report.html.")
 @click.option("--allow-missing-data", is_flag=True,
-              help=f"With --all, exit 0 even when a dataset could not be loaded (else {EXIT_DATA_MISSING}); the reports "
-                   "still say what is missing.")
+              help=f"With --all, exit 0 even when a dataset could not be loaded (else {EXIT_DATA_MISSING}); the "
+                   "reports still say what is missing.")
 @click.option("--include-unavailable", is_flag=True,
-              help="Keep models and datasets that cannot run here (not named with -m/-d) as skipped pairs, instead of leaving them out.")
+              help="Keep models and datasets that cannot run here (not named with -m/-d) as skipped pairs, instead of "
+                   "leaving them out.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
               help="Format of the summary table on stdout (progress goes to stderr).")
 @click.option("--save-models", is_flag=True,
               help="Keep each ok pair's best-validation model beside its record (pairs/<pair>.ckpt/, with a "
                    "manifest and SHA-256), for seqbench eval.")
-@click.option("--dry-run", is_flag=True, help="List the pairs and the hyperparameters each would use; run and write nothing.")
-@click.option("--params-from", "params_from", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="TUNE_DIR",
+@click.option("--dry-run", is_flag=True,
+              help="List the pairs and the hyperparameters each would use; run and write nothing.")
+@click.option("--params-from", "params_from", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              metavar="TUNE_DIR",
               help="Train each model with its best trial's hyperparameters in the tune in TUNE_DIR (seqbench tune); "
                    "-m/-d default to the tune's. --set MODEL.KEY=... still overrides one.")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
@@ -351,7 +363,8 @@ def exit_code(pairs: list[Mapping[str, Any]]) -> int:
                    "[default: no limit].")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), is_eager=True,
               callback=_read_config, expose_value=False,
-              help="TOML file of run's options by long name (model = [\"rnn-*\"], seeds = [0, 1], [set] lr = 0.01); the command line wins.")
+              help="TOML file of run's options by long name (model = [\"rnn-*\"], seeds = [0, 1], [set] lr = 0.01); "
+                   "the command line wins.")
 @click.pass_context
 def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: tuple[str, ...], seeds: list[int],
         overrides: dict[str, str], quick: bool, out_dir: Path | None, allow_nonempty_out: bool, resume_dir: Path | None,
@@ -365,12 +378,12 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     events.jsonl in its directory.
     """
     from seqbench.datasets import resolve_data_dir
-    from seqbench.results import ResultsError
     from seqbench.planning import RunError, RunRequest, SettingError
-    from seqbench.runner import Terminated, resume_request, run_benchmark
     from seqbench.reporting.disclosure import missing_lines, partial_note
     from seqbench.reporting.leaderboard_tables import run_leaderboard_text
     from seqbench.reporting.tables import summary_text
+    from seqbench.results import ResultsError
+    from seqbench.runner import Terminated, resume_request, run_benchmark
 
     all_pairs, models, datasets = _command_line_wins(ctx, all_pairs, models, datasets)
     if ctx.get_parameter_source("overrides") is ParameterSource.COMMANDLINE:
@@ -396,7 +409,9 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     if workers and scheduler:
         raise click.UsageError("--workers starts a local cluster, --scheduler uses an existing one: give one of them")
     registry = registry_from(ctx)
-    options = dict(download=not offline, plots=not no_plots, plot_format=plot_format, published=not no_published, pair_timeout=pair_timeout, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
+    options: dict[str, Any] = dict(download=not offline, plots=not no_plots, plot_format=plot_format,
+                                   published=not no_published, pair_timeout=pair_timeout,
+                                   command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]))
     request = None
     try:
         with sigterm_interrupts():
@@ -424,7 +439,8 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     except (RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt as exc:
-        what, code = ("terminated", EXIT_TERMINATED) if isinstance(exc, Terminated) else ("interrupted", EXIT_INTERRUPTED)
+        terminated = isinstance(exc, Terminated)
+        what, code = ("terminated", EXIT_TERMINATED) if terminated else ("interrupted", EXIT_INTERRUPTED)
         if request is not None:
             out = request.out_dir
             _err(f"\nseqbench: {what}; finished pairs are in {out}; continue with --resume {out}")
@@ -493,6 +509,7 @@ def _dask_executor(ctx: click.Context, registry: Any, request: Any, workers: int
     if scheduler:
         _err(f"seqbench: training on the Dask cluster at {scheduler}")
         return DaskExecutor(plugins, scheduler=scheduler, data_dir=data_dir)
+    assert workers is not None, "the caller asks for an executor with --workers or --scheduler"
     cores = available_cores()
     gpus = tuple(visible_gpus()) if any(is_gpu_pair(p) for p in plan_run(registry, request).pairs) else ()
     gpu_text = f", and {len(gpus)} GPU worker(s), one GPU each" if gpus else ""

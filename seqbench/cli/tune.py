@@ -6,8 +6,9 @@ import contextlib
 import datetime as _dt
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import click
 
@@ -39,26 +40,33 @@ class ConsoleTuneObserver(TuneObserver):
               help="Budget: this many seconds of trials per model x dataset (instead of --trials).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the sampler, and of every trial's split, initialisation and shuffling.")
-@click.option("--sampler", type=click.Choice(("tpe", "random")), default="tpe", show_default=True, help="Optuna sampler.")
+@click.option("--sampler", type=click.Choice(("tpe", "random")), default="tpe", show_default=True,
+              help="Optuna sampler.")
 @click.option("--pruner", type=click.Choice(("median", "halving", "none")), default="median", show_default=True,
               help="Optuna pruner: stop a trial whose validation accuracy trails the others' at the same epoch.")
 @click.option("--space", multiple=True, metavar="KEY=LOW:HIGH|A,B|VALUE",
-              help="Narrow or widen the search: a range (LOW:HIGH[:log]), values (A,B,C), or one fixed value; MODEL.KEY for one model.")
+              help="Narrow or widen the search: a range (LOW:HIGH[:log]), values (A,B,C), or one fixed value; "
+                   "MODEL.KEY for one model.")
 @click.option("--set", "overrides", multiple=True, callback=_parse_sets, metavar="KEY=VALUE",
               help="Fix a hyperparameter for every trial, as for seqbench run (e.g. epochs=8, threads=1).")
-@click.option("--max-train", type=click.IntRange(min=2), metavar="N", help="Tune on a seeded subset of N training samples.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Tune directory [default: results/tune-<timestamp>/].")
-@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), help="Continue the tune in DIR with its own settings.")
+@click.option("--max-train", type=click.IntRange(min=2), metavar="N",
+              help="Tune on a seeded subset of N training samples.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Tune directory [default: results/tune-<timestamp>/].")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
+              help="Continue the tune in DIR with its own settings.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Root data directory.")
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--no-standardize", is_flag=True, help="No per-channel standardisation.")
 @click.option("--no-augment", is_flag=True, help="No train-time augmentation.")
-@click.option("--workers", type=click.IntRange(min=1), metavar="N", help="Train N trials at a time on a local Dask cluster.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Train N trials at a time on a local Dask cluster.")
 @click.option("--scheduler", metavar="ADDRESS", help="Train the trials on the Dask cluster at ADDRESS.")
 @click.option("--dry-run", is_flag=True, help="Print each study's search space and fixed hyperparameters; run nothing.")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), is_eager=True,
               callback=_read_config, expose_value=False,
-              help="TOML file of tune's options by long name (trials = 20, [space] lr = \"1e-4:1e-2\", [set] epochs = 8).")
+              help="TOML file of tune's options by long name (trials = 20, [space] lr = \"1e-4:1e-2\", [set] epochs = "
+                   "8).")
 @click.pass_context
 def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...], trials: int | None,
          timeout: float | None, seed: int, sampler: str, pruner: str, space: tuple[str, ...], overrides: dict[str, str],
@@ -94,7 +102,7 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
         raise click.ClickException("seqbench tune needs Optuna: pip install 'seqbench[tune]'")
     registry = registry_from(ctx)
     command = " ".join(["seqbench", *map(shlex.quote, sys.argv[1:])])
-    options = dict(download=not offline, command=command)
+    options: dict[str, Any] = {"download": not offline, "command": command}
     request = None
     try:
         if resume_dir:
@@ -137,7 +145,8 @@ def tune(ctx: click.Context, models: tuple[str, ...], datasets: tuple[str, ...],
     except Exception as exc:  # the trials are safe; a report that cannot be drawn is a warning
         click.echo(f"seqbench: warning: could not write the tune's report: {exc}", err=True)
     click.echo("\n".join(summary_lines(summary)))
-    click.echo(f"tune: {request.out_dir}; train the winners with: seqbench run --params-from {request.out_dir} --seeds 0,1,2",
+    click.echo(f"tune: {request.out_dir}; train the winners with: seqbench run --params-from {request.out_dir} "
+               "--seeds 0,1,2",
                err=True)
 
 

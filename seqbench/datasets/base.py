@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,7 +51,7 @@ class DatasetDef:
     system_dirs: tuple[Path, ...] = ()
     system_hint: str = ""
     channels: int = 1
-    preprocessing: Preprocessing = Preprocessing()
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
     provenance: tuple[tuple[str, str], ...] = ()
 
 
@@ -68,9 +68,9 @@ class Found:
 class RawData:
     """A dataset as read from its files: ``(N, T, F)`` uint8 images and ``(N,)`` int64 labels."""
 
-    train_x: "np.ndarray"
-    train_y: "np.ndarray"
-    test_x: "np.ndarray"
-    test_y: "np.ndarray"
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
     class_names: tuple[str, ...]
     fingerprint: str

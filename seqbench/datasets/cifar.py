@@ -86,9 +86,10 @@ def _read_members(source: Path) -> dict[str, tuple[str, bytes]]:
     try:
         with tarfile.open(source, "r:gz") as tar:
             for info in tar:  # one pass: seeking back in a gzip stream would decompress again
-                name = wanted.get(info.name)
-                if name is not None and info.isfile():
-                    members[name] = (f"{source}:{info.name}", tar.extractfile(info).read())
+                member = wanted.get(info.name)
+                data = tar.extractfile(info) if member is not None and info.isfile() else None
+                if member is not None and data is not None:
+                    members[member] = (f"{source}:{info.name}", data.read())
     except EOFError:
         raise DataError(f"{source}: truncated archive (the compressed stream ends early)") from None
     except (tarfile.TarError, gzip.BadGzipFile, zlib.error, OSError) as exc:

@@ -18,12 +18,12 @@ def find(defn: DatasetDef, data_dir: Path) -> Found:
     """The first directory holding all four files: ``<data-dir>/<subdir>``, then the system dirs."""
     own = data_dir / defn.subdir
     for directory in (own, *defn.system_dirs):
-        paths = [find_file(directory, name) for name in IDX_FILES]
-        if all(paths):
-            return Found(directory, tuple(paths), ())
+        found = [p for p in (find_file(directory, name) for name in IDX_FILES) if p is not None]
+        if len(found) == len(IDX_FILES):
+            return Found(directory, tuple(found), ())
     paths = [find_file(own, name) for name in IDX_FILES]
     present = tuple(p for p in paths if p is not None)
-    missing = tuple(name for name, p in zip(IDX_FILES, paths) if p is None)
+    missing = tuple(name for name, p in zip(IDX_FILES, paths, strict=True) if p is None)
     return Found(own, present, missing)
 
 

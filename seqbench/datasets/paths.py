@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 DATA_DIR_ENV = "SEQBENCH_DATA_DIR"
 

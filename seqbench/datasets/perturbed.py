@@ -27,7 +27,9 @@ NOISE_SEED = 0
 SHIFT = 2
 
 
-def gaussian_noise(train_x: np.ndarray, test_x: np.ndarray, *, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def gaussian_noise(
+    train_x: np.ndarray, test_x: np.ndarray, *, sigma: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Both splits plus seeded N(0, sigma²) noise per pixel, clipped to [0, 1] (float32)."""
     import numpy as np
 
@@ -53,7 +55,11 @@ def permuted(train_x: np.ndarray, test_x: np.ndarray, *, permutation_seed: int) 
     from seqbench.datasets.sequential import permutation
 
     order = permutation(train_x.shape[1] * train_x.shape[2], permutation_seed)
-    return tuple(x.reshape(len(x), -1)[:, order].reshape(x.shape) for x in (train_x, test_x))
+
+    def permute(x: np.ndarray) -> np.ndarray:
+        return x.reshape(len(x), -1)[:, order].reshape(x.shape)
+
+    return permute(train_x), permute(test_x)
 
 
 def specs() -> list[DatasetSpec]:

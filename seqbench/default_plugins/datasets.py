@@ -8,8 +8,9 @@ done by :mod:`seqbench.datasets`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from seqbench.hookspecs import hookimpl
 from seqbench.types import Dataset, DatasetSpec, LoadContext

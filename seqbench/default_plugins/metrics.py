@@ -9,7 +9,7 @@ from seqbench.types import MetricSpec
 def _accuracy(y_true, y_pred, proba, class_names):
     from seqbench.metrics import accuracy
 
-    return {"accuracy": accuracy(y_true, y_pred), "n": int(len(y_true))}
+    return {"accuracy": accuracy(y_true, y_pred), "n": len(y_true)}
 
 
 def _per_class(y_true, y_pred, proba, class_names):

@@ -3,7 +3,9 @@ with the hyperparameters of :mod:`seqbench.builtin_models`."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
 
 from seqbench.builtin_models import BACKENDS, CELLS, defaults_of, model_params
 from seqbench.hookspecs import hookimpl
@@ -15,7 +17,7 @@ def _build(cell: str, backend: str):
     def build(info: DatasetInfo, params: Mapping[str, Any]) -> Model:
         import importlib
 
-        from seqbench.models.recurrent import RecurrentClassifier
+        from seqbench.models.recurrent import BPTT_MB, RecurrentClassifier
 
         check_values(params, {p.name: p for p in model_params(backend == "cupy")})
         module, cls = CELLS[cell]
@@ -36,10 +38,14 @@ def _build(cell: str, backend: str):
             threads=int(params["threads"]),
             cuda_graph=bool(params.get("cuda_graph", False)),
             readout=str(params.get("readout", "last")),
-            **({"bptt_mb": float(params["bptt_mb"])} if "bptt_mb" in params else {}),
+            bptt_mb=float(params.get("bptt_mb", BPTT_MB)),
         )
 
     return build
+
+
+def _available() -> str | None:
+    return None
 
 
 def _cupy_unavailable() -> str | None:
@@ -56,9 +62,10 @@ def register_models(register):
                 ModelSpec(
                     name=f"{cell}-{suffix}",
                     build=_build(cell, backend),
-                    defaults=lambda info, _name=f"{cell}-{suffix}": defaults_of(_name, info),
-                    unavailable=_cupy_unavailable if backend == "cupy" else (lambda: None),
-                    description=f"from-scratch {cell.upper()} with BPTT on {'CuPy (GPU)' if backend == 'cupy' else 'NumPy (CPU)'}",
+                    defaults=partial(defaults_of, f"{cell}-{suffix}"),
+                    unavailable=_cupy_unavailable if backend == "cupy" else _available,
+                    description=f"from-scratch {cell.upper()} with BPTT on "
+                    f"{'CuPy (GPU)' if backend == 'cupy' else 'NumPy (CPU)'}",
                     params=model_params(backend == "cupy"),
                 )
             )

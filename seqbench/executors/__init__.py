@@ -8,8 +8,9 @@ the moment the executor hands it back. Nothing here imports Dask.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from seqbench.planning import RunRequest
@@ -22,7 +23,7 @@ class PairJob:
     """A pair to train: its place in the run (for progress) and the fingerprint of the data
     the run loaded for its dataset (a worker must train on the same)."""
 
-    pair: "PlannedPair"
+    pair: PlannedPair
     index: int
     total: int
     fingerprint: str
@@ -38,12 +39,12 @@ class Matrix:
     ``received`` writes a finished pair's record and predictions.
     """
 
-    request: "RunRequest"
-    jobs: Iterable[tuple[PairJob, "Dataset"]]
-    run_here: Callable[[PairJob, "Dataset"], tuple[dict[str, Any], Any]]
+    request: RunRequest
+    jobs: Iterable[tuple[PairJob, Dataset]]
+    run_here: Callable[[PairJob, Dataset], tuple[dict[str, Any], Any]]
     failed: Callable[[PairJob, str], dict[str, Any]]
     received: Callable[[PairJob, dict[str, Any], Any], None]
-    observer: "RunObserver"
+    observer: RunObserver
 
 
 class Executor(Protocol):

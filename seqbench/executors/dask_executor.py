@@ -18,9 +18,10 @@ import os
 import platform
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 try:
     import dask
@@ -242,7 +243,8 @@ class DaskExecutor:
     def _submit(self, client: Any, matrix: Matrix, job: PairJob, declared: set[str]) -> Any:
         request = matrix.request
         task = PairTask(*job.pair.key, fingerprint=job.fingerprint, plugins=self.plugins,
-                        request=replace(request, data_dir=self.data_dir))
+                        # None: each worker takes its own default data directory (worker.py)
+                        request=replace(request, data_dir=self.data_dir))  # type: ignore[arg-type]
         model, dataset, seed = job.pair.key
         return client.submit(run_on_worker, task, key=f"seqbench-{model}+{dataset}+seed{seed}-{uuid.uuid4().hex[:8]}",
                              pure=False, resources=pair_resources(is_gpu_pair(job.pair), declared))
@@ -279,7 +281,8 @@ class DaskExecutor:
                                f"(waited {CONNECT_TIMEOUT:g} s): {one_line(exc)}") from None
             client_log = logging.getLogger("distributed.client")
             level = client_log.level
-            client_log.setLevel(logging.CRITICAL)  # its reconnect tracebacks when the scheduler dies: we say it in one line
+            # its reconnect tracebacks when the scheduler dies: we say it in one line
+            client_log.setLevel(logging.CRITICAL)
             try:
                 with contextlib.closing(client):
                     yield client

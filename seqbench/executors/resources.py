@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from seqbench.planning import RunRequest
@@ -37,14 +38,15 @@ def local_workers(cpu_workers: int, cores: int, gpus: Sequence[str]) -> list[Wor
     GPU id in ``gpus`` that sees that GPU alone (``CUDA_VISIBLE_DEVICES``). Each runs one pair
     at a time; GPU pairs go to GPU workers, so CPU pairs never queue behind them."""
     threads = str(threads_per_worker(cpu_workers, cores))
-    specs = [WorkerSpec(f"cpu-{i}", {"cpu": 1}, {"CUDA_VISIBLE_DEVICES": "", **dict.fromkeys(THREAD_VARIABLES, threads)})
-             for i in range(cpu_workers)]
-    specs += [WorkerSpec(f"gpu-{gpu}", {"gpu": 1}, {"CUDA_VISIBLE_DEVICES": gpu, **dict.fromkeys(THREAD_VARIABLES, "1")})
+    cpu_env = {"CUDA_VISIBLE_DEVICES": "", **dict.fromkeys(THREAD_VARIABLES, threads)}
+    specs = [WorkerSpec(f"cpu-{i}", {"cpu": 1}, cpu_env) for i in range(cpu_workers)]
+    specs += [WorkerSpec(f"gpu-{gpu}", {"gpu": 1},
+                         {"CUDA_VISIBLE_DEVICES": gpu, **dict.fromkeys(THREAD_VARIABLES, "1")})
               for gpu in gpus]
     return specs
 
 
-def is_gpu_pair(pair: "PlannedPair") -> bool:
+def is_gpu_pair(pair: PlannedPair) -> bool:
     """Whether a pair trains on a GPU: a model named ``*-gpu`` (the built-ins) or one whose
     hyperparameters say ``device=cuda...``."""
     device = str((pair.params or {}).get("device") or "")
@@ -81,7 +83,7 @@ def _nvidia_smi_ids() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
-def split_threads(registry: "Registry", request: "RunRequest", threads: int) -> "RunRequest":
+def split_threads(registry: Registry, request: RunRequest, threads: int) -> RunRequest:
     """``request`` with ``--set threads=THREADS`` for the models that take ``threads`` (the
     built-ins), unless the request sets it already; unchanged when no selected model takes it."""
     from seqbench.planning import RunError, plan_run

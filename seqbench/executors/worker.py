@@ -29,7 +29,7 @@ class PluginSource:
     strict: bool | None = None
     extra: str | None = None
 
-    def load(self) -> "Registry":
+    def load(self) -> Registry:
         from seqbench.plugins import load_plugins
 
         extra: Any = ()
@@ -48,7 +48,7 @@ class PairTask:
     dataset: str
     seed: int
     fingerprint: str
-    request: "RunRequest"
+    request: RunRequest
     plugins: PluginSource
 
 
@@ -68,9 +68,9 @@ class WorkerInfo:
 
 
 _lock = threading.Lock()
-_registries: dict[PluginSource, "Registry"] = {}
+_registries: dict[PluginSource, Registry] = {}
 _environments: dict[PluginSource, dict[str, Any]] = {}
-_datasets: dict[tuple[PluginSource, str, str, bool], "Dataset"] = {}
+_datasets: dict[tuple[PluginSource, str, str, bool, tuple[tuple[str, str], ...]], Dataset] = {}
 
 
 def run_task(task: PairTask, where: WorkerInfo) -> tuple[dict[str, Any], Any]:
@@ -106,7 +106,7 @@ def run_task(task: PairTask, where: WorkerInfo) -> tuple[dict[str, Any], Any]:
     return {**record, "worker": where.as_dict()}, predictions
 
 
-def _plugins(source: PluginSource) -> tuple["Registry", dict[str, Any]]:
+def _plugins(source: PluginSource) -> tuple[Registry, dict[str, Any]]:
     """This process's plugins from ``source`` and its environment, loaded once."""
     from seqbench import provenance
     from seqbench.plugins import plugin_versions
@@ -119,7 +119,7 @@ def _plugins(source: PluginSource) -> tuple["Registry", dict[str, Any]]:
         return _registries[source], _environments[source]
 
 
-def _dataset(task: PairTask, registry: "Registry") -> tuple["Dataset | None", str, str | None]:
+def _dataset(task: PairTask, registry: Registry) -> tuple[Dataset | None, str, str | None]:
     """The task's dataset from this worker's data directory, loaded once per process."""
     from seqbench.datasets import resolve_data_dir
     from seqbench.runner import load_dataset

@@ -22,7 +22,8 @@ forms (NumPy, numba, CUDA; see :mod:`seqbench.models.kernels`).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class GRU(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any, readout: str) -> tuple[Any, Any]:
-        T, B, F = x_t.shape
+        T, B, _F = x_t.shape
         H = p["W_h"].shape[0]
         K = self.chunk_len(T, B, H)
         bufs = self._buffers(K, B, H)

@@ -25,8 +25,9 @@ loop to a few arrays (every written array is checked at run time against the oth
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ try:  # numba is a dependency; without it (an unsupported platform) the NumPy ke
     import numba
     from numba.extending import overload
 except ImportError:  # pragma: no cover - exercised by hosts without numba only
-    numba = None
+    numba = None  # type: ignore[assignment]  # no numba: callers test for None and take the NumPy kernels
 
 #: numba's float options: fused multiply-add and reciprocals allowed; no "no NaN" assumption, so
 #: a diverging model still shows NaN.
@@ -122,13 +123,15 @@ if numba is not None:
         q = x2 * q + _B0
         return x * p / q
 
-    @overload(tanh, fastmath=FASTMATH)
+    # numba takes fastmath as a target option of the overload; its stub's signature omits it.
+    @overload(tanh, fastmath=FASTMATH)  # type: ignore[call-arg]
     def _tanh_for(x):
         if x == numba.types.float32:
             return lambda x: _tanh32(x)
         return lambda x: math.tanh(x)
 
-    @overload(sigmoid, fastmath=FASTMATH)
+    # numba takes fastmath as a target option of the overload; its stub's signature omits it.
+    @overload(sigmoid, fastmath=FASTMATH)  # type: ignore[call-arg]
     def _sigmoid_for(x):
         if x == numba.types.float32:
             return lambda x: _HALF * _tanh32(_HALF * x) + _HALF

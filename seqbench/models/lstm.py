@@ -19,7 +19,8 @@ The element-wise steps are below the cell, each in its three forms (NumPy, numba
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class LSTM(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any, readout: str) -> tuple[Any, Any]:
-        T, B, F = x_t.shape
+        T, B, _ = x_t.shape
         H = p["W_h"].shape[0]
         K = self.chunk_len(T, B, H)
         bufs = self._buffers(K, B, H)

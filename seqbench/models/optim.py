@@ -7,7 +7,8 @@ one-element device array; :meth:`apply` does array work only, reading the step s
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 Params = Mapping[str, Any]
 

@@ -17,7 +17,8 @@ of shape ``(T, B, F)``; the hidden state is ``(B, H)``; logits are ``(B, C)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -187,7 +188,8 @@ class RecurrentClassifier(Model):
         self._hparams = {
             "cell": cell_type.__name__, "n_features": n_features, "num_classes": num_classes,
             "hidden": hidden, "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum,
-            "clip": clip, "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "dtype": self.dtype.name, "backend": backend,
+            "clip": clip, "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs,
+            "dtype": self.dtype.name, "backend": backend,
             "threads": self.backend.threads, "bptt_mb": bptt_mb, "readout": readout,
             "kernels": self.backend.kernels,
         }

@@ -14,7 +14,8 @@ forms (NumPy, numba, CUDA; see :mod:`seqbench.models.kernels`).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class RNN(CellBase):
         }
 
     def forward(self, p: Mapping[str, Any], x_t: Any, readout: str) -> tuple[Any, Any]:
-        T, B, F = x_t.shape
+        T, B, _F = x_t.shape
         H = p["W_aa"].shape[0]
         K = self.chunk_len(T, B, H)
         zx, hs = self._buffers(K, B, H)

@@ -6,7 +6,8 @@ model from the caller's palette)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from seqbench.reporting.leaderboard import Leaderboard
 from seqbench.reporting.plots import _log_x, _new_figure, _suptitle, interval, model_colours
@@ -62,7 +63,7 @@ def cd_figure(test: RankTest, colours: dict[str, Any] | None = None) -> Figure:
     labelled, the models of every group within the critical difference joined by a thick bar, and
     the CD drawn above the axis."""
     k = len(test.names)
-    order = sorted(zip(test.mean_ranks, test.names))
+    order = sorted(zip(test.mean_ranks, test.names, strict=True))
     half = math.ceil(k / 2)
     fig = _new_figure(7.0, 1.6 + 0.32 * half + 0.22 * len(test.groups))
     ax = fig.add_subplot()
@@ -145,8 +146,13 @@ def cost_figure(results: dict[str, Any], colours: dict[str, Any] | None = None,
     return fig
 
 
-def _cost_panel(ax: Axes, models: list[tuple[str, list[dict[str, Any]]]], cost_of: Callable[[dict[str, Any]], float | None],
-                lower: bool, colours: dict[str, Any]) -> None:
+def _cost_panel(
+    ax: Axes,
+    models: list[tuple[str, list[dict[str, Any]]]],
+    cost_of: Callable[[dict[str, Any]], float | None],
+    lower: bool,
+    colours: dict[str, Any],
+) -> None:
     points, names = [], []
     for model, pairs in models:
         cost = stat(cost_of(p) for p in pairs)

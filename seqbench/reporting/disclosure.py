@@ -51,9 +51,14 @@ def partial_markdown(results: dict[str, Any]) -> str:
     return f"**{note}**\n\n" + "".join(f"- {line}\n" for line in missing_lines(results)) + "\n"
 
 
+def as_mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a dict, else an empty one (a record's optional ``params`` or ``dataset_info``)."""
+    return value if isinstance(value, dict) else {}
+
+
 def protocol_of(pair: dict[str, Any]) -> str:
     """The protocol one pair ran, from its own params: ``at most 30 epochs, patience 8, cosine schedule, batch 128``."""
-    params = pair.get("params") if isinstance(pair.get("params"), dict) else {}
+    params = as_mapping(pair.get("params"))
     return ", ".join(text.format(params[key]) for key, text in PROTOCOL_KEYS if params.get(key) is not None)
 
 
@@ -85,7 +90,7 @@ def data_copies(results: dict[str, Any]) -> dict[str, tuple[str | None, str | No
     """Per dataset of the run's pairs: (fingerprint, provenance label)."""
     copies: dict[str, tuple[str | None, str | None]] = {}
     for pair in pairs_of(results):
-        info = pair.get("dataset_info") if isinstance(pair.get("dataset_info"), dict) else {}
+        info = as_mapping(pair.get("dataset_info"))
         fingerprint = info.get("fingerprint") if isinstance(info.get("fingerprint"), str) else None
         if pair["dataset"] not in copies or (fingerprint and copies[pair["dataset"]][0] is None):
             label = provenance_label(pair["dataset"], fingerprint, info.get("provenance"))

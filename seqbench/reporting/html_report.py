@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
 from seqbench.fileio import atomic_write_bytes, atomic_write_text
-from seqbench.results import name_part
+from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
 from seqbench.reporting.query import dig, pairs_of, section
 from seqbench.reporting.tables import (
     PUBLISHED_NOTE,
@@ -35,6 +35,7 @@ from seqbench.reporting.tables import (
     timing_table,
     tuning_line,
 )
+from seqbench.results import name_part
 
 if TYPE_CHECKING:
     from seqbench.reporting.plots import RunFigure
@@ -65,7 +66,9 @@ tr.best td { font-weight: 700; background: #eef7ee; } tr.tied td { background: #
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d6d6d6; padding: 3px 8px; white-space: nowrap; }
-th { background: #f3f5f7; text-align: left; white-space: normal; min-width: 3em; max-width: 9em; vertical-align: bottom; } td.num { text-align: right; }
+th { background: #f3f5f7; text-align: left; white-space: normal; min-width: 3em; max-width: 9em;
+     vertical-align: bottom; }
+td.num { text-align: right; }
 tr.reference td { background: #f1f6fc; } tr.quick td { background: #fff4e5; }
 tr.published td { background: #f3f3f3; color: #555; font-style: italic; }
 .badge { display: inline-block; font-size: 11px; padding: 0 5px; margin-left: 6px; border-radius: 3px;
@@ -149,7 +152,8 @@ def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None
 
 def _img(figure: Embedded) -> str:
     if not figure.data:
-        return f'<figure id="fig-{html.escape(figure.name)}"><figcaption>{html.escape(figure.caption)}</figcaption></figure>'
+        caption = f"<figcaption>{html.escape(figure.caption)}</figcaption>"
+        return f'<figure id="fig-{html.escape(figure.name)}">{caption}</figure>'
     uri = f"data:{_MIME[figure.fmt]};base64,{base64.b64encode(figure.data).decode('ascii')}"
     return (f'<figure id="fig-{html.escape(figure.name)}"><img src="{uri}" style="width: {figure.width}px"'
             f' alt="{html.escape(figure.caption)}">'
@@ -232,7 +236,7 @@ def _with_run(build: Callable[[dict[str, Any]], Table], runs: Runs) -> Table:
         return build(runs[0][1])
     tables = [build(results) for _, results in runs]
     columns = [Column("run", "run"), *max((t.columns for t in tables), key=len)]
-    rows = [{"run": label} | row for (label, _), t in zip(runs, tables) for row in t.rows]
+    rows = [{"run": label} | row for (label, _), t in zip(runs, tables, strict=True) for row in t.rows]
     return Table(tables[0].title, columns, rows)
 
 
@@ -259,12 +263,12 @@ def _html_table(table: Table, runs: Runs) -> str:
     quick_runs = {label for label, results in runs if is_quick(results)}
     single = runs[0][0] if len(runs) == 1 else None
     body = []
-    for row, cells in zip(table.rows, human_cells(table)):
+    for row, cells in zip(table.rows, human_cells(table), strict=True):
         run = row.get("run", single)
         reference = (run, row.get("model")) in references
         quick = run in quick_runs
         tds = []
-        for column, cell in zip(table.columns, cells):
+        for column, cell in zip(table.columns, cells, strict=True):
             text = html.escape(cell)
             if column.key == "model":
                 text += '<span class="badge reference">reference</span>' * reference
@@ -280,8 +284,12 @@ def _published(runs: Runs) -> str:
     table = published_table([results for _, results in runs])
     if table is None:
         return ""
-    rows = ('<tr class="published">' + "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells))
-            + "</tr>" for cells in human_cells(table))
+    rows = (
+        '<tr class="published">'
+        + "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells, strict=True))
+        + "</tr>"
+        for cells in human_cells(table)
+    )
     return (f'<h3 id="published">{html.escape(table.title)}</h3>{_table_markup(table, rows)}'
             f'<p class="note">{html.escape(PUBLISHED_NOTE)}</p>')
 
@@ -313,9 +321,9 @@ def _leaderboard_markup(boards: Sequence[Any]) -> str:
 
     table = leaderboard_table(boards)
     body = []
-    for row, cells in zip(table.rows, human_cells(table)):
+    for row, cells in zip(table.rows, human_cells(table), strict=True):
         kind = {"best": "best"}.get(row["mark"], "tied" if row["mark"].startswith("tied") else "")
-        tds = "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells))
+        tds = "".join(_td(column, html.escape(cell)) for column, cell in zip(table.columns, cells, strict=True))
         body.append(f'<tr class="{kind}">{tds}</tr>' if kind else f"<tr>{tds}</tr>")
     return _table_markup(table, body)
 
@@ -331,8 +339,10 @@ def _comparison_section(boards: Sequence[Any], across: Any, figures: list[Embedd
     parts = [_leaderboard_markup(boards), f'<p class="note">{html.escape(how_note(boards))}</p>']
     pairs = pairs_table(boards)
     if pairs.rows:
-        rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(pairs.columns, cells)) + "</tr>"
-                for cells in human_cells(pairs))
+        rows = (
+            "<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(pairs.columns, cells, strict=True)) + "</tr>"
+            for cells in human_cells(pairs)
+        )
         parts.append(f'<h3 id="all-pairs">{html.escape(pairs.title)}</h3>{_table_markup(pairs, rows)}')
         if heatmaps:
             parts.append('<div class="figures">' + "".join(map(_img, heatmaps)) + "</div>")
@@ -340,8 +350,12 @@ def _comparison_section(boards: Sequence[Any], across: Any, figures: list[Embedd
         ranks = ranks_table(across)
         parts.append('<h3 id="across-datasets">Across datasets</h3>')
         if ranks is not None:
-            rows = ("<tr>" + "".join(_td(c, html.escape(cell)) for c, cell in zip(ranks.columns, cells)) + "</tr>"
-                    for cells in human_cells(ranks))
+            rows = (
+                "<tr>"
+                + "".join(_td(c, html.escape(cell)) for c, cell in zip(ranks.columns, cells, strict=True))
+                + "</tr>"
+                for cells in human_cells(ranks)
+            )
             parts.append(_table_markup(ranks, rows))
         parts.append("".join(f'<p class="note">{html.escape(line)}</p>' for line in across_lines(across)))
         if cd:
@@ -414,7 +428,7 @@ def write_report(out_dir: Path, runs: Runs, plot_format: str | None = "png",
     from seqbench.reporting.leaderboard import across_datasets, leaderboards
 
     dirs = list(run_dirs) if run_dirs is not None else [None] * len(runs)
-    boards = leaderboards([(label, results, d) for (label, results), d in zip(runs, dirs)])
+    boards = leaderboards([(label, results, d) for (label, results), d in zip(runs, dirs, strict=True)])
     across = across_datasets(boards)
     merged = merge_runs(runs)
     figures = embed_figures(merged, out_dir, plot_format, comparison_figures(merged, boards, across))

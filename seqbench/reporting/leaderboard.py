@@ -13,14 +13,16 @@ A model that appears on the same dataset in several runs is one entry per run, n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from seqbench.results import ResultsError, read_predictions
-from seqbench.reporting.significance import ALPHA, Difference, RankTest, holm, prediction_test, rank_test, seed_test
+from seqbench.fileio import ResultsError
 from seqbench.reporting.query import Stat, ok_pairs, pair_accuracy, pairs_of, stat
+from seqbench.reporting.significance import ALPHA, Difference, RankTest, holm, prediction_test, rank_test, seed_test
+from seqbench.results import read_predictions
 
 #: (label, results, run directory or None): a run as reports see it.
 Run = tuple[str, dict[str, Any], "Path | None"]
@@ -42,7 +44,14 @@ class Entry:
 
     @property
     def accuracies(self) -> list[float]:
-        return [pair_accuracy(p) for p in self.pairs]
+        """The seeds' test accuracies (fractions): its pairs are ok, so each has one."""
+        return [a for a in map(pair_accuracy, self.pairs) if a is not None]
+
+    def accuracy(self, scale: float = 1.0) -> Stat:
+        """The mean and spread of :attr:`accuracies` times ``scale``."""
+        s = stat(self.accuracies, scale=scale)
+        assert s is not None, "an entry has at least one ok pair"
+        return s
 
     def correct(self) -> dict[int, tuple[Any, Any]]:
         """Per seed with stored predictions: (labels, right-or-wrong booleans)."""
@@ -113,7 +122,8 @@ class Leaderboard:
     def methods(self) -> list[str]:
         return sorted({p.difference.method for p in self.pairs})
 
-    def pair(self, a: str, b: str) -> PairResult | None:
+    def pair(self, a: str, b: str) -> PairResult:
+        """The test of ``a`` against ``b`` (A − B); a KeyError for a pair not on this board."""
         for p in self.pairs:
             if (p.a, p.b) == (a, b):
                 return p
@@ -121,7 +131,7 @@ class Leaderboard:
                 d = p.difference
                 flipped = Difference(-d.diff, -d.high, -d.low, d.p, d.p_min, d.method, d.over)
                 return PairResult(a, b, flipped, p.p_adjusted)
-        return None
+        raise KeyError(f"{a} vs {b} is not a pair of the {self.dataset} leaderboard")
 
 
 def entry_names(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str, str], str]:
@@ -165,14 +175,14 @@ def leaderboard(dataset_entries: Sequence[Entry], alpha: float = ALPHA) -> Leade
     """Rank one dataset's entries, test every pair (Holm over the family) and mark ties with the best."""
     from seqbench.reporting.plots import interval
 
-    ranked = sorted(dataset_entries, key=lambda e: -stat(e.accuracies).mean)
+    ranked = sorted(dataset_entries, key=lambda e: -e.accuracy().mean)
     cache: dict[str, Any] = {}
     tests = [(a, b, compare(a, b, alpha, cache)) for a, b in combinations(ranked, 2)]
     adjusted = holm([d.p for _, _, d in tests])
-    pairs = [PairResult(a.name, b.name, d, p) for (a, b, d), p in zip(tests, adjusted)]
+    pairs = [PairResult(a.name, b.name, d, p) for (a, b, d), p in zip(tests, adjusted, strict=True)]
     board = Leaderboard(ranked[0].dataset if ranked else "", [], pairs, alpha, _provenance(ranked))
     for rank, entry in enumerate(ranked, 1):
-        accuracy = stat(entry.accuracies, scale=100.0)
+        accuracy = entry.accuracy(scale=100.0)
         low, high = interval(accuracy)
         vs_best = board.pair(ranked[0].name, entry.name) if rank > 1 else None
         tied = None if vs_best is None else vs_best.p_adjusted > alpha
@@ -216,9 +226,13 @@ def across_datasets(boards: Sequence[Leaderboard], alpha: float = ALPHA) -> Acro
     means = [{row.entry.name: row.accuracy.mean for row in b.rows} for b in boards]
     common = [name for name in (means[0] if means else {}) if all(name in m for m in means)]
     if len(boards) < MIN_RANK_DATASETS or len(common) < MIN_RANK_MODELS:
-        return AcrossDatasets(None, datasets, f"a ranking over datasets needs at least {MIN_RANK_MODELS} models that ran"
-                                              f" on each of at least {MIN_RANK_DATASETS} datasets; here {len(common)}"
-                                              f" model(s) on {len(boards)} dataset(s)")
+        return AcrossDatasets(
+            None,
+            datasets,
+            f"a ranking over datasets needs at least {MIN_RANK_MODELS} models that ran"
+            f" on each of at least {MIN_RANK_DATASETS} datasets; here {len(common)}"
+            f" model(s) on {len(boards)} dataset(s)",
+        )
     scores = np.array([[m[name] for name in common] for m in means])
     return AcrossDatasets(rank_test(scores, common, alpha), datasets)
 

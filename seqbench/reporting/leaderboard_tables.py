@@ -3,10 +3,11 @@ LaTeX (booktabs) for papers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from seqbench.reporting.leaderboard import CORRECTION, AcrossDatasets, Leaderboard, caveat
+from seqbench.reporting.leaderboard import CORRECTION, AcrossDatasets, Leaderboard, Row, caveat
 from seqbench.reporting.query import Stat
 from seqbench.reporting.tables import Column, Table, fixed, general, human_cells, machine_rows, render
 
@@ -15,7 +16,8 @@ _P = "{:.3g}".format
 
 LEADERBOARD_COLUMNS = [
     Column("dataset", "dataset"), Column("rank", "rank", general), Column("model", "model"),
-    Column("accuracy_pct", "test accuracy (%)", _PP, stat=True), Column("ci95", "95 % interval (%)", _PP, interval=True),
+    Column("accuracy_pct", "test accuracy (%)", _PP, stat=True),
+    Column("ci95", "95 % interval (%)", _PP, interval=True),
     Column("n", "n", general), Column("mark", "mark"),
     Column("vs_best_pp", "Δ vs best (pp)", _PP), Column("p_adjusted", f"p vs best ({CORRECTION})", _P),
 ]
@@ -46,9 +48,8 @@ def how_note(boards: Sequence[Leaderboard]) -> str:
 def leaderboard_table(boards: Sequence[Leaderboard]) -> Table:
     rows = []
     for board in boards:
-        best = board.rows[0].entry.name if board.rows else None
         for row in board.rows:
-            vs = board.pair(best, row.entry.name) if not row.best else None
+            vs = None if row.best else board.pair(board.rows[0].entry.name, row.entry.name)
             rows.append({
                 "dataset": board.title, "rank": row.rank, "model": row.entry.name, "accuracy_pct": row.accuracy,
                 "ci95": (row.low, row.high) if row.accuracy.n > 1 else None, "n": row.accuracy.n, "mark": row.mark,
@@ -71,7 +72,7 @@ def ranks_table(across: AcrossDatasets) -> Table | None:
     if across.test is None:
         return None
     test = across.test
-    rows = [{"model": name, "mean_rank": rank} for rank, name in sorted(zip(test.mean_ranks, test.names))]
+    rows = [{"model": name, "mean_rank": rank} for rank, name in sorted(zip(test.mean_ranks, test.names, strict=True))]
     return Table("Mean ranks over datasets", RANK_COLUMNS, rows)
 
 
@@ -155,14 +156,13 @@ def latex(boards: Sequence[Leaderboard]) -> str:
                  f" significantly different from the best ({CORRECTION}-adjusted, $\\alpha={board.alpha:g}$).}}",
                  r"\begin{tabular}{rlrrr}", r"\toprule",
                  r"Rank & Model & Accuracy (\%) & 95\,\% interval & $p$ vs best \\", r"\midrule"]
-        best = board.rows[0].entry.name if board.rows else None
         for row in board.rows:
             name, acc = latex_escape(row.entry.name), _mean_std(row.accuracy)
             if row.best:
                 name, acc = f"\\textbf{{{name}}}", f"\\textbf{{{acc}}}"
             elif row.tied:
                 name += TIE_MARK
-            vs = board.pair(best, row.entry.name) if not row.best else None
+            vs = None if row.best else board.pair(board.rows[0].entry.name, row.entry.name)
             p = "—" if vs is None else f"{vs.p_adjusted:.3g}"
             lines.append(f"{row.rank} & {name} & {acc} & [{row.low:.2f}, {row.high:.2f}] & {p} \\\\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
@@ -173,11 +173,11 @@ def latex(boards: Sequence[Leaderboard]) -> str:
 def summary_latex(summary: Table, boards: Sequence[Leaderboard]) -> str:
     """The summary table in booktabs: every column as people read it, the best model of each
     dataset in bold, models tied with it marked †."""
-    marks = {(b.dataset, r.entry.name): r for b in boards for r in b.rows}
+    marks: dict[tuple[str | None, str | None], Row] = {(b.dataset, r.entry.name): r for b in boards for r in b.rows}
     cols = summary.columns
     lines = [r"\begin{tabular}{" + "".join("r" if c.fmt else "l" for c in cols) + "}", r"\toprule",
              " & ".join(latex_escape(c.header) for c in cols) + r" \\", r"\midrule"]
-    for row, cells in zip(summary.rows, human_cells(summary)):
+    for row, cells in zip(summary.rows, human_cells(summary), strict=True):
         name = row.get("model") if "run" not in row else _shown(row, marks)
         mark = marks.get((row.get("dataset"), name))
         texts = [latex_escape(cell) for cell in cells]
@@ -191,7 +191,7 @@ def summary_latex(summary: Table, boards: Sequence[Leaderboard]) -> str:
     return "\n".join(lines)
 
 
-def _shown(row: dict[str, Any], marks: dict[tuple[str, str], Any]) -> str:
+def _shown(row: dict[str, Any], marks: Mapping[tuple[str | None, str | None], Row]) -> str:
     """The leaderboard name of a merged summary row: ``model [run]`` where that is an entry."""
     tagged = f"{row['model']} [{row['run']}]"
     return tagged if (row.get("dataset"), tagged) in marks else row["model"]
@@ -227,7 +227,9 @@ def console_report(runs: Sequence[tuple[str, dict[str, Any]]], summary: Table, b
     if fmt == "csv":
         return render(summary, fmt)
     missing = partial_lines(runs)
-    return ("\n".join(missing) + "\n\n" if missing else "") + render(summary, fmt) + leaderboard_text(boards, across, fmt)
+    return (
+        ("\n".join(missing) + "\n\n" if missing else "") + render(summary, fmt) + leaderboard_text(boards, across, fmt)
+    )
 
 
 def leaderboard_text(boards: Sequence[Leaderboard], across: AcrossDatasets, fmt: str = "github") -> str:
@@ -261,7 +263,7 @@ def write_merged_files(out_dir: Path, runs: Sequence[tuple[str, dict[str, Any]]]
     from seqbench.reporting.leaderboard import across_datasets, leaderboards
     from seqbench.reporting.tables import STATS_NOTE, merged_summary_table
 
-    boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs)])
+    boards = leaderboards([(label, results, path) for (label, results), path in zip(runs, run_dirs, strict=True)])
     missing = "".join(f"### {label}\n\n{text}" for label, results in runs if (text := partial_markdown(results)))
     summary = merged_summary_table(runs)
     text = (missing + f"# {summary.title} of {len(runs)} runs\n\n"

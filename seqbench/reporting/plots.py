@@ -14,18 +14,18 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from seqbench.fileio import atomic_write_bytes
-from seqbench.results import name_part, pair_stem
 from seqbench.reporting.query import (
     Stat,
     dig,
-    mean_std,
     group_note,
     group_pairs,
     group_status,
+    mean_std,
     ok_pairs,
     pair_accuracy,
     pairs_of,
@@ -33,6 +33,7 @@ from seqbench.reporting.query import (
     stat,
 )
 from seqbench.reporting.tables import QUICK_TITLE, quick_note
+from seqbench.results import name_part, pair_stem
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -107,9 +108,12 @@ def model_colours(results: dict[str, Any]) -> dict[str, Any]:
     """A colour per model of the run (tab10, then tab20), by the models' names in sorted order:
     the same models get the same colours whatever the order of their runs."""
     from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
 
     models = sorted({p["model"] for p in pairs_of(results)})
-    palette = colormaps["tab10" if len(models) <= 10 else "tab20"].colors
+    cmap = colormaps["tab10" if len(models) <= 10 else "tab20"]
+    assert isinstance(cmap, ListedColormap), "tab10 and tab20 list their colours"
+    palette = cast("Sequence[tuple[float, float, float]]", cmap.colors)
     return {model: palette[i % len(palette)] for i, model in enumerate(models)}
 
 
@@ -243,7 +247,8 @@ def _log_x(ax: Axes) -> None:
     ax.xaxis.set_minor_formatter(_plain(minor=True))
 
 
-def _rows(pairs_by_model: list[list[dict[str, Any]]], value) -> list[tuple[list[dict[str, Any]], Stat, list[float]]]:
+def _rows(pairs_by_model: list[list[dict[str, Any]]],
+          value: Callable[[dict[str, Any]], float | None]) -> list[tuple[list[dict[str, Any]], Stat, list[float]]]:
     rows = []
     for pairs in pairs_by_model:
         seeds = [v for v in (value(p) for p in ok_pairs(pairs)) if v is not None]
@@ -272,7 +277,7 @@ def summary_figure(results: dict[str, Any]) -> Figure:
         by_model = [p for (_, ds), p in groups.items() if ds == dataset]
         acc_ax = fig.add_subplot(2, len(shown), col + 1)
         time_ax = fig.add_subplot(2, len(shown), len(shown) + col + 1)
-        acc = _rows(by_model, lambda p: 100 * pair_accuracy(p))
+        acc = _rows(by_model, lambda p: None if (a := pair_accuracy(p)) is None else 100 * a)
         secs = _rows(by_model, seconds_per_epoch)
         _dots(acc_ax, acc, colours, ".2f", ACCURACY_BOUNDS)
         _zoom(acc_ax, acc, ACCURACY_BOUNDS)
@@ -419,7 +424,7 @@ def summed_confusion(pairs: list[dict[str, Any]]) -> tuple[list[list[int]], list
     return total, labels, len(same)
 
 
-def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, ...]]], Any, Any]:
+def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, float, float, float]]], Any, Any]:
     """RGBA per cell: the diagonal in one light tone, errors on a log red scale of their share of
     the true class, zeros white. Returns the cells, and the colour map and norm of the errors."""
     import numpy as np
@@ -436,7 +441,7 @@ def _cell_colours(matrix: list[list[int]]) -> tuple[list[list[tuple[float, ...]]
     return cells, cmap, norm
 
 
-def _annotate(ax: Axes, matrix: list[list[int]], cells: list[list[tuple[float, ...]]]) -> None:
+def _annotate(ax: Axes, matrix: list[list[int]], cells: list[list[tuple[float, float, float, float]]]) -> None:
     """Recall and count on the diagonal; the count of every non-zero error."""
     n = len(matrix)
     size = 9 if n <= 12 else 6
@@ -486,8 +491,14 @@ def confusion_figure(pairs: list[dict[str, Any]] | dict[str, Any], results: dict
     total = sum(map(sum, matrix))
     correct = sum(matrix[i][i] for i in range(n))
     over = f"summed over {seeds} seeds" if seeds > 1 else f"seed {pairs[0]['seed']}"
-    ax.set_title(_title(results, f"{_label(pairs)} on {dataset_namer(results)(pairs[0]['dataset'])}, {over}:"
-                                 f" {correct:,} of {total:,} right ({100 * correct / (total or 1):.2f} %)"), fontsize=10)
+    ax.set_title(
+        _title(
+            results,
+            f"{_label(pairs)} on {dataset_namer(results)(pairs[0]['dataset'])}, {over}:"
+            f" {correct:,} of {total:,} right ({100 * correct / (total or 1):.2f} %)",
+        ),
+        fontsize=10,
+    )
     return fig
 
 
@@ -593,8 +604,11 @@ def run_figures(results: dict[str, Any]) -> Iterator[RunFigure]:
     for (model, dataset), pairs in groups.items():
         done = [p for p in pairs if p.get("status") == "ok"]
         if summed_confusion(done) is not None:
-            yield RunFigure(f"confusion__{name_part(model)}+{name_part(dataset)}", f"Confusion matrix of {model} on {dataset}",
-                            confusion_figure(done, results))
+            yield RunFigure(
+                f"confusion__{name_part(model)}+{name_part(dataset)}",
+                f"Confusion matrix of {model} on {dataset}",
+                confusion_figure(done, results),
+            )
 
 
 def write_run_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") -> list[Path]:

@@ -17,8 +17,8 @@ scipy has neither. scipy is imported inside the functions: importing this module
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -132,7 +132,7 @@ class RankTest:
 
     def order(self) -> list[str]:
         """Names from the best mean rank to the worst."""
-        return [n for _, n in sorted(zip(self.mean_ranks, self.names))]
+        return [n for _, n in sorted(zip(self.mean_ranks, self.names, strict=True))]
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ def nemenyi_cd(k: int, n: int, alpha: float = ALPHA) -> float:
 def _groups(names: list[str], mean_ranks: list[float], cd: float) -> list[list[str]]:
     """Maximal runs of consecutive models (by mean rank) whose ranks span less than ``cd``,
     those of more than one model only, none contained in another."""
-    ordered = sorted(zip(mean_ranks, names))
+    ordered = sorted(zip(mean_ranks, names, strict=True))
     runs: list[tuple[int, int]] = []
     for start in range(len(ordered)):
         end = start

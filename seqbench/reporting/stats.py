@@ -11,9 +11,9 @@ p-value the test could give with this many observations, whatever the data: a te
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Callable, Sequence
 
 import numpy as np
 

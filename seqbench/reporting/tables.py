@@ -140,7 +140,7 @@ def mark_quick(table: Table, results: dict[str, Any], *extra: Column) -> Table:
     if not is_quick(results):
         return table
     at = next(i for i, c in enumerate(table.columns) if c.key == "seeds") + 1
-    columns = table.columns[:at] + [QUICK_COLUMN, *extra] + table.columns[at:]
+    columns = [*table.columns[:at], QUICK_COLUMN, *extra, *table.columns[at:]]
     rows = [row | {"quick": "yes"} for row in table.rows]
     return Table(f"{table.title} — {QUICK_TITLE}", columns, rows)
 
@@ -235,7 +235,7 @@ def merged_summary_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Table:
     quick = any(is_quick(results) for _, results in runs)
     title = f"Summary ({QUICK_TITLE} rows marked)" if quick else "Summary"
     rows = [row | ({"quick": "yes" if is_quick(results) else "no"} if quick else {})
-            for t, (_, results) in zip(tables, runs) for row in t.rows]
+            for t, (_, results) in zip(tables, runs, strict=True) for row in t.rows]
     return Table(title, columns, rows)
 
 
@@ -303,7 +303,7 @@ def _class_rows(pairs: Pairs) -> list[dict[str, Any]]:
     reporting = [p for p in ok_pairs(pairs) if _classes(p)]
     if not reporting:
         return []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, entry in enumerate(_classes(reporting[0])):
         per_seed = [(p, _classes(p)[i]) for p in reporting if i < len(_classes(p))]
         row = {
@@ -315,7 +315,7 @@ def _class_rows(pairs: Pairs) -> list[dict[str, Any]]:
                      "support": None if support is None else int(support)} | row)
     macro = {k: stat(number(p, "metrics", "per_class", "macro", k) for p in reporting) for k in _CLASS_METRICS}
     support = sum(r["support"] or 0 for r in rows)
-    return rows + [{"class": "macro avg", "n": len(reporting), "support": support} | macro]
+    return [*rows, {"class": "macro avg", "n": len(reporting), "support": support} | macro]
 
 
 def per_class_table(results: dict[str, Any]) -> Table:

@@ -9,8 +9,9 @@ it again elsewhere, as for a run's pairs; after that the trial's record says it 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 from seqbench.tuning.trial import FAILED, TrialTask, run_trial
 
@@ -92,7 +93,7 @@ class DaskPool:
         return str(self.executor.data_dir) if self.executor.data_dir is not None else None
 
     @contextlib.contextmanager
-    def open(self) -> Iterator["DaskPool"]:
+    def open(self) -> Iterator[DaskPool]:
         """Connect (or start the local cluster) for the pool's lifetime; cancel what is left on exit."""
         import distributed
 

@@ -4,8 +4,9 @@ hyperparameter's importance (``optuna.importance``), in ``report.md``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from seqbench import fileio
 from seqbench.plugins import one_line
@@ -30,7 +31,16 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
                      f"{t['fail']} failed)", f"{s['seconds']:.0f}", _pct((s["defaults"] or {}).get("value")),
                      _pct(best.get("value")), best.get("trial", ""),
                      " ".join(f"{k}={_short(v)}" for k, v in sorted(best.get("params", {}).items()))])
-    headers = ["model", "dataset", "trials", "trial s", "defaults (val)", "best (val)", "best trial", "best hyperparameters"]
+    headers = [
+        "model",
+        "dataset",
+        "trials",
+        "trial s",
+        "defaults (val)",
+        "best (val)",
+        "best trial",
+        "best hyperparameters",
+    ]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True).splitlines()
 
 
@@ -51,8 +61,9 @@ def curves(tune_dir: Path, summary: Mapping[str, Any]) -> dict[str, list[tuple[i
         best, seconds, points = float("nan"), 0.0, []
         for t in sorted((t for t in study.get_trials(deepcopy=False) if counted(t)), key=lambda t: t.number):
             seconds += t.user_attrs.get("seconds", 0.0)
-            if t.state == optuna.trial.TrialState.COMPLETE and not t.value <= best:
-                best = t.value
+            value = t.value if t.state == optuna.trial.TrialState.COMPLETE else None
+            if value is not None and not value <= best:
+                best = value
             points.append((t.number, seconds, best))
         out[s["study"]] = points
     return out
@@ -69,7 +80,9 @@ def importances(tune_dir: Path, study_name: str) -> dict[str, float]:
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 2 or not any(len({str(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params):
         return {}
-    return dict(optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()))
+    return dict(
+        optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    )
 
 
 def write_report(tune_dir: Path, summary: Mapping[str, Any]) -> Path:
@@ -100,7 +113,7 @@ def write_report(tune_dir: Path, summary: Mapping[str, Any]) -> Path:
         try:
             ranked = importances(tune_dir, s["study"])
         except Exception as exc:  # Optuna refuses too few or too alike trials
-            ranked, text = {}, text + [f"importances not computed: {one_line(exc)}"]
+            ranked, text = {}, [*text, f"importances not computed: {one_line(exc)}"]
         text += [f"## {s['model']} x {s['dataset']}", "",
                  "searched: " + ", ".join(f"{k} {v}" for k, v in s["space"].items()), ""]
         if ranked:

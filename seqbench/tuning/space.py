@@ -9,8 +9,9 @@ runs. Optuna is imported only to make distributions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from seqbench.hyperparams import Param, ParamValueError, format_value
 
@@ -64,7 +65,7 @@ def model_space(model: str, declared: Mapping[str, Param], defaults: Mapping[str
     Starts from the declared ``search`` spaces; ``entries`` (``KEY`` or ``MODEL.KEY`` for this
     model) replace or add dimensions. A key the model neither declares nor has a default for is
     a SpaceError, as is a bound or value its declaration does not allow."""
-    space = {name: _declared_dimension(p) for name, p in declared.items() if p.search is not None}
+    space = {name: _declared_dimension(p, p.search) for name, p in declared.items() if p.search is not None}
     fixed: dict[str, str] = {}
     own = {k: v for k, v in entries.items() if "." not in k}
     own.update({k[len(model) + 1:]: v for k, v in entries.items() if k.startswith(f"{model}.")})
@@ -99,10 +100,11 @@ def check_entries(entries: Mapping[str, str], takers: Mapping[str, set[str]]) ->
             raise SpaceError(f"--space {key}: no selected model has a parameter {key!r}")
 
 
-def _declared_dimension(p: Param) -> Dimension:
+def _declared_dimension(p: Param, search: tuple[Any, ...]) -> Dimension:
+    """The dimension of ``p``'s declared ``search``: its values, or a numeric range's bounds."""
     if p.choices is not None or not p.numeric:
-        return Dimension(p.name, p.type, choices=tuple(p.search or ()))
-    return Dimension(p.name, p.type, p.search[0], p.search[1], p.log)
+        return Dimension(p.name, p.type, choices=search)
+    return Dimension(p.name, p.type, search[0], search[1], p.log)
 
 
 def _untyped(key: str, defaults: Mapping[str, Any]) -> Param | None:

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from seqbench import fileio
@@ -51,7 +52,7 @@ class TuneRequest:
     timeout: float | None = None
     seed: int = 0
     sampler: str = "tpe"
-    pruner: PrunerSpec = PrunerSpec()
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
     space: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, str] = field(default_factory=dict)
     max_train: int | None = None
@@ -68,7 +69,9 @@ class TuneRequest:
                 "max_train": self.max_train, "standardize": self.standardize, "augment": self.augment}
 
 
-def request_from_config(config: Mapping[str, Any], out_dir: Path, data_dir: Path | None = None, **options: Any) -> TuneRequest:
+def request_from_config(
+    config: Mapping[str, Any], out_dir: Path, data_dir: Path | None = None, **options: Any
+) -> TuneRequest:
     """The request stored in a tune's :data:`TUNE_FILE`, to resume it."""
     return TuneRequest(
         models=list(config["models"]), datasets=list(config["datasets"]), out_dir=out_dir,
@@ -224,7 +227,7 @@ class Tune:
     def run(self, pool: Any, fingerprint: Callable[[str], str]) -> None:
         """Ask, train and tell until every study's budget is spent: the study with the fewest
         trials goes next, so that the studies take turns."""
-        running: dict[str, int] = {name: 0 for name in self.studies}
+        running: dict[str, int] = dict.fromkeys(self.studies, 0)
         order = list(self.studies)
         while True:
             while sum(running.values()) < pool.slots:
@@ -306,7 +309,9 @@ def _contains(dim: Dimension, value: Any) -> bool:
 
 def trial_path(out_dir: Path, model: str, dataset: str, number: int) -> Path:
     """Where a trial's record is written: ``trials/MODEL+DATASET/trial-NNNN.json``."""
-    return out_dir / TRIALS_DIR / f"{quote(model, safe='._-')}+{quote(dataset, safe='._-')}" / f"trial-{number:04d}.json"
+    return (
+        out_dir / TRIALS_DIR / f"{quote(model, safe='._-')}+{quote(dataset, safe='._-')}" / f"trial-{number:04d}.json"
+    )
 
 
 def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: PluginSource,

@@ -3,8 +3,9 @@ trial; and the best hyperparameters that ``seqbench run --params-from`` trains w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from seqbench import results as res
 
@@ -16,7 +17,7 @@ class TuneDirError(Exception):
     """A directory that holds no finished tune, or not the studies a run asks for."""
 
 
-def summarize(tune: "Tune") -> list[dict[str, Any]]:
+def summarize(tune: Tune) -> list[dict[str, Any]]:
     """One entry per study: names, budget, counts by state, the defaults' and the best trial."""
     from optuna.trial import TrialState
 
@@ -27,7 +28,9 @@ def summarize(tune: "Tune") -> list[dict[str, Any]]:
         plan = tune.plans[name]
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        states = {s: sum(t.state.name.lower() == s and counted(t) for t in trials) for s in ("complete", "pruned", "fail")}
+        states = {
+            s: sum(t.state.name.lower() == s and counted(t) for t in trials) for s in ("complete", "pruned", "fail")
+        }
         best = max(complete, key=lambda t: (t.value, -t.number), default=None)
         defaults = next((t for t in trials if t.user_attrs.get("defaults") and counted(t)), None)
         out.append({
@@ -73,8 +76,10 @@ def tuned_overrides(tune: Mapping[str, Any], tune_dir: Path, models: list[str],
             raise TuneDirError(f"--params-from {tune_dir}: {model!r} was not tuned on {', '.join(datasets)} "
                                f"(tuned: {', '.join(tuned) or 'nothing yet'})")
         if len(mine) > 1:
-            raise TuneDirError(f"--params-from {tune_dir}: {model!r} was tuned on {', '.join(s['dataset'] for s in mine)}: "
-                               "run one dataset at a time (-d)")
+            raise TuneDirError(
+                f"--params-from {tune_dir}: {model!r} was tuned on {', '.join(s['dataset'] for s in mine)}: "
+                "run one dataset at a time (-d)"
+            )
         study = mine[0]
         if study["best"] is None:
             raise TuneDirError(f"--params-from {tune_dir}: the study {study['study']} has no complete trial")

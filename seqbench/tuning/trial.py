@@ -13,9 +13,10 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from seqbench.executors.worker import PluginSource
 from seqbench.progress import RunObserver
@@ -67,7 +68,7 @@ class TrialTask:
     overrides: Mapping[str, str]
     standardize: bool = True
     augment: bool = True
-    plugins: PluginSource = PluginSource()
+    plugins: PluginSource = field(default_factory=PluginSource)
 
 
 class TrialPruned(Exception):
@@ -99,7 +100,7 @@ _lock = threading.Lock()
 _cache: dict[tuple[Any, ...], tuple[Any, Dataset | None, str, str | None]] = {}
 
 
-def _loaded(task: TrialTask, registry: "Registry | None") -> tuple[Any, Dataset | None, str, str | None]:
+def _loaded(task: TrialTask, registry: Registry | None) -> tuple[Any, Dataset | None, str, str | None]:
     """This process's plugins (``registry``, else ``task.plugins`` loaded) and the task's dataset
     (its test split taken away), loaded once."""
     from seqbench.datasets import resolve_data_dir
@@ -116,10 +117,11 @@ def _loaded(task: TrialTask, registry: "Registry | None") -> tuple[Any, Dataset 
         return _cache[key]
 
 
-def run_trial(task: TrialTask, registry: "Registry | None" = None) -> dict[str, Any]:
-    """Train ``task``'s trial (with ``registry``, else the plugins ``task`` names) and return its record: ``state`` (complete, pruned or fail),
-    ``value`` (the best validation accuracy), ``history``, ``timing`` and the rest of a pair
-    record's fields that apply (no test metrics: there are none)."""
+def run_trial(task: TrialTask, registry: Registry | None = None) -> dict[str, Any]:
+    """Train ``task``'s trial (with ``registry``, else the plugins ``task`` names) and return its
+    record: ``state`` (complete, pruned or fail), ``value`` (the best validation accuracy),
+    ``history``, ``timing`` and the rest of a pair record's fields that apply (no test metrics:
+    there are none)."""
     from seqbench import preprocess, provenance
     from seqbench.plugins import one_line, plugin_versions
     from seqbench.protocol import train_and_evaluate
@@ -150,9 +152,13 @@ def run_trial(task: TrialTask, registry: "Registry | None" = None) -> dict[str, 
             state = COMPLETE if out["status"] == "ok" else FAILED
         except TrialPruned:
             state = PRUNED
-        record.update(state=state, history=observer.history, value=observer.best if observer.history else None,
-                      epochs_run=len(observer.history),
-                      best_epoch=max(observer.history, key=lambda h: h["val_accuracy"])["epoch"] if observer.history else 0)
+        record.update(
+            state=state,
+            history=observer.history,
+            value=observer.best if observer.history else None,
+            epochs_run=len(observer.history),
+            best_epoch=max(observer.history, key=lambda h: h["val_accuracy"])["epoch"] if observer.history else 0,
+        )
         if out is not None:
             record.update(split=out["split"], preprocessing=out["preprocessing"], reason=out["reason"])
     except KeyboardInterrupt:

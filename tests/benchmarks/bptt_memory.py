@@ -40,9 +40,12 @@ def measure(cell: type, T: int, F: int, H: int) -> str:
     tracemalloc.stop()
     held = sum(b.nbytes for b in model.cell.ws._buffers.values())
     whole = T * B * H * cell.widths * 4
-    return (f"{cell.__name__} T={T} H={H}: chunk {model.cell.chunk_len(T, B, H)} steps; workspace held {held / 2**20:.1f} MiB; "
-            f"allocated during a step at most {peak / 2**20:.1f} MiB more; all steps' buffers would be {whole / 2**20:.0f} MiB; "
-            f"step {seconds:.2f} s (under tracemalloc)")
+    return (
+        f"{cell.__name__} T={T} H={H}: chunk {model.cell.chunk_len(T, B, H)} steps; "
+        f"workspace held {held / 2**20:.1f} MiB; allocated during a step at most {peak / 2**20:.1f} MiB more; "
+        f"all steps' buffers would be {whole / 2**20:.0f} MiB; "
+        f"step {seconds:.2f} s (under tracemalloc)"
+    )
 
 
 if __name__ == "__main__":

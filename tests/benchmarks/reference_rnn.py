@@ -36,8 +36,8 @@ def softmax(z):
 
 def rnn_forward(x, a0, parameters):
     caches = []
-    m, T_x, n_x = x.shape
-    n_y, n_a = parameters["W_ya"].shape
+    m, T_x, _n_x = x.shape
+    _n_y, n_a = parameters["W_ya"].shape
     a = np.zeros((m, T_x, n_a))
     a_next = a0
     for t in range(T_x):
@@ -64,7 +64,7 @@ def rnn_cell_backward(da_next, cache):
 
 
 def rnn_backward(y_pred, y_true, a, caches):
-    m, T_x, n_a = a.shape
+    m, T_x, _n_a = a.shape
     parameters = caches[0][3]
     dZ_out = y_pred - y_true
     dW_ya = (1 / m) * np.dot(dZ_out.T, a[:, T_x - 1, :])

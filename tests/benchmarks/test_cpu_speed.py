@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import cpu_speed
+import pytest
 
 pytestmark = pytest.mark.bench
 
@@ -24,4 +23,8 @@ def test_writes_the_table_and_its_data(tmp_path):
     assert set(data["train"][0]["seconds"]) == {"ours", "ours (NumPy kernels)", "torch", "GEMM floor"}
     assert set(data["train"][1]["seconds"]) == {"ours", "torch", "GEMM floor"}
     table = (tmp_path / "cpu-speed.md").read_text()
-    assert "| lstm | 8 | 28 |" in table and "| lstm | 8 | 784 |" in table and "| lstm | 8 |" in table.split("## Inference")[1]
+    assert (
+        "| lstm | 8 | 28 |" in table
+        and "| lstm | 8 | 784 |" in table
+        and "| lstm | 8 |" in table.split("## Inference")[1]
+    )

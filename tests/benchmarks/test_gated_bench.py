@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_rnn_bench import BACKENDS, B, C, F, H, T, _synced, backend_options, train_step
 
 from seqbench.models.gru import GRU
 from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
-
-from test_rnn_bench import BACKENDS, B, C, F, H, T, _synced, backend_options, train_step
 
 pytestmark = pytest.mark.bench
 CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
@@ -21,7 +20,9 @@ CELLS = pytest.mark.parametrize("cell", [LSTM, GRU], ids=["lstm", "gru"])
 
 def _model(cell: type, backend: str) -> RecurrentClassifier:
     """The MNIST defaults: Adam with gradient clipping."""
-    return RecurrentClassifier(cell, F, C, hidden=H, seed=0, optimizer="adam", lr=2e-3, clip=1.0, **backend_options(backend))
+    return RecurrentClassifier(
+        cell, F, C, hidden=H, seed=0, optimizer="adam", lr=2e-3, clip=1.0, **backend_options(backend)
+    )
 
 
 @CELLS

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_rnn_bench import BACKENDS, backend_options, train_step
 
 from seqbench.models.gru import GRU
 from seqbench.models.lstm import LSTM
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
-
-from test_rnn_bench import BACKENDS, backend_options, train_step
 
 pytestmark = pytest.mark.bench
 B, T, F, H, C = 128, 784, 1, 128, 10
@@ -49,7 +48,11 @@ def _cudnn_unavailable() -> str | None:
         import torch
     except ImportError:
         return "PyTorch is not installed"
-    return None if torch.cuda.is_available() and torch.backends.cudnn.is_available() else "no CUDA device for PyTorch (cuDNN)"
+    return (
+        None
+        if torch.cuda.is_available() and torch.backends.cudnn.is_available()
+        else "no CUDA device for PyTorch (cuDNN)"
+    )
 
 
 @pytest.mark.skipif(_cudnn_unavailable() is not None, reason=str(_cudnn_unavailable()))

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference_rnn
 
 from seqbench.builtin_models import default_threads
 from seqbench.models.backend import cupy_unavailable
 from seqbench.models.recurrent import RecurrentClassifier
 from seqbench.models.rnn import RNN
-
-import reference_rnn
 
 B, T, F, H, C = 128, 28, 28, 128, 10
 N_EPOCH = 60_000

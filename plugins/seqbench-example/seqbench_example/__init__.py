@@ -6,7 +6,8 @@ imported only when a run builds the model.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from seqbench import DatasetInfo, Model, ModelSpec, Param, hookimpl
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class SoftmaxRegression(Model):
         p[rows, y] -= 1  # dL/dz of the mean cross-entropy, times the batch size
         p /= len(y)
         grads = (flat.T @ p + self.weight_decay * self.W, p.sum(axis=0))
-        for param, v, g in zip((self.W, self.b), self._velocity, grads):
+        for param, v, g in zip((self.W, self.b), self._velocity, grads, strict=True):
             v *= self.momentum
             v += g
             param -= self.lr * v

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 import seqbench_example
+
 from seqbench.testing import PluginTester
 
 

@@ -15,8 +15,9 @@ Where: ``$SEQBENCH_MLFLOW_TRACKING_URI``, else ``$MLFLOW_TRACKING_URI``, else th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from seqbench import hookimpl
 from seqbench.metrics import is_number, scalars
@@ -87,9 +88,14 @@ class MlflowLogger:
                                              tags={RUN_DIR_TAG: where, ROLE_TAG: "run"}).info.run_id
         from mlflow.entities import Param
 
-        params = {"command": command, "models": ",".join(config.get("models", [])),
-                  "datasets": ",".join(config.get("datasets", [])), "seeds": ",".join(map(str, config.get("seeds", []))),
-                  "quick": config.get("quick"), **{f"set.{k}": v for k, v in (config.get("overrides") or {}).items()}}
+        params = {
+            "command": command,
+            "models": ",".join(config.get("models", [])),
+            "datasets": ",".join(config.get("datasets", [])),
+            "seeds": ",".join(map(str, config.get("seeds", []))),
+            "quick": config.get("quick"),
+            **{f"set.{k}": v for k, v in (config.get("overrides") or {}).items()},
+        }
         self.client.log_batch(self.parent, params=[Param(k, _text(v)) for k, v in params.items()])
 
     def _search(self, query: str) -> list[Any]:
@@ -112,7 +118,9 @@ class MlflowLogger:
         run = self._child(model, dataset, seed)
         now = _millis()
         values = {"train_loss": train_loss, "val_accuracy": val_accuracy, "epoch_seconds": epoch_seconds}
-        self.client.log_batch(run, metrics=[Metric(k, float(v), now, epoch) for k, v in values.items() if v is not None])
+        self.client.log_batch(
+            run, metrics=[Metric(k, float(v), now, epoch) for k, v in values.items() if v is not None]
+        )
 
     @hookimpl
     def log_pair_end(self, record: Mapping[str, Any]) -> None:

@@ -7,11 +7,11 @@ import pytest
 pytest.importorskip("mlflow")
 pytest.importorskip("seqbench_mlflow")
 
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.tracking import MlflowClient
+from seqbench_mlflow import MlflowLogger
 
-from seqbench.runner import RunRequest, run_benchmark  # noqa: E402
-from seqbench.testing import PluginTester  # noqa: E402
-from seqbench_mlflow import MlflowLogger  # noqa: E402
+from seqbench.runner import RunRequest, run_benchmark
+from seqbench.testing import PluginTester
 
 SMALL = {"epochs": 3, "hidden": 8, "threads": 1}
 
@@ -67,8 +67,16 @@ def test_the_tracking_uri_and_experiment_come_from_the_environment(monkeypatch, 
 def test_a_resume_continues_the_same_parent_run(tmp_path):
     tester = PluginTester(MlflowLogger(), tmp_path=tmp_path)
     out = tmp_path / "run"
-    request = RunRequest(["rnn-cpu"], ["tiny"], [0, 1], out, tmp_path / "data", overrides={k: str(v) for k, v in SMALL.items()},
-                         download=False, plots=False)
+    request = RunRequest(
+        ["rnn-cpu"],
+        ["tiny"],
+        [0, 1],
+        out,
+        tmp_path / "data",
+        overrides={k: str(v) for k, v in SMALL.items()},
+        download=False,
+        plots=False,
+    )
     run_benchmark(tester.registry, request)
     (out / "pairs" / "rnn-cpu+tiny+seed1.json").unlink()  # seed 1 was training when the run was killed
     client = MlflowClient((tmp_path / "mlruns").as_uri())
@@ -78,6 +86,10 @@ def test_a_resume_continues_the_same_parent_run(tmp_path):
     parents, children = runs_of(client)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     status = sorted((c.info.run_name, c.info.status) for c in children)
-    assert status == [("rnn-cpu+tiny+seed0", "FINISHED"), ("rnn-cpu+tiny+seed1", "FINISHED"), ("rnn-cpu+tiny+seed1", "KILLED")]
+    assert status == [
+        ("rnn-cpu+tiny+seed0", "FINISHED"),
+        ("rnn-cpu+tiny+seed1", "FINISHED"),
+        ("rnn-cpu+tiny+seed1", "KILLED"),
+    ]
     again = next(c for c in children if c.info.run_name.endswith("seed1") and c.info.status == "FINISHED")
     assert len(client.get_metric_history(again.info.run_id, "val_accuracy")) == 3

@@ -15,8 +15,9 @@ pair's first epoch is logged.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from seqbench import hookimpl
 from seqbench.metrics import scalars

@@ -8,8 +8,9 @@ pytest.importorskip("tensorboardX")
 pytest.importorskip("seqbench_tensorboard")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
-from seqbench.testing import PluginTester  # noqa: E402
 from seqbench_tensorboard import DIR_VARIABLE, TensorBoardLogger  # noqa: E402
+
+from seqbench.testing import PluginTester  # noqa: E402
 
 SMALL = {"epochs": 3, "hidden": 8, "threads": 1}
 

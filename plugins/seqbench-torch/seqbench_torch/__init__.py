@@ -9,7 +9,8 @@ listed as unavailable (and skipped by a run) instead of breaking the plugin.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from seqbench import DatasetInfo, Model, ModelSpec, defaults_of, hookimpl, params_of
 
@@ -71,7 +72,8 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
                 build=_builder(cell),
                 defaults=lambda info, _cell=cell: defaults(_cell, info),
                 unavailable=unavailable,
-                description=f"PyTorch nn.{torch_name} + linear head on the last step or the steps' mean (cuDNN on CUDA, else CPU)",
+                description=f"PyTorch nn.{torch_name} + linear head on the last step or the steps' mean "
+                "(cuDNN on CUDA, else CPU)",
                 params=PARAMS,
             )
         )

@@ -8,7 +8,8 @@ and an ``nn.Linear`` head on the last step's output. The data is moved to the de
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,7 +91,8 @@ class TorchRecurrentClassifier(Model):
             raise ValueError(f"unknown optimizer {optimizer!r} (expected one of adam, sgd, momentum)")
         if lr_schedule not in ("exp", "cosine"):
             raise ValueError(f"unknown lr_schedule {lr_schedule!r} (expected exp or cosine)")
-        self.clip, self.lr_decay, self.lr_schedule, self.epochs, self.base_lr = clip, lr_decay, lr_schedule, max(1, epochs), lr
+        self.clip, self.lr_decay, self.lr_schedule = clip, lr_decay, lr_schedule
+        self.epochs, self.base_lr = max(1, epochs), lr
         self.cuda = self.torch_device.type == "cuda"
         if self.cuda:
             self.device = f"{self.torch_device} ({torch.cuda.get_device_name(self.torch_device)})"
@@ -100,7 +102,8 @@ class TorchRecurrentClassifier(Model):
         self._hparams = {
             "cell": cell, "n_features": n_features, "num_classes": num_classes, "hidden": hidden,
             "seed": seed, "optimizer": optimizer, "lr": lr, "momentum": momentum, "clip": clip,
-            "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "readout": readout, "dtype": dtype, "torch": torch.__version__,
+            "lr_decay": lr_decay, "lr_schedule": lr_schedule, "epochs": epochs, "readout": readout, "dtype": dtype,
+            "torch": torch.__version__,
             "cudnn": torch.backends.cudnn.version() if self.cuda else None,
         }
 

@@ -61,7 +61,7 @@ def _check(status: int, what: str) -> None:
         raise RuntimeError(f"cuBLAS {what} failed with status {status}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cublas_context(device_id: int) -> tuple[Any, int, Any]:
     """The cuBLAS library CuPy loaded (through ctypes), a handle and a workspace for ``device_id``."""
     import ctypes
@@ -91,5 +91,6 @@ def _cublas_context(device_id: int) -> tuple[Any, int, Any]:
     lib.cublasCreate_v2.argtypes, lib.cublasCreate_v2.restype = [ctypes.POINTER(p)], i
     handle = p()
     _check(lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
+    assert handle.value is not None, "cublasCreate succeeded, so it set the handle"
     workspace = cupy.empty(Cublas.WORKSPACE_BYTES, dtype=cupy.uint8)
     return lib, int(handle.value), workspace

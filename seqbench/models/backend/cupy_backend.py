@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from seqbench.models.backend.cublas import Cublas
 from seqbench.models.backend.cuda_graph import CudaGraphStep
-from seqbench.models.backend.numpy_backend import NumpyBackend, T_
+from seqbench.models.backend.numpy_backend import T_, NumpyBackend
 
 if TYPE_CHECKING:
     from seqbench.models.kernels import Kernel
@@ -97,7 +98,7 @@ class CupyBackend(NumpyBackend):
         return _compiled(k)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(k: Kernel) -> Any:
     """A cell's element-wise step as a CuPy ``ElementwiseKernel`` (compiled once per process)."""
     import cupy

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -80,7 +81,15 @@ class NumpyBackend:
         return np.full(1, value, dtype=dtype)
 
     def adam_update(
-        self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, rate: np.ndarray, b1: float, b2: float, eps: float
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        m: np.ndarray,
+        v: np.ndarray,
+        rate: np.ndarray,
+        b1: float,
+        b2: float,
+        eps: float,
     ) -> None:
         """m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= rate m / (sqrt(v) + eps)."""
         m *= b1
