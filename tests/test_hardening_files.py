@@ -14,6 +14,7 @@ import pytest
 import results_factory as rf
 from click.testing import CliRunner
 from helpers import MeanLogReg, fake_entry_point, make_toy_dataset, toy_plugin
+from test_robustness import one_line_error
 
 from seqbench import DatasetSpec, MetricSpec, fileio, hookimpl
 from seqbench.cli import main
@@ -27,17 +28,6 @@ CLEAR = f"{ESC}[2J"  # CSI: clears the screen
 
 def invoke(registry, *args, **kwargs):
     return CliRunner().invoke(main, [*map(str, args)], obj={"registry": registry}, **kwargs)
-
-
-def one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def toy_run(registry, out: Path, *extra) -> None:
