@@ -266,6 +266,22 @@ def test_huge_metric_values_and_parameter_counts_never_crash_a_run(monkeypatch, 
 
 
 @pytest.mark.slow
+def test_a_huge_time_beside_ordinary_ones_leaves_its_figures_undrawn_not_the_report(tmp_path):
+    """Axis limits of a log-scale time axis spanning 1 s to 1e308 s overflow while the figure is
+    laid out (not only when it is saved): the page says which figures were not drawn."""
+    from results_factory import make_results, seeded, write_run
+
+    huge = seeded("m", "mnist", [0.9, 0.9], [1e308, 1e308])
+    for p in huge:
+        p["timing"].update(train_seconds=1e308, time_to_best_seconds=1e308)
+    write_run(tmp_path, make_results(huge + seeded("k", "mnist", [0.8, 0.8], [1.0, 1.0])))
+    report = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert report.exit_code == 0 and "OverflowError" not in report.output, report.output
+    page = (tmp_path / "report.html").read_text()
+    assert "not drawn (OverflowError" in page
+    assert (tmp_path / "plots" / "confusion__k+mnist.png").exists()  # the drawable figures still are
+
+
 def test_huge_times_never_crash_report_or_compare(tmp_path):
     from results_factory import make_results, seeded, write_run
 

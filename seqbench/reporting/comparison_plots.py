@@ -187,9 +187,7 @@ def _pad(ax: Axes, xs: list[float], ys: list[float]) -> None:
         ax.set_xlim(10 ** (low - 0.15 * span), 10 ** (high + 0.15 * span))
     else:
         span = (max(xs) - min(xs)) or abs(max(xs)) * 0.2 or 1.0
-        left, right = min(xs) - 0.15 * span, max(xs) + 0.15 * span
-        if math.isfinite(left) and math.isfinite(right):  # else (costs near 1e308) saving says it is undrawable
-            ax.set_xlim(left, right)
+        ax.set_xlim(min(xs) - 0.15 * span, max(xs) + 0.15 * span)
     bottom, top = ax.get_ylim()
     ax.set_ylim(bottom, min(top, 100.0))
 

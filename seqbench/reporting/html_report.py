@@ -12,6 +12,7 @@ import base64
 import datetime as _dt
 import html
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -137,6 +138,8 @@ def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None
     embedded = []
     for figure in chain(run_figures(results), extra):
         try:
+            if figure.figure is None:
+                raise UndrawableFigure(figure.undrawable)
             data = figure_bytes(figure.figure, fmt)
         except UndrawableFigure as exc:  # the page says so in the figure's place
             embedded.append(Embedded(figure.name, f"{figure.caption}: not drawn ({exc})", 0, "", b""))
@@ -406,18 +409,18 @@ def render_report(runs: Runs, figures: Iterable[Embedded] = (), boards: Sequence
 def comparison_figures(merged: dict[str, Any], boards: Sequence[Any], across: Any) -> Iterator[RunFigure]:
     """The leaderboards' heatmaps, the CD diagram and accuracy against cost, drawn one at a time."""
     from seqbench.reporting import comparison_plots as cp
-    from seqbench.reporting.plots import RunFigure, model_colours
+    from seqbench.reporting.plots import drawn, model_colours
 
     colours = model_colours(merged)
     for board in boards:
         if len(board.rows) > 1:
-            yield RunFigure(HEATMAP_PREFIX + name_part(board.dataset), f"Pairwise differences on {board.title}",
-                            cp.heatmap_figure(board))
+            yield drawn(HEATMAP_PREFIX + name_part(board.dataset), f"Pairwise differences on {board.title}",
+                        partial(cp.heatmap_figure, board))
     if across is not None and across.test is not None:
-        yield RunFigure(CD_FIGURE, "Critical-difference diagram over datasets", cp.cd_figure(across.test, colours))
+        yield drawn(CD_FIGURE, "Critical-difference diagram over datasets", partial(cp.cd_figure, across.test, colours))
     if cp.has_cost(merged):
-        yield RunFigure("accuracy_vs_cost", "Test accuracy against cost, with the Pareto front",
-                        cp.cost_figure(merged, colours, cp.provenance_title([merged])))
+        yield drawn("accuracy_vs_cost", "Test accuracy against cost, with the Pareto front",
+                    partial(cp.cost_figure, merged, colours, cp.provenance_title([merged])))
 
 
 def write_report(out_dir: Path, runs: Runs, plot_format: str | None = "png",

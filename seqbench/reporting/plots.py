@@ -15,6 +15,7 @@ import contextlib
 import io
 import math
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -54,11 +55,22 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)  
 
 
 class RunFigure(NamedTuple):
-    """A run-level figure: ``name`` is its file name without suffix, ``caption`` says what it shows."""
+    """A run-level figure: ``name`` is its file name without suffix, ``caption`` says what it shows;
+    ``figure`` is None when it could not be drawn, and ``undrawable`` says why."""
 
     name: str
     caption: str
-    figure: Figure
+    figure: Figure | None
+    undrawable: str | None = None
+
+
+def drawn(name: str, caption: str, draw: Callable[[], Figure]) -> RunFigure:
+    """``draw()`` as a :class:`RunFigure`; one that says why, when its values are beyond what
+    matplotlib can lay out (times near 1e308 overflow the axis limits), so the rest go on."""
+    try:
+        return RunFigure(name, caption, draw())
+    except (ValueError, OverflowError) as exc:
+        return RunFigure(name, caption, None, f"{type(exc).__name__}: {exc}")
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -596,18 +608,18 @@ def run_figures(results: dict[str, Any]) -> Iterator[RunFigure]:
     groups = group_pairs(pairs_of(results))
     if not groups:
         return
-    yield RunFigure("summary", "Test accuracy and training time per model and dataset", summary_figure(results))
+    yield drawn("summary", "Test accuracy and training time per model and dataset", lambda: summary_figure(results))
     for dataset in dict.fromkeys(d for _, d in groups):
         if any(p.get("history") for (_, d), pairs in groups.items() if d == dataset for p in pairs):
-            yield RunFigure(f"curves__{name_part(dataset)}", f"Learning curves on {dataset}",
-                            curves_figure_for(results, dataset))
+            yield drawn(f"curves__{name_part(dataset)}", f"Learning curves on {dataset}",
+                        partial(curves_figure_for, results, dataset))
     for (model, dataset), pairs in groups.items():
         done = [p for p in pairs if p.get("status") == "ok"]
         if summed_confusion(done) is not None:
-            yield RunFigure(
+            yield drawn(
                 f"confusion__{name_part(model)}+{name_part(dataset)}",
                 f"Confusion matrix of {model} on {dataset}",
-                confusion_figure(done, results),
+                partial(confusion_figure, done, results),
             )
 
 
@@ -616,8 +628,9 @@ def write_run_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") ->
     check_format(fmt)
     paths = []
     for f in run_figures(results):
-        with contextlib.suppress(UndrawableFigure):
-            paths.append(_save(f.figure, run_dir / PLOTS_DIR / f"{f.name}.{fmt}", fmt))
+        if f.figure is not None:
+            with contextlib.suppress(UndrawableFigure):
+                paths.append(_save(f.figure, run_dir / PLOTS_DIR / f"{f.name}.{fmt}", fmt))
     return paths
 
 
