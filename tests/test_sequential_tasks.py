@@ -136,11 +136,13 @@ def long_batch(T=64, B=4, F=2, C=3, seed=0):
     return rng.standard_normal((B, T, F)), rng.integers(0, C, B)
 
 
-def in_chunks(model, steps: int, B: int, H: int):
-    """Make every cell of ``model`` run sequences in chunks of ``steps`` steps."""
+def in_chunks(model, steps: int, B: int, H: int, segment: int = 3):
+    """Make every cell of ``model`` run sequences in chunks of ``steps`` steps, and go back
+    through a chunk in segments of ``segment`` steps."""
     for cell in model.cells:
         cell.cache_bytes = 0
         cell.chunk_bytes = steps * B * H * cell.widths * cell.dtype.itemsize
+        cell.grad_bytes = segment * B * H * cell.grad_widths * cell.dtype.itemsize
     return model
 
 
@@ -153,8 +155,8 @@ def test_gradients_at_64_steps_match_finite_differences(cell, chunked, readout, 
     x, y = long_batch(B=3, F=1)
     model = RecurrentClassifier(cell, 1, 3, hidden=3, seed=1, dtype="float64", readout=readout, fused=fused)
     if chunked:
-        in_chunks(model, 10, 3, 3)  # 64 steps: six chunks of 10, one of 4
-        assert model.cells[0].chunk_len(64, 3, 3) == 10
+        in_chunks(model, 10, 3, 3)  # 64 steps: a chunk of 4, then six of 10, each in segments of 3
+        assert model.cells[0].chunk_len(64, 3, 3) == 10 and model.cells[0].grad_len(10, 3, 3) == 3
     else:
         assert model.cells[0].chunk_len(64, 3, 3) == 64
     errors = max_relative_error(model, x, y)

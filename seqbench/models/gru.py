@@ -8,11 +8,11 @@ BPTT written out; gate blocks in PyTorch's order [r, z, n].
 
 Forward: the input projection of all three gates and all T steps is one ``(T*B, F) @ (F, 3H)``
 product; each step adds one ``(B, H) @ (H, 3H)`` product and one fused element-wise step.
-Backward keeps, for every step, the pre-activation gradients dA_t = [da_r, da_z, da_n] and their
-recurrent counterparts dR_t = [da_r, da_z, r * da_n] (the n block reaches h_{t-1} W_hn + b_hn
-through r), so dW_x = X^T dA and dW_h = H_{t-1}^T dR are one product each over all T*B rows;
-per step one ``(B, 3H) @ (3H, H)`` product carries dh back, plus the direct path dh_t z.
-A sequence too long for its buffers is done in chunks of steps, each such product once a chunk
+Backward keeps, for every step of a segment (all steps of a row task), the pre-activation
+gradients dA_t = [da_r, da_z, da_n] and their recurrent counterparts dR_t = [da_r, da_z, r * da_n]
+(the n block reaches h_{t-1} W_hn + b_hn through r), so dW_x = X^T dA and dW_h = H_{t-1}^T dR
+are one product each a segment; per step one ``(B, 3H) @ (3H, H)`` product carries dh back, plus
+the direct path dh_t z. A sequence too long for its buffers is done in chunks of steps
 (:class:`~seqbench.models.recurrent.CellBase`).
 
 The element-wise steps (:data:`FORWARD`, :data:`BACKWARD`) are below the cell, each in its three
@@ -37,7 +37,8 @@ class GRU(CellBase):
     Weights start as randn * sqrt(1 / fan_in) (as the RNN's), biases at 0.
     """
 
-    widths = 13  # a step's buffers, in (B, H) arrays: gx, gh, da, dr (3 each), h
+    widths = 7  # a step's forward buffers, in (B, H) arrays: gx, gh (3 each), h
+    grad_widths = 6  # and its gradient's: da, dr (3 each)
 
     def __init__(self, backend: Any, dtype: np.dtype) -> None:
         super().__init__(backend, dtype)
@@ -85,8 +86,9 @@ class GRU(CellBase):
         T, B, F = x_t.shape
         H = p["W_h"].shape[0]
         gx, gh, hs = self._buffers(K, B, H)
-        da = ws.get(xp, "da", (K * B, 3 * H), self.dtype)
-        dr = ws.get(xp, "dr", (K * B, 3 * H), self.dtype)
+        S = self.grad_len(K, B, H)
+        da = ws.get(xp, "da", (S * B, 3 * H), self.dtype)
+        dr = ws.get(xp, "dr", (S * B, 3 * H), self.dtype)
         dh_direct = ws.get(xp, "dh", (B, H), self.dtype)  # dh_t * z, the path around the gates
         dh_rec = ws.get(xp, "dh_rec", (B, H), self.dtype)  # dR_{t+1} W_h^T
         dh_last, dh_every = self._readout_grads(dh, T, readout)
@@ -100,18 +102,20 @@ class GRU(CellBase):
                 hs[0] = starts[i, 0]
                 self._steps(p, x, gx, gh, hs)
             gx_t = gx[: n * B].reshape(n, B, 3 * H)
-            da_c, dr_c = da[: n * B], dr[: n * B]
-            da_t, dr_t = da_c.reshape(n, B, 3 * H), dr_c.reshape(n, B, 3 * H)
-            for t in range(n - 1, -1, -1):
-                self._backward_step(gx_t[t], gh[t], hs[t], dh_rec, H, dh_direct, da_t[t], dr_t[t])
-                if c0 + t:
-                    be.matmul(dr_t[t], W_h_T, out=dh_rec)
-                    if dh_every is not None:
-                        dh_rec += dh_every
-            self._add(grads, "W_x", x.reshape(n * B, F).T, da_c)
-            self._add(grads, "W_h", hs[:n].reshape(n * B, H).T, dr_c)
-            self._add_sum(grads, "b_x", da_c)
-            self._add_sum(grads, "b_h", dr_c)
+            for s0, s1 in self._segments(n, S):
+                m = s1 - s0
+                da_s, dr_s = da[: m * B], dr[: m * B]
+                da_t, dr_t = da_s.reshape(m, B, 3 * H), dr_s.reshape(m, B, 3 * H)
+                for t in range(s1 - 1, s0 - 1, -1):
+                    self._backward_step(gx_t[t], gh[t], hs[t], dh_rec, H, dh_direct, da_t[t - s0], dr_t[t - s0])
+                    if c0 + t:
+                        be.matmul(dr_t[t - s0], W_h_T, out=dh_rec)
+                        if dh_every is not None:
+                            dh_rec += dh_every
+                self._add(grads, "W_x", x[s0:s1].reshape(-1, F).T, da_s)
+                self._add(grads, "W_h", hs[s0:s1].reshape(-1, H).T, dr_s)
+                self._add_sum(grads, "b_x", da_s)
+                self._add_sum(grads, "b_h", dr_s)
         return grads
 
 

@@ -7,10 +7,10 @@ Forward: the input projection of all four gates and all T steps is one ``(T*B, F
 product; each step adds one ``(B, H) @ (H, 4H)`` product and one fused element-wise step
 (:data:`FORWARD`), which overwrites the pre-activations with the gate activations kept for the
 backward pass. Backward keeps the gate pre-activation gradients dA_t ``(B, 4H)`` of every step
-(:data:`BACKWARD`), so dW_x = X^T dA, dW_h = H_{t-1}^T dA and db are each one product (or sum)
-over all T*B rows; per step one ``(B, 4H) @ (4H, H)`` product carries dh_t back to dh_{t-1}.
-A sequence too long for its buffers is done in chunks of steps, each such product once a chunk
-(:class:`~seqbench.models.recurrent.CellBase`).
+of a segment (:data:`BACKWARD`; a segment is all steps of a row task), so dW_x = X^T dA,
+dW_h = H_{t-1}^T dA and db are each one product (or sum) a segment; per step one
+``(B, 4H) @ (4H, H)`` product carries dh_t back to dh_{t-1}. A sequence too long for its
+buffers is done in chunks of steps (:class:`~seqbench.models.recurrent.CellBase`).
 
 The element-wise steps are below the cell, each in its three forms (NumPy, numba, CUDA; see
 :mod:`seqbench.models.kernels`).
@@ -35,7 +35,8 @@ class LSTM(CellBase):
     block, which starts at 1.
     """
 
-    widths = 11  # a step's buffers, in (B, H) arrays: gates and their gradients (4 each), h, c, tanh(c)
+    widths = 7  # a step's forward buffers, in (B, H) arrays: gates (4), h, c, tanh(c)
+    grad_widths = 4  # and its gradient's: the gates' pre-activation gradients
 
     def __init__(self, backend: Any, dtype: np.dtype) -> None:
         super().__init__(backend, dtype)
@@ -87,7 +88,8 @@ class LSTM(CellBase):
         H = p["W_h"].shape[0]
         bufs = self._buffers(K, B, H)
         gates, hs, cs, tcs = bufs
-        da = ws.get(xp, "da", (K * B, 4 * H), self.dtype)
+        S = self.grad_len(K, B, H)
+        da = ws.get(xp, "da", (S * B, 4 * H), self.dtype)
         dh_t = ws.get(xp, "dh", (B, H), self.dtype)
         dc = ws.get(xp, "dc", (B, H), self.dtype)
         dh_last, dh_every = self._readout_grads(dh, T, readout)
@@ -102,17 +104,18 @@ class LSTM(CellBase):
                 cs[0] = starts[i, 1]
                 self._steps(p, x, *bufs)
             g_t = gates[: n * B].reshape(n, B, 4 * H)
-            da_c = da[: n * B]
-            da_t = da_c.reshape(n, B, 4 * H)
-            for t in range(n - 1, -1, -1):
-                self._backward_step(g_t[t], cs[t], tcs[t], dh_t, H, dc, da_t[t])
-                if c0 + t:
-                    be.matmul(da_t[t], W_h_T, out=dh_t)
-                    if dh_every is not None:
-                        dh_t += dh_every
-            self._add(grads, "W_x", x.reshape(n * B, F).T, da_c)
-            self._add(grads, "W_h", hs[:n].reshape(n * B, H).T, da_c)
-            self._add_sum(grads, "b", da_c)
+            for s0, s1 in self._segments(n, S):
+                da_s = da[: (s1 - s0) * B]
+                da_t = da_s.reshape(s1 - s0, B, 4 * H)
+                for t in range(s1 - 1, s0 - 1, -1):
+                    self._backward_step(g_t[t], cs[t], tcs[t], dh_t, H, dc, da_t[t - s0])
+                    if c0 + t:
+                        be.matmul(da_t[t - s0], W_h_T, out=dh_t)
+                        if dh_every is not None:
+                            dh_t += dh_every
+                self._add(grads, "W_x", x[s0:s1].reshape(-1, F).T, da_s)
+                self._add(grads, "W_h", hs[s0:s1].reshape(-1, H).T, da_s)
+                self._add_sum(grads, "b", da_s)
         return grads
 
 

@@ -55,31 +55,49 @@ BPTT_MB = 256.0
 class CellBase:
     """What every cell keeps: its backend, array module, dtype and its own buffers.
 
-    **Long sequences.** The per-step buffers of a pass (gate values, hidden states and their
-    gradients: ``widths`` arrays of ``(B, H)`` a step) are kept for the whole sequence when they
-    fit in ``cache_bytes``. Past that, the sequence is cut into chunks of steps that fit in
-    ``chunk_bytes`` (see :meth:`chunk_len`): the forward pass keeps only each chunk's first
-    state, and the backward pass recomputes a chunk's forward steps from it before going back
-    through them (checkpointing: one more forward pass; memory independent of T but for one
-    state a chunk). The weight gradients are then one product a chunk, summed.
+    **Long sequences.** The per-step buffers of the forward pass (gate values and hidden states:
+    ``widths`` arrays of ``(B, H)`` a step) are kept for the whole sequence when they fit in
+    ``cache_bytes``. Past that, the sequence is cut into chunks of as many steps as fit
+    (see :meth:`chunk_len`), the short one first: the forward pass keeps only each chunk's
+    first state, and the backward pass recomputes a chunk's forward steps from it before going
+    back through them (checkpointing: memory independent of T but for one state a chunk). The
+    last chunk is still in the buffers when the backward pass starts, so only the steps before
+    it are computed twice.
+
+    **Weight gradients.** The backward pass goes through a chunk in segments of steps whose
+    gradient buffers (``grad_widths`` arrays of ``(B, H)`` a step) fit in ``grad_bytes``: each
+    weight gradient is one product a segment, summed. A segment is all of a row task's steps.
     """
 
     widths = 1
+    grad_widths = 1
     cache_bytes = int(BPTT_MB * 2**20)
     chunk_bytes = 32 << 20
+    grad_bytes = 32 << 20
 
     def __init__(self, backend: Any, dtype: np.dtype) -> None:
         self.backend, self.xp, self.dtype = backend, backend.xp, dtype
         self.ws = Workspace()
 
     def chunk_len(self, T: int, B: int, H: int) -> int:
-        """Steps a chunk holds: all ``T`` when they fit in ``cache_bytes``, else what fits in
-        ``chunk_bytes`` (or in ``cache_bytes``, when that is less but not 0); at least one."""
+        """Steps a chunk holds: what fits in ``cache_bytes`` (``chunk_bytes`` when that is 0), at
+        most ``T``, at least one."""
         per_step = B * H * self.widths * self.dtype.itemsize
-        if T * per_step <= self.cache_bytes:
-            return T
-        budget = min(self.chunk_bytes, self.cache_bytes) if self.cache_bytes > 0 else self.chunk_bytes
+        budget = self.cache_bytes if self.cache_bytes > 0 else self.chunk_bytes
         return max(1, min(T, budget // per_step))
+
+    def grad_len(self, K: int, B: int, H: int) -> int:
+        """Steps a segment holds: what fits in ``grad_bytes``, at most ``K``, at least one."""
+        return max(1, min(K, self.grad_bytes // (B * H * self.grad_widths * self.dtype.itemsize)))
+
+    def _segments(self, n: int, S: int) -> list[tuple[int, int]]:
+        """``(first step, end)`` of the segments of ``S`` steps of a chunk of ``n``, last first."""
+        return self._chunks(n, S)[::-1]
+
+    @staticmethod
+    def _chunks(T: int, K: int) -> list[tuple[int, int]]:
+        """``(first step, end)`` of each chunk of ``K`` steps, in order; the first is the short one."""
+        return [(max(0, end - K), end) for end in range(T, 0, -K)][::-1]
 
     def _add(self, grads: dict[str, Any], name: str, a: Any, b: Any) -> None:
         """``grads[name] += a @ b`` (``=`` for the first chunk), with no new array after the first."""
@@ -105,11 +123,11 @@ class CellBase:
         if mean:
             h[...] = 0
         n = 0
-        for i, c0 in enumerate(range(0, T, K)):
+        for i, (first, end) in enumerate(self._chunks(T, K)):
             for j, state in enumerate(states):
                 state[0] = state[n] if i else 0
                 starts[i, j] = state[0]
-            n = steps(x_t[c0 : c0 + K])
+            n = steps(x_t[first:end])
             if mean:
                 h += states[0][1 : n + 1].sum(axis=0)
         if mean:
@@ -127,13 +145,14 @@ class CellBase:
         self.xp.divide(dh, T, out=every)
         return every, every
 
-    @staticmethod
-    def _chunks_backward(x_t: Any, K: int) -> Iterator[tuple[int, int, Any, bool]]:
+    @classmethod
+    def _chunks_backward(cls, x_t: Any, K: int) -> Iterator[tuple[int, int, Any, bool]]:
         """The chunks of ``K`` steps of ``x_t``, last first: ``(index, first step, its inputs,
         whether its forward pass must be recomputed)``; the last chunk's buffers still hold it."""
-        firsts = range(0, x_t.shape[0], K)
-        for i in range(len(firsts) - 1, -1, -1):
-            yield i, firsts[i], x_t[firsts[i] : firsts[i] + K], i < len(firsts) - 1
+        chunks = cls._chunks(x_t.shape[0], K)
+        for i in range(len(chunks) - 1, -1, -1):
+            first, end = chunks[i]
+            yield i, first, x_t[first:end], i < len(chunks) - 1
 
     def _add_sum(self, grads: dict[str, Any], name: str, a: Any) -> None:
         """``grads[name] += a.sum(axis=0)`` (``=`` for the first chunk)."""

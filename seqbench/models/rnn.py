@@ -4,8 +4,9 @@
 
 Forward: the input projection of all T steps is one matrix product; each step adds one
 ``(B, H) @ (H, H)`` product and one fused tanh. Backward keeps dz_t = dh_t * (1 - h_t^2) for
-every step, so dW_aa and dW_ax are each one matrix product over all steps (once a chunk of steps
-for a sequence too long for its buffers: :class:`~seqbench.models.recurrent.CellBase`).
+every step of a segment (all steps of a row task), so dW_aa and dW_ax are each one matrix
+product a segment; a sequence too long for its buffers is done in chunks of steps
+(:class:`~seqbench.models.recurrent.CellBase`).
 
 The element-wise steps (:data:`FORWARD`, :data:`BACKWARD`) are below the cell, each in its three
 forms (NumPy, numba, CUDA; see :mod:`seqbench.models.kernels`).
@@ -26,7 +27,8 @@ from seqbench.models.recurrent import CellBase
 class RNN(CellBase):
     """tanh RNN cell; parameters ``W_ax (F, H)``, ``W_aa (H, H)``, ``b_a (H,)``."""
 
-    widths = 3  # a step's buffers, in (B, H) arrays: zx, h, dz
+    widths = 2  # a step's forward buffers, in (B, H) arrays: zx, h
+    grad_widths = 1  # and its gradient's: dz
 
     def __init__(self, backend: Any, dtype: np.dtype) -> None:
         super().__init__(backend, dtype)
@@ -73,7 +75,8 @@ class RNN(CellBase):
         T, B, F = x_t.shape
         H = p["W_aa"].shape[0]
         zx, hs = self._buffers(K, B, H)
-        dz = ws.get(xp, "dz", (K * B, H), self.dtype)
+        S = self.grad_len(K, B, H)
+        dz = ws.get(xp, "dz", (S * B, H), self.dtype)
         dh_t = ws.get(xp, "dh", (B, H), self.dtype)
         dh_last, dh_every = self._readout_grads(dh, T, readout)
         dh_t[...] = dh_last
@@ -84,17 +87,18 @@ class RNN(CellBase):
             if recompute:
                 hs[0] = starts[i, 0]
                 self._steps(p, x, zx, hs)
-            dz_c = dz[: n * B]
-            dz_t = dz_c.reshape(n, B, H)
-            for t in range(n - 1, -1, -1):
-                self._backward_step(dh_t, hs[t + 1], dz_t[t])
-                if c0 + t:
-                    be.matmul(dz_t[t], W_aa_T, out=dh_t)
-                    if dh_every is not None:
-                        dh_t += dh_every
-            self._add(grads, "W_ax", x.reshape(n * B, F).T, dz_c)
-            self._add(grads, "W_aa", hs[:n].reshape(n * B, H).T, dz_c)
-            self._add_sum(grads, "b_a", dz_c)
+            for s0, s1 in self._segments(n, S):
+                dz_s = dz[: (s1 - s0) * B]
+                dz_t = dz_s.reshape(s1 - s0, B, H)
+                for t in range(s1 - 1, s0 - 1, -1):
+                    self._backward_step(dh_t, hs[t + 1], dz_t[t - s0])
+                    if c0 + t:
+                        be.matmul(dz_t[t - s0], W_aa_T, out=dh_t)
+                        if dh_every is not None:
+                            dh_t += dh_every
+                self._add(grads, "W_ax", x[s0:s1].reshape(-1, F).T, dz_s)
+                self._add(grads, "W_aa", hs[s0:s1].reshape(-1, H).T, dz_s)
+                self._add_sum(grads, "b_a", dz_s)
         return grads
 
 
