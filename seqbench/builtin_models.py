@@ -81,7 +81,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 # model's BPTT buffers (seqbench/models/recurrent.py).
 PIXEL_TASKS = ("smnist", "psmnist", "fashion-smnist", "scifar10")
 _PIXELS = {"hidden": 128, "lr": 1e-3, "clip": 1.0, "lr_schedule": "cosine", "epochs": 50, "patience": 10,
-           "bptt_mb": 256.0}
+           "bptt_mb": 1024.0}
 for _table in DEFAULTS.values():
     _table.update({name: dict(_PIXELS) for name in PIXEL_TASKS})
 

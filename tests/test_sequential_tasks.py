@@ -201,9 +201,10 @@ def test_the_bptt_workspace_is_bounded_at_long_sequences(cell):
 
 def test_bptt_mb_is_the_models_budget_and_a_hyperparameter():
     model = RecurrentClassifier(GRU, 1, 10, hidden=256, threads=1)
-    assert model.hyperparameters()["bptt_mb"] == 256.0
+    assert model.hyperparameters()["bptt_mb"] == 1024.0
     assert model.cell.chunk_len(28, 128, 256) == 28  # the row tasks: whole sequences, as before
-    assert model.cell.chunk_len(784, 128, 256) < 784  # sMNIST at batch 128: chunks
+    assert model.cell.chunk_len(784, 128, 256) == 784  # sMNIST at batch 128: whole sequences too
+    assert model.cell.chunk_len(2048, 128, 256) < 2048  # past the budget: chunks
 
 
 @pytest.mark.parametrize("name", ["rnn-cpu", "lstm-cpu", "gru-cpu"])

@@ -95,7 +95,7 @@ def torch_loss(twin: TorchTwin, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
 
 
 #: The CPU code paths: the fused (numba) or NumPy element-wise kernels, whole sequences or
-#: chunked BPTT (chunks of 4 of the 9 steps).
+#: chunked BPTT (chunks of 4 of the 9 steps, gone back through in segments of 3).
 PATHS = pytest.mark.parametrize("fused, chunked", [(True, False), (False, False), (True, True), (False, True)],
                                 ids=["fused-whole", "numpy-whole", "fused-chunks", "numpy-chunks"])
 
