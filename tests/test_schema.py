@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import typing
 from pathlib import Path
 
 import hostile_plugin
@@ -17,6 +18,7 @@ from seqbench import results as res
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.records import COLUMNS
+from seqbench.schema import types
 
 jsonschema = pytest.importorskip("jsonschema")
 referencing = pytest.importorskip("referencing")
@@ -151,3 +153,62 @@ def test_records_csv_is_tidy_and_matches_the_records(monkeypatch, tmp_path):
     assert {r["run"] for r in rows} == {"run"} and {r["commit"] for r in rows} == {
         ok["environment"]["git_commit"] or ""
     }
+
+
+# --- the typed records mirror the schemas ------------------------------------------------------------
+
+
+def _resolve(node, pair_schema):
+    """``node`` with its ``$ref`` followed (every reference of both schemas points into the pair
+    schema), and a ``oneOf`` of one object and null taken as the object."""
+    while True:
+        if "$ref" in node:
+            target = pair_schema
+            for part in filter(None, node["$ref"].partition("#")[2].split("/")):
+                target = target[part]
+            node = target
+        elif "oneOf" in node and len(objects := [n for n in node["oneOf"] if n.get("type") != "null"]) == 1:
+            node = objects[0]
+        else:
+            return node
+
+
+def _typed_parts(hint):
+    """The TypedDicts in a type hint, each with how the schema reaches it: directly, as a list's
+    ``items`` or as a mapping's ``additionalProperties``."""
+    if typing.is_typeddict(hint):
+        yield (), hint
+        return
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    for i, arg in enumerate(args):
+        step = ("items",) if origin is list else ("additionalProperties",) if origin is dict and i == 1 else ()
+        if origin in (list, dict) and not step:
+            continue
+        for path, td in _typed_parts(arg):
+            yield (*step, *path), td
+
+
+def _agree(td, node, pair_schema, where):
+    """Every TypedDict reachable from ``td`` has exactly its schema object's properties and required keys."""
+    node = _resolve(node, pair_schema)
+    keys, props = td.__required_keys__ | td.__optional_keys__, node.get("properties", {})
+    names = set(props)
+    assert keys == names, f"{where}: type only {sorted(keys - names)}, schema only {sorted(names - keys)}"
+    assert td.__required_keys__ == set(node.get("required", [])), f"{where}: required keys differ"
+    hints = typing.get_type_hints(td)
+    for key in keys:
+        prop = _resolve(props[key], pair_schema)
+        parts = list(_typed_parts(hints[key]))
+        if "properties" in prop:
+            assert parts, f"{where}.{key}: the schema describes its fields, the type does not"
+        for path, inner in parts:
+            sub = prop
+            for step in path:
+                sub = _resolve(sub[step], pair_schema)
+            _agree(inner, sub, pair_schema, f"{where}.{key}")
+
+
+def test_the_typed_records_have_exactly_the_schemas_fields():
+    pair_schema = schema.load("pair")
+    _agree(types.PairRecord, pair_schema, pair_schema, "pair")
+    _agree(types.RunResults, schema.load("results"), pair_schema, "results")
