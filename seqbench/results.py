@@ -384,7 +384,8 @@ def _check_results_fields(results: dict[str, Any], where: str) -> None:
 
 
 def load_results(run_dir: str | Path, strict: bool = False) -> dict[str, Any]:
-    """Read ``results.json`` from a run directory (or the file itself), checked by :func:`check_results`.
+    """Read ``results.json`` from a run directory (or the file itself), checked by :func:`check_results`
+    and brought to the current minor by :func:`migrate`.
 
     ``strict`` (what ``--resume`` needs) also refuses NaN and every field of the wrong type.
     """
@@ -399,7 +400,26 @@ def load_results(run_dir: str | Path, strict: bool = False) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{path}: not a readable results file ({exc})") from None
     check_results(results, f"{path}:", strict)
-    return results
+    return migrate(results)
+
+
+def migrate(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` (checked) in the shape of the current minor; the one place where older minors
+    are brought up to date, called by :func:`load_results` only.
+
+    1.0 -> 1.1: the run gets its first session from its stored ``created``, ``command``,
+    ``config.data_dir`` and ``environment``. Its pair records need nothing: what 1.1 added to a
+    pair (``num_parameters``, the environment's ``git``, ``cuda``, ``blas``, ``thread_env``) is
+    optional, so they keep the version of the seqbench that wrote them. A newer minor is read as
+    it is (readers ignore the fields they do not know).
+    """
+    if parse_schema_version(results["schema_version"]) >= (1, 1):
+        return results
+    first = {
+        "started": results.get("created"), "command": results.get("command"),
+        "data_dir": (results.get("config") or {}).get("data_dir"), "environment": results.get("environment"),
+    }
+    return {**results, "schema_version": "1.1", "sessions": [first]}
 
 
 def new_session(command: str, data_dir: str, env: dict[str, Any]) -> dict[str, Any]:
@@ -421,13 +441,9 @@ def new_results(config: dict[str, Any], session: dict[str, Any]) -> dict[str, An
 
 
 def resumed_results(stored: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
-    """``stored`` continued by ``session``: its command, environment and config are kept, the
-    session appended (a run of schema 1.0 gets its first session from its stored fields)."""
-    first = {
-        "started": stored.get("created"), "command": stored.get("command"),
-        "data_dir": (stored.get("config") or {}).get("data_dir"), "environment": stored.get("environment"),
-    }
-    sessions = list(stored.get("sessions") or [first])
+    """``stored`` (as :func:`load_results` gives it) continued by ``session``: its command,
+    environment and config are kept, the session appended."""
+    sessions = stored.get("sessions") or []
     return {**stored, "schema_version": SCHEMA_VERSION, "sessions": [*sessions, session], "pairs": []}
 
 

@@ -216,7 +216,7 @@ def test_a_resume_keeps_the_first_session_of_a_1_0_run():
     stored = {"schema_version": 1, "created": "t0", "command": "seqbench run --all", "environment": {"python": "3"},
               "config": {"data_dir": "/d"}, "pairs": [{"model": "m"}]}
     session = res.new_session("seqbench run --resume r", "/e", {"python": "3.11"})
-    resumed = res.resumed_results(stored, session)
+    resumed = res.resumed_results(res.migrate(stored), session)
     assert resumed["schema_version"] == res.SCHEMA_VERSION and resumed["pairs"] == []
     assert resumed["command"] == "seqbench run --all" and resumed["environment"] == {"python": "3"}
     assert resumed["sessions"] == [

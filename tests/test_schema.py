@@ -86,14 +86,32 @@ def committed_runs() -> list[Path]:
 
 
 @pytest.mark.parametrize("path", committed_runs(), ids=lambda p: p.parent.name)
-def test_committed_runs_of_schema_1_0_still_read_and_validate(path):
+def test_committed_runs_of_schema_1_0_still_read_migrate_and_validate(path):
     results_validator, pair_validator = validators()
     results = res.load_results(path, strict=True)
     results_validator.validate(results)
+    assert res.parse_schema_version(results["schema_version"]) >= (1, 1) and results["sessions"]  # migrated
     pairs = res.read_pairs(path.parent)
     assert set(pairs) <= {res.key_of(p) for p in results["pairs"]}
     for record in pairs.values():
         pair_validator.validate(record)
+
+
+def test_a_committed_1_0_run_migrates_to_1_1_with_its_first_session():
+    path = REPO / "results" / "mnist-gru-cpu" / "results.json"
+    stored = json.loads(path.read_text())
+    assert stored["schema_version"] == 1 and "sessions" not in stored
+    first = {"started": stored["created"], "command": stored["command"], "data_dir": stored["config"]["data_dir"],
+             "environment": stored["environment"]}
+    assert res.load_results(path) == {**stored, "schema_version": "1.1", "sessions": [first]}
+    assert json.loads(path.read_text()) == stored  # read, not rewritten
+
+
+def test_a_committed_1_1_run_is_read_as_it_is():
+    path = REPO / "results" / "fashion-mnist-cpu-s0" / "results.json"
+    stored = json.loads(path.read_text())
+    assert stored["schema_version"] == "1.1"
+    assert res.load_results(path) == stored
 
 
 @pytest.mark.parametrize("version, parsed", [(1, (1, 0)), ("1.0", (1, 0)), ("1.1", (1, 1)), ("1.12", (1, 12)),
@@ -111,9 +129,9 @@ def test_malformed_schema_versions_are_refused(version):
 def test_older_and_newer_minors_read_a_future_major_is_one_line(tmp_path):
     doc = {"schema_version": 1, "created": "x", "updated": "x", "command": "c", "environment": {},
            "config": {"models": ["m"], "datasets": ["d"], "seeds": [0]}, "pairs": []}
-    for version in (1, "1.0", "1.1", "1.7"):
+    for version, read_as in ((1, "1.1"), ("1.0", "1.1"), ("1.1", "1.1"), ("1.7", "1.7")):  # 1.0 is migrated
         fileio.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": version})
-        assert res.load_results(tmp_path, strict=True)["schema_version"] == version
+        assert res.load_results(tmp_path, strict=True)["schema_version"] == read_as
     fileio.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": "2.0"})
     with pytest.raises(
         res.ResultsError, match=r"results schema 2\.0 is not readable by this seqbench \(it reads 1\.x\)"
