@@ -18,6 +18,7 @@ named ``<model>__<dataset>__seed<k>`` (ambiguous when a name holds ``__``), read
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -37,7 +38,6 @@ SCHEMA_MAJOR = 1
 RESULTS_FILE = "results.json"
 PAIRS_DIR = "pairs"
 PREDICTIONS_SUFFIX = ".pred.npy"
-STATUSES = ("ok", "diverged", "skipped", "failed")
 DONE_STATUSES = ("ok", "diverged")
 #: The folders of a run directory that seqbench creates and writes into.
 OWN_DIRS = (PAIRS_DIR, "plots")
@@ -279,20 +279,78 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "text_map": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()), "an object of texts"),
 }
 
-#: Fields of a pair record: type, and whether an ``ok`` pair must have it (others may be null).
-_PAIR_FIELDS = {
-    "reason": ("str", False), "params": ("dict", True), "device": ("str", False), "dataset_info": ("dict", True),
-    "history": ("list", True), "metrics": ("dict", True), "timing": ("dict", True), "environment": ("dict", False),
-    "best_epoch": ("int", True), "epochs_run": ("int", True), "num_parameters": ("int", False),
-    "started": ("str", False), "finished": ("str", False), "metric_errors": ("dict", False),
-    "metric_warnings": ("dict", False),
-    "preprocessing": ("dict", False),
-}
-_CONFIG_FIELDS = {
-    "models": "strs", "datasets": "strs", "seeds": "seeds", "quick": "bool", "standardize": "bool",
-    "augment": "bool", "overrides": "text_map", "data_dir": "str", "protocol": "dict", "preprocessing": "dict",
-}
-_RESULTS_FIELDS = {"created": "str", "updated": "str", "command": "str", "environment": "dict", "sessions": "list"}
+@functools.cache
+def _schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pair and results JSON Schemas, read once, when a record is first checked."""
+    from seqbench import schema
+
+    return schema.load("pair"), schema.load("results")
+
+
+def _kind(node: dict[str, Any]) -> str | None:
+    """The :data:`_TYPES` kind of a schema property (``$ref`` followed); None for one these
+    checks leave to others (an enum, the schema version)."""
+    if "$ref" in node:
+        node = _schemas()[0]["$defs"][node["$ref"].rpartition("/")[2]]
+    types = node.get("type")
+    names = {types} if isinstance(types, str) else set(types or ()) - {"null"}
+    if len(names) != 1:
+        return None
+    name = names.pop()
+    if name == "array":
+        items = node.get("items", {})
+        if items.get("type") == "string":
+            return "strs"
+        return "seeds" if items.get("type") == "integer" and items.get("minimum") == 0 else "list"
+    if name == "object":
+        return "text_map" if node.get("additionalProperties") == {"type": "string"} else "dict"
+    return {"string": "str", "integer": "int", "boolean": "bool", "number": None}[name]
+
+
+def _field_kinds(properties: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """The kinds of an object's properties in the schema, by name."""
+    return {name: kind for name, node in properties.items() if name not in skip and (kind := _kind(node))}
+
+
+# The loader's field checks are read from the JSON Schemas, the one description of the format:
+# each property's type (null allowed everywhere: an unfinished pair leaves fields empty), the
+# statuses, and what an ok pair must have. They are a small subset of JSON Schema, checked here
+# with one-line messages rather than with jsonschema (a test-only dependency; tests/test_schema.py
+# validates the committed runs with it in full). What the schema holds but these do not check
+# (minimums, nested objects beyond the ones below) is the readers' to check.
+_IDENTITY = ("schema_version", "model", "dataset", "seed", "status")
+
+
+@functools.cache
+def _pair_fields() -> dict[str, str]:
+    return _field_kinds(_schemas()[0]["properties"], _IDENTITY)
+
+
+@functools.cache
+def statuses() -> tuple[str, ...]:
+    """The statuses a pair may have, from the schema (``ok``, ``diverged``, ``skipped``, ``failed``)."""
+    return tuple(_schemas()[0]["properties"]["status"]["enum"])
+
+
+@functools.cache
+def _ok_needs() -> list[str]:
+    """What an ``ok`` pair must have (the schema's ``then`` of ``status: ok``)."""
+    return list(_schemas()[0]["allOf"][0]["then"]["required"])
+
+
+@functools.cache
+def _config_fields() -> dict[str, str]:
+    return _field_kinds(_schemas()[1]["properties"]["config"]["properties"])
+
+
+@functools.cache
+def _results_fields() -> dict[str, str]:
+    return _field_kinds(_schemas()[1]["properties"], ("schema_version", "config", "pairs"))
+
+
+@functools.cache
+def _environment_fields() -> dict[str, str]:
+    return _field_kinds(_schemas()[0]["$defs"]["environment"]["properties"])
 
 
 def _check_fields(obj: dict[str, Any], fields: dict[str, str], where: str, prefix: str = "") -> None:
@@ -313,11 +371,11 @@ def check_pair(record: Any, where: str) -> None:
     if not (isinstance(record["model"], str) and isinstance(record["dataset"], str) and _is_int(record["seed"])):
         raise ResultsError(f"{where} model and dataset must be names and seed an integer")
     where = f"{where} {record['model']} x {record['dataset']} seed {record['seed']}:"
-    if record.get("status") not in STATUSES:
-        raise ResultsError(f"{where} status {record.get('status')!r} is not one of {', '.join(STATUSES)}")
-    _check_fields(record, {k: kind for k, (kind, _) in _PAIR_FIELDS.items()}, where)
+    if record.get("status") not in statuses():
+        raise ResultsError(f"{where} status {record.get('status')!r} is not one of {', '.join(statuses())}")
+    _check_fields(record, _pair_fields(), where)
     if record["status"] == "ok":
-        missing = [k for k, (_, needed) in _PAIR_FIELDS.items() if needed and record.get(k) is None]
+        missing = [k for k in _ok_needs() if record.get(k) is None]
         if missing:
             raise ResultsError(f"{where} an ok pair needs {', '.join(missing)}")
     for name, value in (record.get("metrics") or {}).items():
@@ -343,7 +401,7 @@ def check_config(config: Any, where: str) -> None:
     missing = [k for k in ("models", "datasets", "seeds") if k not in config]
     if missing:
         raise ResultsError(f"{where} config lacks {', '.join(missing)}")
-    _check_fields(config, _CONFIG_FIELDS, where, "config.")
+    _check_fields(config, _config_fields(), where, "config.")
 
 
 def check_results(results: Any, where: str, strict: bool = True) -> None:
@@ -376,9 +434,8 @@ def _check_results_fields(results: dict[str, Any], where: str) -> None:
     if "config" not in results:
         raise ResultsError(f"{where} lacks config (the run's selection)")
     check_config(results["config"], where)
-    _check_fields(results, _RESULTS_FIELDS, where)
-    _check_fields(results.get("environment") or {}, {"machine": "dict", "packages": "dict", "git": "dict"}, where,
-                  "environment.")
+    _check_fields(results, _results_fields(), where)
+    _check_fields(results.get("environment") or {}, _environment_fields(), where, "environment.")
     if not all(isinstance(s, dict) for s in results.get("sessions") or []):
         raise ResultsError(f"{where} sessions must be a list of objects")
 
