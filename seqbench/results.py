@@ -23,14 +23,15 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from seqbench.fileio import ResultsError as ResultsError  # raised here too; its callers import it from here
 from seqbench.fileio import atomic_write_bytes, atomic_write_json
 from seqbench.metrics import is_number
+from seqbench.schema.types import RunResults
 
 SCHEMA_VERSION = "1.1"
 #: The major version this seqbench reads (all of its minors; the integer 1 of old runs is 1.0).
@@ -153,11 +154,11 @@ def pair_key(model: str, dataset: str, seed: int) -> str:
     return f"{model}__{dataset}__seed{seed}"
 
 
-def key_of(record: dict[str, Any]) -> PairKey:
+def key_of(record: Mapping[str, Any]) -> PairKey:
     return record["model"], record["dataset"], record["seed"]
 
 
-def pair_path(run_dir: Path, record: dict[str, Any], suffix: str = ".json") -> Path:
+def pair_path(run_dir: Path, record: Mapping[str, Any], suffix: str = ".json") -> Path:
     """Where a pair's record (``.json``) or test predictions (``.pred.npy``) live."""
     return run_dir / PAIRS_DIR / f"{pair_stem(*key_of(record))}{suffix}"
 
@@ -181,7 +182,7 @@ def write_predictions(run_dir: Path, record: dict[str, Any], predictions: Any) -
     return path
 
 
-def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path | None:
+def _predictions_path(run_dir: Path, record: Mapping[str, Any]) -> Path | None:
     """The predictions file of a pair: its own name, or the 1.0 name when that record is this pair's."""
     path = pair_path(run_dir, record, PREDICTIONS_SUFFIX)
     if path.exists():
@@ -194,7 +195,7 @@ def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path | None:
     return legacy.with_name(legacy.name + PREDICTIONS_SUFFIX) if same else None
 
 
-def read_predictions(run_dir: Path, record: dict[str, Any]) -> Any:
+def read_predictions(run_dir: Path, record: Mapping[str, Any]) -> Any:
     """A pair's ``(labels, predictions)`` rows as a ``(2, n_test)`` array, or ``None`` when not stored."""
     import numpy as np
 
@@ -440,7 +441,7 @@ def _check_results_fields(results: dict[str, Any], where: str) -> None:
         raise ResultsError(f"{where} sessions must be a list of objects")
 
 
-def load_results(run_dir: str | Path, strict: bool = False) -> dict[str, Any]:
+def load_results(run_dir: str | Path, strict: bool = False) -> RunResults:
     """Read ``results.json`` from a run directory (or the file itself), checked by :func:`check_results`
     and brought to the current minor by :func:`migrate`.
 
@@ -460,7 +461,7 @@ def load_results(run_dir: str | Path, strict: bool = False) -> dict[str, Any]:
     return migrate(results)
 
 
-def migrate(results: dict[str, Any]) -> dict[str, Any]:
+def migrate(results: dict[str, Any]) -> RunResults:
     """``results`` (checked) in the shape of the current minor; the one place where older minors
     are brought up to date, called by :func:`load_results` only.
 
@@ -471,12 +472,18 @@ def migrate(results: dict[str, Any]) -> dict[str, Any]:
     it is (readers ignore the fields they do not know).
     """
     if parse_schema_version(results["schema_version"]) >= (1, 1):
-        return results
+        return as_record(results)
     first = {
         "started": results.get("created"), "command": results.get("command"),
         "data_dir": (results.get("config") or {}).get("data_dir"), "environment": results.get("environment"),
     }
-    return {**results, "schema_version": "1.1", "sessions": [first]}
+    return as_record({**results, "schema_version": "1.1", "sessions": [first]})
+
+
+def as_record(results: dict[str, Any]) -> RunResults:
+    """``results`` typed for the readers: checked by :func:`check_results` (when loaded), or built to
+    the schema by a writer (which the tests validate against it)."""
+    return cast("RunResults", results)
 
 
 def new_session(command: str, data_dir: str, env: dict[str, Any]) -> dict[str, Any]:
@@ -497,7 +504,7 @@ def new_results(config: dict[str, Any], session: dict[str, Any]) -> dict[str, An
     }
 
 
-def resumed_results(stored: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+def resumed_results(stored: RunResults, session: dict[str, Any]) -> dict[str, Any]:
     """``stored`` (as :func:`load_results` gives it) continued by ``session``: its command,
     environment and config are kept, the session appended."""
     sessions = stored.get("sessions") or []
