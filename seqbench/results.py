@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
 from seqbench.fileio import ResultsError as ResultsError  # raised here too; its callers import it from here
@@ -280,19 +280,53 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "text_map": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()), "an object of texts"),
 }
 
+
+# The loader's field checks are read from the JSON Schemas, the one description of the format:
+# each property's type (null allowed everywhere: an unfinished pair leaves fields empty), the
+# statuses, and what an ok pair must have. They are a small subset of JSON Schema, checked here
+# with one-line messages rather than with jsonschema (a test-only dependency; tests/test_schema.py
+# validates the committed runs with it in full). What the schema holds but these do not check
+# (minimums, objects below the ones named here) is the readers' to check.
+
+
+class _Checks(NamedTuple):
+    """The :data:`_TYPES` kind of each field, by object, and what a pair's status allows."""
+
+    pair: dict[str, str]
+    statuses: tuple[str, ...]
+    ok_needs: list[str]
+    config: dict[str, str]
+    results: dict[str, str]
+    environment: dict[str, str]
+
+
 @functools.cache
-def _schemas() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pair and results JSON Schemas, read once, when a record is first checked."""
+def _checks() -> _Checks:
+    """The checks, read from the schemas once, when a record is first checked."""
     from seqbench import schema
 
-    return schema.load("pair"), schema.load("results")
+    pair, results = schema.load("pair"), schema.load("results")
+    defs = pair["$defs"]
+    return _Checks(
+        pair=_field_kinds(pair["properties"], defs, ("schema_version", "model", "dataset", "seed", "status")),
+        statuses=tuple(pair["properties"]["status"]["enum"]),
+        ok_needs=list(pair["allOf"][0]["then"]["required"]),  # the "then" of status ok
+        config=_field_kinds(results["properties"]["config"]["properties"], defs),
+        results=_field_kinds(results["properties"], defs, ("schema_version", "config", "pairs")),
+        environment=_field_kinds(defs["environment"]["properties"], defs),
+    )
+
+
+def _field_kinds(properties: dict[str, Any], defs: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """The kinds of an object's properties in the schema, by name (``$ref`` into ``defs`` followed)."""
+    nodes = {name: defs[node["$ref"].rpartition("/")[2]] if "$ref" in node else node
+             for name, node in properties.items() if name not in skip}
+    return {name: kind for name, node in nodes.items() if (kind := _kind(node))}
 
 
 def _kind(node: dict[str, Any]) -> str | None:
-    """The :data:`_TYPES` kind of a schema property (``$ref`` followed); None for one these
-    checks leave to others (an enum, the schema version)."""
-    if "$ref" in node:
-        node = _schemas()[0]["$defs"][node["$ref"].rpartition("/")[2]]
+    """The :data:`_TYPES` kind of a schema property; None for one these checks leave to others
+    (a number: readers check it finite; an enum; the schema version)."""
     types = node.get("type")
     names = {types} if isinstance(types, str) else set(types or ()) - {"null"}
     if len(names) != 1:
@@ -306,52 +340,6 @@ def _kind(node: dict[str, Any]) -> str | None:
     if name == "object":
         return "text_map" if node.get("additionalProperties") == {"type": "string"} else "dict"
     return {"string": "str", "integer": "int", "boolean": "bool", "number": None}[name]
-
-
-def _field_kinds(properties: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """The kinds of an object's properties in the schema, by name."""
-    return {name: kind for name, node in properties.items() if name not in skip and (kind := _kind(node))}
-
-
-# The loader's field checks are read from the JSON Schemas, the one description of the format:
-# each property's type (null allowed everywhere: an unfinished pair leaves fields empty), the
-# statuses, and what an ok pair must have. They are a small subset of JSON Schema, checked here
-# with one-line messages rather than with jsonschema (a test-only dependency; tests/test_schema.py
-# validates the committed runs with it in full). What the schema holds but these do not check
-# (minimums, nested objects beyond the ones below) is the readers' to check.
-_IDENTITY = ("schema_version", "model", "dataset", "seed", "status")
-
-
-@functools.cache
-def _pair_fields() -> dict[str, str]:
-    return _field_kinds(_schemas()[0]["properties"], _IDENTITY)
-
-
-@functools.cache
-def statuses() -> tuple[str, ...]:
-    """The statuses a pair may have, from the schema (``ok``, ``diverged``, ``skipped``, ``failed``)."""
-    return tuple(_schemas()[0]["properties"]["status"]["enum"])
-
-
-@functools.cache
-def _ok_needs() -> list[str]:
-    """What an ``ok`` pair must have (the schema's ``then`` of ``status: ok``)."""
-    return list(_schemas()[0]["allOf"][0]["then"]["required"])
-
-
-@functools.cache
-def _config_fields() -> dict[str, str]:
-    return _field_kinds(_schemas()[1]["properties"]["config"]["properties"])
-
-
-@functools.cache
-def _results_fields() -> dict[str, str]:
-    return _field_kinds(_schemas()[1]["properties"], ("schema_version", "config", "pairs"))
-
-
-@functools.cache
-def _environment_fields() -> dict[str, str]:
-    return _field_kinds(_schemas()[0]["$defs"]["environment"]["properties"])
 
 
 def _check_fields(obj: dict[str, Any], fields: dict[str, str], where: str, prefix: str = "") -> None:
@@ -372,13 +360,16 @@ def check_pair(record: Any, where: str) -> None:
     if not (isinstance(record["model"], str) and isinstance(record["dataset"], str) and _is_int(record["seed"])):
         raise ResultsError(f"{where} model and dataset must be names and seed an integer")
     where = f"{where} {record['model']} x {record['dataset']} seed {record['seed']}:"
-    if record.get("status") not in statuses():
-        raise ResultsError(f"{where} status {record.get('status')!r} is not one of {', '.join(statuses())}")
-    _check_fields(record, _pair_fields(), where)
+    checks = _checks()
+    if record.get("status") not in checks.statuses:
+        raise ResultsError(f"{where} status {record.get('status')!r} is not one of {', '.join(checks.statuses)}")
+    _check_fields(record, checks.pair, where)
     if record["status"] == "ok":
-        missing = [k for k in _ok_needs() if record.get(k) is None]
+        missing = [k for k in checks.ok_needs if record.get(k) is None]
         if missing:
             raise ResultsError(f"{where} an ok pair needs {', '.join(missing)}")
+    # Nested values every reader relies on (the schema states them too, below the level the
+    # checks above read from it): a metric's result, the accuracy, the timings, the history.
     for name, value in (record.get("metrics") or {}).items():
         if not isinstance(value, dict):
             raise ResultsError(f"{where} metrics.{name} must be an object, not {type(value).__name__}")
@@ -402,7 +393,7 @@ def check_config(config: Any, where: str) -> None:
     missing = [k for k in ("models", "datasets", "seeds") if k not in config]
     if missing:
         raise ResultsError(f"{where} config lacks {', '.join(missing)}")
-    _check_fields(config, _config_fields(), where, "config.")
+    _check_fields(config, _checks().config, where, "config.")
 
 
 def check_results(results: Any, where: str, strict: bool = True) -> None:
@@ -435,8 +426,8 @@ def _check_results_fields(results: dict[str, Any], where: str) -> None:
     if "config" not in results:
         raise ResultsError(f"{where} lacks config (the run's selection)")
     check_config(results["config"], where)
-    _check_fields(results, _results_fields(), where)
-    _check_fields(results.get("environment") or {}, _environment_fields(), where, "environment.")
+    _check_fields(results, _checks().results, where)
+    _check_fields(results.get("environment") or {}, _checks().environment, where, "environment.")
     if not all(isinstance(s, dict) for s in results.get("sessions") or []):
         raise ResultsError(f"{where} sessions must be a list of objects")
 
