@@ -220,10 +220,11 @@ def _save(out_dir: Path, what: str, write: Callable[[], object]) -> None:
         raise RunError(f"cannot write {what} in {out_dir} ({exc.strerror or exc})") from None
 
 
-def _reports(out_dir: Path, results: dict[str, Any], plot_format: str | None, observer: RunObserver) -> None:
+def _reports(out_dir: Path, results_dict: dict[str, Any], plot_format: str | None, observer: RunObserver) -> None:
     """The run's tables, records, per-pair plots and report.html; a failure to draw is a warning."""
     from seqbench.reporting import html_report, plots, tables
 
+    results = res.as_record(results_dict)
     steps = [("tables", lambda: tables.write_tables(out_dir, results)),
              (records.RECORDS_FILE, lambda: records.write_records(out_dir, results))]
     if plot_format:

@@ -58,7 +58,7 @@ class RunRequest:
     pair_timeout: float | None = None
     #: Where the hyperparameters came from, when ``seqbench run --params-from`` set them (its tune,
     #: and per model the study, trial and budget); recorded in the run's config.
-    tuned: dict[str, Any] | None = None
+    tuned: Mapping[str, Any] | None = None
 
 
 def is_pattern(name: str) -> bool:

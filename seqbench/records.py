@@ -24,6 +24,7 @@ from typing import Any
 from seqbench.fileio import atomic_write_text
 from seqbench.metrics import is_number, scalars
 from seqbench.safe_text import csv_row
+from seqbench.schema.types import PairRecord, RunResults
 
 RECORDS_FILE = "records.csv"
 COLUMNS = ("run", "commit", "model", "dataset", "seed", "quick", "fingerprint", "provenance", "metric", "value", "unit")
@@ -41,24 +42,25 @@ UNITS = {
 
 
 
-def pair_values(pair: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+def pair_values(pair: PairRecord) -> Iterator[tuple[str, Any]]:
     """The measured values of one pair record, by metric name."""
     for name, result in (pair.get("metrics") or {}).items():
         yield from ((s.name, s.value) for s in scalars(name, result))
     for name, value in (pair.get("timing") or {}).items():
         if is_number(value):
             yield name, value
-    for name in ("best_epoch", "epochs_run", "num_parameters"):
-        if is_number(pair.get(name)):
-            yield name, pair[name]
+    for name, value in (("best_epoch", pair.get("best_epoch")), ("epochs_run", pair.get("epochs_run")),
+                        ("num_parameters", pair.get("num_parameters"))):
+        if is_number(value):
+            yield name, value
 
 
-def _commit(pair: dict[str, Any], results: dict[str, Any]) -> str:
+def _commit(pair: PairRecord, results: RunResults) -> str:
     env = pair.get("environment") or results.get("environment") or {}
     return env.get("git_commit") or ""
 
 
-def _pair_columns(pair: dict[str, Any], results: dict[str, Any], run: str) -> dict[str, Any]:
+def _pair_columns(pair: PairRecord, results: RunResults, run: str) -> dict[str, Any]:
     """The columns a pair's rows share: where it comes from, its data and its hyperparameters."""
     from seqbench.reporting.disclosure import as_mapping, provenance_label
 
@@ -80,7 +82,7 @@ def _param(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
-def rows(results: dict[str, Any], run: str) -> list[dict[str, Any]]:
+def rows(results: RunResults, run: str) -> list[dict[str, Any]]:
     """The tidy rows of a run's ``ok`` pairs."""
     return [
         _pair_columns(pair, results, run) | {"metric": metric, "value": value, "unit": UNITS.get(metric, "")}
@@ -89,7 +91,7 @@ def rows(results: dict[str, Any], run: str) -> list[dict[str, Any]]:
     ]
 
 
-def records_text(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
+def records_text(runs: Sequence[tuple[str, RunResults]]) -> str:
     """``records.csv`` of one or more ``(run label, results)``: :data:`COLUMNS`, then the
     ``param.*`` columns of every hyperparameter found, sorted."""
     all_rows = [row for run, results in runs for row in rows(results, run)]
@@ -101,7 +103,7 @@ def records_text(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
     return buf.getvalue()
 
 
-def write_records(run_dir: Path, results: dict[str, Any]) -> Path:
+def write_records(run_dir: Path, results: RunResults) -> Path:
     """Write ``records.csv`` into ``run_dir`` (the run column is the directory's name)."""
     path = Path(run_dir) / RECORDS_FILE
     atomic_write_text(path, records_text([(Path(run_dir).resolve().name, results)]))

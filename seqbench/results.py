@@ -18,18 +18,20 @@ named ``<model>__<dataset>__seed<k>`` (ambiguous when a name holds ``__``), read
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
 from seqbench.fileio import ResultsError as ResultsError  # raised here too; its callers import it from here
 from seqbench.fileio import atomic_write_bytes, atomic_write_json
 from seqbench.metrics import is_number
+from seqbench.schema.types import RunResults
 
 SCHEMA_VERSION = "1.1"
 #: The major version this seqbench reads (all of its minors; the integer 1 of old runs is 1.0).
@@ -37,7 +39,6 @@ SCHEMA_MAJOR = 1
 RESULTS_FILE = "results.json"
 PAIRS_DIR = "pairs"
 PREDICTIONS_SUFFIX = ".pred.npy"
-STATUSES = ("ok", "diverged", "skipped", "failed")
 DONE_STATUSES = ("ok", "diverged")
 #: The folders of a run directory that seqbench creates and writes into.
 OWN_DIRS = (PAIRS_DIR, "plots")
@@ -153,11 +154,11 @@ def pair_key(model: str, dataset: str, seed: int) -> str:
     return f"{model}__{dataset}__seed{seed}"
 
 
-def key_of(record: dict[str, Any]) -> PairKey:
+def key_of(record: Mapping[str, Any]) -> PairKey:
     return record["model"], record["dataset"], record["seed"]
 
 
-def pair_path(run_dir: Path, record: dict[str, Any], suffix: str = ".json") -> Path:
+def pair_path(run_dir: Path, record: Mapping[str, Any], suffix: str = ".json") -> Path:
     """Where a pair's record (``.json``) or test predictions (``.pred.npy``) live."""
     return run_dir / PAIRS_DIR / f"{pair_stem(*key_of(record))}{suffix}"
 
@@ -181,7 +182,7 @@ def write_predictions(run_dir: Path, record: dict[str, Any], predictions: Any) -
     return path
 
 
-def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path | None:
+def _predictions_path(run_dir: Path, record: Mapping[str, Any]) -> Path | None:
     """The predictions file of a pair: its own name, or the 1.0 name when that record is this pair's."""
     path = pair_path(run_dir, record, PREDICTIONS_SUFFIX)
     if path.exists():
@@ -194,7 +195,7 @@ def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path | None:
     return legacy.with_name(legacy.name + PREDICTIONS_SUFFIX) if same else None
 
 
-def read_predictions(run_dir: Path, record: dict[str, Any]) -> Any:
+def read_predictions(run_dir: Path, record: Mapping[str, Any]) -> Any:
     """A pair's ``(labels, predictions)`` rows as a ``(2, n_test)`` array, or ``None`` when not stored."""
     import numpy as np
 
@@ -279,20 +280,66 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "text_map": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()), "an object of texts"),
 }
 
-#: Fields of a pair record: type, and whether an ``ok`` pair must have it (others may be null).
-_PAIR_FIELDS = {
-    "reason": ("str", False), "params": ("dict", True), "device": ("str", False), "dataset_info": ("dict", True),
-    "history": ("list", True), "metrics": ("dict", True), "timing": ("dict", True), "environment": ("dict", False),
-    "best_epoch": ("int", True), "epochs_run": ("int", True), "num_parameters": ("int", False),
-    "started": ("str", False), "finished": ("str", False), "metric_errors": ("dict", False),
-    "metric_warnings": ("dict", False),
-    "preprocessing": ("dict", False),
-}
-_CONFIG_FIELDS = {
-    "models": "strs", "datasets": "strs", "seeds": "seeds", "quick": "bool", "standardize": "bool",
-    "augment": "bool", "overrides": "text_map", "data_dir": "str", "protocol": "dict", "preprocessing": "dict",
-}
-_RESULTS_FIELDS = {"created": "str", "updated": "str", "command": "str", "environment": "dict", "sessions": "list"}
+
+# The loader's field checks are read from the JSON Schemas, the one description of the format:
+# each property's type (null allowed everywhere: an unfinished pair leaves fields empty), the
+# statuses, and what an ok pair must have. They are a small subset of JSON Schema, checked here
+# with one-line messages rather than with jsonschema (a test-only dependency; tests/test_schema.py
+# validates the committed runs with it in full). What the schema holds but these do not check
+# (minimums, objects below the ones named here) is the readers' to check.
+
+
+class _Checks(NamedTuple):
+    """The :data:`_TYPES` kind of each field, by object, and what a pair's status allows."""
+
+    pair: dict[str, str]
+    statuses: tuple[str, ...]
+    ok_needs: list[str]
+    config: dict[str, str]
+    results: dict[str, str]
+    environment: dict[str, str]
+
+
+@functools.cache
+def _checks() -> _Checks:
+    """The checks, read from the schemas once, when a record is first checked."""
+    from seqbench import schema
+
+    pair, results = schema.load("pair"), schema.load("results")
+    defs = pair["$defs"]
+    return _Checks(
+        pair=_field_kinds(pair["properties"], defs, ("schema_version", "model", "dataset", "seed", "status")),
+        statuses=tuple(pair["properties"]["status"]["enum"]),
+        ok_needs=list(pair["allOf"][0]["then"]["required"]),  # the "then" of status ok
+        config=_field_kinds(results["properties"]["config"]["properties"], defs),
+        results=_field_kinds(results["properties"], defs, ("schema_version", "config", "pairs")),
+        environment=_field_kinds(defs["environment"]["properties"], defs),
+    )
+
+
+def _field_kinds(properties: dict[str, Any], defs: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """The kinds of an object's properties in the schema, by name (``$ref`` into ``defs`` followed)."""
+    nodes = {name: defs[node["$ref"].rpartition("/")[2]] if "$ref" in node else node
+             for name, node in properties.items() if name not in skip}
+    return {name: kind for name, node in nodes.items() if (kind := _kind(node))}
+
+
+def _kind(node: dict[str, Any]) -> str | None:
+    """The :data:`_TYPES` kind of a schema property; None for one these checks leave to others
+    (a number: readers check it finite; an enum; the schema version)."""
+    types = node.get("type")
+    names = {types} if isinstance(types, str) else set(types or ()) - {"null"}
+    if len(names) != 1:
+        return None
+    name = names.pop()
+    if name == "array":
+        items = node.get("items", {})
+        if items.get("type") == "string":
+            return "strs"
+        return "seeds" if items.get("type") == "integer" and items.get("minimum") == 0 else "list"
+    if name == "object":
+        return "text_map" if node.get("additionalProperties") == {"type": "string"} else "dict"
+    return {"string": "str", "integer": "int", "boolean": "bool", "number": None}[name]
 
 
 def _check_fields(obj: dict[str, Any], fields: dict[str, str], where: str, prefix: str = "") -> None:
@@ -313,13 +360,16 @@ def check_pair(record: Any, where: str) -> None:
     if not (isinstance(record["model"], str) and isinstance(record["dataset"], str) and _is_int(record["seed"])):
         raise ResultsError(f"{where} model and dataset must be names and seed an integer")
     where = f"{where} {record['model']} x {record['dataset']} seed {record['seed']}:"
-    if record.get("status") not in STATUSES:
-        raise ResultsError(f"{where} status {record.get('status')!r} is not one of {', '.join(STATUSES)}")
-    _check_fields(record, {k: kind for k, (kind, _) in _PAIR_FIELDS.items()}, where)
+    checks = _checks()
+    if record.get("status") not in checks.statuses:
+        raise ResultsError(f"{where} status {record.get('status')!r} is not one of {', '.join(checks.statuses)}")
+    _check_fields(record, checks.pair, where)
     if record["status"] == "ok":
-        missing = [k for k, (_, needed) in _PAIR_FIELDS.items() if needed and record.get(k) is None]
+        missing = [k for k in checks.ok_needs if record.get(k) is None]
         if missing:
             raise ResultsError(f"{where} an ok pair needs {', '.join(missing)}")
+    # Nested values every reader relies on (the schema states them too, below the level the
+    # checks above read from it): a metric's result, the accuracy, the timings, the history.
     for name, value in (record.get("metrics") or {}).items():
         if not isinstance(value, dict):
             raise ResultsError(f"{where} metrics.{name} must be an object, not {type(value).__name__}")
@@ -343,7 +393,7 @@ def check_config(config: Any, where: str) -> None:
     missing = [k for k in ("models", "datasets", "seeds") if k not in config]
     if missing:
         raise ResultsError(f"{where} config lacks {', '.join(missing)}")
-    _check_fields(config, _CONFIG_FIELDS, where, "config.")
+    _check_fields(config, _checks().config, where, "config.")
 
 
 def check_results(results: Any, where: str, strict: bool = True) -> None:
@@ -376,15 +426,15 @@ def _check_results_fields(results: dict[str, Any], where: str) -> None:
     if "config" not in results:
         raise ResultsError(f"{where} lacks config (the run's selection)")
     check_config(results["config"], where)
-    _check_fields(results, _RESULTS_FIELDS, where)
-    _check_fields(results.get("environment") or {}, {"machine": "dict", "packages": "dict", "git": "dict"}, where,
-                  "environment.")
+    _check_fields(results, _checks().results, where)
+    _check_fields(results.get("environment") or {}, _checks().environment, where, "environment.")
     if not all(isinstance(s, dict) for s in results.get("sessions") or []):
         raise ResultsError(f"{where} sessions must be a list of objects")
 
 
-def load_results(run_dir: str | Path, strict: bool = False) -> dict[str, Any]:
-    """Read ``results.json`` from a run directory (or the file itself), checked by :func:`check_results`.
+def load_results(run_dir: str | Path, strict: bool = False) -> RunResults:
+    """Read ``results.json`` from a run directory (or the file itself), checked by :func:`check_results`
+    and brought to the current minor by :func:`migrate`.
 
     ``strict`` (what ``--resume`` needs) also refuses NaN and every field of the wrong type.
     """
@@ -399,7 +449,32 @@ def load_results(run_dir: str | Path, strict: bool = False) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{path}: not a readable results file ({exc})") from None
     check_results(results, f"{path}:", strict)
-    return results
+    return migrate(results)
+
+
+def migrate(results: dict[str, Any]) -> RunResults:
+    """``results`` (checked) in the shape of the current minor; the one place where older minors
+    are brought up to date, called by :func:`load_results` only.
+
+    1.0 -> 1.1: the run gets its first session from its stored ``created``, ``command``,
+    ``config.data_dir`` and ``environment``. Its pair records need nothing: what 1.1 added to a
+    pair (``num_parameters``, the environment's ``git``, ``cuda``, ``blas``, ``thread_env``) is
+    optional, so they keep the version of the seqbench that wrote them. A newer minor is read as
+    it is (readers ignore the fields they do not know).
+    """
+    if parse_schema_version(results["schema_version"]) >= (1, 1):
+        return as_record(results)
+    first = {
+        "started": results.get("created"), "command": results.get("command"),
+        "data_dir": (results.get("config") or {}).get("data_dir"), "environment": results.get("environment"),
+    }
+    return as_record({**results, "schema_version": "1.1", "sessions": [first]})
+
+
+def as_record(results: dict[str, Any]) -> RunResults:
+    """``results`` typed for the readers: checked by :func:`check_results` (when loaded), or built to
+    the schema by a writer (which the tests validate against it)."""
+    return cast("RunResults", results)
 
 
 def new_session(command: str, data_dir: str, env: dict[str, Any]) -> dict[str, Any]:
@@ -420,14 +495,10 @@ def new_results(config: dict[str, Any], session: dict[str, Any]) -> dict[str, An
     }
 
 
-def resumed_results(stored: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
-    """``stored`` continued by ``session``: its command, environment and config are kept, the
-    session appended (a run of schema 1.0 gets its first session from its stored fields)."""
-    first = {
-        "started": stored.get("created"), "command": stored.get("command"),
-        "data_dir": (stored.get("config") or {}).get("data_dir"), "environment": stored.get("environment"),
-    }
-    sessions = list(stored.get("sessions") or [first])
+def resumed_results(stored: RunResults, session: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` (as :func:`load_results` gives it) continued by ``session``: its command,
+    environment and config are kept, the session appended."""
+    sessions = stored.get("sessions") or []
     return {**stored, "schema_version": SCHEMA_VERSION, "sessions": [*sessions, session], "pairs": []}
 
 

@@ -126,15 +126,16 @@ def resume_request(out_dir: Path, data_dir: Path | None = None, **options: Any) 
     """The request of the run stored in ``out_dir``, to continue it (``data_dir`` may move)."""
     check_run_dir(out_dir)
     config = res.load_results(out_dir, strict=True)["config"]
-    stored_dir = config.get("data_dir")
-    if data_dir is None and stored_dir is None:
-        raise RunError(f"--resume {out_dir}: the run does not say where its data was; give --data-dir")
+    if data_dir is None:
+        if config.get("data_dir") is None:
+            raise RunError(f"--resume {out_dir}: the run does not say where its data was; give --data-dir")
+        data_dir = Path(config["data_dir"])
     return RunRequest(
         models=list(config["models"]),
         datasets=list(config["datasets"]),
         seeds=list(config["seeds"]),
         out_dir=out_dir,
-        data_dir=data_dir or Path(stored_dir),
+        data_dir=data_dir,
         overrides=dict(config.get("overrides") or {}),
         quick=bool(config.get("quick")),
         standardize=bool(config.get("standardize", True)),
@@ -658,7 +659,7 @@ def _write_reports(out_dir: Path, results: dict[str, Any], record: dict[str, Any
     ``only_missing``: only those not on disk)."""
     from seqbench.reporting import tables
 
-    _guard(observer, "tables", lambda: tables.write_tables(out_dir, results))
-    _guard(observer, records.RECORDS_FILE, lambda: records.write_records(out_dir, results))
+    _guard(observer, "tables", lambda: tables.write_tables(out_dir, res.as_record(results)))
+    _guard(observer, records.RECORDS_FILE, lambda: records.write_records(out_dir, res.as_record(results)))
     if plot_format and record.get("status") in res.DONE_STATUSES:
         _guard(observer, "pair plots", lambda: _plots().write_pair_plots(out_dir, record, plot_format, only_missing))

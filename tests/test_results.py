@@ -18,7 +18,7 @@ import types
 import numpy as np
 import pytest
 
-from seqbench import fileio, provenance
+from seqbench import fileio, provenance, schema
 from seqbench import results as res
 
 # --- values ---------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def test_a_resume_keeps_the_first_session_of_a_1_0_run():
     stored = {"schema_version": 1, "created": "t0", "command": "seqbench run --all", "environment": {"python": "3"},
               "config": {"data_dir": "/d"}, "pairs": [{"model": "m"}]}
     session = res.new_session("seqbench run --resume r", "/e", {"python": "3.11"})
-    resumed = res.resumed_results(stored, session)
+    resumed = res.resumed_results(res.migrate(stored), session)
     assert resumed["schema_version"] == res.SCHEMA_VERSION and resumed["pairs"] == []
     assert resumed["command"] == "seqbench run --all" and resumed["environment"] == {"python": "3"}
     assert resumed["sessions"] == [
@@ -548,6 +548,37 @@ def test_check_pair_refuses_each_broken_field_with_its_message(path, value, mess
     assert str(exc.value).startswith("pairs/x.json: ") and str(exc.value).endswith(message)
     if message.startswith(W):  # named once, after where
         assert str(exc.value) == f"pairs/x.json: {message}"
+
+
+def _typed_properties(properties, skip=()):
+    """The schema's properties of one JSON type (null aside): what the loader's checks read from it."""
+    for name, node in properties.items():
+        types = {node["type"]} if isinstance(node.get("type"), str) else set(node.get("type", ())) - {"null"}
+        if name not in skip and "$ref" not in node and len(types) == 1 and types != {"number"}:
+            yield name, types.pop()
+
+
+_WRONG = {"string": 7, "integer": "7", "boolean": "yes", "object": [], "array": {}}
+
+
+@pytest.mark.parametrize("name, kind", list(_typed_properties(
+    schema.load("pair")["properties"], ("schema_version", "model", "dataset", "seed"))))
+def test_check_pair_refuses_a_wrong_type_in_every_field_the_schema_types(name, kind):
+    """The checks come from the schema: a field it types (stopped_early, worker, ...) is checked without
+    a list of fields in results.py."""
+    from seqbench.results import ResultsError, check_pair
+
+    with pytest.raises(ResultsError, match=f"^w {W} {name} must be "):
+        check_pair(_good_pair(**{name: _WRONG[kind]}), "w")
+
+
+@pytest.mark.parametrize("name, kind",
+                         list(_typed_properties(schema.load("results")["properties"]["config"]["properties"])))
+def test_check_results_refuses_a_wrong_type_in_every_config_field_the_schema_types(name, kind):
+    results = _good_results()
+    results["config"][name] = _WRONG[kind]
+    with pytest.raises(res.ResultsError, match=f"^r.json: config.{name} must be "):
+        res.check_results(results, "r.json:")
 
 
 @pytest.mark.parametrize("record, message", [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import typing
 from pathlib import Path
 
 import hostile_plugin
@@ -17,6 +18,7 @@ from seqbench import results as res
 from seqbench.cli import main
 from seqbench.plugins import load_plugins
 from seqbench.records import COLUMNS
+from seqbench.schema import types
 
 jsonschema = pytest.importorskip("jsonschema")
 referencing = pytest.importorskip("referencing")
@@ -84,14 +86,32 @@ def committed_runs() -> list[Path]:
 
 
 @pytest.mark.parametrize("path", committed_runs(), ids=lambda p: p.parent.name)
-def test_committed_runs_of_schema_1_0_still_read_and_validate(path):
+def test_committed_runs_of_schema_1_0_still_read_migrate_and_validate(path):
     results_validator, pair_validator = validators()
     results = res.load_results(path, strict=True)
     results_validator.validate(results)
+    assert res.parse_schema_version(results["schema_version"]) >= (1, 1) and results["sessions"]  # migrated
     pairs = res.read_pairs(path.parent)
     assert set(pairs) <= {res.key_of(p) for p in results["pairs"]}
     for record in pairs.values():
         pair_validator.validate(record)
+
+
+def test_a_committed_1_0_run_migrates_to_1_1_with_its_first_session():
+    path = REPO / "results" / "mnist-gru-cpu" / "results.json"
+    stored = json.loads(path.read_text())
+    assert stored["schema_version"] == 1 and "sessions" not in stored
+    first = {"started": stored["created"], "command": stored["command"], "data_dir": stored["config"]["data_dir"],
+             "environment": stored["environment"]}
+    assert res.load_results(path) == {**stored, "schema_version": "1.1", "sessions": [first]}
+    assert json.loads(path.read_text()) == stored  # read, not rewritten
+
+
+def test_a_committed_1_1_run_is_read_as_it_is():
+    path = REPO / "results" / "fashion-mnist-cpu-s0" / "results.json"
+    stored = json.loads(path.read_text())
+    assert stored["schema_version"] == "1.1"
+    assert res.load_results(path) == stored
 
 
 @pytest.mark.parametrize("version, parsed", [(1, (1, 0)), ("1.0", (1, 0)), ("1.1", (1, 1)), ("1.12", (1, 12)),
@@ -109,9 +129,9 @@ def test_malformed_schema_versions_are_refused(version):
 def test_older_and_newer_minors_read_a_future_major_is_one_line(tmp_path):
     doc = {"schema_version": 1, "created": "x", "updated": "x", "command": "c", "environment": {},
            "config": {"models": ["m"], "datasets": ["d"], "seeds": [0]}, "pairs": []}
-    for version in (1, "1.0", "1.1", "1.7"):
+    for version, read_as in ((1, "1.1"), ("1.0", "1.1"), ("1.1", "1.1"), ("1.7", "1.7")):  # 1.0 is migrated
         fileio.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": version})
-        assert res.load_results(tmp_path, strict=True)["schema_version"] == version
+        assert res.load_results(tmp_path, strict=True)["schema_version"] == read_as
     fileio.atomic_write_json(tmp_path / "results.json", {**doc, "schema_version": "2.0"})
     with pytest.raises(
         res.ResultsError, match=r"results schema 2\.0 is not readable by this seqbench \(it reads 1\.x\)"
@@ -151,3 +171,62 @@ def test_records_csv_is_tidy_and_matches_the_records(monkeypatch, tmp_path):
     assert {r["run"] for r in rows} == {"run"} and {r["commit"] for r in rows} == {
         ok["environment"]["git_commit"] or ""
     }
+
+
+# --- the typed records mirror the schemas ------------------------------------------------------------
+
+
+def _resolve(node, pair_schema):
+    """``node`` with its ``$ref`` followed (every reference of both schemas points into the pair
+    schema), and a ``oneOf`` of one object and null taken as the object."""
+    while True:
+        if "$ref" in node:
+            target = pair_schema
+            for part in filter(None, node["$ref"].partition("#")[2].split("/")):
+                target = target[part]
+            node = target
+        elif "oneOf" in node and len(objects := [n for n in node["oneOf"] if n.get("type") != "null"]) == 1:
+            node = objects[0]
+        else:
+            return node
+
+
+def _typed_parts(hint):
+    """The TypedDicts in a type hint, each with how the schema reaches it: directly, as a list's
+    ``items`` or as a mapping's ``additionalProperties``."""
+    if typing.is_typeddict(hint):
+        yield (), hint
+        return
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    for i, arg in enumerate(args):
+        step = ("items",) if origin is list else ("additionalProperties",) if origin is dict and i == 1 else ()
+        if origin in (list, dict) and not step:
+            continue
+        for path, td in _typed_parts(arg):
+            yield (*step, *path), td
+
+
+def _agree(td, node, pair_schema, where):
+    """Every TypedDict reachable from ``td`` has exactly its schema object's properties and required keys."""
+    node = _resolve(node, pair_schema)
+    keys, props = td.__required_keys__ | td.__optional_keys__, node.get("properties", {})
+    names = set(props)
+    assert keys == names, f"{where}: type only {sorted(keys - names)}, schema only {sorted(names - keys)}"
+    assert td.__required_keys__ == set(node.get("required", [])), f"{where}: required keys differ"
+    hints = typing.get_type_hints(td)
+    for key in keys:
+        prop = _resolve(props[key], pair_schema)
+        parts = list(_typed_parts(hints[key]))
+        if "properties" in prop:
+            assert parts, f"{where}.{key}: the schema describes its fields, the type does not"
+        for path, inner in parts:
+            sub = prop
+            for step in path:
+                sub = _resolve(sub[step], pair_schema)
+            _agree(inner, sub, pair_schema, f"{where}.{key}")
+
+
+def test_the_typed_records_have_exactly_the_schemas_fields():
+    pair_schema = schema.load("pair")
+    _agree(types.PairRecord, pair_schema, pair_schema, "pair")
+    _agree(types.RunResults, schema.load("results"), pair_schema, "results")

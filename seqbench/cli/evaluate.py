@@ -58,7 +58,7 @@ def evaluate(ctx: click.Context, checkpoints: tuple[Path, ...], datasets: tuple[
     from seqbench.evaluation import evaluate as run_eval
     from seqbench.planning import RunError
     from seqbench.reporting.tables import summary_text
-    from seqbench.results import ResultsError
+    from seqbench.results import ResultsError, as_record
 
     registry = registry_from(ctx)
     request = EvalRequest(
@@ -68,7 +68,7 @@ def evaluate(ctx: click.Context, checkpoints: tuple[Path, ...], datasets: tuple[
         plots=not no_plots, plot_format=plot_format, command=" ".join(["seqbench", *map(shlex.quote, sys.argv[1:])]),
     )
     try:
-        results = run_eval(registry, request, ConsoleObserver(sys.stderr.isatty()))
+        results = as_record(run_eval(registry, request, ConsoleObserver(sys.stderr.isatty())))
     except (CheckpointError, RunError, ResultsError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary_text(results, fmt), nl=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -25,6 +25,7 @@ from seqbench.reporting.leaderboard_tables import console_report, write_merged_f
 from seqbench.reporting.plots import PLOT_FORMATS
 from seqbench.reporting.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
 from seqbench.results import ResultsError, check_own_dirs, load_results
+from seqbench.schema.types import RunConfig, RunResults
 
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="github", show_default=True,
@@ -33,7 +34,7 @@ format_option = click.option(
 REPORT_FORMATS = (*FORMATS, "latex")
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> RunResults:
     try:
         return load_results(path)
     except ResultsError as exc:
@@ -66,7 +67,7 @@ def _writing(where: Path, write: Callable[[], list[Path]]) -> list[Path]:
         raise click.ClickException(f"{where}: cannot write ({exc.strerror or exc})") from None
 
 
-def _redraw(run_dir: Path, label: str, results: dict[str, Any], plot_format: str | None) -> list[Path]:
+def _redraw(run_dir: Path, label: str, results: RunResults, plot_format: str | None) -> list[Path]:
     """Tables, each pair's plots, the run's plots and report.html, in the run directory."""
     from seqbench.reporting.html_report import write_report
     from seqbench.reporting.plots import write_pair_plots
@@ -82,7 +83,7 @@ def _redraw(run_dir: Path, label: str, results: dict[str, Any], plot_format: str
     ]
 
 
-def _report_into(out_dir: Path, runs: list[tuple[str, dict[str, Any]]], plot_format: str | None,
+def _report_into(out_dir: Path, runs: list[tuple[str, RunResults]], plot_format: str | None,
                  run_dirs: tuple[Path, ...]) -> list[Path]:
     """One report.html of ``runs`` (and its plots), its summary and records in ``out_dir``."""
     from seqbench.reporting.html_report import write_report
@@ -129,7 +130,7 @@ def report(run_dirs: tuple[Path, ...], fmt: str, no_plots: bool, plot_format: st
         raise click.ClickException(str(exc)) from None
     if no_published:  # as if the runs had been made with --no-published (nothing is written back but the reports)
         for _, results in runs:
-            results.setdefault("config", {})["published"] = False
+            results.setdefault("config", cast(RunConfig, {}))["published"] = False
     fmt_plots = None if no_plots else plot_format
     if out_dir is not None:
         inside = [str(path) for path in run_dirs if _inside(out_dir, path)]

@@ -294,7 +294,7 @@ def sigterm_interrupts() -> Any:
         signal.signal(signal.SIGTERM, previous)
 
 
-def exit_code(pairs: list[Mapping[str, Any]]) -> int:
+def exit_code(pairs: Sequence[Mapping[str, Any]]) -> int:
     """:data:`EXIT_FAILED` when a pair failed, :data:`EXIT_NOTHING_RAN` when none ran, else 0."""
     from seqbench.results import DONE_STATUSES
 
@@ -382,7 +382,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
     from seqbench.reporting.disclosure import missing_lines, partial_note
     from seqbench.reporting.leaderboard_tables import run_leaderboard_text
     from seqbench.reporting.tables import summary_text
-    from seqbench.results import ResultsError
+    from seqbench.results import ResultsError, as_record
     from seqbench.runner import Terminated, resume_request, run_benchmark
 
     all_pairs, models, datasets = _command_line_wins(ctx, all_pairs, models, datasets)
@@ -433,7 +433,7 @@ def run(ctx: click.Context, all_pairs: bool, models: tuple[str, ...], datasets: 
                 return
             executor = _dask_executor(ctx, registry, request, workers, scheduler, data_dir) \
                 if workers or scheduler is not None else None
-            results = run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()), executor)
+            results = as_record(run_benchmark(registry, request, ConsoleObserver(sys.stderr.isatty()), executor))
     except SettingError as exc:
         raise SettingRefused(str(exc)) from None
     except (RunError, ResultsError) as exc:

@@ -13,6 +13,7 @@ from seqbench.reporting.leaderboard import Leaderboard
 from seqbench.reporting.plots import _log_x, _new_figure, _suptitle, interval, model_colours
 from seqbench.reporting.query import group_pairs, number, ok_pairs, pair_accuracy, pairs_of, seconds_per_epoch, stat
 from seqbench.reporting.significance import RankTest
+from seqbench.schema.types import PairRecord, RunResults
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -112,7 +113,7 @@ def pareto(points: Sequence[tuple[float, float]], lower_cost: bool = True) -> li
     return sorted(front, key=lambda i: points[i][0])
 
 
-COSTS: list[tuple[str, str, Callable[[dict[str, Any]], float | None], bool]] = [
+COSTS: list[tuple[str, str, Callable[[PairRecord], float | None], bool]] = [
     ("seconds per epoch", "Seconds per epoch (median; lower is better)", seconds_per_epoch, True),
     ("parameters", "Trainable parameters (lower is better)", lambda p: number(p, "num_parameters"), True),
     ("throughput", "Inference throughput (samples/s; higher is better)",
@@ -120,7 +121,7 @@ COSTS: list[tuple[str, str, Callable[[dict[str, Any]], float | None], bool]] = [
 ]
 
 
-def cost_figure(results: dict[str, Any], colours: dict[str, Any] | None = None,
+def cost_figure(results: RunResults, colours: dict[str, Any] | None = None,
                 title: Callable[[str], str] = str) -> Figure:
     """Test accuracy against each cost, one row of panels per dataset: each model's mean over its
     ok seeds with the accuracy's 95 % interval, and the Pareto front (no model both more accurate
@@ -148,8 +149,8 @@ def cost_figure(results: dict[str, Any], colours: dict[str, Any] | None = None,
 
 def _cost_panel(
     ax: Axes,
-    models: list[tuple[str, list[dict[str, Any]]]],
-    cost_of: Callable[[dict[str, Any]], float | None],
+    models: list[tuple[str, list[PairRecord]]],
+    cost_of: Callable[[PairRecord], float | None],
     lower: bool,
     colours: dict[str, Any],
 ) -> None:
@@ -192,14 +193,14 @@ def _pad(ax: Axes, xs: list[float], ys: list[float]) -> None:
     ax.set_ylim(bottom, min(top, 100.0))
 
 
-def provenance_title(results_list: list[dict[str, Any]]) -> Callable[[str], str]:
+def provenance_title(results_list: list[RunResults]) -> Callable[[str], str]:
     """``dataset`` → ``dataset (CIFAR-10 dev split)`` where its copy declares a label."""
     from seqbench.reporting.disclosure import dataset_title
 
     return lambda dataset: dataset_title(dataset, results_list)
 
 
-def has_cost(results: dict[str, Any]) -> bool:
+def has_cost(results: RunResults) -> bool:
     """Whether any finished pair recorded a cost to plot accuracy against."""
     return any(cost(p) is not None for p in ok_pairs(pairs_of(results)) for _, _, cost, _ in COSTS)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from seqbench.reporting.query import dig, group_note, group_pairs, group_status, ok_pairs, pairs_of, section
+from seqbench.schema.types import PairRecord, RunResults
 
 PARTIAL_TITLE = "PARTIAL RUN"
 #: The protocol fields of a pair's params, in the order shown.
@@ -13,7 +14,7 @@ PROTOCOL_KEYS = (("epochs", "at most {} epochs"), ("patience", "patience {}"), (
                  ("batch_size", "batch {}"))
 
 
-def missing_lines(results: dict[str, Any]) -> list[str]:
+def missing_lines(results: RunResults) -> list[str]:
     """One line per thing the run planned or wanted but has no finished result for, with why:
     models and datasets left out as unavailable, pairs skipped, failed or diverged, and planned
     pairs with no record (the run was interrupted before them). Empty for a complete run."""
@@ -37,13 +38,13 @@ def missing_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def partial_note(results: dict[str, Any]) -> str | None:
+def partial_note(results: RunResults) -> str | None:
     """``PARTIAL RUN: n things missing`` heading line, or None for a complete run."""
     lines = missing_lines(results)
     return f"{PARTIAL_TITLE}: {len(lines)} item(s) missing; the figures cover only what finished." if lines else None
 
 
-def partial_markdown(results: dict[str, Any]) -> str:
+def partial_markdown(results: RunResults) -> str:
     """The warning block at the top of ``summary.md`` ("" for a complete run)."""
     note = partial_note(results)
     if note is None:
@@ -56,13 +57,13 @@ def as_mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def protocol_of(pair: dict[str, Any]) -> str:
+def protocol_of(pair: PairRecord) -> str:
     """The protocol one pair ran, from its own params: ``at most 30 epochs, patience 8, cosine schedule, batch 128``."""
     params = as_mapping(pair.get("params"))
     return ", ".join(text.format(params[key]) for key, text in PROTOCOL_KEYS if params.get(key) is not None)
 
 
-def protocol_lines(results: dict[str, Any]) -> list[str]:
+def protocol_lines(results: RunResults) -> list[str]:
     """Each distinct protocol of the run's pairs, with the model × dataset pairs that ran it."""
     by_protocol: dict[str, list[str]] = {}
     for (model, dataset), group in group_pairs(pairs_of(results)).items():
@@ -86,7 +87,7 @@ def provenance_label(dataset: str, fingerprint: str | None, recorded: str | None
     return None if defn is None or fingerprint is None else dict(defn.provenance).get(fingerprint)
 
 
-def data_copies(results: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:
+def data_copies(results: RunResults) -> dict[str, tuple[str | None, str | None]]:
     """Per dataset of the run's pairs: (fingerprint, provenance label)."""
     copies: dict[str, tuple[str | None, str | None]] = {}
     for pair in pairs_of(results):
@@ -98,7 +99,7 @@ def data_copies(results: dict[str, Any]) -> dict[str, tuple[str | None, str | No
     return copies
 
 
-def dataset_title(dataset: str, results_list: list[dict[str, Any]]) -> str:
+def dataset_title(dataset: str, results_list: list[RunResults]) -> str:
     """``cifar10 (CIFAR-10 dev split)``, or the name alone when the copy declares no label."""
     for results in results_list:
         _, label = data_copies(results).get(dataset, (None, None))
@@ -107,7 +108,7 @@ def dataset_title(dataset: str, results_list: list[dict[str, Any]]) -> str:
     return dataset
 
 
-def data_lines(results: dict[str, Any]) -> list[str]:
+def data_lines(results: RunResults) -> list[str]:
     """``cifar10 — CIFAR-10 dev split — sha256:3ec83040d825…`` per dataset."""
     return [" — ".join(x for x in (name, label, fingerprint) if x)
             for name, (fingerprint, label) in data_copies(results).items()]

@@ -14,7 +14,7 @@ import html
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from seqbench.fileio import atomic_write_bytes, atomic_write_text
 from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
@@ -37,6 +37,7 @@ from seqbench.reporting.tables import (
     tuning_line,
 )
 from seqbench.results import name_part
+from seqbench.schema.types import RunResults
 
 if TYPE_CHECKING:
     from seqbench.reporting.plots import RunFigure
@@ -47,7 +48,7 @@ CD_FIGURE = "critical_difference"
 MEMORY_NOTE = ("Peak host RSS: the process's resident-memory high-water mark during the pair alone (reset when the"
                " pair starts, where Linux allows it; records of older runs hold the process's running peak)."
                " Peak device: the model's own count of the device memory it allocated.")
-Runs = Sequence[tuple[str, dict[str, Any]]]
+Runs = Sequence[tuple[str, RunResults]]
 
 CSS_DPI = 96  # a figure is shown at its size in inches: its fonts read as in print
 CONFUSION_SCALE = 0.8  # confusion matrices a little smaller, two side by side on a wide screen
@@ -96,7 +97,7 @@ class Embedded(NamedTuple):
 # --- merging runs ----------------------------------------------------------------------------
 
 
-def merge_runs(runs: Runs) -> dict[str, Any]:
+def merge_runs(runs: Runs) -> RunResults:
     """One results dict with the pairs of every run, for the plots of several runs.
 
     A model that appears on the same dataset in more than one run becomes ``model [run]``; a pair
@@ -117,13 +118,14 @@ def merge_runs(runs: Runs) -> dict[str, Any]:
             pairs.append(pair | {"model": name + (" (quick)" if quick else "")})
     first = runs[0][1]
     config = {"quick": all_quick, "protocol": section(first, "config", "protocol")}
-    return {"config": config, "pairs": pairs}
+    # A results-shaped view for the plots of several runs: its config and pairs are all they read.
+    return cast("RunResults", {"config": config, "pairs": pairs})
 
 
 # --- figures ---------------------------------------------------------------------------------
 
 
-def embed_figures(results: dict[str, Any], out_dir: Path | None, fmt: str | None,
+def embed_figures(results: RunResults, out_dir: Path | None, fmt: str | None,
                   extra: Iterable[Any] = ()) -> list[Embedded]:
     """Draw the run's figures (and the ``extra`` ones), save each as ``out_dir/plots/<name>.<fmt>``
     (when ``out_dir`` is given), and return them for the page: as saved when PNG or SVG, as PNG
@@ -170,7 +172,7 @@ def _gib(n: Any) -> str | None:
     return f"{n / 2**30:.0f} GiB" if isinstance(n, (int, float)) and not isinstance(n, bool) else None
 
 
-def _machine(results: dict[str, Any]) -> str:
+def _machine(results: RunResults) -> str:
     m = section(results, "environment", "machine")
     cpu = f"{m['cpu']} ({m.get('cpu_count', '?')} CPUs)" if m.get("cpu") else None
     gpus = m.get("gpus")
@@ -178,14 +180,14 @@ def _machine(results: dict[str, Any]) -> str:
     return " · ".join(str(p) for p in (cpu, _gib(m.get("memory_bytes")), gpu, m.get("platform")) if p)
 
 
-def _software(results: dict[str, Any]) -> str:
+def _software(results: RunResults) -> str:
     env = section(results, "environment")
     packages = section(results, "environment", "packages") | section(results, "environment", "plugins")
     versions = [f"{name} {version}" for name, version in packages.items() if version]
     return " · ".join([f"Python {env['python']}"] * bool(env.get("python")) + versions)
 
 
-def protocol_line(results: dict[str, Any]) -> str:
+def protocol_line(results: RunResults) -> str:
     """The protocol of a run in one sentence: the split and selection rules, then the epochs,
     patience, schedule and batch each model × dataset ran with (from its own params)."""
     from seqbench.reporting.disclosure import protocol_lines
@@ -199,7 +201,7 @@ def protocol_line(results: dict[str, Any]) -> str:
     return "; ".join(parts) + ". " + " · ".join(protocol_lines(results))
 
 
-def _run_header(label: str | None, results: dict[str, Any]) -> str:
+def _run_header(label: str | None, results: RunResults) -> str:
     commit = code_line(results, digits=40)
     seeds = dig(results, "config", "seeds")
     rows = [
@@ -221,7 +223,7 @@ def _run_header(label: str | None, results: dict[str, Any]) -> str:
     return f'{title}{_partial_banner(results)}{banner}<dl class="run">{items}</dl>'
 
 
-def _partial_banner(results: dict[str, Any]) -> str:
+def _partial_banner(results: RunResults) -> str:
     """A partial run's banner: what is missing and why ("" for a complete run)."""
     note = partial_note(results)
     if note is None:
@@ -233,7 +235,7 @@ def _partial_banner(results: dict[str, Any]) -> str:
 # --- tables ----------------------------------------------------------------------------------
 
 
-def _with_run(build: Callable[[dict[str, Any]], Table], runs: Runs) -> Table:
+def _with_run(build: Callable[[RunResults], Table], runs: Runs) -> Table:
     """``build`` of every run in one table; with several runs, a leading ``run`` column."""
     if len(runs) == 1:
         return build(runs[0][1])
@@ -297,7 +299,7 @@ def _published(runs: Runs) -> str:
             f'<p class="note">{html.escape(PUBLISHED_NOTE)}</p>')
 
 
-def params_table(results: dict[str, Any]) -> Table:
+def params_table(results: RunResults) -> Table:
     """The hyperparameters of every model × dataset (of its first seed that has them), seed left out."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for pair in pairs_of(results):
@@ -406,7 +408,7 @@ def render_report(runs: Runs, figures: Iterable[Embedded] = (), boards: Sequence
             + "\n".join(b for b in body if b) + "\n</body></html>\n")
 
 
-def comparison_figures(merged: dict[str, Any], boards: Sequence[Any], across: Any) -> Iterator[RunFigure]:
+def comparison_figures(merged: RunResults, boards: Sequence[Any], across: Any) -> Iterator[RunFigure]:
     """The leaderboards' heatmaps, the CD diagram and accuracy against cost, drawn one at a time."""
     from seqbench.reporting import comparison_plots as cp
     from seqbench.reporting.plots import drawn, model_colours
@@ -440,6 +442,6 @@ def write_report(out_dir: Path, runs: Runs, plot_format: str | None = "png",
     return path
 
 
-def write_run_report(run_dir: Path, results: dict[str, Any], plot_format: str | None = "png") -> Path:
+def write_run_report(run_dir: Path, results: RunResults, plot_format: str | None = "png") -> Path:
     """The end of ``seqbench run``: the run's plots in ``plot_format`` and its ``report.html``."""
     return write_report(run_dir, [(run_dir.name or str(run_dir), results)], plot_format, [run_dir])

@@ -23,9 +23,10 @@ from seqbench.fileio import ResultsError
 from seqbench.reporting.query import Stat, ok_pairs, pair_accuracy, pairs_of, stat
 from seqbench.reporting.significance import ALPHA, Difference, RankTest, holm, prediction_test, rank_test, seed_test
 from seqbench.results import read_predictions
+from seqbench.schema.types import PairRecord, RunResults
 
 #: (label, results, run directory or None): a run as reports see it.
-Run = tuple[str, dict[str, Any], "Path | None"]
+Run = tuple[str, RunResults, "Path | None"]
 
 MIN_RANK_MODELS, MIN_RANK_DATASETS = 3, 2
 CORRECTION = "Holm"
@@ -39,7 +40,7 @@ class Entry:
     model: str
     dataset: str
     run: str
-    pairs: list[dict[str, Any]]
+    pairs: list[PairRecord]
     run_dir: Path | None = None
 
     @property
@@ -134,7 +135,7 @@ class Leaderboard:
         raise KeyError(f"{a} vs {b} is not a pair of the {self.dataset} leaderboard")
 
 
-def entry_names(runs: Sequence[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str, str], str]:
+def entry_names(runs: Sequence[tuple[str, RunResults]]) -> dict[tuple[str, str, str], str]:
     """The shown name of each (run label, model, dataset): the model, or ``model [run]`` where
     the model is on that dataset in more than one run."""
     seen: dict[tuple[str, str], set[str]] = {}
@@ -253,7 +254,7 @@ def caveat(test: RankTest) -> str:
     return " ".join(parts)
 
 
-def check_same_data(runs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+def check_same_data(runs: Sequence[tuple[str, RunResults]]) -> None:
     """Refuse runs whose pairs on one dataset name used different data (dataset fingerprints)."""
     by_dataset: dict[str, dict[str, list[str]]] = {}
     for label, results in runs:

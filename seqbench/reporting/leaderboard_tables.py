@@ -10,6 +10,7 @@ from typing import Any
 from seqbench.reporting.leaderboard import CORRECTION, AcrossDatasets, Leaderboard, Row, caveat
 from seqbench.reporting.query import Stat
 from seqbench.reporting.tables import Column, Table, fixed, general, human_cells, machine_rows, render
+from seqbench.schema.types import RunResults
 
 _PP = fixed(2)
 _P = "{:.3g}".format
@@ -201,7 +202,7 @@ def _shown(row: dict[str, Any], marks: Mapping[tuple[str | None, str | None], Ro
 # --- what `seqbench report` prints and writes --------------------------------------------------
 
 
-def partial_lines(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+def partial_lines(runs: Sequence[tuple[str, RunResults]]) -> list[str]:
     """What each partial run is missing, as lines for the console (none for complete runs)."""
     from seqbench.reporting.disclosure import missing_lines, partial_note
 
@@ -214,7 +215,7 @@ def partial_lines(runs: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     return out
 
 
-def console_report(runs: Sequence[tuple[str, dict[str, Any]]], summary: Table, boards: Sequence[Leaderboard],
+def console_report(runs: Sequence[tuple[str, RunResults]], summary: Table, boards: Sequence[Leaderboard],
                    across: AcrossDatasets, fmt: str) -> str:
     """What ``seqbench report`` prints: for people (github, grid) what is missing, the summary,
     the leaderboard, the pairs and the ranks; csv the summary; json and latex as documented."""
@@ -245,7 +246,7 @@ def leaderboard_text(boards: Sequence[Leaderboard], across: AcrossDatasets, fmt:
     return "".join(parts)
 
 
-def run_leaderboard_text(run_dir: Path, results: dict[str, Any], fmt: str = "github") -> str:
+def run_leaderboard_text(run_dir: Path, results: RunResults, fmt: str = "github") -> str:
     """The leaderboard of one run directory for the console (its predictions make the tests paired)."""
     from seqbench.reporting.leaderboard import across_datasets, leaderboards
 
@@ -253,7 +254,7 @@ def run_leaderboard_text(run_dir: Path, results: dict[str, Any], fmt: str = "git
     return leaderboard_text(boards, across_datasets(boards), fmt)
 
 
-def write_merged_files(out_dir: Path, runs: Sequence[tuple[str, dict[str, Any]]],
+def write_merged_files(out_dir: Path, runs: Sequence[tuple[str, RunResults]],
                        run_dirs: Sequence[Path]) -> list[Path]:
     """``summary.md`` (what each run is missing, the merged summary, the leaderboard) and
     ``records.csv`` of several runs, in ``out_dir``."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -35,6 +35,7 @@ from seqbench.reporting.query import (
 )
 from seqbench.reporting.tables import QUICK_TITLE, quick_note
 from seqbench.results import name_part, pair_stem
+from seqbench.schema.types import Epoch, PairRecord, RunResults
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -82,23 +83,23 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def dataset_namer(results: dict[str, Any] | None) -> Any:
+def dataset_namer(results: RunResults | None) -> Any:
     """``dataset`` → ``dataset (CIFAR-10 dev split)`` where the run's copy declares a label."""
     from seqbench.reporting.disclosure import dataset_title
 
     return (lambda dataset: dataset_title(dataset, [results])) if results else str
 
 
-def is_reference(pair: dict[str, Any]) -> bool:
+def is_reference(pair: PairRecord) -> bool:
     """Whether a pair's model is a reference implementation (from :data:`REFERENCE_PLUGINS`)."""
     return pair.get("model_plugin") in REFERENCE_PLUGINS
 
 
-def pair_title(pair: dict[str, Any]) -> str:
+def pair_title(pair: PairRecord) -> str:
     return f"{pair['model']} on {pair['dataset']} · seed {pair['seed']}"
 
 
-def _title(results: dict[str, Any] | None, text: str) -> str:
+def _title(results: RunResults | None, text: str) -> str:
     """``text``, after a one-line quick-run warning where the run is quick (the full note is in
     the page and summary.md; a title stays at most two lines)."""
     note = quick_note(results) if results else None
@@ -111,12 +112,12 @@ def _short_quick(note: str) -> str:
     return f"{QUICK_TITLE} (smoke test{': ' + limits if limits else ''})"
 
 
-def _suptitle(fig: Figure, results: dict[str, Any] | None, text: str) -> None:
+def _suptitle(fig: Figure, results: RunResults | None, text: str) -> None:
     quick = bool(results and quick_note(results))
     fig.suptitle(_title(results, text), color="tab:red" if quick else "black", fontsize=11)
 
 
-def model_colours(results: dict[str, Any]) -> dict[str, Any]:
+def model_colours(results: RunResults) -> dict[str, Any]:
     """A colour per model of the run (tab10, then tab20), by the models' names in sorted order:
     the same models get the same colours whatever the order of their runs."""
     from matplotlib import colormaps
@@ -129,7 +130,7 @@ def model_colours(results: dict[str, Any]) -> dict[str, Any]:
     return {model: palette[i % len(palette)] for i, model in enumerate(models)}
 
 
-def _label(pairs: list[dict[str, Any]]) -> str:
+def _label(pairs: list[PairRecord]) -> str:
     model = short_name(pairs[0]["model"])
     return f"{model} (reference)" if is_reference(pairs[0]) else model
 
@@ -142,7 +143,7 @@ def short_name(name: str, width: int = LABEL_WIDTH) -> str:
     return f"{name[:head]}…{name[len(name) - (width - 1 - head):]}"
 
 
-def _style(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+def _style(pairs: list[PairRecord]) -> dict[str, Any]:
     return {"marker": "s", "mfc": "white", "linestyle": "--"} if is_reference(pairs[0]) else {"marker": "o"}
 
 
@@ -193,7 +194,7 @@ def _percent(minor: bool = False) -> Any:
 # --- summary ---------------------------------------------------------------------------------
 
 
-def _left_out(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+def _left_out(groups: dict[tuple[str, str], list[PairRecord]]) -> list[str]:
     """One line per model × dataset without an ok seed: ``model · dataset: status (reason)``."""
     lines = []
     for (model, dataset), pairs in groups.items():
@@ -214,7 +215,7 @@ def _bar(s: Stat, bounds: Bounds) -> tuple[float, float]:
     return max(low, bounds[0]), min(high, bounds[1])
 
 
-def _dots(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], colours: dict[str, Any],
+def _dots(ax: Axes, rows: list[tuple[list[PairRecord], Stat, list[float]]], colours: dict[str, Any],
           fmt: str, bounds: Bounds) -> None:
     """One row per model: the seeds as faint circles, the mean as a dot with its 95 % interval
     (where ``bounds`` are given)."""
@@ -232,7 +233,7 @@ def _dots(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], 
     ax.grid(axis="x", alpha=0.3)
 
 
-def _zoom(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], bounds: Bounds,
+def _zoom(ax: Axes, rows: list[tuple[list[PairRecord], Stat, list[float]]], bounds: Bounds,
           log: bool = False) -> None:
     """An x range around the intervals and seeds, with room on the right for the labels."""
     values = [v for _, s, seeds in rows for v in (*_bar(s, bounds), *seeds)]
@@ -246,7 +247,7 @@ def _zoom(ax: Axes, rows: list[tuple[list[dict[str, Any]], Stat, list[float]]], 
     ax.set_xlim(*((10**low, 10**high) if log else (low, high)))
 
 
-def _spread(rows: list[tuple[list[dict[str, Any]], Stat, list[float]]]) -> float:
+def _spread(rows: list[tuple[list[PairRecord], Stat, list[float]]]) -> float:
     """The ratio of the largest seed value to the smallest (1 when there is none)."""
     values = [v for _, _, seeds in rows for v in seeds if v > 0]
     return max(values) / min(values) if values else 1.0
@@ -259,8 +260,8 @@ def _log_x(ax: Axes) -> None:
     ax.xaxis.set_minor_formatter(_plain(minor=True))
 
 
-def _rows(pairs_by_model: list[list[dict[str, Any]]],
-          value: Callable[[dict[str, Any]], float | None]) -> list[tuple[list[dict[str, Any]], Stat, list[float]]]:
+def _rows(pairs_by_model: list[list[PairRecord]],
+          value: Callable[[PairRecord], float | None]) -> list[tuple[list[PairRecord], Stat, list[float]]]:
     rows = []
     for pairs in pairs_by_model:
         seeds = [v for v in (value(p) for p in ok_pairs(pairs)) if v is not None]
@@ -270,7 +271,7 @@ def _rows(pairs_by_model: list[list[dict[str, Any]]],
     return rows
 
 
-def summary_figure(results: dict[str, Any]) -> Figure:
+def summary_figure(results: RunResults) -> Figure:
     """Test accuracy and seconds per epoch per model, one column of panels per dataset.
 
     Dots are means over seeds with 95 % t-intervals, ticks the seeds, on axes zoomed to the data;
@@ -326,12 +327,12 @@ def _mean_band(curves: list[list[float]]) -> tuple[list[float], list[float], lis
     return means, lows, highs
 
 
-def _value(entry: dict[str, Any], key: str, scale: float = 1.0) -> float:
+def _value(entry: Mapping[str, Any], key: str, scale: float = 1.0) -> float:
     value = entry.get(key)
     return math.nan if not isinstance(value, (int, float)) or isinstance(value, bool) else float(value) * scale
 
 
-def _clock(history: list[dict[str, Any]]) -> list[float]:
+def _clock(history: list[Epoch]) -> list[float]:
     """Cumulative training seconds at the end of each epoch."""
     total, out = 0.0, []
     for entry in history:
@@ -362,7 +363,7 @@ def _zoom_accuracy(ax: Axes, curves: list[list[float]]) -> None:
     ax.set_ylim(bottom, top + 0.08 * (top - bottom) + 1e-3)
 
 
-def curves_figure_for(results: dict[str, Any], dataset: str) -> Figure:
+def curves_figure_for(results: RunResults, dataset: str) -> Figure:
     """Learning curves of every model on ``dataset``: validation accuracy and training loss (log
     scale) against epoch and against cumulative training time, mean ± std over seeds."""
     groups = {m: p for (m, d), p in group_pairs(pairs_of(results)).items() if d == dataset}
@@ -377,7 +378,7 @@ def curves_figure_for(results: dict[str, Any], dataset: str) -> Figure:
     axes = fig.subplots(2, 2, sharex="col")
     acc_curves = []
     for model, pairs in drawn.items():
-        histories = [p["history"] for p in pairs]
+        histories = [p.get("history") or [] for p in pairs]
         epochs = [[_value(h, "epoch") for h in hist] for hist in histories]
         clock = [_clock(hist) for hist in histories]
         accuracy = [[_value(h, "val_accuracy", 100.0) for h in hist] for hist in histories]
@@ -398,7 +399,7 @@ def curves_figure_for(results: dict[str, Any], dataset: str) -> Figure:
     axes[1, 1].set_xlabel("Training time (s, cumulative epoch time)")
     axes[0, 0].set_title("against epoch")
     axes[0, 1].set_title("against training time")
-    _log_time_axis(axes[1, 1], [_clock(p["history"]) for pairs in drawn.values() for p in pairs])
+    _log_time_axis(axes[1, 1], [_clock(p.get("history") or []) for pairs in drawn.values() for p in pairs])
     for ax in axes.flat:
         ax.grid(alpha=0.3, which="both" if ax.get_yscale() == "log" else "major")
     axes[0, 0].legend(fontsize=8, loc="lower right")
@@ -417,7 +418,7 @@ def _log_time_axis(ax: Axes, clocks: list[list[float]]) -> None:
 # --- confusion matrices ----------------------------------------------------------------------
 
 
-def _confusion(pair: dict[str, Any]) -> tuple[list[list[int]], list[str]] | None:
+def _confusion(pair: PairRecord) -> tuple[list[list[int]], list[str]] | None:
     matrix = dig(pair, "metrics", "confusion", "matrix")
     if not matrix:
         return None
@@ -425,7 +426,7 @@ def _confusion(pair: dict[str, Any]) -> tuple[list[list[int]], list[str]] | None
     return matrix, [str(label) for label in labels or range(len(matrix))]
 
 
-def summed_confusion(pairs: list[dict[str, Any]]) -> tuple[list[list[int]], list[str], int] | None:
+def summed_confusion(pairs: list[PairRecord]) -> tuple[list[list[int]], list[str], int] | None:
     """The confusion matrices of the pairs that have one, summed, with the labels and how many were summed."""
     found = [c for c in (_confusion(p) for p in pairs) if c is not None]
     if not found:
@@ -467,7 +468,7 @@ def _annotate(ax: Axes, matrix: list[list[int]], cells: list[list[tuple[float, f
                 ax.text(j, i, str(count), ha="center", va="center", fontsize=size, color="white" if dark else "black")
 
 
-def confusion_figure(pairs: list[dict[str, Any]] | dict[str, Any], results: dict[str, Any] | None = None) -> Figure:
+def confusion_figure(pairs: list[PairRecord] | PairRecord, results: RunResults | None = None) -> Figure:
     """The test confusion matrix of a model × dataset summed over its seeds (or of one pair).
 
     True class per row, predicted per column; the diagonal holds each class's recall and count,
@@ -517,7 +518,7 @@ def confusion_figure(pairs: list[dict[str, Any]] | dict[str, Any], results: dict
 # --- one pair --------------------------------------------------------------------------------
 
 
-def _mark_epochs(axes: list[Axes], pair: dict[str, Any]) -> None:
+def _mark_epochs(axes: list[Axes], pair: PairRecord) -> None:
     best, diverged = pair.get("best_epoch"), pair.get("diverged_epoch")
     for ax in axes:
         if best is not None:
@@ -526,7 +527,7 @@ def _mark_epochs(axes: list[Axes], pair: dict[str, Any]) -> None:
             ax.axvline(diverged, color="tab:red", linestyle=":", label=f"diverged at epoch {diverged}")
 
 
-def curves_figure(pair: dict[str, Any], results: dict[str, Any] | None = None) -> Figure:
+def curves_figure(pair: PairRecord, results: RunResults | None = None) -> Figure:
     """One pair's training loss (log scale) and validation accuracy per epoch, the best (and any
     diverged) epoch marked."""
     from matplotlib.ticker import MaxNLocator
@@ -584,12 +585,12 @@ def _save(fig: Figure, path: Path, fmt: str) -> Path:
     return path
 
 
-def plot_path(run_dir: Path, pair: dict[str, Any], kind: str, fmt: str = "png") -> Path:
+def plot_path(run_dir: Path, pair: PairRecord, kind: str, fmt: str = "png") -> Path:
     """``<run_dir>/plots/<pair stem>__<kind>.<fmt>``, the pair named as its record is (never colliding)."""
     return run_dir / PLOTS_DIR / f"{pair_stem(pair['model'], pair['dataset'], pair['seed'])}__{kind}.{fmt}"
 
 
-def write_pair_plots(run_dir: Path, pair: dict[str, Any], fmt: str = "png", only_missing: bool = False) -> list[Path]:
+def write_pair_plots(run_dir: Path, pair: PairRecord, fmt: str = "png", only_missing: bool = False) -> list[Path]:
     """Save a pair's confusion matrix and learning curves, where its record has the data
     (``only_missing``: those not on disk yet, as a resume after a kill needs)."""
     paths = []
@@ -602,7 +603,7 @@ def write_pair_plots(run_dir: Path, pair: dict[str, Any], fmt: str = "png", only
     return paths
 
 
-def run_figures(results: dict[str, Any]) -> Iterator[RunFigure]:
+def run_figures(results: RunResults) -> Iterator[RunFigure]:
     """The run's figures, drawn one at a time: the summary, learning curves per dataset, and the
     confusion matrix of every model × dataset summed over its seeds."""
     groups = group_pairs(pairs_of(results))
@@ -623,7 +624,7 @@ def run_figures(results: dict[str, Any]) -> Iterator[RunFigure]:
             )
 
 
-def write_run_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") -> list[Path]:
+def write_run_plots(run_dir: Path, results: RunResults, fmt: str = "png") -> list[Path]:
     """Save the run's figures (:func:`run_figures`) as ``plots/<name>.<fmt>``."""
     check_format(fmt)
     paths = []
@@ -634,7 +635,7 @@ def write_run_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") ->
     return paths
 
 
-def write_plots(run_dir: Path, results: dict[str, Any], fmt: str = "png") -> list[Path]:
+def write_plots(run_dir: Path, results: RunResults, fmt: str = "png") -> list[Path]:
     """Every plot of a run: each pair's, then the run's."""
     paths = [path for pair in pairs_of(results) for path in write_pair_plots(run_dir, pair, fmt)]
     return paths + write_run_plots(run_dir, results, fmt)

@@ -17,8 +17,9 @@ from typing import Any
 
 from seqbench.metrics import scalars
 from seqbench.results import ResultsError
+from seqbench.schema.types import PairRecord, RunResults
 
-Pairs = list[dict[str, Any]]
+Pairs = list[PairRecord]
 Groups = dict[tuple[str, str], Pairs]
 
 
@@ -66,7 +67,7 @@ def dig(obj: Any, *keys: str) -> Any:
     return obj
 
 
-def section(results: dict[str, Any], *keys: str) -> dict[str, Any]:
+def section(results: RunResults, *keys: str) -> dict[str, Any]:
     """The object at ``results[k1][k2]...``: empty when missing, a ResultsError when not an object."""
     obj: Any = results
     for depth, key in enumerate(keys, 1):
@@ -84,12 +85,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
-def pair_name(pair: dict[str, Any]) -> str:
+def pair_name(pair: PairRecord) -> str:
     """``model on dataset seed k``, for messages."""
     return f"{pair.get('model')} on {pair.get('dataset')} seed {pair.get('seed')}"
 
 
-def checked(pair: dict[str, Any], field: str, value: Any) -> float | None:
+def checked(pair: PairRecord, field: str, value: Any) -> float | None:
     """``value`` of ``pair``'s ``field`` as a float; None when missing, a ResultsError when not a finite number."""
     if value is None:
         return None
@@ -101,12 +102,12 @@ def checked(pair: dict[str, Any], field: str, value: Any) -> float | None:
     return float(value)
 
 
-def number(pair: dict[str, Any], *keys: str) -> float | None:
+def number(pair: PairRecord, *keys: str) -> float | None:
     """The finite number at ``pair[k1][k2]...``, as :func:`checked`."""
     return checked(pair, ".".join(keys), dig(pair, *keys))
 
 
-def pairs_of(results: dict[str, Any]) -> Pairs:
+def pairs_of(results: RunResults) -> Pairs:
     """The pair records of a results dict, checked enough to be tabulated."""
     pairs = results.get("pairs")
     if not isinstance(pairs, list):
@@ -135,7 +136,7 @@ def ok_pairs(pairs: Pairs) -> Pairs:
     return [p for p in pairs if p.get("status") == "ok"]
 
 
-def pair_accuracy(pair: dict[str, Any]) -> float | None:
+def pair_accuracy(pair: PairRecord) -> float | None:
     """Test accuracy as a fraction; a ResultsError for an ``ok`` pair without one."""
     accuracy = number(pair, "metrics", "accuracy", "accuracy")
     if accuracy is None and pair.get("status") == "ok":
@@ -146,7 +147,7 @@ def pair_accuracy(pair: dict[str, Any]) -> float | None:
     return accuracy
 
 
-def seconds_per_epoch(pair: dict[str, Any]) -> float | None:
+def seconds_per_epoch(pair: PairRecord) -> float | None:
     """The median epoch time after the first; the mean of all epochs in older records."""
     median = number(pair, "timing", "epoch_seconds_median")
     return median if median is not None else number(pair, "timing", "epoch_seconds_mean")
@@ -170,7 +171,7 @@ def group_status(pairs: Pairs) -> str:
     return ", ".join(f"{status} {n}/{len(pairs)}" for status, n in counts.items())
 
 
-def pair_reason(pair: dict[str, Any]) -> str:
+def pair_reason(pair: PairRecord) -> str:
     """Why a pair is not ``ok``, in one line."""
     reason = pair.get("reason")
     reason = reason if reason is None or isinstance(reason, str) else _short(reason)
@@ -203,7 +204,7 @@ def stat_of(pairs: Pairs, *keys: str, scale: float = 1.0) -> Stat | None:
 BUILTIN_METRICS = ("accuracy", "per_class", "confusion")
 
 
-def metric_values(pair: dict[str, Any], builtins: bool = False) -> dict[str, float | None]:
+def metric_values(pair: PairRecord, builtins: bool = False) -> dict[str, float | None]:
     """The scalar results of a pair's metrics by name (``top2.top2_accuracy``), checked finite;
     those of :data:`BUILTIN_METRICS` only with ``builtins``."""
     metrics = pair.get("metrics") or {}
@@ -234,7 +235,7 @@ def num_parameters(pairs: Pairs) -> int | str | None:
     return " / ".join(f"{c:,}" for c in counts) or None
 
 
-def _count(pair: dict[str, Any]) -> int:
+def _count(pair: PairRecord) -> int:
     """A pair's parameter count, exact however large (a float of it would overflow)."""
     value = pair.get("num_parameters")
     if isinstance(value, int) and not isinstance(value, bool):

@@ -49,6 +49,7 @@ from seqbench.reporting.query import (
 )
 from seqbench.results import ResultsError
 from seqbench.safe_text import csv_cell
+from seqbench.schema.types import PairRecord, RunResults
 
 FORMATS = ("github", "grid", "csv", "json")
 MISSING = "—"
@@ -112,12 +113,12 @@ QUICK_COLUMN = Column("quick", "quick run")
 TEST_SAMPLES_COLUMN = Column("test_samples", "test samples", fixed(0))
 
 
-def is_quick(results: dict[str, Any]) -> bool:
+def is_quick(results: RunResults) -> bool:
     """Whether the run used the ``--quick`` smoke profile."""
     return bool(dig(results, "config", "quick"))
 
 
-def quick_note(results: dict[str, Any]) -> str | None:
+def quick_note(results: RunResults) -> str | None:
     """One line saying that a run is quick and what that means; None for a full run."""
     if not is_quick(results):
         return None
@@ -134,7 +135,7 @@ def _test_samples(pairs: Pairs) -> int | None:
     return max((c for c in counts if isinstance(c, int)), default=None)
 
 
-def mark_quick(table: Table, results: dict[str, Any], *extra: Column) -> Table:
+def mark_quick(table: Table, results: RunResults, *extra: Column) -> Table:
     """A quick run's table: its title says so, a ``quick`` column (and ``extra`` ones) follow the lead
     columns, so that the CSV says so too. A full run's table is returned as it is."""
     if not is_quick(results):
@@ -206,7 +207,7 @@ def _summary_row(pairs: Pairs, metrics: list[Column]) -> dict[str, Any]:
     }
 
 
-def summary_table(results: dict[str, Any], run: str | None = None, metrics: Sequence[str] | None = None) -> Table:
+def summary_table(results: RunResults, run: str | None = None, metrics: Sequence[str] | None = None) -> Table:
     """One row per model × dataset: status, parameter count, test accuracy, each plugin metric's
     scalars, epochs and time, over seeds.
 
@@ -223,7 +224,7 @@ def summary_table(results: dict[str, Any], run: str | None = None, metrics: Sequ
     return mark_quick(Table("Summary", _summary_columns(run, metric_columns), rows), results, TEST_SAMPLES_COLUMN)
 
 
-def merged_summary_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Table:
+def merged_summary_table(runs: Sequence[tuple[str, RunResults]]) -> Table:
     """One summary of several runs: one row per model × dataset × run, labelled by run, with the
     metric columns of all of them.
 
@@ -245,12 +246,12 @@ PUBLISHED_NOTE = ("Published rows are other papers' test accuracies on these tas
                   "Turn them off with --no-published.")
 
 
-def shows_published(results: dict[str, Any]) -> bool:
+def shows_published(results: RunResults) -> bool:
     """Whether a run's reports show published results (``config.published``, default yes)."""
     return dig(results, "config", "published") is not False
 
 
-def published_table(runs: Sequence[dict[str, Any]]) -> Table | None:
+def published_table(runs: Sequence[RunResults]) -> Table | None:
     """Published results (:mod:`seqbench.references`) for the datasets of ``runs``, every row
     marked "published, not run here"; None when there are none or a run turned them off."""
     if not runs or not all(shows_published(results) for results in runs):
@@ -270,7 +271,7 @@ def published_table(runs: Sequence[dict[str, Any]]) -> Table | None:
     return Table(f"Published results ({PUBLISHED_STATUS})", columns, rows)
 
 
-def published_markdown(results: dict[str, Any]) -> str:
+def published_markdown(results: RunResults) -> str:
     """The published-results section of ``summary.md`` ("" when there is none)."""
     table = published_table([results])
     return "" if table is None else f"\n## {table.title}\n\n{render(table, 'github')}\n{PUBLISHED_NOTE}\n"
@@ -289,7 +290,7 @@ PER_CLASS_COLUMNS = [
 _CLASS_METRICS = ("precision", "recall", "f1")
 
 
-def _classes(pair: dict[str, Any]) -> list[dict[str, Any]]:
+def _classes(pair: PairRecord) -> list[dict[str, Any]]:
     """The per-class entries of a pair's report (empty when it has none)."""
     classes = dig(pair, "metrics", "per_class", "classes")
     if classes is None:
@@ -318,7 +319,7 @@ def _class_rows(pairs: Pairs) -> list[dict[str, Any]]:
     return [*rows, {"class": "macro avg", "n": len(reporting), "support": support} | macro]
 
 
-def per_class_table(results: dict[str, Any]) -> Table:
+def per_class_table(results: RunResults) -> Table:
     """Precision, recall, F1 and support per class and model × dataset, with macro averages."""
     rows = [
         _lead_cells(None, key, pairs) | row
@@ -360,7 +361,7 @@ def _timing_row(pairs: Pairs) -> dict[str, Any]:
     }
 
 
-def timing_table(results: dict[str, Any]) -> Table:
+def timing_table(results: RunResults) -> Table:
     """Training and inference time and peak memory per model × dataset."""
     rows = [
         _lead_cells(None, key, pairs) | _timing_row(pairs)
@@ -452,21 +453,21 @@ def render(table: Table, fmt: str = "github") -> str:
     return tabulate(cells, headers, tablefmt=fmt, colalign=align, disable_numparse=True) + "\n"
 
 
-def summary_text(results: dict[str, Any], fmt: str = "github") -> str:
+def summary_text(results: RunResults, fmt: str = "github") -> str:
     """The summary table of a run as text, for printing at the end of ``seqbench run``."""
     return render(summary_table(results), fmt)
 
 
 # --- files -----------------------------------------------------------------------------------
 
-TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
+TABLES: dict[str, Callable[[RunResults], Table]] = {
     "summary": summary_table,
     "per_class": per_class_table,
     "timing": timing_table,
 }
 
 
-def code_line(results: dict[str, Any], digits: int = 12) -> str | None:
+def code_line(results: RunResults, digits: int = 12) -> str | None:
     """The code the run's pairs ran under: ``commit X`` (``digits`` digits) when one version, else
     every commit and dirty state with its number of pairs (a resume under other code averages
     seeds of both)."""
@@ -485,7 +486,7 @@ def code_line(results: dict[str, Any], digits: int = 12) -> str | None:
     return "pairs ran under different code: commits " + " · ".join(shown)
 
 
-def _run_line(results: dict[str, Any]) -> str:
+def _run_line(results: RunResults) -> str:
     """Where the numbers come from: command, time, machine and commit(s), in one line."""
     machine = section(results, "environment", "machine")
     parts = [
@@ -497,7 +498,7 @@ def _run_line(results: dict[str, Any]) -> str:
     return " · ".join(str(p) for p in parts if p)
 
 
-def data_line(results: dict[str, Any]) -> str:
+def data_line(results: RunResults) -> str:
     """What the harness did to each dataset's arrays (the same for every model)."""
     from seqbench.types import Preprocessing
 
@@ -512,7 +513,7 @@ def data_line(results: dict[str, Any]) -> str:
     return ("Data, for every model: " + " · ".join(parts)) if parts else ""
 
 
-def tuning_line(results: dict[str, Any]) -> str:
+def tuning_line(results: RunResults) -> str:
     """Where the hyperparameters came from: ``tuned: N trials each on validation (...)`` (``seqbench
     run --params-from``) or ``defaults, untuned``."""
     tuned = dig(results, "config", "tuned")
@@ -526,7 +527,7 @@ def tuning_line(results: dict[str, Any]) -> str:
     return f"Hyperparameters: tuned: {what} on validation{subset} (seqbench tune {tuned['from']})"
 
 
-def markdown(table: Table, results: dict[str, Any]) -> str:
+def markdown(table: Table, results: RunResults) -> str:
     """A Markdown document: what is missing from a partial run, title, where the run comes from
     (data copies and the protocol each pair ran), the table and how to read it."""
     from seqbench.reporting.disclosure import data_lines, partial_markdown, protocol_lines
@@ -540,7 +541,7 @@ def markdown(table: Table, results: dict[str, Any]) -> str:
     return f"{partial_markdown(results)}# {table.title}\n\n{head}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
 
 
-def leaderboard_markdown(run_dir: Path, results: dict[str, Any]) -> str:
+def leaderboard_markdown(run_dir: Path, results: RunResults) -> str:
     """The leaderboard, all-pairs and across-datasets sections of a run's ``summary.md``."""
     from seqbench.reporting import leaderboard as lb
     from seqbench.reporting.leaderboard_tables import markdown as board_markdown
@@ -549,7 +550,7 @@ def leaderboard_markdown(run_dir: Path, results: dict[str, Any]) -> str:
     return board_markdown(boards, lb.across_datasets(boards))
 
 
-def write_tables(run_dir: Path, results: dict[str, Any]) -> list[Path]:
+def write_tables(run_dir: Path, results: RunResults) -> list[Path]:
     """Write ``summary``, ``per_class`` and ``timing`` as ``.md`` and ``.csv`` into ``run_dir``
     (``summary.md`` with the leaderboard)."""
     paths = []

@@ -14,6 +14,7 @@ from seqbench.reporting.compare.model import (
 )
 from seqbench.reporting.compare.render import p_text
 from seqbench.reporting.query import ok_pairs, pair_reason
+from seqbench.schema.types import PairRecord
 
 _EPS = 1e-9  # a difference exactly at a threshold is not past it
 
@@ -82,11 +83,11 @@ def gate_pair(pc: PairComparison, threshold: Threshold, alpha: float) -> tuple[s
                   f" ({p_text(test.p)} > {alpha:g}, {test.method}): not gated")
 
 
-def missing_seeds(bg: dict[Key, list[dict]], ng: dict[Key, list[dict]]) -> list[Missing]:
+def missing_seeds(bg: dict[Key, list[PairRecord]], ng: dict[Key, list[PairRecord]]) -> list[Missing]:
     """Every ok seed of BASE without an ok record of the same seed in NEW."""
     missing = []
     for key, pairs in bg.items():
-        new_by_seed: dict[int, list[dict]] = {}
+        new_by_seed: dict[int, list[PairRecord]] = {}
         for pair in ng.get(key, []):
             new_by_seed.setdefault(pair["seed"], []).append(pair)
         for pair in ok_pairs(pairs):

@@ -20,6 +20,8 @@ from seqbench.reporting.compare.model import (
 )
 from seqbench.reporting.compare.tests import pair_comparison
 from seqbench.reporting.query import (
+    Groups,
+    Pairs,
     dig,
     group_pairs,
     metric_names,
@@ -32,6 +34,7 @@ from seqbench.reporting.query import (
     section,
 )
 from seqbench.results import ResultsError
+from seqbench.schema.types import PairRecord, RunResults
 
 
 def _show(value: Any) -> str:
@@ -52,31 +55,31 @@ def _warning(subject: str, diffs: list[str]) -> list[str]:
     return [f"{subject}: {', '.join(diffs)}"] if diffs else []
 
 
-def _hardware(results: dict[str, Any]) -> dict[str, Any]:
+def _hardware(results: RunResults) -> dict[str, Any]:
     machine = section(results, "environment", "machine")
     return {k: v for k, v in machine.items() if k in ("cpu", "cpu_count") or "gpu" in k}
 
 
-def _software(results: dict[str, Any]) -> dict[str, Any]:
+def _software(results: RunResults) -> dict[str, Any]:
     env = section(results, "environment")
     return {"python": env.get("python"), **section(results, "environment", "packages"),
             **section(results, "environment", "plugins")}
 
 
-def _config(results: dict[str, Any]) -> dict[str, Any]:
+def _config(results: RunResults) -> dict[str, Any]:
     config = section(results, "config")
     return {k: config.get(k) for k in ("seeds", "quick", "protocol")}
 
 
-def _first(pairs: list[dict], *path: str) -> Any:
+def _first(pairs: list[PairRecord], *path: str) -> Any:
     return next((v for v in (dig(p, *path) for p in pairs) if v is not None), None)
 
 
-def _devices(pairs: list[dict]) -> str | None:
+def _devices(pairs: list[PairRecord]) -> str | None:
     return " / ".join(sorted({str(p["device"]) for p in pairs if p.get("device")})) or None
 
 
-def _fingerprints(groups: dict[Key, list[dict]], keys: list[Key]) -> dict[str, str]:
+def _fingerprints(groups: dict[Key, list[PairRecord]], keys: list[Key]) -> dict[str, str]:
     found: dict[str, set[str]] = {}
     for key in keys:
         for pair in groups[key]:
@@ -86,7 +89,7 @@ def _fingerprints(groups: dict[Key, list[dict]], keys: list[Key]) -> dict[str, s
     return {dataset: ", ".join(sorted(fps)) for dataset, fps in found.items()}
 
 
-def _warnings(base: dict, new: dict, groups: tuple[dict, dict], keys: list[Key]) -> list[str]:
+def _warnings(base: RunResults, new: RunResults, groups: tuple[Groups, Groups], keys: list[Key]) -> list[str]:
     """Why the runs may not be comparable: data, hardware, configs, software."""
     bg, ng = groups
     bf, nf = _fingerprints(bg, keys), _fingerprints(ng, keys)
@@ -105,7 +108,7 @@ def _warnings(base: dict, new: dict, groups: tuple[dict, dict], keys: list[Key])
     return warnings
 
 
-def _groups(results: dict[str, Any], label: str) -> dict[Key, list[dict]]:
+def _groups(results: RunResults, label: str) -> dict[Key, list[PairRecord]]:
     """The pairs of a run by model × dataset, after checking every field the comparison reads;
     a ResultsError starting with ``label`` where one is malformed."""
     try:
@@ -124,7 +127,7 @@ def _groups(results: dict[str, Any], label: str) -> dict[Key, list[dict]]:
         raise ResultsError(f"{label}: {exc}") from None
 
 
-def _check_possible(pair: dict[str, Any]) -> None:
+def _check_possible(pair: PairRecord) -> None:
     """Refuse an ok record no run can write (a hand-edited one): accuracy outside [0, 1], a negative time."""
     pair_accuracy(pair)  # raises for an accuracy outside [0, 1]
     seconds_per_epoch(pair)
@@ -134,7 +137,7 @@ def _check_possible(pair: dict[str, Any]) -> None:
             raise ResultsError(f"{pair_name(pair)}: timing.{name} is negative ({value!r})")
 
 
-def _common_seeds(key: Key, base: list[dict], new: list[dict], warnings: list[str]) -> tuple[list[dict], list[dict]]:
+def _common_seeds(key: Key, base: list[PairRecord], new: list[PairRecord], warnings: list[str]) -> tuple[Pairs, Pairs]:
     """BASE's and NEW's pairs of ``key`` less the ok seeds that the other run lacks (said in
     ``warnings``), so that means and tests pair seed with seed; unchanged when none is common."""
     seeds = [{p["seed"] for p in ok_pairs(side)} for side in (base, new)]
@@ -149,14 +152,14 @@ def _common_seeds(key: Key, base: list[dict], new: list[dict], warnings: list[st
     return kept[0], kept[1]
 
 
-def _all_metric_names(pairs: list[dict]) -> list[str]:
+def _all_metric_names(pairs: list[PairRecord]) -> list[str]:
     """Every metric scalar (built-ins' too) of the ``ok`` pairs, in order of first appearance."""
     return list(dict.fromkeys(n for p in ok_pairs(pairs) for n in metric_values(p, builtins=True)))
 
 
 def compare_runs(
-    base: dict[str, Any],
-    new: dict[str, Any],
+    base: RunResults,
+    new: RunResults,
     thresholds: Iterable[Threshold] = (),
     *,
     alpha: float = DEFAULT_ALPHA,

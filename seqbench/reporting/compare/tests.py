@@ -21,12 +21,13 @@ from seqbench.reporting.query import (
     seconds_per_epoch,
     time_stat,
 )
+from seqbench.schema.types import PairRecord
 
 if TYPE_CHECKING:  # seqbench.reporting.stats imports NumPy: only where a comparison is made
     from seqbench.reporting.stats import Estimate
 
 
-def _accuracy_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | None:
+def _accuracy_test(base: list[PairRecord], new: list[PairRecord], alpha: float) -> Estimate | None:
     from seqbench.reporting.stats import permutation_test
 
     # pair_accuracy raises for an ok pair without an accuracy: none is left out here
@@ -34,7 +35,7 @@ def _accuracy_test(base: list[dict], new: list[dict], alpha: float) -> Estimate 
     return permutation_test(b, n, alpha=alpha)
 
 
-def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | None:
+def _time_test(base: list[PairRecord], new: list[PairRecord], alpha: float) -> Estimate | None:
     """The ratio NEW / BASE of seconds per epoch (means over seeds); its interval is the
     permutation interval of the difference in seconds, divided by BASE's mean."""
     from seqbench.reporting.stats import permutation_test
@@ -45,7 +46,7 @@ def _time_test(base: list[dict], new: list[dict], alpha: float) -> Estimate | No
     return test.affine(1 / base_mean, 1.0) if test is not None and base_mean > 0 else None
 
 
-def _metric_comparison(name: str, base: list[dict], new: list[dict], alpha: float) -> MetricComparison:
+def _metric_comparison(name: str, base: list[PairRecord], new: list[PairRecord], alpha: float) -> MetricComparison:
     from seqbench.reporting.stats import permutation_test
 
     values = [[v for p in ok_pairs(side) if (v := metric_values(p, builtins=True).get(name)) is not None]
@@ -55,7 +56,7 @@ def _metric_comparison(name: str, base: list[dict], new: list[dict], alpha: floa
     return mc
 
 
-def _correct(run_dir: Path, pair: dict[str, Any], warnings: list[str]) -> tuple[Any, Any] | None:
+def _correct(run_dir: Path, pair: PairRecord, warnings: list[str]) -> tuple[Any, Any] | None:
     """A pair's stored test labels and whether each prediction is right; None when it stored
     none, or ones that disagree with its recorded accuracy (with a warning)."""
     from seqbench.results import read_predictions
@@ -73,7 +74,7 @@ def _correct(run_dir: Path, pair: dict[str, Any], warnings: list[str]) -> tuple[
     return rows[0], right
 
 
-def _paired_test(dirs: tuple[Path, Path], base: list[dict], new: list[dict], alpha: float,
+def _paired_test(dirs: tuple[Path, Path], base: list[PairRecord], new: list[PairRecord], alpha: float,
                  warnings: list[str]) -> Estimate | None:
     """The paired prediction test over the seeds ok in both runs that stored predictions of
     the same data (fingerprint) and the same test labels; None when there are none."""
@@ -101,7 +102,7 @@ def _paired_test(dirs: tuple[Path, Path], base: list[dict], new: list[dict], alp
     return paired_accuracy_test(np.array(base_rows), np.array(new_rows), alpha).affine(100.0)
 
 
-def pair_comparison(key: Key, base: list[dict], new: list[dict], alpha: float,
+def pair_comparison(key: Key, base: list[PairRecord], new: list[PairRecord], alpha: float,
                      dirs: tuple[Path, Path] | None, warnings: list[str], metrics: list[str]) -> PairComparison:
     """Aggregate one model × dataset's seeds on both sides, with its tests when both have ok seeds."""
     failing = [p for p in new if p.get("status") in FAILING_STATUSES]
