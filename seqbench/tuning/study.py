@@ -30,9 +30,9 @@ from seqbench import results as res
 from seqbench.executors.worker import PluginSource
 from seqbench.plugins import Registry
 from seqbench.tuning.space import Dimension, SpaceError, check_entries, model_space
+from seqbench.tuning.summary import TUNE_FILE
 from seqbench.tuning.trial import COMPLETE, PRUNED, PrunerSpec, TrialTask
 
-TUNE_FILE = "tune.json"
 STUDY_DB = "study.db"
 TRIALS_DIR = "trials"
 SAMPLERS = ("tpe", "random")
@@ -168,6 +168,35 @@ def counted(trial: Any) -> bool:
 
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
         trial.state == TrialState.FAIL and not trial.user_attrs.get(INTERRUPTED))
+
+
+def summarize(tune: Tune) -> list[dict[str, Any]]:
+    """One entry per study: names, budget, counts by state, the defaults' and the best trial."""
+    from optuna.trial import TrialState
+
+    out = []
+    for name, study in tune.studies.items():
+        plan = tune.plans[name]
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        states = {
+            s: sum(t.state.name.lower() == s and counted(t) for t in trials) for s in ("complete", "pruned", "fail")
+        }
+        best = max(complete, key=lambda t: (t.value, -t.number), default=None)
+        defaults = next((t for t in trials if t.user_attrs.get("defaults") and counted(t)), None)
+        out.append({
+            "study": name, "model": plan.model, "dataset": plan.dataset,
+            "budget": {"trials": tune.request.trials, "timeout": tune.request.timeout},
+            "trials": states, "finished": sum(states.values()),
+            "seconds": sum(t.user_attrs.get("seconds", 0.0) for t in trials if counted(t)),
+            "space": {k: dim.describe() for k, dim in plan.space.items()},
+            "fixed": {k: v for k, v in plan.params.items() if k != "seed"},
+            "defaults": None if defaults is None else {"trial": defaults.number, "state": defaults.state.name.lower(),
+                                                       "value": defaults.value, "params": dict(defaults.params)},
+            "best": None if best is None else {"trial": best.number, "value": best.value, "params": dict(best.params),
+                                               "record": best.user_attrs.get("record")},
+        })
+    return out
 
 
 class Tune:
@@ -317,12 +346,11 @@ def trial_path(out_dir: Path, model: str, dataset: str, number: int) -> Path:
 def run_tune(registry: Registry, request: TuneRequest, pool: Any, plugins: PluginSource,
              observer: TuneObserver | None = None) -> dict[str, Any]:
     """Run (or resume) the tune of ``request`` in ``request.out_dir`` on ``pool`` and return its
-    summary (:func:`seqbench.tuning.summary.summarize`), also written to :data:`TUNE_FILE`."""
+    summary (:func:`summarize`), also written to :data:`TUNE_FILE`."""
     from seqbench import provenance
     from seqbench.planning import RunError
     from seqbench.plugins import plugin_versions
     from seqbench.runner import load_dataset
-    from seqbench.tuning.summary import summarize
     from seqbench.types import LoadContext
 
     studies = plan_tune(registry, request)

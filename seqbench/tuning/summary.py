@@ -1,57 +1,24 @@
-"""What a tune found, per study: its budget, trials by state, the defaults' trial and the best
-trial; and the best hyperparameters that ``seqbench run --params-from`` trains with."""
+"""A finished tune as ``seqbench run --params-from`` reads it: its summary file and the best
+hyperparameters of each study (the summary is written by :mod:`seqbench.tuning.study`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seqbench import results as res
 
-if TYPE_CHECKING:  # pragma: no cover
-    from seqbench.tuning.study import Tune
+#: A tune directory's summary: its request, then what each study found.
+TUNE_FILE = "tune.json"
 
 
 class TuneDirError(Exception):
     """A directory that holds no finished tune, or not the studies a run asks for."""
 
 
-def summarize(tune: Tune) -> list[dict[str, Any]]:
-    """One entry per study: names, budget, counts by state, the defaults' and the best trial."""
-    from optuna.trial import TrialState
-
-    from seqbench.tuning.study import counted
-
-    out = []
-    for name, study in tune.studies.items():
-        plan = tune.plans[name]
-        trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        states = {
-            s: sum(t.state.name.lower() == s and counted(t) for t in trials) for s in ("complete", "pruned", "fail")
-        }
-        best = max(complete, key=lambda t: (t.value, -t.number), default=None)
-        defaults = next((t for t in trials if t.user_attrs.get("defaults") and counted(t)), None)
-        out.append({
-            "study": name, "model": plan.model, "dataset": plan.dataset,
-            "budget": {"trials": tune.request.trials, "timeout": tune.request.timeout},
-            "trials": states, "finished": sum(states.values()),
-            "seconds": sum(t.user_attrs.get("seconds", 0.0) for t in trials if counted(t)),
-            "space": {k: dim.describe() for k, dim in plan.space.items()},
-            "fixed": {k: v for k, v in plan.params.items() if k != "seed"},
-            "defaults": None if defaults is None else {"trial": defaults.number, "state": defaults.state.name.lower(),
-                                                       "value": defaults.value, "params": dict(defaults.params)},
-            "best": None if best is None else {"trial": best.number, "value": best.value, "params": dict(best.params),
-                                               "record": best.user_attrs.get("record")},
-        })
-    return out
-
-
 def read_tune(tune_dir: Path) -> dict[str, Any]:
     """A tune directory's summary (``tune.json``); TuneDirError when there is none."""
-    from seqbench.tuning.study import TUNE_FILE
-
     path = Path(tune_dir) / TUNE_FILE
     try:
         return res.loads(path.read_text())
