@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seqbench.reporting.query import dig, group_note, group_pairs, group_status, ok_pairs, pairs_of, section
+from seqbench.reporting.query import config_of, group_note, group_pairs, group_status, ok_pairs, pairs_of
 from seqbench.schema.types import PairRecord, RunResults
 
 PARTIAL_TITLE = "PARTIAL RUN"
@@ -19,7 +19,7 @@ def missing_lines(results: RunResults) -> list[str]:
     models and datasets left out as unavailable, pairs skipped, failed or diverged, and planned
     pairs with no record (the run was interrupted before them). Empty for a complete run."""
     lines = [f"{u.get('kind', '?')} {u.get('name', '?')}: not run here ({u.get('reason', 'no reason recorded')})"
-             for u in (dig(results, "config", "unavailable") or []) if isinstance(u, dict)]
+             for u in config_of(results).get("unavailable", []) if isinstance(u, dict)]
     pairs = pairs_of(results)
     for (model, dataset), group in group_pairs(pairs).items():
         bad = [p for p in group if p.get("status") != "ok"]
@@ -28,7 +28,7 @@ def missing_lines(results: RunResults) -> list[str]:
             lines.append(f"{model} on {dataset}, seed{'s' * (len(bad) > 1)} {seeds}: {group_status(bad)}"
                          f" ({group_note(bad) or 'no reason recorded'})")
     recorded = {(p["model"], p["dataset"], p["seed"]) for p in pairs}
-    config = section(results, "config")
+    config = config_of(results)
     planned = [(m, d, s) for d in config.get("datasets") or [] for m in config.get("models") or []
                for s in config.get("seeds") or []]
     never = [key for key in planned if key not in recorded]
