@@ -62,10 +62,11 @@ def _commit(pair: PairRecord, results: RunResults) -> str:
 
 def _pair_columns(pair: PairRecord, results: RunResults, run: str) -> dict[str, Any]:
     """The columns a pair's rows share: where it comes from, its data and its hyperparameters."""
-    from seqbench.reporting.disclosure import as_mapping, provenance_label
+    from seqbench.reporting.disclosure import provenance_label
+    from seqbench.reporting.query import dataset_info_of
 
-    info, params = as_mapping(pair.get("dataset_info")), as_mapping(pair.get("params"))
-    fingerprint = info.get("fingerprint") if isinstance(info.get("fingerprint"), str) else None
+    info, params = dataset_info_of(pair), pair.get("params") or {}
+    fingerprint = info.get("fingerprint")
     return {
         "run": run, "commit": _commit(pair, results), "model": pair["model"], "dataset": pair["dataset"],
         "seed": pair["seed"], "quick": "true" if (results.get("config") or {}).get("quick") else "false",

@@ -23,7 +23,8 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 from urllib.parse import quote
@@ -31,6 +32,7 @@ from urllib.parse import quote
 from seqbench.fileio import ResultsError as ResultsError  # raised here too; its callers import it from here
 from seqbench.fileio import atomic_write_bytes, atomic_write_json
 from seqbench.metrics import is_number
+from seqbench.safe_text import terminal
 from seqbench.schema.types import RunResults
 
 SCHEMA_VERSION = "1.1"
@@ -282,22 +284,31 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 # The loader's field checks are read from the JSON Schemas, the one description of the format:
-# each property's type (null allowed everywhere: an unfinished pair leaves fields empty), the
-# statuses, and what an ok pair must have. They are a small subset of JSON Schema, checked here
-# with one-line messages rather than with jsonschema (a test-only dependency; tests/test_schema.py
-# validates the committed runs with it in full). What the schema holds but these do not check
-# (minimums, objects below the ones named here) is the readers' to check.
+# each property's type, down through the objects the schema describes (a field's properties, and
+# the values of its other keys), the statuses, and what an ok pair must have. They are a small
+# subset of JSON Schema, checked here with one-line messages rather than with jsonschema (a
+# test-only dependency; tests/test_schema.py validates the committed runs with it in full). What
+# the schema holds but these do not check (numbers, minimums, the items of lists of objects) is
+# the readers' to check. The strict load refuses a field of the wrong type; the lenient one
+# (report, compare) drops it with a warning, so that readers can trust every field they get.
+
+
+class _Field(NamedTuple):
+    """The check of one property, read from its schema node."""
+
+    kind: str  # of _TYPES
+    nullable: bool  # the schema allows null
+    fields: dict[str, _Field]  # an object's properties, checked in turn
+    values: _Field | None  # an object's other keys (its additionalProperties)
 
 
 class _Checks(NamedTuple):
-    """The :data:`_TYPES` kind of each field, by object, and what a pair's status allows."""
+    """The checked fields of a pair record and of a results file, and what a pair's status allows."""
 
-    pair: dict[str, str]
+    pair: dict[str, _Field]
     statuses: tuple[str, ...]
     ok_needs: list[str]
-    config: dict[str, str]
-    results: dict[str, str]
-    environment: dict[str, str]
+    results: dict[str, _Field]  # config and environment with their fields; not the pairs
 
 
 @functools.cache
@@ -308,20 +319,32 @@ def _checks() -> _Checks:
     pair, results = schema.load("pair"), schema.load("results")
     defs = pair["$defs"]
     return _Checks(
-        pair=_field_kinds(pair["properties"], defs, ("schema_version", "model", "dataset", "seed", "status")),
+        pair=_fields(pair["properties"], defs, ("schema_version", "model", "dataset", "seed", "status")),
         statuses=tuple(pair["properties"]["status"]["enum"]),
         ok_needs=list(pair["allOf"][0]["then"]["required"]),  # the "then" of status ok
-        config=_field_kinds(results["properties"]["config"]["properties"], defs),
-        results=_field_kinds(results["properties"], defs, ("schema_version", "config", "pairs")),
-        environment=_field_kinds(defs["environment"]["properties"], defs),
+        results=_fields(results["properties"], defs, ("schema_version", "pairs")),
     )
 
 
-def _field_kinds(properties: dict[str, Any], defs: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """The kinds of an object's properties in the schema, by name (``$ref`` into ``defs`` followed)."""
-    nodes = {name: defs[node["$ref"].rpartition("/")[2]] if "$ref" in node else node
-             for name, node in properties.items() if name not in skip}
-    return {name: kind for name, node in nodes.items() if (kind := _kind(node))}
+def _fields(properties: dict[str, Any], defs: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, _Field]:
+    """The checked properties of an object in the schema, by name."""
+    return {name: field for name, node in properties.items() if name not in skip and (field := _field(node, defs))}
+
+
+def _field(node: dict[str, Any], defs: dict[str, Any]) -> _Field | None:
+    """The check of a schema node (``$ref`` into ``defs`` followed); None for one these checks
+    leave to others."""
+    if "$ref" in node:
+        node = defs[node["$ref"].rpartition("/")[2]]
+    kind = _kind(node)
+    if kind is None:
+        return None
+    nullable = node["type"] == "null" or "null" in node["type"]  # _kind found a type
+    if kind != "dict":
+        return _Field(kind, nullable, {}, None)
+    extra = node.get("additionalProperties")
+    values = _field(extra, defs) if isinstance(extra, dict) else None
+    return _Field(kind, nullable, _fields(node.get("properties", {}), defs), values)
 
 
 def _kind(node: dict[str, Any]) -> str | None:
@@ -342,12 +365,53 @@ def _kind(node: dict[str, Any]) -> str | None:
     return {"string": "str", "integer": "int", "boolean": "bool", "number": None}[name]
 
 
-def _check_fields(obj: dict[str, Any], fields: dict[str, str], where: str, prefix: str = "") -> None:
-    for name, kind in fields.items():
-        value = obj.get(name)
-        check, expected = _TYPES[kind]
-        if value is not None and not check(value):
-            raise ResultsError(f"{where} {prefix}{name} must be {expected}, not {type(value).__name__}")
+class _Mismatch(NamedTuple):
+    """A field whose value is not of its schema type: where it is, its dotted path and what is wrong."""
+
+    parent: dict[str, Any]
+    name: str
+    path: str
+    problem: str  # "must be text, not int"; "" for a null where the schema allows none
+
+
+def _mismatches(obj: dict[str, Any], fields: dict[str, _Field], values: _Field | None = None,
+                prefix: str = "") -> Iterator[_Mismatch]:
+    """The fields of ``obj`` (and of the objects in it) that do not match their checks, in the
+    schema's order; the objects that match are looked into."""
+    names = [*fields, *(name for name in obj if name not in fields)] if values else list(fields)
+    for name in names:
+        field = fields.get(name, values)
+        if field is None or name not in obj:
+            continue
+        value = obj[name]
+        check, expected = _TYPES[field.kind]
+        if value is None:
+            if not field.nullable:
+                yield _Mismatch(obj, name, f"{prefix}{name}", "")
+        elif not check(value):
+            yield _Mismatch(obj, name, f"{prefix}{name}", f"must be {expected}, not {type(value).__name__}")
+        elif isinstance(value, dict) and (field.fields or field.values):
+            yield from _mismatches(value, field.fields, field.values, f"{prefix}{name}.")
+
+
+def _check_fields(obj: dict[str, Any], fields: dict[str, _Field], where: str, prefix: str = "") -> None:
+    """Refuse the first field of the wrong type (null is let through: an unfinished pair leaves fields empty)."""
+    for mismatch in _mismatches(obj, fields, prefix=prefix):
+        if mismatch.problem:
+            raise ResultsError(f"{where} {mismatch.path} {mismatch.problem}")
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr, as seqbench gives them (``seqbench: warning: ...``)."""
+    print(f"seqbench: warning: {terminal(message)}", file=sys.stderr)
+
+
+def _drop(obj: dict[str, Any], fields: dict[str, _Field], where: str) -> None:
+    """Drop each field of ``obj`` that does not match its check, warning of each of the wrong type."""
+    for mismatch in _mismatches(obj, fields):
+        del mismatch.parent[mismatch.name]
+        if mismatch.problem:
+            warn(f"{where} {mismatch.path} {mismatch.problem}: ignored")
 
 
 def check_pair(record: Any, where: str) -> None:
@@ -368,11 +432,8 @@ def check_pair(record: Any, where: str) -> None:
         missing = [k for k in checks.ok_needs if record.get(k) is None]
         if missing:
             raise ResultsError(f"{where} an ok pair needs {', '.join(missing)}")
-    # Nested values every reader relies on (the schema states them too, below the level the
-    # checks above read from it): a metric's result, the accuracy, the timings, the history.
-    for name, value in (record.get("metrics") or {}).items():
-        if not isinstance(value, dict):
-            raise ResultsError(f"{where} metrics.{name} must be an object, not {type(value).__name__}")
+    # Nested values every reader relies on that the checks above leave alone (numbers, the
+    # items of a list): the accuracy, the timings, the history.
     accuracy = (record.get("metrics") or {}).get("accuracy", {}).get("accuracy")
     if accuracy is not None and not (is_number(accuracy) and 0 <= accuracy <= 1):
         raise ResultsError(f"{where} metrics.accuracy.accuracy must be a number in [0, 1], not {accuracy!r}")
@@ -381,9 +442,6 @@ def check_pair(record: Any, where: str) -> None:
             raise ResultsError(f"{where} timing.{name} must be a number, not {type(value).__name__}")
     if not all(isinstance(h, dict) for h in record.get("history") or []):
         raise ResultsError(f"{where} history must be a list of objects")
-    fingerprint = (record.get("dataset_info") or {}).get("fingerprint")
-    if fingerprint is not None and not isinstance(fingerprint, str):
-        raise ResultsError(f"{where} dataset_info.fingerprint must be text")
 
 
 def check_config(config: Any, where: str) -> None:
@@ -393,7 +451,7 @@ def check_config(config: Any, where: str) -> None:
     missing = [k for k in ("models", "datasets", "seeds") if k not in config]
     if missing:
         raise ResultsError(f"{where} config lacks {', '.join(missing)}")
-    _check_fields(config, _checks().config, where, "config.")
+    _check_fields(config, _checks().results["config"].fields, where, "config.")
 
 
 def check_results(results: Any, where: str, strict: bool = True) -> None:
@@ -427,7 +485,6 @@ def _check_results_fields(results: dict[str, Any], where: str) -> None:
         raise ResultsError(f"{where} lacks config (the run's selection)")
     check_config(results["config"], where)
     _check_fields(results, _checks().results, where)
-    _check_fields(results.get("environment") or {}, _checks().environment, where, "environment.")
     if not all(isinstance(s, dict) for s in results.get("sessions") or []):
         raise ResultsError(f"{where} sessions must be a list of objects")
 
@@ -437,6 +494,8 @@ def load_results(run_dir: str | Path, strict: bool = False) -> RunResults:
     and brought to the current minor by :func:`migrate`.
 
     ``strict`` (what ``--resume`` needs) also refuses NaN and every field of the wrong type.
+    Otherwise (report, compare) a field of the wrong type is dropped, with a warning naming the
+    file and the field (:func:`drop_mismatches`), so that what the readers get is of its type.
     """
     path = Path(run_dir)
     if path.is_dir():
@@ -449,7 +508,19 @@ def load_results(run_dir: str | Path, strict: bool = False) -> RunResults:
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{path}: not a readable results file ({exc})") from None
     check_results(results, f"{path}:", strict)
+    if not strict:
+        drop_mismatches(results, f"{path}:")
     return migrate(results)
+
+
+def drop_mismatches(results: dict[str, Any], where: str) -> None:
+    """Drop every field of ``results`` (checked leniently) and of its pairs whose value is not of
+    its schema type, with a warning line starting ``where`` for each (a null where the schema
+    allows none goes silently: it says no more than the field's absence)."""
+    checks = _checks()
+    _drop(results, checks.results, where)
+    for i, pair in enumerate(results["pairs"]):
+        _drop(pair, checks.pair, f"{where} pair #{i}: {pair['model']} x {pair['dataset']} seed {pair['seed']}:")
 
 
 def migrate(results: dict[str, Any]) -> RunResults:

@@ -166,13 +166,21 @@ def test_list_and_run_print_no_escape_sequence_from_a_plugin(monkeypatch, tmp_pa
     assert "failed" in result.output and ESC not in result.output and "\\x1b[2J" in result.output
 
 
-def test_an_error_line_quoting_a_results_file_prints_no_escape_sequence(tmp_path):
+@pytest.mark.parametrize("field, fails", [(("epochs_run",), False), (("timing", "epoch_seconds_median"), True)])
+def test_an_error_line_quoting_a_results_file_prints_no_escape_sequence(tmp_path, field, fails):
+    """A field of the wrong type is a warning line (the loader leaves it out), a number that is not
+    one an error line (the readers refuse it): neither prints the file's escape sequences."""
     run = rf.write_run(tmp_path / "run", rf.make_results([rf.make_pair(f"m{TITLE}", "d", accuracy=0.5)]))
     data = json.loads((run / "results.json").read_text())
-    data["pairs"][0]["epochs_run"] = f"x{CLEAR}"
+    *parents, last = field
+    obj = data["pairs"][0]
+    for key in parents:
+        obj = obj[key]
+    obj[last] = f"x{CLEAR}"
     (run / "results.json").write_text(json.dumps(data))
     result = invoke(None, "report", run, "--no-plots")
-    assert result.exit_code != 0 and ESC not in result.output, result.output
+    assert (result.exit_code != 0) == fails and ESC not in result.output, result.output
+    assert fails or "seqbench: warning: " in result.output
 
 
 # --- 4. an --out that is not a seqbench run; temporary files that are not ours ---------------

@@ -209,10 +209,32 @@ def _malformed_run(tmp_path, change):
     return path
 
 
+@pytest.mark.parametrize("change, field", [
+    (lambda r: r["environment"].update(machine="box"), "environment.machine must be an object, not str"),
+    (lambda r: r.update(config=["seeds"]), "config must be an object, not list"),
+    (lambda r: r["config"].update(protocol="fast"), "config.protocol must be an object, not str"),
+    (lambda r: r["pairs"][1]["dataset_info"].update(n_test="many"),
+     "pair #1: rnn-cpu x mnist seed 1: dataset_info.n_test must be an integer, not str"),
+    (lambda r: r["pairs"][2]["metrics"].update(confusion={"labels": ["0", "1"], "matrix": 4}),
+     "pair #2: rnn-cpu x mnist seed 2: metrics.confusion.matrix must be a list, not int"),
+    (lambda r: r["pairs"][0]["metrics"].update(per_class={"classes": {"0": 1}}),
+     "pair #0: rnn-cpu x mnist seed 0: metrics.per_class.classes must be a list, not dict"),
+])
+@pytest.mark.slow
+def test_a_field_of_the_wrong_type_is_one_warning_in_report_and_compare(tmp_path, base_dir, change, field):
+    """A hand-edited field of the wrong type is left out of what report and compare read, with one
+    warning naming the file and the field; the report is made from the rest."""
+    bad = _malformed_run(tmp_path, change)
+    warning = f"seqbench: warning: {bad / 'results.json'}: {field}: ignored"
+    for result in (invoke("report", bad), invoke("compare", base_dir, bad)):
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output and result.stderr.splitlines().count(warning) == 1
+        assert [line for line in result.stderr.splitlines() if "seqbench: warning:" in line] == [warning]
+    assert "rnn-cpu" in (bad / "summary.md").read_text() and (bad / "report.html").exists()
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda r: r["pairs"][0]["metrics"]["accuracy"].update(accuracy=math.nan), "accuracy is nan, not a finite number"),
-    (lambda r: r["environment"].update(machine="box"), "environment.machine is str 'box', expected an object"),
-    (lambda r: r.update(config=["seeds"]), "config is list ['seeds'], expected an object"),
     (lambda r: r["pairs"][1].pop("metrics"), "rnn-cpu on mnist seed 1: status ok but no metrics.accuracy.accuracy"),
     (lambda r: r["pairs"][2]["timing"].update(epoch_seconds_median="fast"), "timing.epoch_seconds_median is 'fast'"),
 ])

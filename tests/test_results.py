@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import resource
 import signal
 import stat
@@ -538,7 +539,9 @@ def _spoil(path, value):
     ("timing.inference_repeats_seconds", [0.5, "x"],
      f"{W} timing.inference_repeats_seconds must be a number, not list"),
     ("history", [{"epoch": 1}, 3], f"{W} history must be a list of objects"),
-    ("dataset_info.fingerprint", 7, f"{W} dataset_info.fingerprint must be text"),
+    ("dataset_info.fingerprint", 7, f"{W} dataset_info.fingerprint must be text, not int"),
+    ("dataset_info.n_test", "many", f"{W} dataset_info.n_test must be an integer, not str"),
+    ("metrics.confusion.matrix", 3, f"{W} metrics.confusion.matrix must be a list, not int"),
 ])
 def test_check_pair_refuses_each_broken_field_with_its_message(path, value, message):
     from seqbench.results import ResultsError, check_pair
@@ -722,10 +725,78 @@ def test_load_results_passes_its_strictness_to_the_checks(tmp_path):
     results = _good_results()
     results["config"]["quick"] = "no"  # a wrong type, not a NaN: only the strict check refuses it
     run = write_run(tmp_path / "run", results)
-    assert res.load_results(run)["config"]["quick"] == "no"
-    assert res.load_results(run, strict=False)["config"]["quick"] == "no"
+    assert "quick" not in res.load_results(run)["config"]  # lenient: dropped, with a warning
+    assert "quick" not in res.load_results(run, strict=False)["config"]
     with pytest.raises(res.ResultsError, match=f"^{run / 'results.json'}: config.quick must be true or false"):
         res.load_results(run, strict=True)
+
+
+RESULTS = "results.json"
+
+
+def _spoiled_run(tmp_path, path, value):
+    from results_factory import write_run
+
+    results = _good_results()
+    *parents, last = path.split(".")
+    obj = results
+    for key in parents:
+        obj = obj[int(key)] if isinstance(obj, list) else obj.setdefault(key, {})
+    obj[last] = value
+    return write_run(tmp_path / "run", results)
+
+
+@pytest.mark.parametrize("path, value, field, message", [
+    ("config.protocol", "fast", "config.protocol", "must be an object, not str"),
+    ("config", ["seeds"], "config", "must be an object, not list"),
+    ("config.tuned.models.gru-cpu", 3, "config.tuned.models.gru-cpu", "must be an object, not int"),
+    ("environment.machine", "box", "environment.machine", "must be an object, not str"),
+    ("environment.machine.cpu_count", "8", "environment.machine.cpu_count", "must be an integer, not str"),
+    ("environment.packages.numpy", 2, "environment.packages.numpy", "must be text, not int"),
+    ("pairs.0.dataset_info.n_test", "many", "pair #0: rnn-cpu x mnist seed 0: dataset_info.n_test",
+     "must be an integer, not str"),
+    ("pairs.1.metrics.confusion.matrix", 3, "pair #1: rnn-cpu x mnist seed 1: metrics.confusion.matrix",
+     "must be a list, not int"),
+    ("pairs.0.metrics.per_class", [], "pair #0: rnn-cpu x mnist seed 0: metrics.per_class",
+     "must be an object, not list"),
+    ("pairs.0.metrics.calibration", 0.5, "pair #0: rnn-cpu x mnist seed 0: metrics.calibration",
+     "must be an object, not float"),
+    ("pairs.0.environment.machine.gpus", "none", "pair #0: rnn-cpu x mnist seed 0: environment.machine.gpus",
+     "must be a list of names, not str"),
+])
+def test_a_lenient_load_drops_a_field_of_the_wrong_type_with_one_warning(tmp_path, capsys, path, value, field,
+                                                                         message):
+    """What report and compare read is of its schema type: a field that is not is left out, and
+    the warning names the file and the field; the strict load (resume) still refuses it."""
+    run = _spoiled_run(tmp_path, path, value)
+    results = res.load_results(run)
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings == [f"seqbench: warning: {run / RESULTS}: {field} {message}: ignored"]
+    *parents, last = path.split(".")
+    obj = results
+    for key in parents:
+        obj = obj[int(key)] if isinstance(obj, list) else obj[key]
+    assert last not in obj
+    assert results["pairs"][0]["model"] == "rnn-cpu" and results["pairs"][1]["metrics"]["accuracy"]
+    with pytest.raises(res.ResultsError, match=f"^{re.escape(f'{run / RESULTS}: {field} {message}')}$"):
+        res.load_results(run, strict=True)
+
+
+def test_a_lenient_load_drops_a_null_where_the_schema_has_none_silently(tmp_path, capsys):
+    run = _spoiled_run(tmp_path, "environment.machine", None)
+    results = res.load_results(run)
+    assert "machine" not in results["environment"] and capsys.readouterr().err == ""
+    assert res.load_results(run, strict=True)["environment"]["machine"] is None  # strict lets nulls through
+
+
+def test_a_lenient_load_of_a_good_run_changes_nothing(tmp_path, capsys):
+    from results_factory import write_run
+
+    results = _good_results()
+    results["pairs"][0]["metrics"]["confusion"] = {"labels": ["0", "1"], "matrix": [[3, 1], [0, 4]]}
+    run = write_run(tmp_path / "run", results)
+    assert res.load_results(run) == res.load_results(run, strict=True) == json.loads(json.dumps(results))
+    assert capsys.readouterr().err == ""
 
 
 def test_a_session_holds_exactly_its_fields():

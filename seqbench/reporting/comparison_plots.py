@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from seqbench.reporting.leaderboard import Leaderboard
 from seqbench.reporting.plots import _log_x, _new_figure, _suptitle, interval, model_colours
-from seqbench.reporting.query import group_pairs, number, ok_pairs, pair_accuracy, pairs_of, seconds_per_epoch, stat
+from seqbench.reporting.query import (
+    checked,
+    group_pairs,
+    ok_pairs,
+    pair_accuracy,
+    pairs_of,
+    seconds_per_epoch,
+    stat,
+    timing_of,
+)
 from seqbench.reporting.significance import RankTest
 from seqbench.schema.types import PairRecord, RunResults
 
@@ -115,9 +124,11 @@ def pareto(points: Sequence[tuple[float, float]], lower_cost: bool = True) -> li
 
 COSTS: list[tuple[str, str, Callable[[PairRecord], float | None], bool]] = [
     ("seconds per epoch", "Seconds per epoch (median; lower is better)", seconds_per_epoch, True),
-    ("parameters", "Trainable parameters (lower is better)", lambda p: number(p, "num_parameters"), True),
+    ("parameters", "Trainable parameters (lower is better)",
+     lambda p: checked(p, "num_parameters", p.get("num_parameters")), True),
     ("throughput", "Inference throughput (samples/s; higher is better)",
-     lambda p: number(p, "timing", "inference_samples_per_second"), False),
+     lambda p: checked(p, "timing.inference_samples_per_second",
+                       timing_of(p).get("inference_samples_per_second")), False),
 ]
 
 

@@ -3,9 +3,15 @@ protocol each pair actually ran, and which copy of each dataset the figures come
 
 from __future__ import annotations
 
-from typing import Any
-
-from seqbench.reporting.query import dig, group_note, group_pairs, group_status, ok_pairs, pairs_of, section
+from seqbench.reporting.query import (
+    config_of,
+    dataset_info_of,
+    group_note,
+    group_pairs,
+    group_status,
+    ok_pairs,
+    pairs_of,
+)
 from seqbench.schema.types import PairRecord, RunResults
 
 PARTIAL_TITLE = "PARTIAL RUN"
@@ -19,7 +25,7 @@ def missing_lines(results: RunResults) -> list[str]:
     models and datasets left out as unavailable, pairs skipped, failed or diverged, and planned
     pairs with no record (the run was interrupted before them). Empty for a complete run."""
     lines = [f"{u.get('kind', '?')} {u.get('name', '?')}: not run here ({u.get('reason', 'no reason recorded')})"
-             for u in (dig(results, "config", "unavailable") or []) if isinstance(u, dict)]
+             for u in config_of(results).get("unavailable", []) if isinstance(u, dict)]
     pairs = pairs_of(results)
     for (model, dataset), group in group_pairs(pairs).items():
         bad = [p for p in group if p.get("status") != "ok"]
@@ -28,7 +34,7 @@ def missing_lines(results: RunResults) -> list[str]:
             lines.append(f"{model} on {dataset}, seed{'s' * (len(bad) > 1)} {seeds}: {group_status(bad)}"
                          f" ({group_note(bad) or 'no reason recorded'})")
     recorded = {(p["model"], p["dataset"], p["seed"]) for p in pairs}
-    config = section(results, "config")
+    config = config_of(results)
     planned = [(m, d, s) for d in config.get("datasets") or [] for m in config.get("models") or []
                for s in config.get("seeds") or []]
     never = [key for key in planned if key not in recorded]
@@ -52,14 +58,9 @@ def partial_markdown(results: RunResults) -> str:
     return f"**{note}**\n\n" + "".join(f"- {line}\n" for line in missing_lines(results)) + "\n"
 
 
-def as_mapping(value: Any) -> dict[str, Any]:
-    """``value`` if it is a dict, else an empty one (a record's optional ``params`` or ``dataset_info``)."""
-    return value if isinstance(value, dict) else {}
-
-
 def protocol_of(pair: PairRecord) -> str:
     """The protocol one pair ran, from its own params: ``at most 30 epochs, patience 8, cosine schedule, batch 128``."""
-    params = as_mapping(pair.get("params"))
+    params = pair.get("params") or {}
     return ", ".join(text.format(params[key]) for key, text in PROTOCOL_KEYS if params.get(key) is not None)
 
 
@@ -91,8 +92,8 @@ def data_copies(results: RunResults) -> dict[str, tuple[str | None, str | None]]
     """Per dataset of the run's pairs: (fingerprint, provenance label)."""
     copies: dict[str, tuple[str | None, str | None]] = {}
     for pair in pairs_of(results):
-        info = as_mapping(pair.get("dataset_info"))
-        fingerprint = info.get("fingerprint") if isinstance(info.get("fingerprint"), str) else None
+        info = dataset_info_of(pair)
+        fingerprint = info.get("fingerprint")
         if pair["dataset"] not in copies or (fingerprint and copies[pair["dataset"]][0] is None):
             label = provenance_label(pair["dataset"], fingerprint, info.get("provenance"))
             copies[pair["dataset"]] = (fingerprint, label)

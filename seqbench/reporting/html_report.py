@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from seqbench.fileio import atomic_write_bytes, atomic_write_text
 from seqbench.reporting.disclosure import data_lines, missing_lines, partial_note
-from seqbench.reporting.query import dig, pairs_of, section
+from seqbench.reporting.query import config_of, environment_of, machine_of, pairs_of, run_protocol
 from seqbench.reporting.tables import (
     PUBLISHED_NOTE,
     STATS_NOTE,
@@ -117,7 +117,7 @@ def merge_runs(runs: Runs) -> RunResults:
             name = pair["model"] + (f" [{label}]" if len(seen[pair["model"], pair["dataset"]]) > 1 else "")
             pairs.append(pair | {"model": name + (" (quick)" if quick else "")})
     first = runs[0][1]
-    config = {"quick": all_quick, "protocol": section(first, "config", "protocol")}
+    config = {"quick": all_quick, "protocol": run_protocol(first)}
     # A results-shaped view for the plots of several runs: its config and pairs are all they read.
     return cast("RunResults", {"config": config, "pairs": pairs})
 
@@ -173,16 +173,16 @@ def _gib(n: Any) -> str | None:
 
 
 def _machine(results: RunResults) -> str:
-    m = section(results, "environment", "machine")
+    m = machine_of(results)
     cpu = f"{m['cpu']} ({m.get('cpu_count', '?')} CPUs)" if m.get("cpu") else None
     gpus = m.get("gpus")
-    gpu = ", ".join(map(str, gpus)) if isinstance(gpus, list) and gpus else "no GPU"
+    gpu = ", ".join(gpus) if gpus else "no GPU"
     return " · ".join(str(p) for p in (cpu, _gib(m.get("memory_bytes")), gpu, m.get("platform")) if p)
 
 
 def _software(results: RunResults) -> str:
-    env = section(results, "environment")
-    packages = section(results, "environment", "packages") | section(results, "environment", "plugins")
+    env = environment_of(results)
+    packages = env.get("packages", {}) | env.get("plugins", {})
     versions = [f"{name} {version}" for name, version in packages.items() if version]
     return " · ".join([f"Python {env['python']}"] * bool(env.get("python")) + versions)
 
@@ -192,7 +192,7 @@ def protocol_line(results: RunResults) -> str:
     patience, schedule and batch each model × dataset ran with (from its own params)."""
     from seqbench.reporting.disclosure import protocol_lines
 
-    p = section(results, "config", "protocol")
+    p = run_protocol(results)
     parts = []
     if isinstance(p.get("val_fraction"), (int, float)):
         parts.append(f"{p['val_fraction']:.0%} of train held out for validation (seeded)")
@@ -203,7 +203,7 @@ def protocol_line(results: RunResults) -> str:
 
 def _run_header(label: str | None, results: RunResults) -> str:
     commit = code_line(results, digits=40)
-    seeds = dig(results, "config", "seeds")
+    seeds = config_of(results).get("seeds")
     rows = [
         ("command", f"<code>{html.escape(str(results['command']))}</code>" if results.get("command") else None),
         ("when", html.escape(" → ".join(str(results[k]) for k in ("created", "updated") if results.get(k)))),

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from seqbench.fileio import atomic_write_bytes
 from seqbench.reporting.query import (
     Stat,
-    dig,
+    dataset_info_of,
     group_note,
     group_pairs,
     group_status,
     mean_std,
+    metrics_of,
     ok_pairs,
     pair_accuracy,
     pairs_of,
@@ -419,10 +420,11 @@ def _log_time_axis(ax: Axes, clocks: list[list[float]]) -> None:
 
 
 def _confusion(pair: PairRecord) -> tuple[list[list[int]], list[str]] | None:
-    matrix = dig(pair, "metrics", "confusion", "matrix")
+    confusion = metrics_of(pair).get("confusion", {})
+    matrix = confusion.get("matrix")
     if not matrix:
         return None
-    labels = dig(pair, "metrics", "confusion", "labels") or dig(pair, "dataset_info", "class_names")
+    labels = confusion.get("labels") or dataset_info_of(pair).get("class_names")
     return matrix, [str(label) for label in labels or range(len(matrix))]
 
 

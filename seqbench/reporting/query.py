@@ -17,7 +17,7 @@ from typing import Any
 
 from seqbench.metrics import scalars
 from seqbench.results import ResultsError
-from seqbench.schema.types import PairRecord, RunResults
+from seqbench.schema.types import DatasetInfo, Environment, Machine, Metrics, PairRecord, RunConfig, RunResults, Timing
 
 Pairs = list[PairRecord]
 Groups = dict[tuple[str, str], Pairs]
@@ -58,26 +58,40 @@ def mean_std(xs: list[float]) -> tuple[float, float | None]:
     return mean, (statistics.stdev(scaled) * unit if len(xs) > 1 else None)
 
 
-def dig(obj: Any, *keys: str) -> Any:
-    """``obj[k1][k2]...``, or None where a level is missing or not a dict."""
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
+# --- a record's sections, typed ------------------------------------------------------------------
+# A leniently loaded record (results.load_results) holds only fields of their schema type; a
+# section it lacks, or that is null, reads as empty.
 
 
-def section(results: RunResults, *keys: str) -> dict[str, Any]:
-    """The object at ``results[k1][k2]...``: empty when missing, a ResultsError when not an object."""
-    obj: Any = results
-    for depth, key in enumerate(keys, 1):
-        obj = obj.get(key)
-        if obj is None:
-            return {}
-        if not isinstance(obj, dict):
-            where = ".".join(keys[:depth])
-            raise ResultsError(f"results file: {where} is {type(obj).__name__} {_short(obj)}, expected an object")
-    return obj
+def config_of(results: RunResults) -> RunConfig:
+    """The run's ``config`` (empty where the file has none)."""
+    return results.get("config", {})
+
+
+def environment_of(results: RunResults) -> Environment:
+    """Where the run's first session ran (empty where the file does not say)."""
+    return results.get("environment") or {}
+
+
+def machine_of(results: RunResults) -> Machine:
+    return environment_of(results).get("machine", {})
+
+
+def run_protocol(results: RunResults) -> dict[str, Any]:
+    """The run's ``config.protocol`` (free-form: its fields are the readers' to check)."""
+    return config_of(results).get("protocol", {})
+
+
+def dataset_info_of(pair: PairRecord) -> DatasetInfo:
+    return pair.get("dataset_info") or {}
+
+
+def metrics_of(pair: PairRecord) -> Metrics:
+    return pair.get("metrics") or {}
+
+
+def timing_of(pair: PairRecord) -> Timing:
+    return pair.get("timing") or {}
 
 
 def _short(value: Any) -> str:
@@ -100,11 +114,6 @@ def checked(pair: PairRecord, field: str, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ResultsError(f"{pair_name(pair)}: {field} is {_short(value)}, not a finite number")
     return float(value)
-
-
-def number(pair: PairRecord, *keys: str) -> float | None:
-    """The finite number at ``pair[k1][k2]...``, as :func:`checked`."""
-    return checked(pair, ".".join(keys), dig(pair, *keys))
 
 
 def pairs_of(results: RunResults) -> Pairs:
@@ -138,7 +147,7 @@ def ok_pairs(pairs: Pairs) -> Pairs:
 
 def pair_accuracy(pair: PairRecord) -> float | None:
     """Test accuracy as a fraction; a ResultsError for an ``ok`` pair without one."""
-    accuracy = number(pair, "metrics", "accuracy", "accuracy")
+    accuracy = checked(pair, "metrics.accuracy.accuracy", metrics_of(pair).get("accuracy", {}).get("accuracy"))
     if accuracy is None and pair.get("status") == "ok":
         raise ResultsError(f"{pair_name(pair)}: status ok but no metrics.accuracy.accuracy")
     if accuracy is not None and not 0 <= accuracy <= 1:
@@ -149,8 +158,10 @@ def pair_accuracy(pair: PairRecord) -> float | None:
 
 def seconds_per_epoch(pair: PairRecord) -> float | None:
     """The median epoch time after the first; the mean of all epochs in older records."""
-    median = number(pair, "timing", "epoch_seconds_median")
-    return median if median is not None else number(pair, "timing", "epoch_seconds_mean")
+    timing = timing_of(pair)
+    median = checked(pair, "timing.epoch_seconds_median", timing.get("epoch_seconds_median"))
+    mean = checked(pair, "timing.epoch_seconds_mean", timing.get("epoch_seconds_mean"))
+    return median if median is not None else mean
 
 
 def accuracy_stat(pairs: Pairs) -> Stat | None:
@@ -195,9 +206,9 @@ def group_note(pairs: Pairs) -> str | None:
     ) or None
 
 
-def stat_of(pairs: Pairs, *keys: str, scale: float = 1.0) -> Stat | None:
-    """The number at ``pair[k1][k2]...`` (:func:`number`) over the ``ok`` pairs."""
-    return stat((number(p, *keys) for p in ok_pairs(pairs)), scale=scale)
+def stat_of(pairs: Pairs, field: str, read: Callable[[PairRecord], float | None], scale: float = 1.0) -> Stat | None:
+    """The number ``read`` of each ``ok`` pair, checked as ``field`` (:func:`checked`), over the pairs."""
+    return stat((checked(p, field, read(p)) for p in ok_pairs(pairs)), scale=scale)
 
 
 #: Built-in metrics whose numbers have columns of their own (accuracy, macro F1) or are not scalars.
@@ -240,6 +251,6 @@ def _count(pair: PairRecord) -> int:
     value = pair.get("num_parameters")
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    count = number(pair, "num_parameters")
+    count = checked(pair, "num_parameters", value)
     assert count is not None  # its callers pass only pairs that have one
     return int(count)

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tabulate import tabulate
 
@@ -31,25 +31,29 @@ from seqbench.reporting.query import (
     Stat,
     accuracy_stat,
     checked,
-    dig,
+    config_of,
+    dataset_info_of,
+    environment_of,
     group_note,
     group_pairs,
     group_status,
+    machine_of,
     metric_names,
     metric_stat,
+    metrics_of,
     num_parameters,
-    number,
     ok_pairs,
     pair_name,
     pairs_of,
-    section,
+    run_protocol,
     stat,
     stat_of,
     time_stat,
+    timing_of,
 )
 from seqbench.results import ResultsError
 from seqbench.safe_text import csv_cell
-from seqbench.schema.types import PairRecord, RunResults
+from seqbench.schema.types import ClassScores, PairRecord, PerClassResult, RunResults
 
 FORMATS = ("github", "grid", "csv", "json")
 MISSING = "—"
@@ -115,14 +119,15 @@ TEST_SAMPLES_COLUMN = Column("test_samples", "test samples", fixed(0))
 
 def is_quick(results: RunResults) -> bool:
     """Whether the run used the ``--quick`` smoke profile."""
-    return bool(dig(results, "config", "quick"))
+    return config_of(results).get("quick", False)
 
 
 def quick_note(results: RunResults) -> str | None:
     """One line saying that a run is quick and what that means; None for a full run."""
     if not is_quick(results):
         return None
-    profile = section(results, "config", "protocol", "quick_profile")
+    profile = run_protocol(results).get("quick_profile")
+    profile = profile if isinstance(profile, dict) else {}
     limits = [f"{profile[k]:,} {what}" for k, what in (("epochs", "epochs"), ("max_train", "training samples"),
                                                        ("max_test", "test samples")) if isinstance(profile.get(k), int)]
     detail = f" ({', '.join(limits)} at most per pair)" if limits else ""
@@ -131,8 +136,7 @@ def quick_note(results: RunResults) -> str | None:
 
 def _test_samples(pairs: Pairs) -> int | None:
     """How many test samples the row's ok seeds were evaluated on (the largest, if they differ)."""
-    counts = [dig(p, "dataset_info", "n_test") for p in ok_pairs(pairs)]
-    return max((c for c in counts if isinstance(c, int)), default=None)
+    return max((n for p in ok_pairs(pairs) if (n := dataset_info_of(p).get("n_test")) is not None), default=None)
 
 
 def mark_quick(table: Table, results: RunResults, *extra: Column) -> Table:
@@ -198,11 +202,11 @@ def _summary_row(pairs: Pairs, metrics: list[Column]) -> dict[str, Any]:
         "num_parameters": num_parameters(pairs),
         **{c.key: metric_stat(pairs, c.header) for c in metrics},
         "accuracy_pct": accuracy_stat(pairs),
-        "macro_f1": stat_of(pairs, "metrics", "per_class", "macro", "f1"),
-        "epochs": stat_of(pairs, "epochs_run"),
-        "best_epoch": stat_of(pairs, "best_epoch"),
+        "macro_f1": stat_of(pairs, "metrics.per_class.macro.f1", lambda p: _macro(p).get("f1")),
+        "epochs": stat_of(pairs, "epochs_run", lambda p: p.get("epochs_run")),
+        "best_epoch": stat_of(pairs, "best_epoch", lambda p: p.get("best_epoch")),
         "seconds_per_epoch": time_stat(pairs),
-        "train_seconds": stat_of(pairs, "timing", "train_seconds"),
+        "train_seconds": stat_of(pairs, "timing.train_seconds", lambda p: timing_of(p).get("train_seconds")),
         "note": group_note(pairs),
     }
 
@@ -248,7 +252,7 @@ PUBLISHED_NOTE = ("Published rows are other papers' test accuracies on these tas
 
 def shows_published(results: RunResults) -> bool:
     """Whether a run's reports show published results (``config.published``, default yes)."""
-    return dig(results, "config", "published") is not False
+    return config_of(results).get("published") is not False
 
 
 def published_table(runs: Sequence[RunResults]) -> Table | None:
@@ -258,9 +262,9 @@ def published_table(runs: Sequence[RunResults]) -> Table | None:
         return None
     from seqbench.references import for_datasets
 
-    datasets = [d for results in runs for d in [*(dig(results, "config", "datasets") or []),
+    datasets = [d for results in runs for d in [*config_of(results).get("datasets", []),
                                                  *(p["dataset"] for p in pairs_of(results))]]
-    found = for_datasets(d for d in datasets if isinstance(d, str))
+    found = for_datasets(datasets)
     if not found:
         return None
     columns = [Column("model", "model"), Column("dataset", "dataset"), Column("status", "status"),
@@ -290,12 +294,18 @@ PER_CLASS_COLUMNS = [
 _CLASS_METRICS = ("precision", "recall", "f1")
 
 
-def _classes(pair: PairRecord) -> list[dict[str, Any]]:
+def _per_class(pair: PairRecord) -> PerClassResult:
+    return metrics_of(pair).get("per_class", {})
+
+
+def _macro(pair: PairRecord) -> dict[str, float]:
+    return _per_class(pair).get("macro", {})
+
+
+def _classes(pair: PairRecord) -> list[ClassScores]:
     """The per-class entries of a pair's report (empty when it has none)."""
-    classes = dig(pair, "metrics", "per_class", "classes")
-    if classes is None:
-        return []
-    if not isinstance(classes, list) or not all(isinstance(c, dict) for c in classes):
+    classes = _per_class(pair).get("classes", [])
+    if not all(isinstance(c, dict) for c in classes):  # the loader checks the list, not its items
         raise ResultsError(f"{pair_name(pair)}: metrics.per_class.classes is not a list of objects")
     return classes
 
@@ -314,7 +324,8 @@ def _class_rows(pairs: Pairs) -> list[dict[str, Any]]:
         support = checked(reporting[0], f"metrics.per_class.classes[{i}].support", entry.get("support"))
         rows.append({"class": str(entry.get("class", i)), "n": len(per_seed),
                      "support": None if support is None else int(support)} | row)
-    macro = {k: stat(number(p, "metrics", "per_class", "macro", k) for p in reporting) for k in _CLASS_METRICS}
+    macro = {k: stat(checked(p, f"metrics.per_class.macro.{k}", _macro(p).get(k)) for p in reporting)
+             for k in _CLASS_METRICS}
     support = sum(r["support"] or 0 for r in rows)
     return [*rows, {"class": "macro avg", "n": len(reporting), "support": support} | macro]
 
@@ -344,20 +355,29 @@ TIMING_COLUMNS = [
 ]
 
 
+#: The timings of a pair that the timing table shows (beside the median, :func:`time_stat`).
+TimingField = Literal["epoch_seconds_min", "epoch_seconds_mean", "train_seconds", "time_to_best_seconds",
+                      "inference_seconds", "inference_samples_per_second", "peak_host_rss_bytes", "peak_device_bytes"]
+
+
+def _timing_stat(pairs: Pairs, key: TimingField, scale: float = 1.0) -> Stat | None:
+    return stat_of(pairs, f"timing.{key}", lambda p: timing_of(p).get(key), scale=scale)
+
+
 def _timing_row(pairs: Pairs) -> dict[str, Any]:
     devices = sorted({str(p["device"]) for p in ok_pairs(pairs) if p.get("device")})
     return {
         "device": " / ".join(devices) or None,
         "n": len(ok_pairs(pairs)),
         "seconds_per_epoch": time_stat(pairs),
-        "epoch_seconds_min": stat_of(pairs, "timing", "epoch_seconds_min"),
-        "epoch_seconds_mean": stat_of(pairs, "timing", "epoch_seconds_mean"),
-        "train_seconds": stat_of(pairs, "timing", "train_seconds"),
-        "time_to_best_seconds": stat_of(pairs, "timing", "time_to_best_seconds"),
-        "inference_seconds": stat_of(pairs, "timing", "inference_seconds"),
-        "samples_per_second": stat_of(pairs, "timing", "inference_samples_per_second"),
-        "peak_host_rss_mib": stat_of(pairs, "timing", "peak_host_rss_bytes", scale=_MIB),
-        "peak_device_mib": stat_of(pairs, "timing", "peak_device_bytes", scale=_MIB),
+        "epoch_seconds_min": _timing_stat(pairs, "epoch_seconds_min"),
+        "epoch_seconds_mean": _timing_stat(pairs, "epoch_seconds_mean"),
+        "train_seconds": _timing_stat(pairs, "train_seconds"),
+        "time_to_best_seconds": _timing_stat(pairs, "time_to_best_seconds"),
+        "inference_seconds": _timing_stat(pairs, "inference_seconds"),
+        "samples_per_second": _timing_stat(pairs, "inference_samples_per_second"),
+        "peak_host_rss_mib": _timing_stat(pairs, "peak_host_rss_bytes", scale=_MIB),
+        "peak_device_mib": _timing_stat(pairs, "peak_device_bytes", scale=_MIB),
     }
 
 
@@ -475,7 +495,7 @@ def code_line(results: RunResults, digits: int = 12) -> str | None:
 
     versions = Counter(v for p in pairs_of(results) if (v := code_version(p.get("environment"), digits)) is not None)
     if not versions:
-        return code_state(section(results, "environment"), digits)
+        return code_state(environment_of(results), digits)
     if len(versions) == 1:
         (commit, flags), = versions
         return f"commit {commit}" + (f" ({', '.join(flags)})" if flags else "")
@@ -488,7 +508,7 @@ def code_line(results: RunResults, digits: int = 12) -> str | None:
 
 def _run_line(results: RunResults) -> str:
     """Where the numbers come from: command, time, machine and commit(s), in one line."""
-    machine = section(results, "environment", "machine")
+    machine = machine_of(results)
     parts = [
         f"`{results['command']}`" if results.get("command") else None,
         results.get("updated") or results.get("created"),
@@ -502,7 +522,7 @@ def data_line(results: RunResults) -> str:
     """What the harness did to each dataset's arrays (the same for every model)."""
     from seqbench.types import Preprocessing
 
-    declared = section(results, "config", "preprocessing")
+    declared = config_of(results).get("preprocessing", {})
     parts = []
     for name, rec in declared.items():
         try:
@@ -516,8 +536,8 @@ def data_line(results: RunResults) -> str:
 def tuning_line(results: RunResults) -> str:
     """Where the hyperparameters came from: ``tuned: N trials each on validation (...)`` (``seqbench
     run --params-from``) or ``defaults, untuned``."""
-    tuned = dig(results, "config", "tuned")
-    if not isinstance(tuned, dict):
+    tuned = config_of(results).get("tuned")
+    if tuned is None:
         return "Hyperparameters: defaults, untuned"
     budgets = {(s["budget"].get("trials"), s["budget"].get("timeout")) for s in tuned["models"].values()}
     trials, timeout = next(iter(budgets))

@@ -22,8 +22,11 @@ from seqbench.reporting.compare.tests import pair_comparison
 from seqbench.reporting.query import (
     Groups,
     Pairs,
-    dig,
+    config_of,
+    dataset_info_of,
+    environment_of,
     group_pairs,
+    machine_of,
     metric_names,
     metric_values,
     ok_pairs,
@@ -31,7 +34,6 @@ from seqbench.reporting.query import (
     pair_name,
     pairs_of,
     seconds_per_epoch,
-    section,
 )
 from seqbench.results import ResultsError
 from seqbench.schema.types import PairRecord, RunResults
@@ -56,23 +58,23 @@ def _warning(subject: str, diffs: list[str]) -> list[str]:
 
 
 def _hardware(results: RunResults) -> dict[str, Any]:
-    machine = section(results, "environment", "machine")
+    machine = machine_of(results)
     return {k: v for k, v in machine.items() if k in ("cpu", "cpu_count") or "gpu" in k}
 
 
 def _software(results: RunResults) -> dict[str, Any]:
-    env = section(results, "environment")
-    return {"python": env.get("python"), **section(results, "environment", "packages"),
-            **section(results, "environment", "plugins")}
+    env = environment_of(results)
+    return {"python": env.get("python"), **env.get("packages", {}), **env.get("plugins", {})}
 
 
 def _config(results: RunResults) -> dict[str, Any]:
-    config = section(results, "config")
-    return {k: config.get(k) for k in ("seeds", "quick", "protocol")}
+    config = config_of(results)
+    return {"seeds": config.get("seeds"), "quick": config.get("quick"), "protocol": config.get("protocol")}
 
 
-def _first(pairs: list[PairRecord], *path: str) -> Any:
-    return next((v for v in (dig(p, *path) for p in pairs) if v is not None), None)
+def _params(pairs: list[PairRecord]) -> dict[str, Any] | None:
+    """The params of the first pair that has them."""
+    return next((params for p in pairs if (params := p.get("params")) is not None), None)
 
 
 def _devices(pairs: list[PairRecord]) -> str | None:
@@ -83,7 +85,7 @@ def _fingerprints(groups: dict[Key, list[PairRecord]], keys: list[Key]) -> dict[
     found: dict[str, set[str]] = {}
     for key in keys:
         for pair in groups[key]:
-            fingerprint = dig(pair, "dataset_info", "fingerprint")
+            fingerprint = dataset_info_of(pair).get("fingerprint")
             if fingerprint:
                 found.setdefault(key[1], set()).add(str(fingerprint))
     return {dataset: ", ".join(sorted(fps)) for dataset, fps in found.items()}
@@ -102,18 +104,16 @@ def _warnings(base: RunResults, new: RunResults, groups: tuple[Groups, Groups], 
     warnings += _warning("different software", _diff(_software(base), _software(new)))
     for key in keys:
         warnings += _warning(f"{key_name(key)}: different device", _diff(_devices(bg[key]), _devices(ng[key])))
-        bp, np_ = _first(bg[key], "params"), _first(ng[key], "params")
+        bp, np_ = _params(bg[key]), _params(ng[key])
         if bp is not None and np_ is not None:
             warnings += _warning(f"{key_name(key)}: different params", _diff(bp, np_))
     return warnings
 
 
 def _groups(results: RunResults, label: str) -> dict[Key, list[PairRecord]]:
-    """The pairs of a run by model × dataset, after checking every field the comparison reads;
+    """The pairs of a run by model × dataset, after checking the pairs the comparison reads;
     a ResultsError starting with ``label`` where one is malformed."""
     try:
-        for read in (_hardware, _software, _config):
-            read(results)
         seen: set[tuple[Any, Any, Any]] = set()
         for pair in pairs_of(results):
             key = (pair["model"], pair["dataset"], pair["seed"])

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from seqbench.reporting.compare.model import FAILING_STATUSES, Key, MetricComparison, PairComparison
 from seqbench.reporting.query import (
     accuracy_stat,
-    dig,
+    dataset_info_of,
     group_status,
     mean_std,
     metric_stat,
@@ -86,8 +86,8 @@ def _paired_test(dirs: tuple[Path, Path], base: list[PairRecord], new: list[Pair
     base_rows, new_rows = [], []
     for bp in ok_pairs(base):
         np_ = new_by_seed.get(bp["seed"])
-        fingerprint = dig(bp, "dataset_info", "fingerprint")
-        if np_ is None or fingerprint is None or fingerprint != dig(np_, "dataset_info", "fingerprint"):
+        fingerprint = dataset_info_of(bp).get("fingerprint")
+        if np_ is None or fingerprint is None or fingerprint != dataset_info_of(np_).get("fingerprint"):
             continue
         b, n = _correct(dirs[0], bp, warnings), _correct(dirs[1], np_, warnings)
         if b is None or n is None:
