@@ -222,10 +222,10 @@ def _save(out_dir: Path, what: str, write: Callable[[], object]) -> None:
 
 def _reports(out_dir: Path, results_dict: dict[str, Any], plot_format: str | None, observer: RunObserver) -> None:
     """The run's tables, records, per-pair plots and report.html; a failure to draw is a warning."""
-    from seqbench.reporting import html_report, plots, tables
+    from seqbench.reporting import html_report, plots, table_files
 
     results = res.as_record(results_dict)
-    steps = [("tables", lambda: tables.write_tables(out_dir, results)),
+    steps = [("tables", lambda: table_files.write_tables(out_dir, results)),
              (records.RECORDS_FILE, lambda: records.write_records(out_dir, results))]
     if plot_format:
         steps += [(f"plots of {r['model']} x {r['dataset']}", partial(plots.write_pair_plots, out_dir, r, plot_format))

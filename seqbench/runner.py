@@ -657,9 +657,9 @@ def _write_reports(out_dir: Path, results: dict[str, Any], record: dict[str, Any
                    observer: RunObserver, only_missing: bool = False) -> None:
     """Tables and records after every pair; the pair's own plots in ``plot_format`` (None: none;
     ``only_missing``: only those not on disk)."""
-    from seqbench.reporting import tables
+    from seqbench.reporting import table_files
 
-    _guard(observer, "tables", lambda: tables.write_tables(out_dir, res.as_record(results)))
+    _guard(observer, "tables", lambda: table_files.write_tables(out_dir, res.as_record(results)))
     _guard(observer, records.RECORDS_FILE, lambda: records.write_records(out_dir, res.as_record(results)))
     if plot_format and record.get("status") in res.DONE_STATUSES:
         _guard(observer, "pair plots", lambda: _plots().write_pair_plots(out_dir, record, plot_format, only_missing))

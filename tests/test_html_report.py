@@ -14,7 +14,8 @@ from results_factory import make_pair, make_results, seeded, write_run
 
 from seqbench.cli import main
 from seqbench.reporting.html_report import REPORT_FILE, merge_runs, render_report, write_report, write_run_report
-from seqbench.reporting.tables import render, summary_table, write_tables
+from seqbench.reporting.table_files import write_tables
+from seqbench.reporting.tables import render, summary_table
 
 
 def _results(quick=False):

@@ -20,7 +20,7 @@ from seqbench.datasets.catalog import CIFAR10_DEV_FINGERPRINT
 from seqbench.records import COLUMNS, records_text
 from seqbench.reporting.disclosure import missing_lines, protocol_lines
 from seqbench.reporting.html_report import REPORT_FILE, render_report, write_report
-from seqbench.reporting.tables import write_tables
+from seqbench.reporting.table_files import write_tables
 
 REPO = Path(__file__).resolve().parent.parent
 N = 1000

@@ -10,6 +10,7 @@ import pytest
 from results_factory import CIFAR10_CLASSES, make_pair, make_results, seeded, write_run
 
 from seqbench.reporting.query import Stat, stat
+from seqbench.reporting.table_files import write_tables
 from seqbench.reporting.tables import (
     FORMATS,
     merged_summary_table,
@@ -18,7 +19,6 @@ from seqbench.reporting.tables import (
     summary_table,
     summary_text,
     timing_table,
-    write_tables,
 )
 from seqbench.results import ResultsError, load_results
 

@@ -23,7 +23,8 @@ from seqbench.reporting.compare import (
 from seqbench.reporting.leaderboard import across_datasets, check_same_data, leaderboards
 from seqbench.reporting.leaderboard_tables import console_report, write_merged_files
 from seqbench.reporting.plots import PLOT_FORMATS
-from seqbench.reporting.tables import FORMATS, merged_summary_table, render, summary_table, write_tables
+from seqbench.reporting.table_files import write_tables
+from seqbench.reporting.tables import FORMATS, merged_summary_table, render, summary_table
 from seqbench.results import ResultsError, check_own_dirs, load_results
 from seqbench.schema.types import RunConfig, RunResults
 

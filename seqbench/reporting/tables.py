@@ -20,12 +20,10 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from tabulate import tabulate
 
-from seqbench.fileio import atomic_write_text
 from seqbench.reporting.query import (
     Pairs,
     Stat,
@@ -559,26 +557,3 @@ def markdown(table: Table, results: RunResults) -> str:
         "Data copies: " + " · ".join(copies) if copies else "",
         "Protocol, as each pair ran it: " + " · ".join(protocols) if protocols else "") if line)
     return f"{partial_markdown(results)}# {table.title}\n\n{head}\n\n{render(table, 'github')}\n{STATS_NOTE}\n"
-
-
-def leaderboard_markdown(run_dir: Path, results: RunResults) -> str:
-    """The leaderboard, all-pairs and across-datasets sections of a run's ``summary.md``."""
-    from seqbench.reporting import leaderboard as lb
-    from seqbench.reporting.leaderboard_tables import markdown as board_markdown
-
-    boards = lb.leaderboards([(Path(run_dir).name, results, Path(run_dir))])
-    return board_markdown(boards, lb.across_datasets(boards))
-
-
-def write_tables(run_dir: Path, results: RunResults) -> list[Path]:
-    """Write ``summary``, ``per_class`` and ``timing`` as ``.md`` and ``.csv`` into ``run_dir``
-    (``summary.md`` with the leaderboard)."""
-    paths = []
-    for name, build in TABLES.items():
-        table = build(results)
-        extra = leaderboard_markdown(run_dir, results) + published_markdown(results) if name == "summary" else ""
-        for path, text in ((run_dir / f"{name}.md", markdown(table, results) + extra),
-                           (run_dir / f"{name}.csv", render(table, "csv"))):
-            atomic_write_text(path, text)
-            paths.append(path)
-    return paths
