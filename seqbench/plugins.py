@@ -21,7 +21,6 @@ import importlib
 import importlib.metadata
 import os
 import re
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,7 +28,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from seqbench import hookspecs
-from seqbench.safe_text import terminal
+from seqbench.safe_text import warn
 from seqbench.types import DatasetSpec, MetricSpec, ModelSpec
 
 ENTRY_POINT_GROUP = "seqbench"
@@ -112,7 +111,7 @@ def _warn(registry: Registry, message: str, strict: bool) -> None:
     if strict:
         raise PluginError(message)
     registry.warnings.append(message)
-    print(f"seqbench: warning: {terminal(message)}", file=sys.stderr)
+    warn(message)
 
 
 def one_line(exc: BaseException) -> str:

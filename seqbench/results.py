@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -32,7 +31,7 @@ from urllib.parse import quote
 from seqbench.fileio import ResultsError as ResultsError  # raised here too; its callers import it from here
 from seqbench.fileio import atomic_write_bytes, atomic_write_json
 from seqbench.metrics import is_number
-from seqbench.safe_text import terminal
+from seqbench.safe_text import warn
 from seqbench.schema.types import RunResults
 
 SCHEMA_VERSION = "1.1"
@@ -399,11 +398,6 @@ def _check_fields(obj: dict[str, Any], fields: dict[str, _Field], where: str, pr
     for mismatch in _mismatches(obj, fields, prefix=prefix):
         if mismatch.problem:
             raise ResultsError(f"{where} {mismatch.path} {mismatch.problem}")
-
-
-def warn(message: str) -> None:
-    """A warning line on stderr, as seqbench gives them (``seqbench: warning: ...``)."""
-    print(f"seqbench: warning: {terminal(message)}", file=sys.stderr)
 
 
 def _drop(obj: dict[str, Any], fields: dict[str, _Field], where: str) -> None:

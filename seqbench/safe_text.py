@@ -9,6 +9,7 @@ its title or clear it) or a spreadsheet (formulas such as ``=HYPERLINK(...)``).
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 #: Control characters (C0, DEL, C1) but newline and tab, and the bidirectional overrides that
@@ -23,6 +24,12 @@ _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 def terminal(text: str) -> str:
     """``text`` with each control character shown as its escape (``\\x1b``), never sent as itself."""
     return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr, as seqbench gives them (``seqbench: warning: ...``), made safe
+    for the terminal."""
+    print(f"seqbench: warning: {terminal(message)}", file=sys.stderr)
 
 
 def csv_cell(value: Any) -> Any:
