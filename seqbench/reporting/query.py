@@ -160,8 +160,9 @@ def seconds_per_epoch(pair: PairRecord) -> float | None:
     """The median epoch time after the first; the mean of all epochs in older records."""
     timing = timing_of(pair)
     median = checked(pair, "timing.epoch_seconds_median", timing.get("epoch_seconds_median"))
-    mean = checked(pair, "timing.epoch_seconds_mean", timing.get("epoch_seconds_mean"))
-    return median if median is not None else mean
+    if median is not None:
+        return median
+    return checked(pair, "timing.epoch_seconds_mean", timing.get("epoch_seconds_mean"))
 
 
 def accuracy_stat(pairs: Pairs) -> Stat | None:
