@@ -100,6 +100,50 @@ def test_the_fused_sigmoid_is_numpys_to_float32_tolerance():
     assert np.abs(g[:, H : 2 * H] - 0.5).max() < 1e-7  # sigmoid(0)
 
 
+@pytest.mark.parametrize("dtype, rtol, atol", [("float32", 2e-6, 2e-6), ("float64", 1e-13, 1e-15)])
+def test_the_lstm_inference_step_fused_computes_what_the_numpy_one_does(dtype, rtol, atol):
+    """INFER has no CUDA form: its two CPU forms are checked alike and against each other,
+    h written into its columns of ``z`` and nothing else of ``z`` touched."""
+    k = lstm.INFER
+    assert k.cuda is None
+    assert list(inspect.signature(k.numpy).parameters) == list(inspect.signature(k.fused.py_func).parameters)
+    rng = np.random.default_rng(0)
+    for B, H, at in ((3, 5, 2), (64, 128, 29), (7, 33, 0)):
+        a = (2.0 * rng.standard_normal((B, 4 * H))).astype(dtype)
+        c = rng.standard_normal((B, H)).astype(dtype)
+        z = rng.standard_normal((B, at + H + 3)).astype(dtype)
+        outs = [[a.copy(), c.copy(), z.copy()] for _ in range(2)]
+        for form, (a_, c_, z_) in zip((k.fused, k.numpy), outs, strict=True):
+            form(a_, H, at, c_, z_)
+        (_, c1, z1), (_, c2, z2) = outs
+        sig = 1 / (1 + np.exp(-a.astype(np.float64)))
+        c_expected = sig[:, H : 2 * H] * c + sig[:, :H] * np.tanh(a[:, 2 * H : 3 * H])
+        h_expected = sig[:, 3 * H :] * np.tanh(c_expected)
+        for c_, z_ in ((c1, z1), (c2, z2)):
+            np.testing.assert_allclose(c_, c_expected, rtol=rtol, atol=atol)
+            np.testing.assert_allclose(z_[:, at : at + H], h_expected, rtol=rtol, atol=atol)
+            np.testing.assert_array_equal(np.delete(z_, np.s_[at : at + H], axis=1),
+                                          np.delete(z, np.s_[at : at + H], axis=1))
+
+
+@pytest.mark.parametrize("readout", ["last", "mean"])
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
+def test_the_lstm_inference_path_gives_the_forward_passes_state(readout, fused):
+    """float32, 40 steps: one product a step against the input projection of all steps, to
+    float32 rounding; the cell's other buffers are not its concern (forward after it is unchanged)."""
+    x = long_batch(T=40, B=50, F=3, C=3, seed=2)[0].astype(np.float32)
+    model = RecurrentClassifier(lstm.LSTM, 3, 3, hidden=24, seed=1, readout=readout, fused=fused)
+    x_t = model._time_major(x)
+    expected = model.cell.forward(model.params, x_t, readout)[0].copy()
+    model.cell.infer(model.params, x_t[::-1].copy(), readout)  # its buffers start over each call
+    got = model.cell.infer(model.params, x_t, readout).copy()
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(model.cell.forward(model.params, x_t, readout)[0], expected)
+    model.cell._infer_step = None  # as on the GPU: the forward pass's state itself
+    np.testing.assert_array_equal(model.cell.infer(model.params, x_t, readout), expected)
+
+
 def test_fused_is_the_default_and_numpy_the_fallback(monkeypatch):
     assert NumpyBackend().kernels == "numba" and NumpyBackend(fused=False).kernels == "numpy"
     model = RecurrentClassifier(lstm.LSTM, 3, 2, hidden=4)
@@ -157,5 +201,7 @@ def test_on_cupy_each_kernel_is_one_elementwise_kernel_of_its_cuda_form(monkeypa
                         for k in KERNELS.values()]
         assert len({k.name for k in KERNELS.values()}) == len(KERNELS)
         assert all("sigm(" not in k.cuda.body or "sigm(" in k.cuda.preamble for k in KERNELS.values())
+        with pytest.raises(ValueError, match="seqbench_lstm_infer has no CUDA form"):
+            backend.kernel(lstm.INFER)
     finally:
         cupy_backend._compiled.cache_clear()

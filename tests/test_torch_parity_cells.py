@@ -142,3 +142,17 @@ def test_sgd_steps_stay_together(cell, fused):
     for name, value in scratch.state_dict().items():
         assert not np.allclose(value, initial[name]), f"{name} did not move"
         np.testing.assert_allclose(ours[name], value, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+@CELLS
+@pytest.mark.parametrize("readout", ["last", "mean"])
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
+def test_same_predictions(cell, readout, fused):
+    """``predict_proba`` (the LSTM's lean inference path, one product a step) against the twin's
+    softmax, with shards on two threads."""
+    scratch = scratch_model(cell, readout=readout, fused=fused, threads=2)
+    twin = torch_twin(scratch, cell, readout)
+    x = np.random.default_rng(9).standard_normal((70, T, F))
+    with torch.no_grad():
+        expected = torch.softmax(twin(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(scratch.predict_proba(x), expected, rtol=RTOL, atol=ATOL)

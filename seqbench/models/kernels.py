@@ -54,12 +54,13 @@ class Cuda:
 
 @dataclass(frozen=True)
 class Kernel:
-    """A cell's element-wise step in its three forms (see the module docstring)."""
+    """A cell's element-wise step in its three forms (see the module docstring); ``cuda`` is
+    ``None`` for a step the GPU path does not take."""
 
     name: str
     numpy: Callable[..., None]
     fused: Callable[..., None] | None
-    cuda: Cuda
+    cuda: Cuda | None = None
 
 
 def numba_unavailable() -> str | None:

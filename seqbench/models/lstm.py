@@ -10,7 +10,8 @@ backward pass. Backward keeps the gate pre-activation gradients dA_t ``(B, 4H)``
 of a segment (:data:`BACKWARD`; a segment is all steps of a row task), so dW_x = X^T dA,
 dW_h = H_{t-1}^T dA and db are each one product (or sum) a segment; per step one
 ``(B, 4H) @ (4H, H)`` product carries dh_t back to dh_{t-1}. A sequence too long for its
-buffers is done in chunks of steps (:class:`~seqbench.models.recurrent.CellBase`).
+buffers is done in chunks of steps (:class:`~seqbench.models.recurrent.CellBase`). Predictions
+on the CPU take a leaner path (:meth:`LSTM.infer`, :data:`INFER`).
 
 The element-wise steps are below the cell, each in its three forms (NumPy, numba, CUDA; see
 :mod:`seqbench.models.kernels`).
@@ -41,6 +42,7 @@ class LSTM(CellBase):
     def __init__(self, backend: Any, dtype: np.dtype) -> None:
         super().__init__(backend, dtype)
         self._forward_step, self._backward_step = backend.kernel(FORWARD), backend.kernel(BACKWARD)
+        self._infer_step = backend.kernel(INFER) if self.xp is np else None
 
     def init(self, rng: np.random.Generator, n_features: int, hidden: int) -> dict[str, np.ndarray]:
         b = np.zeros(4 * hidden)
@@ -58,6 +60,39 @@ class LSTM(CellBase):
         bufs = self._buffers(K, B, H)
         h, starts = self._forward_chunks(x_t, K, bufs[1:3], lambda x: self._steps(p, x, *bufs), readout)
         return h, (x_t, K, starts, readout)
+
+    def infer(self, p: Mapping[str, Any], x_t: Any, readout: str) -> Any:
+        """The readout state alone (for predictions). On the CPU each step is one product
+        ``[x_t, 1, h_{t-1}] @ [W_x; b; W_h]`` and one element-wise step (:data:`INFER`) that
+        keeps only h and c: a K=28 input projection of all steps runs at about half the GEMM
+        rate of the recurrent one, so folding it into the recurrent product is faster at the
+        same flops (docs/results.md). Equal to :meth:`forward`'s state to float32 rounding."""
+        if self._infer_step is None:  # the GPU: one input projection of all steps suits it best
+            return super().infer(p, x_t, readout)
+        xp, ws = self.xp, self.ws
+        T, B, F = x_t.shape
+        H = p["W_h"].shape[0]
+        w = ws.get(xp, "w_cat", (F + 1 + H, 4 * H), self.dtype)
+        w[:F], w[F], w[F + 1 :] = p["W_x"], p["b"], p["W_h"]
+        z = ws.get(xp, "z", (B, F + 1 + H), self.dtype)  # [x_t, 1, h_{t-1}]
+        z[:, F] = 1
+        z[:, F + 1 :] = 0
+        a = ws.get(xp, "a", (B, 4 * H), self.dtype)
+        c = ws.get(xp, "c_infer", (B, H), self.dtype)
+        c[...] = 0
+        h = ws.get(xp, "h_out", (B, H), self.dtype)
+        h[...] = 0
+        for t in range(T):
+            z[:, :F] = x_t[t]
+            self.backend.matmul(z, w, out=a)
+            self._infer_step(a, H, F + 1, c, z)
+            if readout == "mean":
+                h += z[:, F + 1 :]
+        if readout == "mean":
+            h /= T
+        else:
+            h[...] = z[:, F + 1 :]
+        return h
 
     def _buffers(self, K: int, B: int, H: int) -> tuple[Any, Any, Any, Any]:
         """A chunk's forward buffers: ``gates`` (x W_x + b, then activations), ``hs``, ``cs``
@@ -171,6 +206,39 @@ h = go * tc;
 
 FORWARD = Kernel("seqbench_lstm_forward", _forward_numpy, _forward_fused,
                  Cuda("raw T rec, T c_prev, int32 H", "raw T g, T c, T tc, T h", _CUDA_FORWARD, CUDA_SIGMOID))
+
+# INFER(a, H, at, c, z): FORWARD for predictions, keeping nothing for a backward pass. In: ``a``
+# (B, 4H), the pre-activations x_t W_x + b + h_{t-1} W_h, blocks [i, f, g, o]. In/out ``c``
+# (B, H): c_{t-1}, becomes c_t. Out: h_t into ``z[:, at : at + H]`` (where the next step's
+# product reads it). CPU only: the GPU keeps FORWARD's whole-sequence input projection.
+
+
+def _infer_numpy(a: np.ndarray, H: int, at: int, c: np.ndarray, z: np.ndarray) -> None:
+    gi, gf, gg, go = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+    sigmoid_numpy(a[:, : 2 * H], out=a[:, : 2 * H])
+    np.tanh(gg, out=gg)
+    sigmoid_numpy(go, out=go)
+    np.multiply(c, gf, out=c)
+    np.multiply(gi, gg, out=gi)
+    np.add(c, gi, out=c)
+    h = z[:, at : at + H]
+    np.tanh(c, out=h)
+    np.multiply(h, go, out=h)
+
+
+@jit
+def _infer_fused(a, H, at, c, z):  # pragma: no cover - compiled by numba
+    for b in range(c.shape[0]):
+        ar, cr = a[b], c[b]
+        ai, af, ag, ao = ar[:H], ar[H : 2 * H], ar[2 * H : 3 * H], ar[3 * H :]
+        for j in range(H):
+            cr[j] = sigmoid(af[j]) * cr[j] + sigmoid(ai[j]) * tanh(ag[j])
+        hr = z[b][at : at + H]
+        for j in range(H):
+            hr[j] = sigmoid(ao[j]) * tanh(cr[j])
+
+
+INFER = Kernel("seqbench_lstm_infer", _infer_numpy, _infer_fused)
 
 # BACKWARD(g, c_prev, tc, dh, H, dc, dg): backward of FORWARD given its activations ``g`` =
 # [i, f, g, o] and dL/dh_t. In/out ``dc``: dL/dc_t through c_{t+1}, becomes dL/dc_{t-1}. Out

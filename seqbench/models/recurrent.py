@@ -47,6 +47,9 @@ class Cell(Protocol):
     def backward(self, p: Mapping[str, Any], cache: Any, dh: Any) -> dict[str, Any]:
         """Given dL/d(readout state) ``(B, H)``, return dL/dparam for every cell parameter."""
 
+    def infer(self, p: Mapping[str, Any], x_t: Any, readout: str) -> Any:
+        """:meth:`forward`'s readout state alone (predictions: nothing kept for a backward pass)."""
+
 
 #: Default of ``bptt_mb``: the MiB of per-step buffers a model may keep for whole sequences. 1 GiB
 #: keeps every cell's whole sMNIST step (784 steps, batch 128) at hidden 256 (686 MiB for the LSTM
@@ -137,6 +140,14 @@ class CellBase:
         else:
             h[...] = states[0][n]
         return h, starts
+
+    def forward(self, p: Mapping[str, Any], x_t: Any, readout: str) -> tuple[Any, Any]:
+        """See :class:`Cell`; each cell defines it."""
+        raise NotImplementedError
+
+    def infer(self, p: Mapping[str, Any], x_t: Any, readout: str) -> Any:
+        """:meth:`forward`'s readout state; a cell may override it with a leaner path."""
+        return self.forward(p, x_t, readout)[0]
 
     def _readout_grads(self, dh: Any, T: int, readout: str) -> tuple[Any, Any]:
         """What dL/d(readout) gives the hidden states: (dL/dh_T from it, what it adds to every
@@ -300,7 +311,7 @@ class RecurrentClassifier(Model):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         def proba(i: int, rows: slice) -> np.ndarray:
-            h, _ = self.cells[i].forward(self.params, self._time_major(chunk[rows]), self.readout)
+            h = self.cells[i].infer(self.params, self._time_major(chunk[rows]), self.readout)
             return self.backend.to_host(self._softmax(self._logits(h)))
 
         out = []

@@ -104,6 +104,8 @@ def _compiled(k: Kernel) -> Any:
     import cupy
 
     c = k.cuda
+    if c is None:
+        raise ValueError(f"{k.name} has no CUDA form")
     return cupy.ElementwiseKernel(c.in_params, c.out_params, c.body, k.name, preamble=c.preamble)
 
 
