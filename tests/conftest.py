@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import toy_plugin
 
+from seqbench import results
 from seqbench.plugins import load_plugins
 
 
@@ -15,6 +16,13 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.delenv("SEQBENCH_STRICT_PLUGINS", raising=False)
     monkeypatch.delenv("SEQBENCH_BLOCK_PLUGINS", raising=False)
     monkeypatch.setenv("SEQBENCH_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_result_checks():
+    """The loader's field checks derived from the schemas in each test, not cached by an earlier
+    one: a change to the derivation (or a mutant of it) shows in every test that loads a record."""
+    results._checks.cache_clear()
 
 
 @pytest.fixture

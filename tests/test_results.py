@@ -225,6 +225,15 @@ def test_a_resume_keeps_the_first_session_of_a_1_0_run():
     ]
 
 
+def test_a_resume_writes_this_seqbench_s_schema_version_over_a_newer_minor():
+    """A run written by a newer 1.x is read as it is (unknown fields kept), but what the resume
+    writes is this version's format, so the file says so."""
+    stored = {"schema_version": "1.9", "created": "t0", "future_field": 1, "sessions": [], "pairs": []}
+    resumed = res.resumed_results(res.migrate(stored), res.new_session("seqbench run --resume r", "/e", {}))
+    assert resumed["schema_version"] == res.SCHEMA_VERSION != "1.9"
+    assert resumed["future_field"] == 1
+
+
 # --- a write that fails part way --------------------------------------------------------------
 # The failure paths of the atomic write: a write that fails part way leaves the old file intact
 # and no temporary file behind.
@@ -361,11 +370,14 @@ def _rec(status, finished=None, started=None, seed=0):
     (("ok", "2026-01-01"), ("ok", "2026-01-02"), 1),  # then the later wins
     (("ok", "2026-01-02"), ("ok", "2026-01-01"), 0),
     (("failed", None, "2026-01-05"), ("failed", "2026-01-04"), 0),  # 'started' where not finished
+    (("ok", "2026-01-01"), ("ok", "2026-01-01"), 1),  # a tie: the file read last
+    (("ok", "2026-01-01"), ("ok", None), 0),  # a record with no time is older than any with one
 ])
 def test_which_record_of_a_pair_wins(tmp_path, first, second, winner):
     (tmp_path / "pairs").mkdir()
     records = [_rec(*first), _rec(*second)]
     for name, record in zip(("a", "b"), records, strict=True):  # read in file-name order: a, then b
+        record["params"] = {"file": name}  # told apart where all else ties
         (tmp_path / "pairs" / f"{name}.json").write_text(json.dumps(record))
     assert res.read_pairs(tmp_path) == {("m", "d", 0): records[winner]}
 
