@@ -68,13 +68,33 @@ class RaisesInterrupt(MeanLogReg):
         raise KeyboardInterrupt
 
 
+class CtrlCInDel(MeanLogReg):
+    """At each batch, Ctrl-C reaches its process while Python runs a ``__del__`` (as it can during
+    garbage collection): Python prints the handler's exception and ignores it; the batch goes on.
+    Sends it only in the process named by ``SAFE_PID`` (the test's own)."""
+
+    def train_batch(self, x: Any, y: Any) -> float:
+        if os.environ.get(SAFE_PID) == str(os.getpid()):
+            _Collected()
+        return super().train_batch(x, y)
+
+
+class _Collected:
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # the handler runs here, inside __del__
+            pass
+
+
 def toy_plugins() -> list[tuple[str, object]]:
-    """Dataset ``toy``; models ``logreg``, ``killer``, ``sleeper``, ``hangs`` and ``interrupts``."""
+    """Dataset ``toy``; models ``logreg``, ``killer``, ``sleeper``, ``hangs``, ``interrupts`` and
+    ``ctrl-c-in-del``."""
     models = {"logreg": lambda info, p: MeanLogReg(info.n_features, info.num_classes, p["lr"], p["seed"]),
               "killer": lambda info, p: Killer(info.n_features, info.num_classes, p["lr"], p["seed"]),
               "sleeper": lambda info, p: Sleeper(info.n_features, info.num_classes, p["lr"], p["seed"]),
               "hangs": lambda info, p: Hangs(info.n_features, info.num_classes, p["lr"], p["seed"]),
-              "interrupts": lambda info, p: RaisesInterrupt(info.n_features, info.num_classes, p["lr"], p["seed"])}
+              "interrupts": lambda info, p: RaisesInterrupt(info.n_features, info.num_classes, p["lr"], p["seed"]),
+              "ctrl-c-in-del": lambda info, p: CtrlCInDel(info.n_features, info.num_classes, p["lr"], p["seed"])}
     return [("toy", toy_plugin(models=models))]
 
 

@@ -479,6 +479,46 @@ def test_a_user_interrupt_still_stops_the_run(dask_registry, tmp_path):
     assert not list(out.glob("pairs/*.json"))  # the hung pair was stopped by the Ctrl-C, not recorded
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # and no "Exception ignored" report
+def test_a_ctrl_c_that_python_ignored_inside_a_del_still_stops_the_run(dask_registry, tmp_path, monkeypatch):
+    """The handler's exception is lost where Python ignores exceptions (a ``__del__``, a weakref
+    callback: what tests/test_robustness.py's random signals hit now and then); the stop it asked
+    for is raised again at the pair's next batch. Before: the run trained on to exit 0."""
+    import os
+
+    monkeypatch.setenv("SEQBENCH_TEST_SAFE_PID", str(os.getpid()))
+    out = tmp_path / "run"
+    result = invoke(dask_registry, "-m", "ctrl-c-in-del", "-m", "logreg", "-d", "toy", "--out", str(out), "--no-plots")
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.stderr
+    assert not list(out.glob("pairs/*.json"))
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_a_stop_lost_where_no_pair_trains_is_raised_where_the_run_ends(monkeypatch):
+    """No batch follows (a resume with nothing left, the report): the block that asked for the
+    stop raises it as it ends; the signal handler and Python's unraisable hook are put back."""
+    import os
+    import signal
+    import sys
+
+    import dask_helpers
+
+    from seqbench import timeouts
+
+    hook = sys.unraisablehook
+    steps = []
+    with pytest.raises(timeouts.UserInterrupt):
+        with timeouts.user_interrupts():
+            dask_helpers._Collected()  # Ctrl-C inside a __del__: Python ignores the handler's exception
+            steps.append("went on")
+    assert steps == ["went on"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and sys.unraisablehook is hook
+    with timeouts.user_interrupts():  # forgotten once raised: the next run is not stopped by it
+        steps.append("next run")
+    assert steps == ["went on", "next run"]
+
+
 @pytest.mark.slow
 def test_on_dask_a_hung_pair_is_cancelled_and_a_keyboard_interrupt_is_the_plugins(dask_registry, tmp_path):
     pytest.importorskip("distributed")

@@ -8,6 +8,7 @@ import json
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -279,19 +280,16 @@ def _command_line_wins(ctx: click.Context, all_pairs: bool, models: tuple[str, .
 def sigterm_interrupts() -> Any:
     """SIGTERM raises :class:`seqbench.runner.Terminated` (a KeyboardInterrupt) in the main thread."""
     from seqbench.runner import Terminated
+    from seqbench.timeouts import request_stop, stops_on
 
     def terminate(signum: int, frame: Any) -> None:
-        raise Terminated()
+        request_stop(Terminated)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, terminate)
-    except ValueError:  # not the main thread: leave signals alone
+    if threading.current_thread() is not threading.main_thread():  # leave signals alone
         yield
         return
-    try:
+    with stops_on(signal.SIGTERM, terminate):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def exit_code(pairs: Sequence[Mapping[str, Any]]) -> int:
