@@ -338,7 +338,7 @@ def _field(node: dict[str, Any], defs: dict[str, Any]) -> _Field | None:
     kind = _kind(node)
     if kind is None:
         return None
-    nullable = node["type"] == "null" or "null" in node["type"]  # _kind found a type
+    nullable = "null" in node["type"]  # a type name, or a list of them (_kind found one)
     if kind != "dict":
         return _Field(kind, nullable, {}, None)
     extra = node.get("additionalProperties")

@@ -731,6 +731,17 @@ def test_list_fields_of_the_config_check_every_item(field, value, message):
     res.check_results(results, "r.json:")
 
 
+@pytest.mark.parametrize("value", [{"lr": 0.1}, {"lr": None}, {"lr": ["0.1"]}])
+def test_an_object_of_texts_checks_every_value(value):
+    """config.overrides (and a pair's metric_errors, the environment's thread_env): each value text."""
+    results = _good_results()
+    results["config"]["overrides"] = value
+    with pytest.raises(res.ResultsError, match="^r.json: config.overrides must be an object of texts, not dict$"):
+        res.check_results(results, "r.json:")
+    results["config"]["overrides"] = {"lr": "0.1"}
+    res.check_results(results, "r.json:")
+
+
 def test_load_results_passes_its_strictness_to_the_checks(tmp_path):
     from results_factory import write_run
 
