@@ -202,6 +202,45 @@ def test_allow_missing_compares_only_the_seeds_both_runs_have(tmp_path):
     assert warning in compare(tmp_path, base, new, "--allow-missing").stderr
 
 
+def test_the_seeds_left_out_are_named_on_both_sides(tmp_path):
+    from results_factory import make_pair, seeded
+
+    base = seeded("m", "mnist", [0.90, 0.80, 0.85, 0.86], [2.0] * 4)
+    new = [make_pair("m", "mnist", seed, accuracy=0.9, seconds=2.0) for seed in (0, 1, 4)]
+    result = compare(tmp_path, base, new, "--allow-missing", "--format", "json")
+    assert json.loads(result.stdout)["warnings"][-1] == (
+        "m on mnist: compared on the seeds both runs have (0, 1); BASE's seeds 2, 3 left out, NEW's seed 4 left out"
+    )
+
+
+@pytest.mark.parametrize("side", ["base", "new"])
+def test_a_time_gate_names_the_run_without_times(tmp_path, side):
+    from results_factory import seeded
+
+    runs = {"base": seeded("m", "mnist", [0.9] * 3, [2.0] * 3), "new": seeded("m", "mnist", [0.9] * 3, [2.0] * 3)}
+    for pair in runs[side]:
+        pair["timing"] = {}
+    result = compare(tmp_path, runs["base"], runs["new"], "--fail-on", "time:+10%")
+    assert f"m on mnist: time cannot be gated: {side.upper()} has no seconds per epoch" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("field", ["packages", "plugins"])
+def test_an_environment_without_packages_or_plugins_compares(tmp_path, field):
+    """Both are optional in the schema (a hand-made or foreign run may lack them)."""
+    from results_factory import make_results, seeded, write_run
+
+    dirs = []
+    for label, seconds in (("base", 2.0), ("new", 2.0)):
+        results = make_results(seeded("m", "mnist", [0.9] * 3, [seconds] * 3))
+        if label == "new":
+            del results["environment"][field]
+        (tmp_path / label).mkdir()
+        dirs.append(str(write_run(tmp_path / label, results)))
+    result = CliRunner().invoke(main, ["compare", *dirs])
+    assert result.exit_code == 0, result.output
+    assert "different software" in result.stderr
+
+
 def test_a_time_gate_with_base_at_zero_seconds_is_not_ok(tmp_path):
     from results_factory import seeded
 
@@ -498,7 +537,6 @@ def test_a_ctrl_c_that_python_ignored_inside_a_del_still_stops_the_run(dask_regi
 def test_a_stop_lost_where_no_pair_trains_is_raised_where_the_run_ends(monkeypatch):
     """No batch follows (a resume with nothing left, the report): the block that asked for the
     stop raises it as it ends; the signal handler and Python's unraisable hook are put back."""
-    import os
     import signal
     import sys
 
@@ -508,10 +546,9 @@ def test_a_stop_lost_where_no_pair_trains_is_raised_where_the_run_ends(monkeypat
 
     hook = sys.unraisablehook
     steps = []
-    with pytest.raises(timeouts.UserInterrupt):
-        with timeouts.user_interrupts():
-            dask_helpers._Collected()  # Ctrl-C inside a __del__: Python ignores the handler's exception
-            steps.append("went on")
+    with pytest.raises(timeouts.UserInterrupt), timeouts.user_interrupts():
+        dask_helpers._Collected()  # Ctrl-C inside a __del__: Python ignores the handler's exception
+        steps.append("went on")
     assert steps == ["went on"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and sys.unraisablehook is hook
     with timeouts.user_interrupts():  # forgotten once raised: the next run is not stopped by it

@@ -736,7 +736,7 @@ def test_an_object_of_texts_checks_every_value(value):
     """config.overrides (and a pair's metric_errors, the environment's thread_env): each value text."""
     results = _good_results()
     results["config"]["overrides"] = value
-    with pytest.raises(res.ResultsError, match="^r.json: config.overrides must be an object of texts, not dict$"):
+    with pytest.raises(res.ResultsError, match=r"^r\.json: config\.overrides must be an object of texts, not dict$"):
         res.check_results(results, "r.json:")
     results["config"]["overrides"] = {"lr": "0.1"}
     res.check_results(results, "r.json:")
