@@ -160,13 +160,18 @@ class LSTM(CellBase):
 # [sigma, sigma, tanh, sigma](g + rec); c = f c_prev + i g; tc = tanh(c); h = o tc.
 
 
+def _activate_numpy(g: np.ndarray, H: int) -> None:
+    """The gate activations [sigma, sigma, tanh, sigma] of ``g``'s blocks, in place."""
+    sigmoid_numpy(g[:, : 2 * H], out=g[:, : 2 * H])
+    np.tanh(g[:, 2 * H : 3 * H], out=g[:, 2 * H : 3 * H])
+    sigmoid_numpy(g[:, 3 * H :], out=g[:, 3 * H :])
+
+
 def _forward_numpy(rec: np.ndarray, c_prev: np.ndarray, H: int, g: np.ndarray, c: np.ndarray,
                    tc: np.ndarray, h: np.ndarray) -> None:
     gi, gf, gg, go = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
     np.add(g, rec, out=g)
-    sigmoid_numpy(g[:, : 2 * H], out=g[:, : 2 * H])
-    np.tanh(gg, out=gg)
-    sigmoid_numpy(go, out=go)
+    _activate_numpy(g, H)
     np.multiply(gf, c_prev, out=c)
     np.multiply(gi, gg, out=tc)
     np.add(c, tc, out=c)
@@ -215,9 +220,7 @@ FORWARD = Kernel("seqbench_lstm_forward", _forward_numpy, _forward_fused,
 
 def _infer_numpy(a: np.ndarray, H: int, at: int, c: np.ndarray, z: np.ndarray) -> None:
     gi, gf, gg, go = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-    sigmoid_numpy(a[:, : 2 * H], out=a[:, : 2 * H])
-    np.tanh(gg, out=gg)
-    sigmoid_numpy(go, out=go)
+    _activate_numpy(a, H)
     np.multiply(c, gf, out=c)
     np.multiply(gi, gg, out=gi)
     np.add(c, gi, out=c)
