@@ -81,14 +81,16 @@ class LSTM(CellBase):
         c = ws.get(xp, "c_infer", (B, H), self.dtype)
         c[...] = 0
         h = ws.get(xp, "h_out", (B, H), self.dtype)
-        h[...] = 0
+        mean = readout == "mean"
+        if mean:
+            h[...] = 0
         for t in range(T):
             z[:, :F] = x_t[t]
             self.backend.matmul(z, w, out=a)
             self._infer_step(a, H, F + 1, c, z)
-            if readout == "mean":
+            if mean:
                 h += z[:, F + 1 :]
-        if readout == "mean":
+        if mean:
             h /= T
         else:
             h[...] = z[:, F + 1 :]
